@@ -1,0 +1,324 @@
+"""Which array library holds the data: NumPy (``"cpu"``), CuPy (``"cuda"``), or the CPU stand-in.
+
+This is the only module that knows CuPy exists. Everything else asks it for the *array module*
+of its inputs (``xp = get_array_module(x)``) and then writes ``xp.zeros(...)``, ``xp.maximum(...)``,
+exactly as Chainer and CuPy recommend. Code written that way runs unchanged on the GPU.
+
+The CPU stand-in (device ``"standin"``)
+---------------------------------------
+CI machines have no GPU, yet code that quietly calls ``numpy`` on device data is the commonest way
+to break GPU support. The stand-in is a small fake of CuPy's *strictness*: its arrays
+(:class:`StandinArray`) wrap NumPy arrays, but
+
+* mixing them with plain ``numpy.ndarray`` objects in any operation raises ``TypeError``
+  (CuPy: "Unsupported type <class 'numpy.ndarray'>");
+* converting them implicitly to NumPy (``numpy.asarray(x)``, ``numpy.zeros(...) + x`` ...) raises
+  ``TypeError`` (CuPy: "Implicit conversion to a NumPy array is not allowed");
+* full reductions return 0-d arrays rather than NumPy scalars, as CuPy does.
+
+Its array module (:data:`standin`) mirrors NumPy's namespace and returns stand-in arrays. Running
+the test suite on ``"standin"`` therefore proves that an op takes its array module from its inputs.
+"""
+import numbers
+import types
+
+import numpy
+
+try:  # CuPy is optional: importing minicnn must never fail for lack of it (or of a GPU).
+    import cupy as _cupy
+except Exception:  # ImportError, or a broken CUDA installation
+    _cupy = None
+
+DEVICES = ("cpu", "standin", "cuda")
+
+
+# ---------------------------------------------------------------------------------------------
+# The stand-in device
+# ---------------------------------------------------------------------------------------------
+def _unwrap(obj, where):
+    """Stand-in arrays -> their NumPy buffers; plain ndarrays are refused (as CuPy refuses them)."""
+    if isinstance(obj, StandinArray):
+        return obj._a
+    if isinstance(obj, numpy.ndarray):
+        raise TypeError(f"{where}: cannot mix a standin (device) array with a host numpy.ndarray "
+                        f"(shape {obj.shape}); move it with xp.asarray first")
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_unwrap(o, where) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _unwrap(v, where) for k, v in obj.items()}
+    return obj
+
+
+def _wrap(obj):
+    """NumPy results -> stand-in arrays (scalars become 0-d arrays, as CuPy returns)."""
+    if isinstance(obj, numpy.ndarray):
+        return StandinArray(obj)
+    if isinstance(obj, numpy.generic):
+        return StandinArray(numpy.asarray(obj))
+    if isinstance(obj, tuple):
+        return tuple(_wrap(o) for o in obj)
+    if isinstance(obj, list):
+        return [_wrap(o) for o in obj]
+    return obj
+
+
+class StandinArray(numpy.lib.mixins.NDArrayOperatorsMixin):
+    """A NumPy array dressed up as a device array: strict about mixing and implicit conversion."""
+
+    __slots__ = ("_a",)
+    __array_priority__ = 100
+
+    def __init__(self, a):
+        self._a = a
+
+    # -- what makes it strict ------------------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("Implicit conversion of a standin (device) array to a NumPy array is not "
+                        "allowed; use minicnn.backend.to_numpy(x) or Tensor.numpy()")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        where = f"numpy.{ufunc.__name__}.{method}" if method != "__call__" else f"numpy.{ufunc.__name__}"
+        inputs = _unwrap(inputs, where)
+        kwargs = _unwrap(kwargs, where)
+        out = getattr(ufunc, method)(*inputs, **kwargs)
+        if method == "at":
+            return None
+        return _wrap(out)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        where = f"numpy.{func.__name__}"
+        return _wrap(func(*_unwrap(args, where), **_unwrap(kwargs, where)))
+
+    # -- the ndarray surface ---------------------------------------------------------------
+    def __getattr__(self, name):
+        attr = getattr(self._a, name)
+        if callable(attr):
+            def method(*args, **kwargs):
+                where = f"ndarray.{name}"
+                return _wrap(attr(*_unwrap(args, where), **_unwrap(kwargs, where)))
+            return method
+        return _wrap(attr)
+
+    def __getitem__(self, index):
+        return _wrap(self._a[_unwrap(index, "__getitem__")])
+
+    def __setitem__(self, index, value):
+        self._a[_unwrap(index, "__setitem__")] = _unwrap(value, "__setitem__")
+
+    def __len__(self):
+        return len(self._a)
+
+    def __iter__(self):
+        return (_wrap(row) for row in self._a)
+
+    def __repr__(self):
+        return "standin." + repr(self._a)
+
+    def __float__(self):
+        return float(self._a)
+
+    def __int__(self):
+        return int(self._a)
+
+    def __index__(self):
+        return self._a.__index__()
+
+    def __bool__(self):
+        return bool(self._a)
+
+    def __complex__(self):
+        return complex(self._a)
+
+    def __format__(self, spec):
+        return format(self._a.item() if self._a.ndim == 0 else self._a, spec)
+
+    @property
+    def shape(self):
+        return self._a.shape
+
+    @property
+    def dtype(self):
+        return self._a.dtype
+
+    @property
+    def ndim(self):
+        return self._a.ndim
+
+    @property
+    def size(self):
+        return self._a.size
+
+    @property
+    def T(self):
+        return StandinArray(self._a.T)
+
+    def get(self):
+        """Copy to the host, as ``cupy.ndarray.get()``."""
+        return self._a.copy()
+
+
+class _StandinFunction:
+    """A NumPy callable (function or ufunc) whose array arguments and results live on the stand-in."""
+
+    def __init__(self, fn, name, host_inputs_ok=False):
+        self._fn, self._name, self._host_ok = fn, name, host_inputs_ok
+
+    def __call__(self, *args, **kwargs):
+        if self._host_ok:  # xp.asarray / xp.array: the explicit host -> device copy is allowed
+            args = tuple(a._a if isinstance(a, StandinArray) else a for a in args)
+            return _wrap(self._fn(*args, **kwargs))
+        return _wrap(self._fn(*_unwrap(args, self._name), **_unwrap(kwargs, self._name)))
+
+    def __getattr__(self, name):  # ufunc methods: xp.add.at, xp.maximum.reduce, ...
+        attr = getattr(self._fn, name)
+        return _StandinFunction(attr, f"{self._name}.{name}") if callable(attr) else attr
+
+
+class _StandinModule(types.ModuleType):
+    """Mirrors a NumPy (sub)module: ``standin.zeros``, ``standin.lib.stride_tricks.as_strided`` ..."""
+
+    _HOST_OK = {"asarray", "array", "asanyarray", "ascontiguousarray"}
+
+    def __init__(self, module, name):
+        super().__init__(name)
+        self._module = module
+
+    def __getattr__(self, name):
+        attr = getattr(self._module, name)
+        if isinstance(attr, types.ModuleType):
+            value = _StandinModule(attr, f"{self.__name__}.{name}")
+        elif isinstance(attr, type) or not callable(attr):
+            value = attr  # dtypes, constants (xp.float32, xp.newaxis, xp.pi)
+        else:
+            value = _StandinFunction(attr, name, host_inputs_ok=name in self._HOST_OK)
+        setattr(self, name, value)
+        return value
+
+
+standin = _StandinModule(numpy, "standin")
+"""The stand-in device's array module (use it like ``numpy`` or ``cupy``)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The public backend functions
+# ---------------------------------------------------------------------------------------------
+def cuda_available():
+    """True when CuPy is importable and sees at least one GPU."""
+    if _cupy is None:
+        return False
+    try:
+        return _cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def _is_cupy(x):
+    return _cupy is not None and isinstance(x, _cupy.ndarray)
+
+
+def is_array(x):
+    """True for a backend array of any device."""
+    return isinstance(x, (numpy.ndarray, StandinArray)) or _is_cupy(x)
+
+
+def get_array_module(*arrays):
+    """The array module (``numpy``, ``cupy`` or the stand-in) that holds ``arrays``.
+
+    Tensors are looked through to their data; scalars and ``None`` are ignored.
+    """
+    xp = None
+    for x in arrays:
+        x = getattr(x, "data", x) if not is_array(x) else x
+        if isinstance(x, StandinArray):
+            module = standin
+        elif _is_cupy(x):
+            module = _cupy
+        elif isinstance(x, numpy.ndarray):
+            module = numpy
+        else:
+            continue
+        xp = module if xp is None else xp
+    return numpy if xp is None else xp
+
+
+def device_of(x):
+    """``"cpu"``, ``"standin"`` or ``"cuda"`` for a backend array."""
+    if isinstance(x, StandinArray):
+        return "standin"
+    if _is_cupy(x):
+        return "cuda"
+    return "cpu"
+
+
+def module_for_device(device):
+    """The array module of a device name."""
+    device = normalize_device(device)
+    if device == "cpu":
+        return numpy
+    if device == "standin":
+        return standin
+    if not cuda_available():
+        raise RuntimeError("device 'cuda' requested but CuPy is not installed or sees no GPU "
+                           "(pip install 'minicnn[gpu]')")
+    return _cupy
+
+
+def normalize_device(device):
+    device = str(device).lower()
+    if device.startswith("cuda"):
+        device = "cuda"
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+    return device
+
+
+def to_numpy(x):
+    """A host ``numpy.ndarray`` copy (or view, on the CPU) of a backend array."""
+    if isinstance(x, StandinArray):
+        return x._a
+    if _is_cupy(x):
+        return _cupy.asnumpy(x)
+    return numpy.asarray(x)
+
+
+def to_device(x, device):
+    """Move a backend array (or array-like) to ``device``; a no-op when it is already there."""
+    device = normalize_device(device)
+    if is_array(x) and device_of(x) == device:
+        return x
+    host = to_numpy(x)
+    if device == "cpu":
+        return host
+    if device == "standin":
+        return StandinArray(numpy.array(host, copy=True))
+    return module_for_device("cuda").asarray(host)
+
+
+def check_same_device(op_name, arrays):
+    """Raise ``TypeError`` when an op receives arrays from different devices."""
+    kinds = {}
+    for a in arrays:
+        if is_array(a):
+            kinds.setdefault(device_of(a), type(a))
+    if len(kinds) > 1:
+        names = " and ".join(f"{t.__module__}.{t.__name__} ({d})" for d, t in kinds.items())
+        raise TypeError(f"{op_name}: inputs live on different devices: {names}; "
+                        f"move them with .to(device) first")
+
+
+def is_scalar(x):
+    return isinstance(x, (numbers.Number, numpy.generic))
+
+
+def random_uniform(xp, shape, dtype):
+    """Uniform [0, 1) draws of ``shape`` on ``xp``'s device, from the package's seeded generator."""
+    from . import rng
+    host = rng.generator().random(shape, dtype=numpy.float64).astype(dtype, copy=False)
+    return host if xp is numpy else xp.asarray(host)
+
+
+def random_normal(xp, shape, dtype, mean=0.0, std=1.0):
+    """Normal draws on ``xp``'s device from the package's seeded generator."""
+    from . import rng
+    host = rng.generator().normal(mean, std, size=shape).astype(dtype, copy=False)
+    return host if xp is numpy else xp.asarray(host)

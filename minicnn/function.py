@@ -1,0 +1,176 @@
+"""``Function``: the one pattern behind every differentiable operation, and the backward walk.
+
+A ``Function`` subclass implements two methods on backend arrays (``numpy``/``cupy``):
+
+    forward(self, *arrays)          -> output array (or a tuple of them)
+    backward(self, *grad_outputs)   -> one gradient (or None) per input: a tuple, or a bare array
+                                       when there is one input
+
+and saves on ``self`` whatever ``backward`` needs. Calling an *instance* on tensors,
+``Mul()(a, b)``, runs ``forward`` on their arrays and -- when a gradient is needed -- records the
+call in the graph: the output remembers its creator, the creator remembers its inputs.
+
+``self.needs_input_grad[i]`` tells ``forward``/``backward`` whether input ``i`` needs a gradient, so
+an op can skip work (and saving arrays) for inputs that are constants.
+
+Backward (``Tensor.backward``) visits the graph's functions once each, in reverse topological
+order, found iteratively (no recursion: a ResNet-152 graph is thousands of nodes deep):
+
+    1. depth-first from the output, record each function after all functions feeding it;
+    2. walk that list backwards: sum the gradients arriving at each function's outputs, call its
+       ``backward``, and pass each input's gradient on (summed over broadcast axes if needed);
+    3. leaves (tensors made by the user, ``requires_grad=True``) accumulate ``grad += g``;
+    4. the graph is freed: each function drops its inputs and saved arrays.
+"""
+import contextlib
+import threading
+import weakref
+
+from . import backend
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    """False inside ``with no_grad():``."""
+    return getattr(_state, "enabled", True)
+
+
+@contextlib.contextmanager
+def _grad_mode(enabled):
+    previous = is_grad_enabled()
+    _state.enabled = enabled
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+class no_grad(contextlib.ContextDecorator):
+    """``with mc.no_grad():`` (or ``@mc.no_grad()``) runs ops without building a graph."""
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _state.enabled = False
+
+    def __exit__(self, *exc):
+        _state.enabled = self._previous
+        return False
+
+
+class enable_grad(no_grad):
+    """Turn graph building back on inside a ``no_grad`` block."""
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _state.enabled = True
+
+
+class Function:
+    """Base class of every differentiable op. See the module docstring for the contract."""
+
+    def forward(self, *arrays):
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, *grad_outputs):
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def __call__(self, *inputs):
+        from .tensor import Tensor, as_tensor
+
+        name = type(self).__name__
+        tensors = [x if (x is None or isinstance(x, Tensor)) else as_tensor(x) for x in inputs]
+        arrays = [None if t is None else t.data for t in tensors]
+        backend.check_same_device(name, arrays)
+
+        record = is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+        self.needs_input_grad = tuple(record and t is not None and t.requires_grad for t in tensors)
+        outputs = self.forward(*arrays)
+        single = not isinstance(outputs, tuple)
+        outputs = (outputs,) if single else outputs
+        results = tuple(Tensor(o, requires_grad=record) for o in outputs)
+        if record:
+            self.inputs = tensors
+            self.outputs = [weakref.ref(r) for r in results]
+            self.output_meta = [(o.shape, o.dtype) for o in outputs]
+            for r in results:
+                r._creator = self
+        return results[0] if single else results
+
+
+def _sum_to(xp, grad, shape):
+    """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast."""
+    if grad.shape == tuple(shape):
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape)
+                                      if n == 1 and grad.shape[i + lead] != 1)
+    grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _topological_order(root):
+    """Functions reachable from ``root``, each listed after every function that feeds it."""
+    order, visited, stack = [], set(), [(root, False)]
+    while stack:
+        fn, expanded = stack.pop()
+        if expanded:
+            order.append(fn)
+            continue
+        if id(fn) in visited:
+            continue
+        visited.add(id(fn))
+        stack.append((fn, True))
+        for t in fn.inputs:
+            if t is not None and t._creator is not None and id(t._creator) not in visited:
+                stack.append((t._creator, False))
+    return order
+
+
+def backward(tensor, grad):
+    """Reverse-mode autodiff from ``tensor`` with upstream gradient ``grad`` (a backend array)."""
+    if tensor._creator is None:  # a leaf: its gradient is the upstream gradient itself
+        tensor._accumulate(grad)
+        return
+    grads = {id(tensor): grad}  # gradients of non-leaf tensors, keyed by identity
+    order = _topological_order(tensor._creator)
+    try:
+        for fn in reversed(order):
+            grad_outputs = []
+            for ref, (shape, dtype) in zip(fn.outputs, fn.output_meta):
+                out = ref()
+                g = grads.pop(id(out), None) if out is not None else None
+                if g is None:
+                    xp = backend.get_array_module(*[t.data for t in fn.inputs if t is not None])
+                    g = xp.zeros(shape, dtype=dtype)
+                grad_outputs.append(g)
+            input_grads = fn.backward(*grad_outputs)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if len(input_grads) != len(fn.inputs):
+                raise RuntimeError(f"{type(fn).__name__}.backward returned {len(input_grads)} "
+                                   f"gradients for {len(fn.inputs)} inputs")
+            for t, g in zip(fn.inputs, input_grads):
+                if t is None or g is None or not t.requires_grad:
+                    continue
+                xp = backend.get_array_module(g)
+                g = _sum_to(xp, g, t.shape)
+                if t._creator is None:
+                    t._accumulate(g)
+                elif id(t) in grads:
+                    grads[id(t)] = grads[id(t)] + g
+                else:
+                    grads[id(t)] = g
+    finally:
+        _free_graph(order)
+
+
+def _free_graph(order):
+    """Drop the graph so memory does not grow across steps (calling backward twice is an error)."""
+    for fn in order:
+        for ref in fn.outputs:
+            out = ref()
+            if out is not None:
+                out._creator = None
+                out._graph_freed = True
+        fn.__dict__.clear()

@@ -1,0 +1,1 @@
+"""The math of every layer: one file per op family, each op a ``Function`` with forward/backward."""
