@@ -91,6 +91,8 @@ class StandinArray(numpy.lib.mixins.NDArrayOperatorsMixin):
 
     # -- the ndarray surface ---------------------------------------------------------------
     def __getattr__(self, name):
+        if name.startswith("__"):  # never expose __array_interface__ & co: that is implicit conversion
+            raise AttributeError(name)
         attr = getattr(self._a, name)
         if callable(attr):
             def method(*args, **kwargs):

@@ -26,19 +26,27 @@ def md5sum(path):
     return digest.hexdigest()
 
 
-class _TextProgress:
-    """A minimal stand-in for a tqdm bar: ``name  1.2/26.4 MB  4%`` on one rewritten line."""
+def _size(n):
+    """``1234567 -> '1.2 MB'``."""
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
-    def __init__(self, total, desc, stream=sys.stderr):
-        self.total, self.desc, self.stream, self.done = total, desc, stream, 0
+
+class _TextProgress:
+    """A minimal stand-in for a tqdm bar: ``name  1.2 MB / 26.4 MB  4%`` on one rewritten line."""
+
+    def __init__(self, total, desc, stream=None):
+        self.total, self.desc, self.done = total, desc, 0
+        self.stream = stream if stream is not None else sys.stderr
 
     def update(self, n):
         self.done += n
-        mb = self.done / 1e6
+        line = f"{self.desc}  {_size(self.done)}"
         if self.total:
-            line = f"{self.desc}  {mb:.1f}/{self.total / 1e6:.1f} MB  {100 * self.done // self.total}%"
-        else:
-            line = f"{self.desc}  {mb:.1f} MB"
+            line += f" / {_size(self.total)}  {100 * self.done // self.total}%"
         self.stream.write("\r" + line)
         self.stream.flush()
 

@@ -1,0 +1,161 @@
+"""The vocabulary of an assignment's ``grader.py``: questions, their checks, and references.
+
+An assignment's ``grader.py`` lists its questions; each question is worth some points and owns
+checks of two kinds::
+
+    from minicnn.assignment import Question, collect_references
+
+    TITLE = "Assignment 1: CNN layers"
+    SUBMISSION_FILES = ["layers.py"]        # the files students hand in
+
+    q1 = Question("q1", "ReLU", points=5)
+
+    @q1.public
+    def relu_small_example(sub):
+        out, _ = sub.layers.relu_forward(np.array([-1.0, 0.0, 2.0]))
+        assert np.array_equal(out, [0, 0, 2]), f"expected [0, 0, 2], got {out}"
+
+    @q1.hidden
+    def relu_values(sub):
+        x = np.random.default_rng(0).standard_normal((3, 4))
+        out, cache = sub.layers.relu_forward(x)
+        return {"out": out, "dx": sub.layers.relu_backward(np.ones_like(x), cache)}
+
+    QUESTIONS = [q1]
+
+    def make_references(sub):
+        return collect_references(QUESTIONS, sub)
+
+``sub`` is a :class:`~minicnn.assignment.submission.Submission`: ``sub.layers`` is the module
+``layers.py`` of the code under test (the student's when grading, the instructor's solution when
+the build makes the references). Modules listed in ``SUBMISSION_FILES`` come from the submission;
+every other module (``sub.gradient_check``) from the grader's own folder, so students cannot change
+the helpers the grader relies on.
+
+*Public* checks are plain tests that students see and can run themselves: they pass unless they
+raise (an ``AssertionError`` with a helpful message, usually). *Hidden* checks return a dict of
+arrays (forward values, gradients) computed on fixed, seeded inputs; the build stores the solution's
+arrays in ``references.npz`` and grading compares the submission's arrays with them by
+:func:`relative_error`. A question's points are shared among its checks in proportion to their
+``weight`` (1 by default).
+"""
+import dataclasses
+import re
+
+import numpy as np
+
+__all__ = ["Question", "Check", "relative_error", "collect_references", "reference_arrays",
+           "DEFAULT_RTOL", "DEFAULT_TIMEOUT"]
+
+#: Largest relative error (see :func:`relative_error`) a hidden check accepts by default.
+DEFAULT_RTOL = 1e-5
+#: Seconds one check may run before it is stopped (where the platform allows; see ``submission``).
+DEFAULT_TIMEOUT = 30.0
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+@dataclasses.dataclass
+class Check:
+    """One public or hidden check of a question."""
+    name: str
+    kind: str                # "public" or "hidden"
+    function: object
+    weight: float = 1.0
+    rtol: float = DEFAULT_RTOL
+
+
+class Question:
+    """A graded question: a name (``"q1"``), a title, its points, and its checks.
+
+    Register checks with the :meth:`public` and :meth:`hidden` decorators, in the order they should
+    run. ``timeout`` (seconds) bounds each check; ``rtol`` is the default tolerance of the hidden
+    checks.
+    """
+
+    def __init__(self, name, title, points, *, rtol=DEFAULT_RTOL, timeout=DEFAULT_TIMEOUT):
+        if not _NAME.match(name):
+            raise ValueError(f"question name {name!r}: use letters, digits, '_' or '-'")
+        if points < 0:
+            raise ValueError(f"question {name!r}: points must be >= 0, got {points}")
+        self.name, self.title, self.points = name, title, points
+        self.rtol, self.timeout = rtol, timeout
+        self.checks = []
+
+    def __repr__(self):
+        return f"Question({self.name!r}, {self.title!r}, points={self.points}, checks={len(self.checks)})"
+
+    def _register(self, kind, function, weight, rtol):
+        def register(function):
+            name = function.__name__
+            if any(check.name == name for check in self.checks):
+                raise ValueError(f"question {self.name!r} already has a check named {name!r}")
+            self.checks.append(Check(name, kind, function, float(weight),
+                                     self.rtol if rtol is None else rtol))
+            return function
+        return register(function) if function is not None else register
+
+    def public(self, function=None, *, weight=1.0):
+        """Decorator: ``function(sub)`` is a public test; it passes unless it raises."""
+        return self._register("public", function, weight, None)
+
+    def hidden(self, function=None, *, weight=1.0, rtol=None):
+        """Decorator: ``function(sub)`` returns ``{name: array}`` to compare with the references."""
+        return self._register("hidden", function, weight, rtol)
+
+    def reference_key(self, check, key):
+        """The name under which one output of a hidden check is stored: ``"q1.relu_values.out"``."""
+        return f"{self.name}.{check.name}.{key}"
+
+
+def relative_error(actual, expected):
+    """``max|actual - expected| / max(max|actual|, max|expected|)``, 0 when both are all zeros.
+
+    Measured against the largest magnitude rather than element by element, so that entries that
+    happen to be close to zero (where round-off dominates) do not blow the error up. Raises
+    ``ValueError`` when the shapes differ.
+    """
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    if actual.shape != expected.shape:
+        raise ValueError(f"shape {actual.shape}, expected {expected.shape}")
+    if actual.size == 0:
+        return 0.0
+    scale = max(np.max(np.abs(actual)), np.max(np.abs(expected)))
+    difference = np.max(np.abs(actual - expected))
+    if not np.isfinite(difference) or not np.isfinite(scale):
+        return float("inf")
+    return float(difference / scale) if scale > 0 else 0.0
+
+
+def reference_arrays(outputs, where):
+    """Check that a hidden check returned ``{str: numeric array}``; return it with arrays."""
+    if not isinstance(outputs, dict):
+        raise TypeError(f"{where} must return a dict of arrays, got {type(outputs).__name__}")
+    arrays = {}
+    for key, value in outputs.items():
+        try:
+            array = np.asarray(value)
+        except Exception as error:                       # e.g. ragged lists
+            raise TypeError(f"{where}: {key!r} is not an array ({error})") from None
+        if array.dtype.kind not in "biufc":
+            raise TypeError(f"{where}: {key!r} is not a numeric array "
+                            f"(got {type(value).__name__} of dtype {array.dtype})")
+        arrays[str(key)] = array
+    return arrays
+
+
+def collect_references(questions, sub):
+    """Run every hidden check of ``questions`` on ``sub``; return one flat dict of arrays.
+
+    The keys are :meth:`Question.reference_key` names. Used by the build on the instructor's
+    solution; any exception propagates (the solution must run).
+    """
+    references = {}
+    for question in questions:
+        for check in question.checks:
+            if check.kind == "hidden":
+                outputs = reference_arrays(check.function(sub), f"{question.name}.{check.name}")
+                for key, array in outputs.items():
+                    references[question.reference_key(check, key)] = array
+    return references

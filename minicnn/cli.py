@@ -1,0 +1,180 @@
+"""The ``minicnn`` command (also ``python -m minicnn``).
+
+    minicnn train [options]                  train a network (default: the default CNN on Fashion-MNIST)
+    minicnn evaluate --checkpoint PATH       test accuracy and confusion matrix of a checkpoint
+    minicnn summary MODEL [--input C,H,W]    per-layer output shapes, parameters and MACs
+    minicnn gradcheck [OP ...] [FILE.py:Class]   finite-difference check of every registered op
+    minicnn convert-torch IN.pth OUT.npz     torchvision weights -> minicnn .npz (needs torch)
+    minicnn lecture NAME                     run one of the lecture's experiments
+    minicnn assignment build SRC OUT | grade SUBMISSION
+
+Each sub-command's work lives in its own module; this file only parses arguments.
+"""
+import argparse
+import importlib.util
+import inspect
+import os
+import sys
+
+
+def _parse_shape(text):
+    try:
+        return tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a shape like 3,224,224, got {text!r}")
+
+
+# -- gradcheck ------------------------------------------------------------------------------------
+def _load_student_function(spec):
+    """``path/to/file.py:ClassName`` -> the class object."""
+    path, _, name = spec.rpartition(":")
+    if not path or not os.path.isfile(path):
+        raise ValueError(f"gradcheck: {spec!r} is not of the form path/to/file.py:ClassName "
+                         f"(file not found)")
+    module_spec = importlib.util.spec_from_file_location(f"_minicnn_student_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, name):
+        raise ValueError(f"gradcheck: {path} defines no {name!r}")
+    return getattr(module, name)
+
+
+def _check_student_function(cls, shape, device, out=print):
+    """Gradient-check a user's ``Function`` subclass on random float64 inputs."""
+    import numpy
+
+    from . import backend
+    from .gradcheck import check
+    from .tensor import Tensor
+
+    if hasattr(cls, "gradcheck_inputs"):
+        inputs = list(cls.gradcheck_inputs())
+    else:
+        n_args = len([p for p in inspect.signature(cls.forward).parameters.values()
+                      if p.kind == p.POSITIONAL_OR_KEYWORD]) - 1
+        rng = numpy.random.default_rng(0)
+        inputs = [rng.standard_normal(shape) for _ in range(max(n_args, 1))]
+    inputs = [x if isinstance(x, Tensor) else Tensor(numpy.asarray(x, dtype=numpy.float64), requires_grad=True)
+              for x in inputs]
+    inputs = [Tensor(backend.to_device(x.data, device), requires_grad=x.requires_grad) for x in inputs]
+    result = check(lambda *xs: cls()(*xs), inputs)
+    status = "PASS" if result.passed else "FAIL"
+    out(f"{cls.__name__:<24} {'inputs ' + ' '.join(str(x.shape) for x in inputs):<44} "
+        f"{result.max_abs:>12.2e} {result.max_rel:>12.2e}  {status}")
+    if not result.passed:
+        out("  " + result.message())
+    return result.passed
+
+
+def cmd_gradcheck(args):
+    from .gradcheck import run_registered
+
+    ops = [t for t in args.targets if ":" not in t]
+    students = [t for t in args.targets if ":" in t]
+    ok = True
+    if ops or not students:
+        ok &= run_registered(ops or None, device=args.device)
+    for spec in students:
+        ok &= _check_student_function(_load_student_function(spec), args.shape, args.device)
+    return 0 if ok else 1
+
+
+# -- summary ------------------------------------------------------------------------------------------
+def cmd_summary(args):
+    from . import models
+    from .summary import summary
+
+    model = models.get(args.model, **({"num_classes": args.num_classes} if args.num_classes else {}))
+    shape = args.input or getattr(model, "default_input_shape", None) or (3, 224, 224)
+    summary(model, shape)
+    return 0
+
+
+def cmd_convert(args):
+    from .models.convert import convert_torch
+    convert_torch(args.input, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_lecture(args):
+    from .lecture import run_lecture
+    return run_lecture(args)
+
+
+def cmd_assignment(args):
+    from . import assignment
+    if args.action == "build":
+        return assignment.cli_build(args.src, args.out)
+    return assignment.cli_grade(args.submission, references=args.references)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="minicnn", description="A teaching framework for CNNs.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+
+    from .train import cli as train_cli
+    p = sub.add_parser("train", help="train a network (default: the default CNN on Fashion-MNIST)")
+    train_cli.add_train_arguments(p)
+    p.set_defaults(func=train_cli.train_main)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on the test set")
+    train_cli.add_evaluate_arguments(p)
+    p.set_defaults(func=train_cli.evaluate_main)
+
+    p = sub.add_parser("summary", help="per-layer shapes, parameters and MACs of a model")
+    p.add_argument("model", help="model name (see `minicnn summary --list`)")
+    p.add_argument("--input", type=_parse_shape, default=None, help="input shape C,H,W")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("gradcheck", help="finite-difference gradient check of every op")
+    p.add_argument("targets", nargs="*", metavar="OP|FILE.py:Class",
+                   help="registered op names, or a Function subclass in a file (default: all ops)")
+    p.add_argument("--device", default="cpu", help="cpu, standin or cuda")
+    p.add_argument("--shape", type=_parse_shape, default=(3, 4),
+                   help="input shape for a student Function without gradcheck_inputs() (default 3,4)")
+    p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("convert-torch", help="convert a torchvision state dict (.pth) to .npz")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("lecture", help="run one of the lecture's experiments")
+    from .lecture import add_lecture_arguments
+    add_lecture_arguments(p)
+    p.set_defaults(func=cmd_lecture)
+
+    p = sub.add_parser("assignment", help="build or grade a course assignment")
+    asub = p.add_subparsers(dest="action", required=True)
+    b = asub.add_parser("build", help="make the student copy and the grader's references")
+    b.add_argument("src")
+    b.add_argument("out")
+    g = asub.add_parser("grade", help="grade a submission folder")
+    g.add_argument("submission")
+    g.add_argument("--references", default=None, help="references .npz (default: found next to the grader)")
+    p.set_defaults(func=cmd_assignment)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+        print(__version__)
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"minicnn {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""2-D convolution: the output-size formula, im2col / col2im, and the ``Conv2d`` Function.
+
+Shapes (NCHW and PyTorch's weight layout)
+-----------------------------------------
+    x       (N, C_in, H, W)                      input
+    weight  (C_out, C_in // groups, kh, kw)      one filter per output channel
+    bias    (C_out,) or None
+    y       (N, C_out, Ho, Wo)                   Ho = conv_output_size(H, kh, sh, ph), Wo likewise
+
+Forward (cross-correlation, as every deep-learning library computes it)
+-----------------------------------------------------------------------
+With ``xp`` the input zero-padded by ``ph`` rows and ``pw`` columns on each side,
+
+    y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * xp[n, g*Cg + c, i*sh + u, j*sw + v]
+
+where ``g = o // (C_out / groups)`` is the group of output channel ``o`` and ``Cg = C_in / groups``.
+Each group sees only its own ``Cg`` input channels (``groups=2`` is AlexNet's two-GPU split).
+
+The fast way: im2col + one matrix product
+-----------------------------------------
+The sum above is a dot product between a filter and one *patch* of the input. ``im2col`` copies
+every patch into a column of a matrix:
+
+    cols  (C_in*kh*kw, N*Ho*Wo)      cols[(c, u, v), (n, i, j)] = xp[n, c, i*sh + u, j*sw + v]
+
+so that the whole convolution is ONE matrix product (per group):
+
+    Y = W_mat @ cols                 W_mat = weight.reshape(C_out, Cg*kh*kw)   ->  Y (C_out, N*Ho*Wo)
+
+and ``y`` is ``Y`` reshaped to (C_out, N, Ho, Wo) with the first two axes swapped. With groups,
+the rows of ``cols`` and of ``W_mat`` split into ``groups`` blocks and block g multiplies block g.
+
+Why this layout: the patches' pixel axis (n, i, j) is the long one, so the product is a big, fat
+GEMM (C_out x Cg*kh*kw times Cg*kh*kw x N*Ho*Wo) that BLAS runs near peak, and copying the patches
+reads the input along its rows (the ``j`` axis is contiguous in ``x``), the fast direction.
+``cols`` is built without any Python loop: ``as_strided`` gives a 6-D *view* of the padded input,
+shape (C, kh, kw, N, Ho, Wo), whose element [c, u, v, n, i, j] *is* xp[n, c, i*sh + u, j*sw + v];
+reshaping that view to 2-D makes the one copy.
+
+Backward
+--------
+Given G = dL/dy, reshaped like Y to G_mat (C_out, N*Ho*Wo):
+
+    dL/dW_mat = G_mat @ cols^T                     (the same columns as forward: no new im2col)
+    dL/dcols  = W_mat^T @ G_mat,   dL/dx = col2im(dL/dcols)
+    dL/db[o]  = sum_{n, i, j} G[n, o, i, j]
+
+``col2im`` is the adjoint (transpose) of ``im2col``: each column entry is *added* back to the input
+pixel it was copied from; a pixel that appeared in several overlapping patches receives the sum.
+
+Memory: the column buffer is C_in*kh*kw*N*Ho*Wo numbers -- 9x the input for a 3x3 kernel, 25x
+for 5x5 (a VGG layer at batch 32 would need 3.4 GB). When it would exceed ``COLUMN_BUDGET_BYTES``
+the batch is processed in chunks of samples; each chunk is an exact piece of the same sums, so the
+result does not depend on the chunking. When the columns of the whole batch fit in the budget
+forward keeps them for the weight gradient; otherwise backward rebuilds them chunk by chunk.
+"""
+import math
+
+from .. import backend
+from ..function import Function
+from ..gradcheck import register_case
+from ..tensor import Tensor
+
+COLUMN_BUDGET_BYTES = 256 * 2 ** 20
+"""Largest im2col buffer (bytes) built at once. Above it, conv2d processes the batch in chunks
+of samples whose columns fit (at least one sample per chunk). Lower it to save memory, raise it
+to trade memory for slightly fewer, larger matrix products."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Shapes
+# ------------------------------------------------------------------------------------------------
+def conv_output_size(size, kernel, stride=1, padding=0, dilation=1, ceil_mode=False):
+    """Number of positions a window of ``kernel`` takes along an axis of ``size`` elements.
+
+    This is the one place the formula lives; conv and every pooling layer use it.
+
+    Derivation. Pad ``padding`` elements on both sides: the padded axis has ``size + 2*padding``
+    elements. A (dilated) window spans ``k = dilation*(kernel - 1) + 1`` elements; the window at
+    position ``i`` starts at ``i*stride`` and fits when ``i*stride + k <= size + 2*padding``. So
+    ``i`` runs from 0 to ``floor((size + 2*padding - k) / stride)``, and the count is
+
+        out = floor((size + 2*padding - k) / stride) + 1       e.g. AlexNet conv1: (227-11)/4+1 = 55
+
+    ``ceil_mode=True`` (PyTorch's, for pooling) rounds up instead, letting a last, partial window
+    hang over the bottom/right border:
+
+        out = ceil((size + 2*padding - k) / stride) + 1
+
+    except that the last window must start inside the input or the left padding: if
+    ``(out - 1)*stride >= size + padding`` it would cover only right padding, and is dropped.
+
+    Raises ``ValueError`` when not even one window fits.
+    """
+    span = dilation * (kernel - 1) + 1
+    room = size + 2 * padding - span
+    if room < 0 or stride < 1:
+        raise ValueError(f"conv_output_size: a window of {span} does not fit in {size} elements "
+                         f"padded by {padding} on each side (stride {stride})")
+    if ceil_mode:
+        out = -(-room // stride) + 1
+        if (out - 1) * stride >= size + padding:
+            out -= 1
+    else:
+        out = room // stride + 1
+    return out
+
+
+def _pair(value, name="value"):
+    """``3 -> (3, 3)``; ``(3, 5) -> (3, 5)``: the (height, width) form of an int-or-pair argument."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or an (h, w) pair, got {value!r}")
+        pair = tuple(value)
+    else:
+        pair = (value, value)
+    try:
+        if any(int(v) != v for v in pair):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an int or an (h, w) pair of ints, got {value!r}") from None
+    return tuple(int(v) for v in pair)
+
+
+def pad2d(x, pads, value=0.0, out=None):
+    """``x`` (N, C, H, W) surrounded by ``value``: ``pads = (top, bottom, left, right)``.
+
+    ``out``: a buffer from an earlier call with the same pads and value, reused as is: only the
+    interior is rewritten (its border still holds ``value``). Returns ``x`` itself when all pads
+    are zero (callers only read it).
+    """
+    top, bottom, left, right = pads
+    if not (top or bottom or left or right):
+        return x
+    xp = backend.get_array_module(x)
+    n, c, h, w = x.shape
+    if out is None:
+        out = xp.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# im2col / col2im
+# ------------------------------------------------------------------------------------------------
+def _unfold(xpad, kh, kw, sh, sw, ho, wo):
+    """Columns (C*kh*kw, N*Ho*Wo) of an already padded input (N, C, Hp, Wp): see ``im2col``."""
+    xp = backend.get_array_module(xpad)
+    n, c = xpad.shape[:2]
+    s_n, s_c, s_h, s_w = xpad.strides
+    patches = xp.lib.stride_tricks.as_strided(
+        xpad, shape=(c, kh, kw, n, ho, wo), strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw))
+    return patches.reshape(c * kh * kw, n * ho * wo)  # the one copy
+
+
+def im2col(x, kh, kw, stride=1, padding=0):
+    """Every (kh, kw) patch of ``x`` (N, C, H, W) as a column: returns (C*kh*kw, N*Ho*Wo).
+
+    ``cols[(c, u, v), (n, i, j)] = x_padded[n, c, i*sh + u, j*sw + v]`` with rows ordered
+    c-major (c, then u, then v: the order of ``weight.reshape(C_out, -1)``) and columns ordered
+    (n, i, j). Built from a strided view of the zero-padded input, with a single copy.
+    """
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    h, w = x.shape[2:]
+    ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    return _unfold(pad2d(x, (ph, ph, pw, pw)), kh, kw, sh, sw, ho, wo)
+
+
+def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
+    """The adjoint of ``im2col``: add every column entry back onto the pixel it came from.
+
+    ``cols`` (C*kh*kw, N*Ho*Wo) -> (N, C, H, W) with ``x_shape = (N, C, H, W)``. For each of the
+    kh*kw kernel offsets (u, v) the entries ``cols[(c, u, v), (n, i, j)]`` land on the strided
+    grid of padded pixels (u + i*sh, v + j*sw): one vectorised ``+=`` per offset, so pixels shared
+    by overlapping patches accumulate. The padding border is dropped at the end.
+    """
+    xp = backend.get_array_module(cols)
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    n, c, h, w = x_shape
+    ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    cols = cols.reshape(c, kh, kw, n, ho, wo)
+    # accumulate channel-major, (C, N, Hp, Wp), so each cols[:, u, v] slab adds without a transpose
+    acc = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            acc[:, :, u:u + sh * (ho - 1) + 1:sh, v:v + sw * (wo - 1) + 1:sw] += cols[:, u, v]
+    return xp.ascontiguousarray(acc[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
+
+
+def _samples_per_chunk(column_bytes_per_sample, n):
+    """How many samples' columns fit in ``COLUMN_BUDGET_BYTES`` (at least 1, at most ``n``)."""
+    return max(1, min(n, COLUMN_BUDGET_BYTES // max(1, column_bytes_per_sample)))
+
+
+# ------------------------------------------------------------------------------------------------
+# The Function
+# ------------------------------------------------------------------------------------------------
+class Conv2d(Function):
+    """y = conv2d(x, weight, bias) by im2col and one GEMM per group (see the module docstring).
+
+    forward(x (N, C, H, W), weight (C_out, C/groups, kh, kw), bias (C_out,) or None)
+        -> y (N, C_out, Ho, Wo)
+    backward(G) -> (dx = col2im(W_mat^T G_mat), dW = G_mat cols^T, db = G summed over n, i, j),
+    each computed only when ``needs_input_grad`` asks for it.
+    """
+
+    def __init__(self, stride=1, padding=0, groups=1):
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.groups = int(groups)
+
+    def forward(self, x, weight, bias=None):
+        xp = backend.get_array_module(x)
+        (sh, sw), (ph, pw), g = self.stride, self.padding, self.groups
+        n, c, h, w = x.shape
+        c_out, cg, kh, kw = weight.shape
+        ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+        dtype = xp.result_type(x.dtype, weight.dtype)
+        w_mat = weight.reshape(g, c_out // g, cg * kh * kw)  # block g: the filters of group g
+
+        chunk = _samples_per_chunk(c * kh * kw * ho * wo * dtype.itemsize, n)
+        want_dw = self.needs_input_grad[1] if len(self.needs_input_grad) > 1 else False
+        y = xp.empty((n, c_out, ho, wo), dtype=dtype)
+        pad_buffer = None
+        for n0 in range(0, n, chunk):
+            xc = x[n0:n0 + chunk]
+            m = xc.shape[0]
+            xpad = pad2d(xc, (ph, ph, pw, pw), out=None if pad_buffer is None else pad_buffer[:m])
+            pad_buffer = xpad if pad_buffer is None and xpad is not xc else pad_buffer
+            cols = _unfold(xpad, kh, kw, sh, sw, ho, wo)               # (C*kh*kw, m*Ho*Wo)
+            yc = xp.matmul(w_mat, cols.reshape(g, cg * kh * kw, m * ho * wo))  # (g, C_out/g, m*Ho*Wo)
+            if bias is not None:
+                yc += bias.reshape(g, c_out // g, 1)
+            y[n0:n0 + m] = yc.reshape(c_out, m, ho, wo).transpose(1, 0, 2, 3)
+
+        # save only what backward needs: W for dx; the columns (or x, to rebuild them) for dW
+        self.x_shape, self.kernel, self.out_hw = x.shape, (kh, kw), (ho, wo)
+        self.chunk = chunk
+        self.w_mat = w_mat if self.needs_input_grad and self.needs_input_grad[0] else None
+        self.cols = cols if want_dw and chunk >= n else None
+        self.x = x if want_dw and chunk < n else None
+        return y
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        (sh, sw), (ph, pw), g = self.stride, self.padding, self.groups
+        n, c, h, w = self.x_shape
+        kh, kw = self.kernel
+        ho, wo = self.out_hw
+        c_out = gy.shape[1]
+        want_dx, want_dw = self.needs_input_grad[0], self.needs_input_grad[1]
+        want_db = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+
+        gb = gy.sum(axis=(0, 2, 3)) if want_db else None
+        gx = xp.empty(self.x_shape, dtype=gy.dtype) if want_dx else None
+        gw = None
+        if want_dx or want_dw:
+            for n0 in range(0, n, self.chunk):
+                gc = gy[n0:n0 + self.chunk]
+                m = gc.shape[0]
+                # G_mat (g, C_out/g, m*Ho*Wo): rows = output channels, columns = (n, i, j)
+                g_mat = gc.transpose(1, 0, 2, 3).reshape(g, c_out // g, m * ho * wo)
+                if want_dw:
+                    cols = self.cols if self.cols is not None else \
+                        im2col(self.x[n0:n0 + m], kh, kw, self.stride, self.padding)
+                    part = xp.matmul(g_mat, cols.reshape(g, -1, m * ho * wo).transpose(0, 2, 1))
+                    gw = part if gw is None else gw + part
+                if want_dx:
+                    gcols = xp.matmul(self.w_mat.transpose(0, 2, 1), g_mat)  # (g, Cg*kh*kw, m*Ho*Wo)
+                    gx[n0:n0 + m] = col2im(gcols.reshape(c * kh * kw, m * ho * wo),
+                                           (m, c, h, w), kh, kw, (sh, sw), (ph, pw))
+        if gw is not None:
+            gw = gw.reshape(c_out, c // g, kh, kw)
+        return gx, gw, gb
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation and the functional entry point
+# ------------------------------------------------------------------------------------------------
+def validate_conv2d(layer, x_shape, weight_shape, stride=1, padding=0, groups=1, bias_shape=None):
+    """Raise ``ValueError`` (naming ``layer``, expected vs received shape) for an invalid conv."""
+    x_shape, weight_shape = tuple(x_shape), tuple(weight_shape)
+    sh, sw = _pair(stride, f"{layer}: stride")
+    ph, pw = _pair(padding, f"{layer}: padding")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"{layer}: stride must be positive, got {(sh, sw)}")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"{layer}: padding must be non-negative, got {(ph, pw)}")
+    if len(weight_shape) != 4:
+        raise ValueError(f"{layer}: expected a 4-D weight (C_out, C_in/groups, kH, kW), "
+                         f"got shape {weight_shape}")
+    c_out, cg, kh, kw = weight_shape
+    if groups < 1 or c_out % groups:
+        raise ValueError(f"{layer}: groups={groups} must be positive and divide the "
+                         f"{c_out} output channels (weight {weight_shape})")
+    if len(x_shape) != 4:
+        raise ValueError(f"{layer}: expected a 4-D input (N, C, H, W) = (N, {cg * groups}, H, W), "
+                         f"got shape {x_shape}")
+    n, c, h, w = x_shape
+    if c != cg * groups:
+        extra = f" with groups={groups}" if groups != 1 else ""
+        raise ValueError(f"{layer}: expected input with {cg * groups} channels, shape "
+                         f"(N, {cg * groups}, H, W) (weight {weight_shape}{extra}), got shape {x_shape}")
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        raise ValueError(f"{layer}: input spatial size {(h, w)} padded by {(ph, pw)} is smaller than "
+                         f"the kernel {(kh, kw)}: expected an input of at least "
+                         f"(N, {c}, {max(kh - 2 * ph, 1)}, {max(kw - 2 * pw, 1)}), got shape {x_shape}")
+    if bias_shape is not None and tuple(bias_shape) != (c_out,):
+        raise ValueError(f"{layer}: expected a bias of shape ({c_out},), got shape {tuple(bias_shape)}")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
+    """2-D convolution (cross-correlation) of ``x`` (N, C_in, H, W) with ``weight``
+    (C_out, C_in/groups, kH, kW) plus ``bias`` (C_out,): returns (N, C_out, Ho, Wo).
+
+    ``stride`` and ``padding`` (zeros) are ints or (h, w) pairs. Differentiable in all three tensors.
+    """
+    validate_conv2d("conv2d", x.shape, weight.shape, stride, padding, groups,
+                    None if bias is None else bias.shape)
+    return Conv2d(stride, padding, groups)(x, weight, bias)
+
+
+# ------------------------------------------------------------------------------------------------
+# Gradient-check cases (``minicnn gradcheck conv2d``)
+# ------------------------------------------------------------------------------------------------
+def _t(*shape, seed=0):
+    import numpy  # host data for a check case, made once on the host
+    return Tensor(numpy.random.default_rng(seed).standard_normal(shape), requires_grad=True)
+
+
+def _case(x_shape, w_shape, bias=True, **kw):
+    def make():
+        inputs = [_t(*x_shape), _t(*w_shape, seed=1)] + ([_t(w_shape[0], seed=2)] if bias else [])
+        return (lambda x, w, b=None: conv2d(x, w, b, **kw)), inputs
+    return make
+
+
+register_case("conv2d", "3x3 stride 1 pad 1", _case((2, 3, 5, 5), (4, 3, 3, 3), padding=1))
+register_case("conv2d", "3x3 stride 2 pad 0, no bias", _case((2, 2, 7, 6), (3, 2, 3, 3), bias=False, stride=2))
+register_case("conv2d", "rect 2x3 kernel, stride (2,1), pad (1,0)",
+              _case((1, 2, 6, 5), (3, 2, 2, 3), stride=(2, 1), padding=(1, 0)))
+register_case("conv2d", "groups=2, 3x3 pad 1", _case((2, 4, 5, 4), (6, 2, 3, 3), padding=1, groups=2))
+register_case("conv2d", "depthwise groups=3, 1x1", _case((2, 3, 4, 4), (3, 1, 1, 1), groups=3))
+register_case("conv2d", "5x5 stride 3 pad 2 (overlap + border)", _case((1, 2, 8, 7), (2, 2, 5, 5),
+                                                                         stride=3, padding=2))

@@ -1,0 +1,300 @@
+r"""Normalization layers: local response normalization (AlexNet, GoogLeNet) and batch normalization.
+
+Both act on NCHW data and normalise along the channel axis (axis 1), but in opposite directions:
+LRN divides each activation by the energy of its *neighbouring channels at the same pixel*; batch
+norm standardises each *channel* with statistics taken over the batch (and the pixels).
+
+Local response normalization
+============================
+Shapes: ``a`` is ``(N, C, *)`` (``(N, C, H, W)`` in a CNN); the output ``b`` has the same shape.
+With ``n = size`` and the window of ``n`` channels centred on ``c`` (zero-padded at the ends)
+
+    W(c) = { c - floor(n/2), ..., c + floor((n-1)/2) }  intersected with  {0, ..., C-1}
+
+the layer computes, independently at every sample and pixel,
+
+    s_c = k + (alpha / n) * sum_{c' in W(c)} a_c'^2          b_c = a_c * s_c^(-beta)
+
+This is PyTorch's definition (``torch.nn.LocalResponseNorm``), which is also Caffe's: alpha is
+divided by the window size. For even ``n`` the window has one more channel before ``c`` than after.
+
+The AlexNet paper (Krizhevsky et al., 2012, section 3.3) writes the same layer *without* the 1/n:
+
+    b_c = a_c / (k + alpha_paper * sum_{c' = c-n/2}^{c+n/2} a_c'^2)^beta,
+    k = 2, n = 5, alpha_paper = 1e-4, beta = 0.75.
+
+So the two conventions convert by ``alpha_torch = alpha_paper * n``: the paper's layer is
+``local_response_norm(x, size=5, alpha=5e-4, beta=0.75, k=2.0)`` here (and in PyTorch and Caffe).
+
+Backward. Write g_c = dL/db_c. Only the s_c' whose window contains c depend on a_c:
+
+    ds_c'/da_c = (2 alpha / n) a_c [c in W(c')]
+    db_c'/da_c = [c = c'] s_c^(-beta) - beta a_c' s_c'^(-beta-1) ds_c'/da_c
+
+and summing over c' (chain rule),
+
+    dL/da_c = g_c s_c^(-beta) - (2 alpha beta / n) a_c sum_{c' : c in W(c')} g_c' a_c' s_c'^(-beta-1)
+            = g_c s_c^(-beta) - (2 alpha beta / n) a_c sum_{c' in W'(c)} g_c' b_c' / s_c'
+
+where ``c in W(c')`` is the same as ``c' in W'(c) = {c - floor((n-1)/2), ..., c + floor(n/2)}``,
+the window mirrored (identical to ``W`` for odd ``n``). Both the forward and the backward are thus
+one "sum over a window of channels" each, computed by :func:`_window_sum` as ``n`` shifted
+additions of whole arrays -- no loop over pixels.
+
+Batch normalization
+===================
+Shapes: ``x`` is ``(N, C)`` or ``(N, C, H, W)`` (any ``(N, C, *)``); ``weight`` (gamma), ``bias``
+(beta), ``running_mean`` and ``running_var`` are ``(C,)``. For each channel the statistics are
+taken over its ``m = N*H*W`` values x_1..x_m (all axes but C):
+
+    mu = (1/m) sum_i x_i          var = (1/m) sum_i (x_i - mu)^2   (biased, used to normalise)
+    sigma = sqrt(var + eps)       xhat_i = (x_i - mu) / sigma       y_i = gamma xhat_i + beta
+
+Training mode uses these batch statistics and updates the running estimates in place
+(PyTorch's rule; the running variance uses the *unbiased* estimate m/(m-1) var):
+
+    running_mean <- (1 - momentum) running_mean + momentum mu
+    running_var  <- (1 - momentum) running_var  + momentum var * m / (m - 1)
+
+Evaluation mode uses ``mu = running_mean``, ``var = running_var`` (constants), so the layer is a
+fixed per-channel affine map.
+
+Backward (training). Write g_i = dL/dy_i. Then dL/dxhat_i = gamma g_i, and since
+d(var)/dx_i = 2 (x_i - mu) / m (the mu-dependence cancels because sum_i (x_i - mu) = 0),
+dsigma/dx_i = xhat_i / m and dmu/dx_i = 1/m:
+
+    dxhat_j/dx_i = ([i = j] - 1/m) / sigma - xhat_j xhat_i / (m sigma)
+
+Summing over j gives the compact formula (sums over the m values of the channel):
+
+    dx_i    = gamma / (m sigma) * (m g_i - sum_j g_j - xhat_i sum_j g_j xhat_j)
+    dgamma  = sum_i g_i xhat_i
+    dbeta   = sum_i g_i
+
+In evaluation mode mu and sigma are constants: dx_i = gamma g_i / sigma, with the same dgamma and
+dbeta.
+"""
+import numbers
+
+import numpy  # host side only: building the gradient-check cases at the bottom
+
+from .. import backend
+from ..function import Function
+from ..gradcheck import register_case
+
+
+# ---------------------------------------------------------------------------------------------
+# Local response normalization
+# ---------------------------------------------------------------------------------------------
+def _window_sum(a, before, after):
+    """``out_c = sum_{c' = c - before}^{c + after} a_c'`` along axis 1, zero beyond the ends.
+
+    One shifted slice-add per offset ``d`` of the window (``before + after + 1`` of them): the
+    channels c that have a neighbour c + d receive ``a[:, c + d]``.
+    """
+    C = a.shape[1]
+    out = a.copy()  # offset d = 0
+    for d in range(1, min(after, C - 1) + 1):  # neighbours after c: out_c += a_{c+d}
+        out[:, :C - d] += a[:, d:]
+    for d in range(1, min(before, C - 1) + 1):  # neighbours before c: out_c += a_{c-d}
+        out[:, d:] += a[:, :C - d]
+    return out
+
+
+def check_lrn_input(x_shape, layer="local_response_norm"):
+    """LRN needs at least (N, C, L): ``ValueError`` naming ``layer`` otherwise."""
+    if len(x_shape) < 3:
+        raise ValueError(f"{layer}: expected input (N, C, H, W) (or any (N, C, *) with at least 3 "
+                         f"dimensions), got {tuple(x_shape)}")
+
+
+class LocalResponseNorm(Function):
+    """b_c = a_c * s_c^-beta,  s_c = k + alpha/n * sum_{c' in W(c)} a_c'^2  (see the module docstring).
+
+    Input and output ``(N, C, *)``. Backward:
+    da_c = g_c s_c^-beta - (2 alpha beta / n) a_c sum_{c' in W'(c)} g_c' b_c' / s_c'.
+    """
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        if not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(f"local_response_norm: size must be a positive integer, got {size!r}")
+        self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
+        self.before, self.after = self.size // 2, (self.size - 1) // 2  # the window W(c)
+
+    def forward(self, a):
+        check_lrn_input(a.shape)
+        s = _window_sum(a * a, self.before, self.after)
+        s *= self.alpha / self.size
+        s += self.k
+        self.a, self.s = a, s
+        self.scale = s ** -self.beta  # s^-beta
+        return a * self.scale
+
+    def backward(self, g):
+        t = g * self.a
+        t *= self.scale
+        t /= self.s  # g_c' b_c' / s_c'
+        da = _window_sum(t, self.after, self.before)  # the mirrored window W'(c)
+        da *= self.a
+        da *= -2.0 * self.alpha * self.beta / self.size
+        da += g * self.scale
+        return da
+
+
+def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Local response normalization across channels, PyTorch's definition (alpha divided by size).
+
+    ``x`` is ``(N, C, *)``; ``b_c = a_c / (k + alpha/size * sum of a_c'^2 over the size channels
+    centred on c) ** beta``. The AlexNet paper's layer (k=2, n=5, alpha=1e-4 not divided by n) is
+    ``local_response_norm(x, 5, alpha=5e-4, beta=0.75, k=2.0)``.
+    """
+    return LocalResponseNorm(size, alpha, beta, k)(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch normalization
+# ---------------------------------------------------------------------------------------------
+def check_batch_norm_input(x_shape, num_features, layer="batch_norm", expected="(N, C) or (N, C, H, W)"):
+    """Rank at least 2 and ``num_features`` channels on axis 1: ``ValueError`` naming ``layer`` otherwise.
+
+    ``expected`` describes the allowed layouts with ``C`` standing for the channel count.
+    """
+    x_shape = tuple(x_shape)
+    if len(x_shape) < 2 or (num_features is not None and x_shape[1] != num_features):
+        c = "C" if num_features is None else str(num_features)
+        raise ValueError(f"{layer}: expected input {expected.replace('C', c)}, got {x_shape}")
+
+
+def _data(t):
+    return getattr(t, "data", t)
+
+
+class BatchNorm(Function):
+    """y = gamma * (x - mu) / sqrt(var + eps) + beta per channel (axis 1); see the module docstring.
+
+    ``forward(x, weight, bias)``: ``x`` ``(N, C, *)``, ``weight``/``bias`` ``(C,)`` or ``None``.
+    Training: mu, var from the batch (and the running buffers are updated in place);
+    dx = gamma / (m sigma) * (m g - sum g - xhat sum(g xhat)). Eval: mu, var = the running buffers;
+    dx = gamma g / sigma. Always dgamma = sum g xhat, dbeta = sum g.
+    """
+
+    def __init__(self, running_mean, running_var, training, momentum, eps):
+        self.running_mean, self.running_var = running_mean, running_var  # backend arrays or None
+        self.training, self.momentum, self.eps = bool(training), float(momentum), float(eps)
+
+    def forward(self, x, weight, bias):
+        xp = backend.get_array_module(x)
+        C = x.shape[1]
+        self.axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channels
+        bshape = (1, C) + (1,) * (x.ndim - 2)  # (C,) -> broadcastable against x
+        use_batch_stats = self.training or self.running_mean is None
+        if use_batch_stats:
+            m = x.size // C
+            if m < 2 and self.training:
+                raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                                 f"got input of shape {tuple(x.shape)}")
+            mu = x.mean(axis=self.axes, keepdims=True)
+            xhat = x - mu
+            var = (xhat * xhat).mean(axis=self.axes, keepdims=True)
+            if self.training and self.running_mean is not None:
+                mom = self.momentum
+                rm, rv = self.running_mean, self.running_var
+                rm[...] = (1.0 - mom) * rm + mom * mu.reshape(C)
+                rv[...] = (1.0 - mom) * rv + (mom * m / (m - 1)) * var.reshape(C)
+        else:
+            xhat = x - self.running_mean.reshape(bshape).astype(x.dtype, copy=False)
+            var = self.running_var.reshape(bshape).astype(x.dtype, copy=False)
+        self.batch_stats = use_batch_stats
+        inv_std = 1.0 / xp.sqrt(var + self.eps)  # 1 / sigma, shape bshape
+        xhat *= inv_std.astype(x.dtype, copy=False)
+        self.xhat, self.inv_std, self.bshape = xhat, inv_std, bshape
+        self.gamma = None if weight is None else weight.reshape(bshape)
+        y = xhat if self.gamma is None else xhat * self.gamma
+        if bias is not None:
+            y = y + bias.reshape(bshape)
+        return y if y is not xhat else xhat.copy()
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        dbeta = g.sum(axis=self.axes) if need_b else None
+        sum_gx = (g * self.xhat).sum(axis=self.axes, keepdims=True) if (need_w or need_x) else None
+        dgamma = sum_gx.reshape(-1) if need_w else None
+        dx = None
+        if need_x:
+            scale = self.inv_std if self.gamma is None else self.gamma * self.inv_std  # gamma / sigma
+            if self.batch_stats:
+                m = g.size // g.shape[1]
+                sum_g = g.sum(axis=self.axes, keepdims=True)
+                dx = g * float(m)  # (m g - sum g - xhat sum(g xhat)) * gamma / (m sigma)
+                dx -= sum_g
+                dx -= self.xhat * sum_gx
+                dx *= (scale * (1.0 / m)).astype(g.dtype, copy=False)
+            else:
+                dx = g * scale.astype(g.dtype, copy=False)
+        return dx, dgamma, dbeta
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+               eps=1e-5):
+    """Batch normalization over axis 1 of ``x`` (``(N, C)`` or ``(N, C, H, W)``).
+
+    ``training=True`` normalises with the batch mean and biased variance and updates
+    ``running_mean``/``running_var`` (backend arrays or Tensors of shape ``(C,)``) in place, the
+    variance with the unbiased estimate; ``training=False`` normalises with the running estimates.
+    ``weight`` (gamma) and ``bias`` (beta) are optional ``(C,)`` tensors. Running buffers may be
+    ``None`` (no running estimates kept); batch statistics are then used in both modes.
+    """
+    x_shape = tuple(x.shape)
+    check_batch_norm_input(x_shape, None)
+    C = x_shape[1]
+    rm, rv = _data(running_mean), _data(running_var)
+    if (rm is None) != (rv is None):
+        raise ValueError("batch_norm: running_mean and running_var must both be given or both be None")
+    for name, t in (("running_mean", rm), ("running_var", rv), ("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (C,):
+            raise ValueError(f"batch_norm: expected {name} of shape ({C},) for input {x_shape}, "
+                             f"got {tuple(t.shape)}")
+    if rm is not None:
+        backend.check_same_device("batch_norm", [_data(x), rm, rv])
+    return BatchNorm(rm, rv, training, momentum, eps)(x, weight, bias)
+
+
+# -- gradient-check cases (float64; ``minicnn gradcheck``) ------------------------------------
+def _case_inputs(*shapes, seed=0):
+    from ..tensor import Tensor
+    rng = numpy.random.default_rng(seed)
+    return [Tensor(rng.standard_normal(s), requires_grad=True) for s in shapes]
+
+
+def _lrn_case(size, shape, **kw):
+    def make():
+        return (lambda x: local_response_norm(x, size, **kw), _case_inputs(shape))
+    return make
+
+
+def _bn_case(shape, training):
+    def make():
+        C = shape[1]
+        x, w, b = _case_inputs(shape, (C,), (C,), seed=1)
+        rng = numpy.random.default_rng(2)
+        rm, rv = rng.standard_normal(C), rng.uniform(0.5, 2.0, C)
+
+        def fn(x, w, b):  # the running buffers follow x to the checker's device
+            return batch_norm(x, backend.to_device(rm.copy(), x.device),
+                              backend.to_device(rv.copy(), x.device), w, b,
+                              training=training, momentum=0.1, eps=1e-5)
+        return fn, [x, w, b]
+    return make
+
+
+register_case("local_response_norm", "size 5 (2,7,3,3), alpha=1 beta=0.75 k=2",
+              _lrn_case(5, (2, 7, 3, 3), alpha=1.0, beta=0.75, k=2.0))
+register_case("local_response_norm", "even size 4 (2,6,2,3), alpha=0.5 k=1",
+              _lrn_case(4, (2, 6, 2, 3), alpha=0.5, beta=0.75, k=1.0))
+register_case("local_response_norm", "size 2 (3,4,5) 3-D input, beta=0.5",
+              _lrn_case(2, (3, 4, 5), alpha=0.8, beta=0.5, k=1.5))
+register_case("local_response_norm", "size 9 > C=4 (2,4,2,2)",
+              _lrn_case(9, (2, 4, 2, 2), alpha=2.0, beta=0.75, k=1.0))
+register_case("batch_norm", "training (6,4)", _bn_case((6, 4), True))
+register_case("batch_norm", "training (3,4,3,2)", _bn_case((3, 4, 3, 2), True))
+register_case("batch_norm", "eval (3,4,2,2)", _bn_case((3, 4, 2, 2), False))

@@ -1,0 +1,37 @@
+"""minicnn: a from-scratch deep-learning framework for teaching convolutional networks."""
+import os
+import re
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "minicnn", "__init__.py"), encoding="utf-8") as f:
+    VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+    LONG_DESCRIPTION = f.read()
+
+setup(
+    name="minicnn",
+    version=VERSION,
+    description="A from-scratch NumPy/CuPy deep-learning framework for teaching convolutional networks",
+    long_description=LONG_DESCRIPTION,
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["minicnn", "minicnn.*"]),
+    python_requires=">=3.9",
+    install_requires=["numpy>=1.22"],
+    extras_require={
+        "gpu": ["cupy-cuda12x"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+        "plot": ["matplotlib>=3.5"],
+        "progress": ["tqdm>=4.60"],
+        "all": ["matplotlib>=3.5", "tqdm>=4.60", "pytest>=7", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": ["minicnn=minicnn.cli:main"]},
+    include_package_data=True,
+    license="MIT",
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Intended Audience :: Education",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

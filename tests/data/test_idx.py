@@ -1,0 +1,95 @@
+"""IDX files: round trips and every kind of damaged file."""
+import gzip
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from minicnn.data.idx import read_idx, write_idx
+
+DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
+
+
+@settings(max_examples=40, deadline=None)
+@given(array=hnp.arrays(st.sampled_from(DTYPES), hnp.array_shapes(min_dims=1, max_dims=4, max_side=5)),
+       gz=st.booleans())
+def test_round_trip(tmp_path_factory, array, gz):
+    path = tmp_path_factory.mktemp("idx") / ("a.idx.gz" if gz else "a.idx")
+    write_idx(path, array)
+    back = read_idx(path)
+    assert back.dtype == array.dtype and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+    assert back.flags.writeable
+
+
+def test_header_layout_is_big_endian(tmp_path):
+    write_idx(tmp_path / "x", np.arange(6, dtype=np.int16).reshape(2, 3))
+    raw = (tmp_path / "x").read_bytes()
+    assert raw[:4] == b"\x00\x00\x0b\x02"
+    assert raw[4:12] == b"\x00\x00\x00\x02\x00\x00\x00\x03"
+    assert raw[12:16] == b"\x00\x00\x00\x01"  # elements 0 and 1 as big-endian int16
+
+
+def test_gzip_detected_by_content_not_name(tmp_path):
+    array = np.arange(10, dtype=np.uint8)
+    write_idx(tmp_path / "a.gz", array)
+    (tmp_path / "a.gz").rename(tmp_path / "no-suffix")
+    np.testing.assert_array_equal(read_idx(tmp_path / "no-suffix"), array)
+
+
+def test_gzip_output_is_reproducible(tmp_path):
+    array = np.arange(100, dtype=np.uint8)
+    write_idx(tmp_path / "a.gz", array)
+    first = (tmp_path / "a.gz").read_bytes()
+    write_idx(tmp_path / "a.gz", array)
+    assert (tmp_path / "a.gz").read_bytes() == first
+
+
+def _valid_bytes():
+    return b"\x00\x00\x08\x02" + b"\x00\x00\x00\x02" * 2 + bytes(range(4))
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    (b"\x01\x00" + _valid_bytes()[2:], "magic bytes 00 00, found 01 00"),
+    (b"\x00\x00\x07\x02" + _valid_bytes()[4:], "unknown IDX type code"),
+    (b"\x00\x00\x08\x00", "at least 1 dimension"),
+    (b"\x00\x00", "4-byte header"),
+    (b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02", "truncated IDX header"),
+    (_valid_bytes()[:-1], "payload truncated"),
+    (_valid_bytes() + b"\x00", "trailing bytes"),
+])
+@pytest.mark.parametrize("gz", [False, True])
+def test_damaged_files_raise_value_error_naming_the_file(tmp_path, raw, fragment, gz):
+    path = tmp_path / "bad-file"
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    with pytest.raises(ValueError, match=fragment) as info:
+        read_idx(path)
+    assert "bad-file" in str(info.value)
+
+
+def test_truncated_payload_message_states_expected_and_found(tmp_path):
+    path = tmp_path / "short"
+    path.write_bytes(_valid_bytes()[:-3])
+    with pytest.raises(ValueError, match=r"2x2 elements of 1 byte\(s\) = 4 bytes, found 1"):
+        read_idx(path)
+
+
+def test_wrong_dtype_code_names_expected_codes(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"\x00\x00\x0a\x01\x00\x00\x00\x01\x00")
+    with pytest.raises(ValueError, match=r"expected one of 0x08.*found 0x0a"):
+        read_idx(path)
+
+
+def test_damaged_gzip_stream(tmp_path):
+    path = tmp_path / "f.gz"
+    path.write_bytes(gzip.compress(_valid_bytes())[:-10])
+    with pytest.raises(ValueError, match="damaged gzip"):
+        read_idx(path)
+
+
+def test_write_refuses_unsupported_dtype(tmp_path):
+    with pytest.raises(ValueError, match="no IDX type code"):
+        write_idx(tmp_path / "x", np.zeros(3, dtype=np.int64))
