@@ -15,6 +15,7 @@ places (see :meth:`MNIST.search_dirs`) and download them when they are nowhere t
 :class:`CIFAR10` reads either official format from a folder you give it. :class:`Subset`
 picks some examples (or some classes) of another dataset.
 """
+import http.client
 import operator
 import os
 from pathlib import Path
@@ -154,8 +155,9 @@ TensorDataset = ArrayDataset
 class Subset:
     """The examples ``indices`` of ``dataset``, in that order, as a dataset of their own.
 
-    Batches are still gathered in one step from the underlying arrays. ``relabel``, a mapping
-    from old to new label, changes the labels on the way out (see :meth:`of_classes`).
+    Batches are still gathered in one step from the underlying arrays. ``relabel``, a dict
+    from old to new label covering every label in the subset, changes the labels on the way
+    out (see :meth:`of_classes`).
     """
 
     def __init__(self, dataset, indices, relabel=None):
@@ -172,6 +174,11 @@ class Subset:
             self._lookup = np.full(size, -1, dtype=np.int64)
             for old, new in relabel.items():
                 self._lookup[old] = new
+            if hasattr(dataset, "targets"):
+                present = np.unique(np.asarray(dataset.targets)[self.indices])
+                missing = sorted(set(present.tolist()) - set(relabel))
+                if missing:
+                    raise ValueError(f"Subset: relabel has no new label for the label(s) {missing}")
 
     @classmethod
     def of_classes(cls, dataset, classes, relabel=False):
@@ -306,7 +313,7 @@ class MNIST(ArrayDataset):
                         filename = f"{stem}.gz"
                         download_file(self.url + filename, target / filename, md5=self.md5[filename])
                 return target
-            except (OSError, RuntimeError) as err:  # URLError is an OSError
+            except (OSError, RuntimeError, http.client.HTTPException) as err:  # URLError is an OSError
                 problem = f"Downloading from {self.url} into {target} failed: {err}"
         raise DatasetNotFoundError(self._not_found_message(searched, problem))
 

@@ -5,7 +5,7 @@ its MD5 on the way, and renames it into place only when the checksum matches. An
 corrupted download therefore never leaves a half-written file under the real name, and a later
 run never mistakes one for data.
 
-The progress bar comes from ``tqdm`` when it is installed (it is an optional extra);
+The progress bar comes from ``tqdm`` when it is installed (``pip install minicnn[progress]``);
 otherwise a plain text line is rewritten on standard error.
 """
 import hashlib

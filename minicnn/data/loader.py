@@ -26,7 +26,8 @@ class DataLoader:
     ----------
     dataset
         Anything with ``len()`` and ``dataset[i] -> (image, label)``; faster if it also has
-        ``get_batch(indices)`` or ``data``/``targets`` arrays (see :func:`~minicnn.data.datasets.fetch_batch`).
+        ``get_batch(indices)`` or ``data``/``targets`` arrays
+        (see :func:`~minicnn.data.datasets.fetch_batch`).
     batch_size : int
         Examples per batch. The last batch may be smaller, unless ``drop_last``.
     shuffle : bool

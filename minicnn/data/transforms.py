@@ -238,19 +238,21 @@ class Normalize(Transform):
         return (x - mean) / std
 
 
-def _linear_source(in_size, out_size):
+def _linear_source(in_size, out_size, dtype):
     """Where each output pixel reads from, for bilinear resizing with ``align_corners=False``.
 
     Pixels are treated as unit squares and their centres are matched: output pixel ``i`` sits at
-    input coordinate ``(i + 0.5) * in_size / out_size - 0.5`` (clamped at 0, as PyTorch does). It
-    is interpolated between input pixels ``i0 = floor(src)`` and ``i1 = i0 + 1`` (the last pixel
-    repeated at the border) with weight ``w1 = src - i0`` on ``i1``.
+    input coordinate ``src = (i + 0.5) * in_size / out_size - 0.5`` (clamped at 0, as PyTorch
+    does). It is interpolated between input pixels ``i0 = floor(src)`` and ``i1 = i0 + 1`` (the
+    last pixel repeated at the border) with weight ``w1 = src - i0`` on ``i1``. The arithmetic is
+    done in the images' ``dtype``, as PyTorch does, so that the weights agree with its to the bit.
     """
-    src = (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5
-    src = np.maximum(src, 0.0)
-    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    scale = dtype.type(in_size) / dtype.type(out_size)
+    src = scale * (np.arange(out_size, dtype=dtype) + dtype.type(0.5)) - dtype.type(0.5)
+    src = np.maximum(src, dtype.type(0))
+    i0 = np.minimum(src.astype(np.int64), in_size - 1)  # src >= 0, so truncation is floor
     i1 = np.minimum(i0 + 1, in_size - 1)
-    return i0, i1, src - i0
+    return i0, i1, src - i0.astype(dtype)
 
 
 class Resize(Transform):
@@ -292,9 +294,9 @@ class Resize(Transform):
     def forward(self, x):
         height, width = x.shape[2:]
         out_h, out_w = self.output_size(height, width)
-        c0, c1, wc = _linear_source(width, out_w)
-        r0, r1, wr = _linear_source(height, out_h)
-        wc, wr = wc.astype(x.dtype), wr.astype(x.dtype)[:, None]
+        c0, c1, wc = _linear_source(width, out_w, x.dtype)
+        r0, r1, wr = _linear_source(height, out_h, x.dtype)
+        wr = wr[:, None]
         cols = x[..., c0] * (1 - wc) + x[..., c1] * wc  # (N, C, H, out_w)
         return cols[:, :, r0] * (1 - wr) + cols[:, :, r1] * wr  # (N, C, out_h, out_w)
 

@@ -130,6 +130,8 @@ def test_subset():
     assert nested.targets.tolist() == [1, 3] and nested[0][1] == 1
     with pytest.raises(IndexError):
         Subset(ds, [10])
+    with pytest.raises(ValueError, match=r"no new label for the label\(s\) \[2\]"):
+        Subset(ds, [1, 2], relabel={1: 0})
 
 
 def test_subset_of_classes_with_relabelling():

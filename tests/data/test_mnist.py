@@ -113,7 +113,8 @@ def _mirror(fake_mnist, tmp_path, cls, monkeypatch):
     return written
 
 
-def test_download_to_home_checks_md5_and_leaves_no_temp_files(fake_mnist, tmp_path, isolated, monkeypatch, capsys):
+def test_download_to_home_checks_md5_and_leaves_no_temp_files(fake_mnist, tmp_path, isolated,
+                                                              monkeypatch, capsys):
     written = _mirror(fake_mnist, tmp_path, MNIST, monkeypatch)
     ds = MNIST(train=False)  # download=True is the default
     target = isolated / ".minicnn" / "data" / "mnist"
