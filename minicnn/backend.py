@@ -315,7 +315,8 @@ def is_scalar(x):
 def random_uniform(xp, shape, dtype):
     """Uniform [0, 1) draws of ``shape`` on ``xp``'s device, from the package's seeded generator."""
     from . import rng
-    host = rng.generator().random(shape, dtype=numpy.float64).astype(dtype, copy=False)
+    draw_dtype = numpy.float32 if numpy.dtype(dtype) == numpy.float32 else numpy.float64
+    host = rng.generator().random(shape, dtype=draw_dtype).astype(dtype, copy=False)
     return host if xp is numpy else xp.asarray(host)
 
 

@@ -55,6 +55,9 @@ result does not depend on the chunking. When the columns of the whole batch fit 
 forward keeps them for the weight gradient; otherwise backward rebuilds them chunk by chunk.
 """
 import math
+import threading
+
+import numpy  # host side only: the gradcheck cases' data; op code takes xp from its inputs
 
 from .. import backend
 from ..function import Function
@@ -143,14 +146,20 @@ def pad2d(x, pads, value=0.0, out=None):
 # ------------------------------------------------------------------------------------------------
 # im2col / col2im
 # ------------------------------------------------------------------------------------------------
-def _unfold(xpad, kh, kw, sh, sw, ho, wo):
-    """Columns (C*kh*kw, N*Ho*Wo) of an already padded input (N, C, Hp, Wp): see ``im2col``."""
+def _unfold(xpad, kh, kw, sh, sw, ho, wo, out=None):
+    """Columns (C*kh*kw, N*Ho*Wo) of an already padded input (N, C, Hp, Wp): see ``im2col``.
+
+    ``out``: an array of that shape to write them into (a reused buffer) instead of a new one.
+    """
     xp = backend.get_array_module(xpad)
     n, c = xpad.shape[:2]
     s_n, s_c, s_h, s_w = xpad.strides
     patches = xp.lib.stride_tricks.as_strided(
         xpad, shape=(c, kh, kw, n, ho, wo), strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw))
-    return patches.reshape(c * kh * kw, n * ho * wo)  # the one copy
+    if out is None:
+        return patches.reshape(c * kh * kw, n * ho * wo)  # the one copy
+    xp.copyto(out.reshape(c, kh, kw, n, ho, wo), patches)
+    return out
 
 
 def im2col(x, kh, kw, stride=1, padding=0):
@@ -194,9 +203,42 @@ def _samples_per_chunk(column_bytes_per_sample, n):
     return max(1, min(n, COLUMN_BUDGET_BYTES // max(1, column_bytes_per_sample)))
 
 
+_scratch = threading.local()
+
+
+def _column_buffer(like, shape, dtype):
+    """A scratch array of ``shape`` for columns, reused from call to call.
+
+    A fresh NumPy array of this size is expensive before it is even written: the operating system
+    hands out its pages one fault at a time (about as slow as filling it). So conv keeps one column
+    buffer per thread, device and dtype and reuses it for every layer; it only grows, up to the
+    largest chunk, so at most ``COLUMN_BUDGET_BYTES`` per dtype stay allocated (``release_buffers``
+    frees them). Its contents live only until the next conv call: nothing is saved in it.
+    """
+    xp = backend.get_array_module(like)
+    key = (xp.__name__, str(getattr(like, "device", "")), str(dtype))
+    size = math.prod(shape)
+    buffers = _scratch.__dict__
+    buf = buffers.get(key)
+    if buf is None or buf.size < size:
+        buffers.pop(key, None)  # let the old one go before the bigger one is allocated
+        buf = buffers[key] = xp.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
+
+
+def release_buffers():
+    """Free this thread's reusable column buffers (they are re-created when next needed)."""
+    _scratch.__dict__.clear()
+
+
 # ------------------------------------------------------------------------------------------------
 # The Function
 # ------------------------------------------------------------------------------------------------
+def _needs(fn):
+    """``(x, weight, bias)`` flags of ``needs_input_grad`` (False when called without a bias)."""
+    return (tuple(getattr(fn, "needs_input_grad", ())) + (False,) * 3)[:3]
+
+
 class Conv2d(Function):
     """y = conv2d(x, weight, bias) by im2col and one GEMM per group (see the module docstring).
 
@@ -204,6 +246,10 @@ class Conv2d(Function):
         -> y (N, C_out, Ho, Wo)
     backward(G) -> (dx = col2im(W_mat^T G_mat), dW = G_mat cols^T, db = G summed over n, i, j),
     each computed only when ``needs_input_grad`` asks for it.
+
+    Saved for backward: ``x`` (only if dW is needed; its columns are rebuilt there, which costs less
+    than keeping a buffer 9-25x the input alive between forward and backward) and ``weight`` (only
+    if dx is needed).
     """
 
     def __init__(self, stride=1, padding=0, groups=1):
@@ -211,68 +257,73 @@ class Conv2d(Function):
         self.padding = _pair(padding, "padding")
         self.groups = int(groups)
 
+    def _geometry(self, x_shape, w_shape, dtype):
+        """Output size, columns' row count, and the samples per chunk."""
+        n, c, h, w = x_shape
+        _, _, kh, kw = w_shape
+        ho = conv_output_size(h, kh, self.stride[0], self.padding[0])
+        wo = conv_output_size(w, kw, self.stride[1], self.padding[1])
+        rows = c * kh * kw
+        return ho, wo, rows, _samples_per_chunk(rows * ho * wo * dtype.itemsize, n)
+
+    def _columns(self, xc, kh, kw, ho, wo, rows, dtype):
+        """im2col of one chunk of samples, into the reusable column buffer."""
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        xpad = pad2d(xc, (ph, ph, pw, pw))
+        return _unfold(xpad, kh, kw, sh, sw, ho, wo,
+                       out=_column_buffer(xc, (rows, xc.shape[0] * ho * wo), dtype))
+
     def forward(self, x, weight, bias=None):
         xp = backend.get_array_module(x)
-        (sh, sw), (ph, pw), g = self.stride, self.padding, self.groups
-        n, c, h, w = x.shape
+        g = self.groups
+        n = x.shape[0]
         c_out, cg, kh, kw = weight.shape
-        ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
         dtype = xp.result_type(x.dtype, weight.dtype)
+        ho, wo, rows, chunk = self._geometry(x.shape, weight.shape, dtype)
         w_mat = weight.reshape(g, c_out // g, cg * kh * kw)  # block g: the filters of group g
 
-        chunk = _samples_per_chunk(c * kh * kw * ho * wo * dtype.itemsize, n)
-        want_dw = self.needs_input_grad[1] if len(self.needs_input_grad) > 1 else False
         y = xp.empty((n, c_out, ho, wo), dtype=dtype)
-        pad_buffer = None
         for n0 in range(0, n, chunk):
             xc = x[n0:n0 + chunk]
             m = xc.shape[0]
-            xpad = pad2d(xc, (ph, ph, pw, pw), out=None if pad_buffer is None else pad_buffer[:m])
-            pad_buffer = xpad if pad_buffer is None and xpad is not xc else pad_buffer
-            cols = _unfold(xpad, kh, kw, sh, sw, ho, wo)               # (C*kh*kw, m*Ho*Wo)
-            yc = xp.matmul(w_mat, cols.reshape(g, cg * kh * kw, m * ho * wo))  # (g, C_out/g, m*Ho*Wo)
+            cols = self._columns(xc, kh, kw, ho, wo, rows, dtype)             # (C*kh*kw, m*Ho*Wo)
+            yc = xp.matmul(w_mat, cols.reshape(g, rows // g, m * ho * wo))   # (g, C_out/g, m*Ho*Wo)
             if bias is not None:
                 yc += bias.reshape(g, c_out // g, 1)
             y[n0:n0 + m] = yc.reshape(c_out, m, ho, wo).transpose(1, 0, 2, 3)
 
-        # save only what backward needs: W for dx; the columns (or x, to rebuild them) for dW
-        self.x_shape, self.kernel, self.out_hw = x.shape, (kh, kw), (ho, wo)
-        self.chunk = chunk
-        self.w_mat = w_mat if self.needs_input_grad and self.needs_input_grad[0] else None
-        self.cols = cols if want_dw and chunk >= n else None
-        self.x = x if want_dw and chunk < n else None
+        want_dx, want_dw, _ = _needs(self)
+        self.x_shape, self.w_shape, self.dtype = x.shape, weight.shape, dtype
+        self.x = x if want_dw else None
+        self.w_mat = w_mat if want_dx else None
         return y
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
-        (sh, sw), (ph, pw), g = self.stride, self.padding, self.groups
+        g = self.groups
         n, c, h, w = self.x_shape
-        kh, kw = self.kernel
-        ho, wo = self.out_hw
-        c_out = gy.shape[1]
-        want_dx, want_dw = self.needs_input_grad[0], self.needs_input_grad[1]
-        want_db = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        c_out, cg, kh, kw = self.w_shape
+        ho, wo, rows, chunk = self._geometry(self.x_shape, self.w_shape, self.dtype)
+        want_dx, want_dw, want_db = _needs(self)
 
-        gb = gy.sum(axis=(0, 2, 3)) if want_db else None
         gx = xp.empty(self.x_shape, dtype=gy.dtype) if want_dx else None
         gw = None
-        if want_dx or want_dw:
-            for n0 in range(0, n, self.chunk):
-                gc = gy[n0:n0 + self.chunk]
-                m = gc.shape[0]
-                # G_mat (g, C_out/g, m*Ho*Wo): rows = output channels, columns = (n, i, j)
-                g_mat = gc.transpose(1, 0, 2, 3).reshape(g, c_out // g, m * ho * wo)
-                if want_dw:
-                    cols = self.cols if self.cols is not None else \
-                        im2col(self.x[n0:n0 + m], kh, kw, self.stride, self.padding)
-                    part = xp.matmul(g_mat, cols.reshape(g, -1, m * ho * wo).transpose(0, 2, 1))
-                    gw = part if gw is None else gw + part
-                if want_dx:
-                    gcols = xp.matmul(self.w_mat.transpose(0, 2, 1), g_mat)  # (g, Cg*kh*kw, m*Ho*Wo)
-                    gx[n0:n0 + m] = col2im(gcols.reshape(c * kh * kw, m * ho * wo),
-                                           (m, c, h, w), kh, kw, (sh, sw), (ph, pw))
-        if gw is not None:
-            gw = gw.reshape(c_out, c // g, kh, kw)
+        for n0 in range(0, n if (want_dx or want_dw) else 0, chunk):
+            gc = gy[n0:n0 + chunk]
+            m = gc.shape[0]
+            # G_mat (g, C_out/g, m*Ho*Wo): rows = output channels, columns = (n, i, j)
+            g_mat = gc.transpose(1, 0, 2, 3).reshape(g, c_out // g, m * ho * wo)
+            if want_dw:   # dW = G_mat @ cols^T, with the columns rebuilt from x
+                cols = self._columns(self.x[n0:n0 + m], kh, kw, ho, wo, rows, self.dtype)
+                part = xp.matmul(g_mat, cols.reshape(g, rows // g, m * ho * wo).transpose(0, 2, 1))
+                gw = part if gw is None else gw + part
+            if want_dx:   # dcols = W_mat^T @ G_mat (into the same buffer), then col2im
+                gcols = _column_buffer(gy, (g, rows // g, m * ho * wo), gy.dtype)
+                xp.matmul(self.w_mat.transpose(0, 2, 1), g_mat, out=gcols)
+                gx[n0:n0 + m] = col2im(gcols.reshape(rows, m * ho * wo), (m, c, h, w), kh, kw,
+                                       self.stride, self.padding)
+        gw = None if gw is None else gw.reshape(self.w_shape)
+        gb = gy.sum(axis=(0, 2, 3)) if want_db else None
         return gx, gw, gb
 
 
@@ -326,7 +377,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
 # Gradient-check cases (``minicnn gradcheck conv2d``)
 # ------------------------------------------------------------------------------------------------
 def _t(*shape, seed=0):
-    import numpy  # host data for a check case, made once on the host
+    """A float64 leaf tensor of standard-normal host data (check cases start on the host)."""
     return Tensor(numpy.random.default_rng(seed).standard_normal(shape), requires_grad=True)
 
 

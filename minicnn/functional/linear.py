@@ -29,7 +29,7 @@ from ..gradcheck import register_case
 from ..tensor import as_tensor
 
 
-def check_linear_input(x_shape, in_features, layer="linear"):
+def validate_linear(layer, x_shape, in_features):
     """``x`` must be ``(*, in_features)``: ``ValueError`` naming ``layer`` otherwise."""
     x_shape = tuple(x_shape)
     if len(x_shape) == 0 or x_shape[-1] != in_features:
@@ -62,7 +62,7 @@ def linear(x, weight, bias=None):
     """Affine map ``y = x W^T + b`` with ``weight`` ``(out, in)``, ``bias`` ``(out,)``, ``x`` ``(*, in)``."""
     if len(weight.shape) != 2:
         raise ValueError(f"linear: expected weight (out_features, in_features), got {tuple(weight.shape)}")
-    check_linear_input(x.shape, weight.shape[1])
+    validate_linear("linear", x.shape, weight.shape[1])
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"linear: expected bias of shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     return Linear()(x, weight, bias)

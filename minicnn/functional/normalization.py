@@ -43,7 +43,7 @@ additions of whole arrays -- no loop over pixels.
 
 Batch normalization
 ===================
-Shapes: ``x`` is ``(N, C)`` or ``(N, C, H, W)`` (any ``(N, C, *)``); ``weight`` (gamma), ``bias``
+Shapes: ``x`` is ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``; ``weight`` (gamma), ``bias``
 (beta), ``running_mean`` and ``running_var`` are ``(C,)``. For each channel the statistics are
 taken over its ``m = N*H*W`` values x_1..x_m (all axes but C):
 
@@ -81,6 +81,7 @@ import numpy  # host side only: building the gradient-check cases at the bottom
 from .. import backend
 from ..function import Function
 from ..gradcheck import register_case
+from ..tensor import Tensor
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def _window_sum(a, before, after):
     return out
 
 
-def check_lrn_input(x_shape, layer="local_response_norm"):
+def validate_local_response_norm(layer, x_shape):
     """LRN needs at least (N, C, L): ``ValueError`` naming ``layer`` otherwise."""
     if len(x_shape) < 3:
         raise ValueError(f"{layer}: expected input (N, C, H, W) (or any (N, C, *) with at least 3 "
@@ -122,7 +123,7 @@ class LocalResponseNorm(Function):
         self.before, self.after = self.size // 2, (self.size - 1) // 2  # the window W(c)
 
     def forward(self, a):
-        check_lrn_input(a.shape)
+        validate_local_response_norm("local_response_norm", a.shape)
         s = _window_sum(a * a, self.before, self.after)
         s *= self.alpha / self.size
         s += self.k
@@ -154,25 +155,28 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
 # ---------------------------------------------------------------------------------------------
 # Batch normalization
 # ---------------------------------------------------------------------------------------------
-def check_batch_norm_input(x_shape, num_features, layer="batch_norm", expected="(N, C) or (N, C, H, W)"):
-    """Rank at least 2 and ``num_features`` channels on axis 1: ``ValueError`` naming ``layer`` otherwise.
+_BN_LAYOUTS = {2: "(N, {C})", 3: "(N, {C}, L)", 4: "(N, {C}, H, W)"}
 
-    ``expected`` describes the allowed layouts with ``C`` standing for the channel count.
-    """
+
+def validate_batch_norm(layer, x_shape, num_features=None, ranks=(2, 3, 4)):
+    """Rank in ``ranks`` and ``num_features`` channels on axis 1: ``ValueError`` naming ``layer``
+    and stating the expected and received shapes otherwise."""
     x_shape = tuple(x_shape)
-    if len(x_shape) < 2 or (num_features is not None and x_shape[1] != num_features):
-        c = "C" if num_features is None else str(num_features)
-        raise ValueError(f"{layer}: expected input {expected.replace('C', c)}, got {x_shape}")
+    if len(x_shape) not in ranks or (num_features is not None and x_shape[1] != num_features):
+        c = "C" if num_features is None else num_features
+        expected = " or ".join(_BN_LAYOUTS[r].format(C=c) for r in ranks)
+        raise ValueError(f"{layer}: expected input {expected}, got {x_shape}")
 
 
 def _data(t):
-    return getattr(t, "data", t)
+    """A Tensor's backend array (arrays and None pass through)."""
+    return t.data if isinstance(t, Tensor) else t
 
 
 class BatchNorm(Function):
     """y = gamma * (x - mu) / sqrt(var + eps) + beta per channel (axis 1); see the module docstring.
 
-    ``forward(x, weight, bias)``: ``x`` ``(N, C, *)``, ``weight``/``bias`` ``(C,)`` or ``None``.
+    ``forward(x, weight, bias)``: ``x`` ``(N, C[, L | H, W])``, ``weight``/``bias`` ``(C,)`` or ``None``.
     Training: mu, var from the batch (and the running buffers are updated in place);
     dx = gamma / (m sigma) * (m g - sum g - xhat sum(g xhat)). Eval: mu, var = the running buffers;
     dx = gamma g / sigma. Always dgamma = sum g xhat, dbeta = sum g.
@@ -187,32 +191,30 @@ class BatchNorm(Function):
         C = x.shape[1]
         self.axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channels
         bshape = (1, C) + (1,) * (x.ndim - 2)  # (C,) -> broadcastable against x
-        use_batch_stats = self.training or self.running_mean is None
-        if use_batch_stats:
-            m = x.size // C
+        self.batch_stats = self.training or self.running_mean is None
+        if self.batch_stats:
+            m = x.size // C  # values per channel
             if m < 2 and self.training:
                 raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                                  f"got input of shape {tuple(x.shape)}")
             mu = x.mean(axis=self.axes, keepdims=True)
-            xhat = x - mu
-            var = (xhat * xhat).mean(axis=self.axes, keepdims=True)
-            if self.training and self.running_mean is not None:
-                mom = self.momentum
-                rm, rv = self.running_mean, self.running_var
+            xc = x - mu
+            var = (xc * xc).mean(axis=self.axes, keepdims=True)  # biased
+            if self.training and self.running_mean is not None:  # in place, as PyTorch
+                mom, rm, rv = self.momentum, self.running_mean, self.running_var
                 rm[...] = (1.0 - mom) * rm + mom * mu.reshape(C)
-                rv[...] = (1.0 - mom) * rv + (mom * m / (m - 1)) * var.reshape(C)
+                rv[...] = (1.0 - mom) * rv + (mom * m / (m - 1)) * var.reshape(C)  # unbiased
         else:
-            xhat = x - self.running_mean.reshape(bshape).astype(x.dtype, copy=False)
-            var = self.running_var.reshape(bshape).astype(x.dtype, copy=False)
-        self.batch_stats = use_batch_stats
-        inv_std = 1.0 / xp.sqrt(var + self.eps)  # 1 / sigma, shape bshape
-        xhat *= inv_std.astype(x.dtype, copy=False)
-        self.xhat, self.inv_std, self.bshape = xhat, inv_std, bshape
+            xc = x - self.running_mean.astype(x.dtype, copy=False).reshape(bshape)
+            var = self.running_var.astype(x.dtype, copy=False).reshape(bshape)
+        self.inv_std = 1.0 / xp.sqrt(var + self.eps)  # 1 / sigma
+        xc *= self.inv_std
+        self.xhat = xc  # (x - mu) / sigma
         self.gamma = None if weight is None else weight.reshape(bshape)
-        y = xhat if self.gamma is None else xhat * self.gamma
+        y = xc.copy() if weight is None else xc * self.gamma
         if bias is not None:
-            y = y + bias.reshape(bshape)
-        return y if y is not xhat else xhat.copy()
+            y += bias.reshape(bshape)
+        return y
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
@@ -222,21 +224,20 @@ class BatchNorm(Function):
         dx = None
         if need_x:
             scale = self.inv_std if self.gamma is None else self.gamma * self.inv_std  # gamma / sigma
-            if self.batch_stats:
+            if self.batch_stats:  # gamma / (m sigma) * (m g - sum g - xhat sum(g xhat))
                 m = g.size // g.shape[1]
-                sum_g = g.sum(axis=self.axes, keepdims=True)
-                dx = g * float(m)  # (m g - sum g - xhat sum(g xhat)) * gamma / (m sigma)
-                dx -= sum_g
+                dx = g * float(m)
+                dx -= g.sum(axis=self.axes, keepdims=True)
                 dx -= self.xhat * sum_gx
-                dx *= (scale * (1.0 / m)).astype(g.dtype, copy=False)
-            else:
-                dx = g * scale.astype(g.dtype, copy=False)
+                dx *= scale * (1.0 / m)
+            else:  # mu and sigma are constants
+                dx = g * scale
         return dx, dgamma, dbeta
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                eps=1e-5):
-    """Batch normalization over axis 1 of ``x`` (``(N, C)`` or ``(N, C, H, W)``).
+    """Batch normalization over axis 1 of ``x`` (``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``).
 
     ``training=True`` normalises with the batch mean and biased variance and updates
     ``running_mean``/``running_var`` (backend arrays or Tensors of shape ``(C,)``) in place, the
@@ -245,7 +246,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     ``None`` (no running estimates kept); batch statistics are then used in both modes.
     """
     x_shape = tuple(x.shape)
-    check_batch_norm_input(x_shape, None)
+    validate_batch_norm("batch_norm", x_shape)
     C = x_shape[1]
     rm, rv = _data(running_mean), _data(running_var)
     if (rm is None) != (rv is None):
@@ -261,7 +262,6 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
 
 # -- gradient-check cases (float64; ``minicnn gradcheck``) ------------------------------------
 def _case_inputs(*shapes, seed=0):
-    from ..tensor import Tensor
     rng = numpy.random.default_rng(seed)
     return [Tensor(rng.standard_normal(s), requires_grad=True) for s in shapes]
 

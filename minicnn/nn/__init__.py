@@ -3,4 +3,11 @@ from . import init
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
 # == conv / pooling family (owner: conv helper) ==
+from .conv import Conv2d
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 # == normalization / activation / dropout / linear / loss family (owner: norm helper) ==
+from .activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .dropout import Dropout
+from .linear import Flatten, Identity, Linear
+from .loss import CrossEntropyLoss, NLLLoss
+from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm

@@ -174,7 +174,7 @@ class Module:
                     if value is not None:
                         targets[f"{mname}.{name}" if mname else name] = (m, store, name)
         ignorable = {k for k in state if k.endswith("num_batches_tracked") and k not in targets}
-        missing = [k for k in targets if k not in state]
+        missing = [k for k in targets if k not in state and not k.endswith("num_batches_tracked")]
         unexpected = [k for k in state if k not in targets and k not in ignorable]
         if strict and (missing or unexpected):
             parts = []
