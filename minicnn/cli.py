@@ -106,7 +106,7 @@ def cmd_assignment(args):
     from . import assignment
     if args.action == "build":
         return assignment.cli_build(args.src, args.out)
-    return assignment.cli_grade(args.submission, references=args.references)
+    return assignment.cli_grade(args.submission, references=args.references, json_path=args.json)
 
 
 def build_parser():
@@ -154,7 +154,10 @@ def build_parser():
     b.add_argument("out")
     g = asub.add_parser("grade", help="grade a submission folder")
     g.add_argument("submission")
-    g.add_argument("--references", default=None, help="references .npz (default: found next to the grader)")
+    g.add_argument("--references", default=None,
+                   help="the grader kit folder (OUT/grader from `build`) or its references.npz; "
+                        "without it only the public checks run")
+    g.add_argument("--json", default=None, help="also write the report as JSON")
     p.set_defaults(func=cmd_assignment)
     return parser
 

@@ -69,6 +69,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .grade import GradeError, grade, load_grader
+from .questions import collect_references
+from .submission import Submission
+
 __all__ = [
     "BuildError", "MarkerError", "LeakError", "BuildResult", "Block", "Stripped",
     "build", "strip_solutions", "is_hidden", "is_clutter", "MIN_SECRET_CHARS",
@@ -228,6 +232,7 @@ def _decode_text(data):
 @dataclasses.dataclass
 class _SourceFile:
     relpath: Path
+    source: Path                # the instructor's file
     data: bytes                 # the instructor's bytes
     student_data: bytes         # what goes to the student copy
     stripped: Stripped = None   # None for binary files and text without blocks
@@ -259,9 +264,10 @@ def _read_sources(src):
             text = _decode_text(data)
             stripped = strip_solutions(text, str(rel)) if text is not None else None
             if stripped is not None and stripped.blocks:
-                released.append(_SourceFile(rel, data, stripped.text.encode("utf-8"), stripped))
+                released.append(_SourceFile(rel, src / rel, data, stripped.text.encode("utf-8"),
+                                            stripped))
             else:
-                released.append(_SourceFile(rel, data, data))
+                released.append(_SourceFile(rel, src / rel, data, data))
     return released, hidden, folders
 
 
@@ -345,16 +351,11 @@ def _write_tree(folder, files, folders):
         target = folder / f.relpath
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(f.student_data)
+        shutil.copymode(f.source, target)          # keep an executable script executable
 
 
 def _make_grader_kit(src, kit, files, folders):
     """Store the references and the grader's own files in ``kit``; return the references path."""
-    # Imported here: grading needs build's helpers, not the other way round at import time.
-    from .grade import GradeError, grade, load_grader
-    from .submission import Submission
-
-    from .questions import collect_references
-
     with Submission(src) as solution:
         try:
             grader = load_grader(solution, src / "grader.py")
@@ -382,7 +383,10 @@ def _make_grader_kit(src, kit, files, folders):
     with open(references, "wb") as handle:
         np.savez(handle, **arrays)
 
-    report = grade(src, references, quiet=True)
+    try:
+        report = grade(src, kit, quiet=True)
+    except GradeError as error:
+        raise BuildError(f"the new grading kit does not work: {error}") from None
     if report.earned != report.possible:
         raise BuildError("the instructor's solution does not get full marks from the grader:\n"
                          + report.format())

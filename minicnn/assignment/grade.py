@@ -104,7 +104,8 @@ class GradeReport:
                          "(the final grade also runs them)")
         rows = [("question", "score", "status", "message")]
         for q in self.questions:
-            rows.append((f"{q.name}  {q.title}", f"{_points(q.earned)} / {_points(q.points)}",
+            earned = "-" if q.status == SKIPPED else _points(q.earned)
+            rows.append((f"{q.name}  {q.title}", f"{earned} / {_points(q.points)}",
                          q.status, _first_line(q.message, 60)))
         rows.append(("total", f"{_points(self.earned)} / {_points(self.possible)}",
                      f"{100 * self.fraction:.1f}%", ""))
@@ -115,7 +116,9 @@ class GradeReport:
                 lines.append("-" * (sum(widths) + 6))
             cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]), row[3]]
             lines.append("  ".join(cells).rstrip())
-        details = [(q, c) for q in self.questions for c in q.checks if c.status not in (PASSED, SKIPPED)]
+        # Every check that did not pass, except in questions not started at all (the table says it).
+        details = [(q, c) for q in self.questions if q.status != NOT_IMPLEMENTED
+                   for c in q.checks if c.status not in (PASSED, SKIPPED)]
         if details:
             lines += ["", "checks that did not pass:"]
             for q, c in details:
@@ -176,14 +179,20 @@ def _load_references(path):
 # Running the checks
 # ----------------------------------------------------------------------------------------------
 
-def _where(error, folder):
-    """`` (layers.py:57 in relu_forward)``: the innermost frame of ``error`` in ``folder``."""
-    found = ""
+def _innermost(error, folder):
+    """``(file name, line, function)`` of the innermost frame of ``error`` in ``folder``, or None."""
+    found = None
     for frame, line in traceback.walk_tb(error.__traceback__):
         path = Path(frame.f_code.co_filename)
         if path.parent == folder:
-            found = f" ({path.name}:{line} in {frame.f_code.co_name})"
+            found = (path.name, line, frame.f_code.co_name)
     return found
+
+
+def _where(error, folder):
+    """`` (layers.py:57 in relu_forward)``, or "" when the error did not pass through ``folder``."""
+    found = _innermost(error, folder)
+    return f" ({found[0]}:{found[1]} in {found[2]})" if found else ""
 
 
 def _compare(question, check, outputs, references):
@@ -218,10 +227,12 @@ def _run_check(question, check, sub, references):
             value = check.function(sub)
             outputs = reference_arrays(value, "this check") if check.kind == "hidden" else None
     except CheckTimeout as error:
-        result.status, result.message = TIMEOUT, str(error)
+        result.status, result.message = TIMEOUT, str(error) + _where(error, sub.directory)
     except NotImplementedError as error:
         result.status = NOT_IMPLEMENTED
-        result.message = "NotImplementedError" + _where(error, sub.directory)
+        found = _innermost(error, sub.directory)
+        result.message = (f"{found[2]} is not implemented yet ({found[0]}:{found[1]})" if found
+                          else f"NotImplementedError: {error}".rstrip(": "))
     except AssertionError as error:
         result.status = FAILED
         result.message = (str(error) or "assertion failed") + _where(error, sub.directory)
@@ -253,7 +264,10 @@ def _grade_question(question, sub, references):
         status = NOT_IMPLEMENTED
     else:
         status = next(c.status for c in failed if c.status != NOT_IMPLEMENTED)
-    message = f"{failed[0].name}: {failed[0].message}" if failed else ""
+    if status == NOT_IMPLEMENTED:
+        message = failed[0].message
+    else:
+        message = f"{failed[0].name}: {failed[0].message}" if failed else ""
     return QuestionResult(question.name, question.title, question.points, earned, status,
                           message, checks)
 

@@ -6,8 +6,10 @@ Two tools for the grader:
   fresh, unique module name, inside a context that restores ``sys.path`` and ``sys.modules`` when it
   ends. Grading several submissions in one process therefore never mixes up their ``layers.py``,
   and nothing is left behind: the modules the submission imported from its own folder (``import
-  gradient_check``) are removed too, and a module of the same name that was imported before is put
-  back. No bytecode is written into the submission's folder.
+  gradient_check``) are removed too. A module imported earlier under the name of one of the
+  folder's files (the instructor's ``layers``, say) is set aside meanwhile and put back afterwards;
+  standard-library and installed modules are never set aside. No bytecode is written into the
+  submission's folder.
 * :func:`time_limit` stops a call that runs too long (an infinite loop in a student's code) by
   raising :class:`CheckTimeout`. It uses ``SIGALRM``, so it only works on POSIX systems and in the
   main thread; elsewhere it does nothing, and a check that never returns hangs the grader. A
@@ -60,6 +62,18 @@ def time_limit(seconds):
             signal.setitimer(signal.ITIMER_REAL, previous_timer)
 
 
+def _replaceable(name, module):
+    """Whether a loaded module may be hidden while a folder's file of the same name is in use.
+
+    Never the standard library, installed packages or packages in general: a student's
+    ``random.py`` or ``numpy.py`` must not unload what the grader itself relies on.
+    """
+    if name in sys.stdlib_module_names or hasattr(module, "__path__"):
+        return False
+    parts = Path(getattr(module, "__file__", None) or "").parts
+    return "site-packages" not in parts and "dist-packages" not in parts
+
+
 class Submission:
     """The Python modules of an assignment folder, imported on first use: ``sub.layers``.
 
@@ -97,12 +111,12 @@ class Submission:
         self._saved_path = list(sys.path)
         self._saved_bytecode_flag = sys.dont_write_bytecode
         self._modules_before = set(sys.modules)
-        # Names the folders' own files would be imported under: hide any module of that name that
-        # is already loaded, so that ``import layers`` inside the submission finds the submission's.
+        # A module already loaded under the name of one of the folders' files (say ``layers``,
+        # imported earlier from the instructor's folder) is hidden for the duration, so that
+        # ``import layers`` inside the submission finds the submission's file.
         local_names = {p.stem for folder in self._folders() for p in folder.glob("*.py")}
-        local_names |= {p.name for folder in self._folders() for p in folder.iterdir()
-                        if (p / "__init__.py").is_file()}
-        self._shadowed = {name: sys.modules.pop(name) for name in local_names if name in sys.modules}
+        self._shadowed = {name: sys.modules.pop(name) for name in local_names
+                          if name in sys.modules and _replaceable(name, sys.modules[name])}
         # The helpers' folder goes first: it lacks the submission files, which are then found in
         # the submission's folder, while a helper the submission also has is taken from the grader.
         sys.path[:0] = [str(folder) for folder in reversed(self._folders())]

@@ -1,0 +1,88 @@
+"""Course tooling: build student copies of assignments and grade submissions.
+
+An assignment is a folder written by the instructor, complete with solutions (see
+``assignments/README.md`` and the example ``assignments/assignment1``):
+
+* solution code sits between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` lines;
+* files and folders named ``*_hidden``/``*_solution`` (``hidden``/``solution`` too) are
+  instructor-only;
+* ``grader.py`` lists the questions, their points, public checks and hidden checks
+  (:mod:`minicnn.assignment.questions`).
+
+Two steps::
+
+    minicnn assignment build assignments/assignment1 build/a1
+        # -> build/a1/student (give to students), build/a1/grader (keep: grader + references.npz)
+    minicnn assignment grade alice/ --references build/a1/grader
+        # -> per-question report; students run it without --references for the public checks
+
+The same from Python: :func:`build` and :func:`grade`. ``python -m minicnn.assignment`` runs the
+same command line without the rest of minicnn's.
+"""
+import argparse
+import json
+import sys
+
+from .build import BuildError, LeakError, MarkerError, build, strip_solutions
+from .grade import GradeError, GradeReport, grade
+from .questions import Question, collect_references, relative_error
+from .submission import Submission
+
+__all__ = [
+    "build", "grade", "cli_build", "cli_grade", "main",
+    "Question", "collect_references", "relative_error", "Submission", "strip_solutions",
+    "BuildError", "MarkerError", "LeakError", "GradeError", "GradeReport",
+]
+
+
+def cli_build(src, out):
+    """``minicnn assignment build SRC OUT``: returns 0 on success, 1 when the build was refused."""
+    try:
+        result = build(src, out)
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"built {result.files} files, {result.blocks} solution blocks replaced")
+    if result.hidden:
+        print(f"  left out (instructor-only): {', '.join(result.hidden)}")
+    print(f"  student copy:  {result.student_dir}")
+    if result.references:
+        print(f"  grading kit:   {result.grader_dir}  (keep it private)")
+    return 0
+
+
+def cli_grade(submission, references=None, json_path=None):
+    """``minicnn assignment grade SUBMISSION [--references KIT]``: prints the report.
+
+    Returns 0 whenever a report was produced, whatever the score, and 1 when the tooling could not
+    grade at all (no grader, unreadable references). ``json_path`` also saves the report as JSON.
+    """
+    try:
+        report = grade(submission, references)
+    except GradeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as handle:
+            json.dump(report.to_dict(), handle, indent=2)
+    return 0
+
+
+def main(argv=None):
+    """The ``build``/``grade`` command line; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m minicnn.assignment",
+                                     description="Build and grade minicnn assignments.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p_build = commands.add_parser("build", help="make the student copy and the grading kit")
+    p_build.add_argument("src", help="the instructor's assignment folder")
+    p_build.add_argument("out", help="output folder (must not exist or be empty)")
+    p_grade = commands.add_parser("grade", help="grade a submission folder")
+    p_grade.add_argument("submission", help="the folder to grade")
+    p_grade.add_argument("--references", default=None,
+                         help="the grading kit folder (or its references.npz); "
+                              "without it only the public checks run")
+    p_grade.add_argument("--json", dest="json_path", default=None, help="also write the report here")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        return cli_build(args.src, args.out)
+    return cli_grade(args.submission, args.references, args.json_path)
