@@ -16,7 +16,8 @@ from .serialization import load, save
 from .tensor import Tensor, tensor
 
 from . import functional  # noqa: E402  (the op families; registers gradcheck cases)
+from .summary import summary  # noqa: E402
 
 __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "concat",
            "cat", "stack", "gradcheck", "GradcheckError", "manual_seed", "save", "load",
-           "get_array_module", "cuda", "functional"]
+           "get_array_module", "cuda", "functional", "summary"]

@@ -79,13 +79,18 @@ def cmd_gradcheck(args):
     return 0 if ok else 1
 
 
+def _model_names():
+    from . import models
+    return models.names()
+
+
 # -- summary ------------------------------------------------------------------------------------------
 def cmd_summary(args):
     from . import models
     from .summary import summary
 
     model = models.get(args.model, **({"num_classes": args.num_classes} if args.num_classes else {}))
-    shape = args.input or getattr(model, "default_input_shape", None) or (3, 224, 224)
+    shape = args.input or models.input_size(args.model)
     summary(model, shape)
     return 0
 
@@ -124,7 +129,7 @@ def build_parser():
     p.set_defaults(func=train_cli.evaluate_main)
 
     p = sub.add_parser("summary", help="per-layer shapes, parameters and MACs of a model")
-    p.add_argument("model", help="model name (see `minicnn summary --list`)")
+    p.add_argument("model", help="model name, one of: " + ", ".join(_model_names()))
     p.add_argument("--input", type=_parse_shape, default=None, help="input shape C,H,W")
     p.add_argument("--num-classes", type=int, default=None)
     p.set_defaults(func=cmd_summary)

@@ -70,12 +70,15 @@ class Function:
     """Base class of every differentiable op. See the module docstring for the contract."""
 
     def forward(self, *arrays):
+        """Compute the output array(s) from the input arrays; save what backward needs on self."""
         raise NotImplementedError(f"{type(self).__name__}.forward")
 
     def backward(self, *grad_outputs):
+        """Given dL/d(output) for each output, return dL/d(input) for each input (None if unneeded)."""
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
     def __call__(self, *inputs):
+        """Apply the op to tensors: run forward on their arrays and record the call in the graph."""
         from .tensor import Tensor, as_tensor
 
         name = type(self).__name__

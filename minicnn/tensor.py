@@ -115,6 +115,7 @@ class Tensor:
         return self
 
     def zero_grad(self):
+        """Clear the gradient (``grad = None``)."""
         self.grad = None
 
     # -- host/device --------------------------------------------------------------------
@@ -129,6 +130,7 @@ class Tensor:
         return self.data.reshape(()).item() if hasattr(self.data, "item") else float(self.data)
 
     def tolist(self):
+        """The data as nested Python lists."""
         return backend.to_numpy(self.data).tolist()
 
     def to(self, device=None, dtype=None):
@@ -142,18 +144,23 @@ class Tensor:
         return out
 
     def cpu(self):
+        """A copy on the host ("cpu"); differentiable."""
         return self.to("cpu")
 
     def cuda(self):
+        """A copy on the GPU ("cuda", needs CuPy); differentiable."""
         return self.to("cuda")
 
     def astype(self, dtype):
+        """A copy cast to ``dtype``; differentiable."""
         return self.to(dtype=dtype)
 
     def float(self):
+        """A float32 copy; differentiable."""
         return self.to(dtype=numpy.float32)
 
     def double(self):
+        """A float64 copy (for gradient checks); differentiable."""
         return self.to(dtype=numpy.float64)
 
     # -- differentiable operators --------------------------------------------------------
@@ -219,30 +226,37 @@ class Tensor:
         return GetItem(index)(self)
 
     def sum(self, axis=None, keepdims=False):
+        """Sum over ``axis`` (all axes by default); a full reduction returns a 0-d tensor."""
         from .ops import Sum
         return Sum(axis, keepdims)(self)
 
     def mean(self, axis=None, keepdims=False):
+        """Mean over ``axis`` (all axes by default)."""
         from .ops import Mean
         return Mean(axis, keepdims)(self)
 
     def max(self, axis=None, keepdims=False):
+        """Maximum over ``axis``; the gradient goes to the maximum (split between ties)."""
         from .ops import Max
         return Max(axis, keepdims)(self)
 
     def reshape(self, *shape):
+        """The same elements in a new shape (``reshape(2, -1)`` or ``reshape((2, -1))``)."""
         from .ops import Reshape
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return Reshape(shape)(self)
 
     def view(self, *shape):
+        """Same as :meth:`reshape`."""
         return self.reshape(*shape)
 
     def flatten(self, start_dim=0):
+        """Merge the axes from ``start_dim`` on into one."""
         return self.reshape(*self.shape[:start_dim], -1)
 
     def transpose(self, *axes):
+        """Permute the axes (reverse them when none are given), as ``numpy.transpose``."""
         from .ops import Transpose
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
@@ -253,14 +267,17 @@ class Tensor:
         return self.transpose()
 
     def exp(self):
+        """Element-wise e**x."""
         from .ops import Exp
         return Exp()(self)
 
     def log(self):
+        """Element-wise natural logarithm."""
         from .ops import Log
         return Log()(self)
 
     def sqrt(self):
+        """Element-wise square root (``self ** 0.5``)."""
         return self ** 0.5
 
     # -- comparisons and other non-differentiable helpers (results need no gradient) ------
@@ -281,6 +298,7 @@ class Tensor:
         return self._compare(other, lambda a, b: a >= b)
 
     def argmax(self, axis=None):
+        """Indices of the maxima (not differentiable)."""
         return Tensor(self.data.argmax(axis=axis))
 
     __hash__ = object.__hash__

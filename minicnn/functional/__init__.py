@@ -10,9 +10,8 @@
     reference.py      plain-loop versions (the teaching code and the tests' oracle)
 """
 # == conv / pooling family (owner: conv helper) ==
-from .conv import COLUMN_BUDGET_BYTES, col2im, conv2d, conv_output_size, im2col
+from .conv import col2im, conv2d, conv_output_size, im2col
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
-from . import reference
 # == normalization / activation / dropout / linear / loss family (owner: norm helper) ==
 from .activation import relu, sigmoid, tanh
 from .dropout import dropout

@@ -41,18 +41,26 @@ Backward
 --------
 Given G = dL/dy, reshaped like Y to G_mat (C_out, N*Ho*Wo):
 
-    dL/dW_mat = G_mat @ cols^T                     (the same columns as forward: no new im2col)
+    dL/dW_mat = G_mat @ cols^T                     (the same columns as forward)
     dL/dcols  = W_mat^T @ G_mat,   dL/dx = col2im(dL/dcols)
     dL/db[o]  = sum_{n, i, j} G[n, o, i, j]
 
 ``col2im`` is the adjoint (transpose) of ``im2col``: each column entry is *added* back to the input
 pixel it was copied from; a pixel that appeared in several overlapping patches receives the sum.
 
-Memory: the column buffer is C_in*kh*kw*N*Ho*Wo numbers -- 9x the input for a 3x3 kernel, 25x
-for 5x5 (a VGG layer at batch 32 would need 3.4 GB). When it would exceed ``COLUMN_BUDGET_BYTES``
-the batch is processed in chunks of samples; each chunk is an exact piece of the same sums, so the
-result does not depend on the chunking. When the columns of the whole batch fit in the budget
-forward keeps them for the weight gradient; otherwise backward rebuilds them chunk by chunk.
+Memory
+------
+The column matrix is C_in*kh*kw*N*Ho*Wo numbers: 9x the input for a 3x3 kernel, 25x for 5x5 (VGG's
+second layer at batch 32 would need 3.4 GiB). So:
+
+* when it would exceed ``COLUMN_BUDGET_BYTES`` the batch is processed in chunks of samples whose
+  columns fit. Each chunk is an exact piece of the same sums, so the result does not depend on
+  the chunking;
+* forward does not keep the columns for backward: it saves ``x`` and backward rebuilds them
+  (im2col is a single copy, cheaper than holding 9-25x the input between the passes);
+* the columns are written into one scratch buffer that every conv call reuses (see
+  ``_scratch_buffer``): a freshly allocated NumPy array of hundreds of MB costs about as much
+  again as filling it, because the operating system maps its pages in one fault at a time.
 """
 import math
 import threading
@@ -65,9 +73,10 @@ from ..gradcheck import register_case
 from ..tensor import Tensor
 
 COLUMN_BUDGET_BYTES = 256 * 2 ** 20
-"""Largest im2col buffer (bytes) built at once. Above it, conv2d processes the batch in chunks
-of samples whose columns fit (at least one sample per chunk). Lower it to save memory, raise it
-to trade memory for slightly fewer, larger matrix products."""
+"""Largest column matrix (bytes) that conv2d builds at once: 256 MiB. Above it, the batch is
+processed in chunks of samples whose columns fit (at least one sample per chunk). The scratch
+buffer that holds the columns stays allocated between calls, so this is also the memory conv
+keeps per dtype and device. Lower it to save memory; raise it for fewer, larger products."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,9 +137,8 @@ def _pair(value, name="value"):
 def pad2d(x, pads, value=0.0, out=None):
     """``x`` (N, C, H, W) surrounded by ``value``: ``pads = (top, bottom, left, right)``.
 
-    ``out``: a buffer from an earlier call with the same pads and value, reused as is: only the
-    interior is rewritten (its border still holds ``value``). Returns ``x`` itself when all pads
-    are zero (callers only read it).
+    ``out``: an array of the padded shape to write into (a reused buffer) instead of a new one.
+    Returns ``x`` itself when all pads are zero (callers only read the result).
     """
     top, bottom, left, right = pads
     if not (top or bottom or left or right):
@@ -138,8 +146,12 @@ def pad2d(x, pads, value=0.0, out=None):
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
     if out is None:
-        out = xp.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
-    out[:, :, top:top + h, left:left + w] = x
+        out = xp.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
+    out[:, :, :top] = value                          # the border strips ...
+    out[:, :, top + h:] = value
+    out[:, :, top:top + h, :left] = value
+    out[:, :, top:top + h, left + w:] = value
+    out[:, :, top:top + h, left:left + w] = x        # ... and the interior: each element written once
     return out
 
 
@@ -206,17 +218,17 @@ def _samples_per_chunk(column_bytes_per_sample, n):
 _scratch = threading.local()
 
 
-def _column_buffer(like, shape, dtype):
-    """A scratch array of ``shape`` for columns, reused from call to call.
+def _scratch_buffer(like, name, shape, dtype):
+    """A scratch array of ``shape``, reused from call to call (its old contents are garbage).
 
-    A fresh NumPy array of this size is expensive before it is even written: the operating system
-    hands out its pages one fault at a time (about as slow as filling it). So conv keeps one column
-    buffer per thread, device and dtype and reuses it for every layer; it only grows, up to the
-    largest chunk, so at most ``COLUMN_BUDGET_BYTES`` per dtype stay allocated (``release_buffers``
-    frees them). Its contents live only until the next conv call: nothing is saved in it.
+    Fresh large NumPy arrays are slow to fill the first time: the operating system maps their
+    pages in one fault at a time, which costs about as much as the copy itself. So conv keeps one
+    buffer per ``name`` ("columns", "padded"), thread, device and dtype, and every layer reuses it.
+    It only grows, to the largest chunk seen (at most about ``COLUMN_BUDGET_BYTES`` for the
+    columns); ``release_buffers()`` frees them. Nothing is kept in it from one call to the next.
     """
     xp = backend.get_array_module(like)
-    key = (xp.__name__, str(getattr(like, "device", "")), str(dtype))
+    key = (name, xp.__name__, str(getattr(like, "device", "")), str(dtype))
     size = math.prod(shape)
     buffers = _scratch.__dict__
     buf = buffers.get(key)
@@ -227,7 +239,7 @@ def _column_buffer(like, shape, dtype):
 
 
 def release_buffers():
-    """Free this thread's reusable column buffers (they are re-created when next needed)."""
+    """Free this thread's conv scratch buffers (they are re-created when next needed)."""
     _scratch.__dict__.clear()
 
 
@@ -267,11 +279,13 @@ class Conv2d(Function):
         return ho, wo, rows, _samples_per_chunk(rows * ho * wo * dtype.itemsize, n)
 
     def _columns(self, xc, kh, kw, ho, wo, rows, dtype):
-        """im2col of one chunk of samples, into the reusable column buffer."""
+        """im2col of one chunk of samples, padded and unfolded in the reusable scratch buffers."""
         (sh, sw), (ph, pw) = self.stride, self.padding
-        xpad = pad2d(xc, (ph, ph, pw, pw))
-        return _unfold(xpad, kh, kw, sh, sw, ho, wo,
-                       out=_column_buffer(xc, (rows, xc.shape[0] * ho * wo), dtype))
+        m, c, h, w = xc.shape
+        if ph or pw:
+            xc = pad2d(xc, (ph, ph, pw, pw), out=_scratch_buffer(xc, "padded", (m, c, h + 2 * ph, w + 2 * pw),
+                                                                 xc.dtype))
+        return _unfold(xc, kh, kw, sh, sw, ho, wo, out=_scratch_buffer(xc, "columns", (rows, m * ho * wo), dtype))
 
     def forward(self, x, weight, bias=None):
         xp = backend.get_array_module(x)
@@ -318,7 +332,7 @@ class Conv2d(Function):
                 part = xp.matmul(g_mat, cols.reshape(g, rows // g, m * ho * wo).transpose(0, 2, 1))
                 gw = part if gw is None else gw + part
             if want_dx:   # dcols = W_mat^T @ G_mat (into the same buffer), then col2im
-                gcols = _column_buffer(gy, (g, rows // g, m * ho * wo), gy.dtype)
+                gcols = _scratch_buffer(gy, "columns", (g, rows // g, m * ho * wo), gy.dtype)
                 xp.matmul(self.w_mat.transpose(0, 2, 1), g_mat, out=gcols)
                 gx[n0:n0 + m] = col2im(gcols.reshape(rows, m * ho * wo), (m, c, h, w), kh, kw,
                                        self.stride, self.padding)

@@ -22,7 +22,7 @@ Max pooling
 -----------
     y[n, c, i, j] = max_{u, v} xp[n, c, i*sh + u, j*sw + v],  xp padded with -inf (padding never wins)
     dx: g[n, c, i, j] goes to the argmax of window (i, j); forward saves which offset won
-        (the first maximum on ties, as PyTorch; a NaN wins, so NaNs propagate).
+        (the first maximum on ties, as PyTorch; a NaN in a window makes its output NaN).
 
 Average pooling (PyTorch's default, ``count_include_pad=True``)
 ---------------------------------------------------------------
@@ -108,7 +108,7 @@ def _unpadded_copy(xp, win, padded):
 # ------------------------------------------------------------------------------------------------
 def _lowest(xp, dtype):
     """The value that never wins a max: -inf for floats, the minimum for integers."""
-    return -xp.inf if xp.dtype(dtype).kind == "f" else xp.iinfo(dtype).min
+    return -xp.inf if dtype.kind == "f" else xp.iinfo(dtype).min
 
 
 class MaxPool2d(Function):
@@ -128,14 +128,12 @@ class MaxPool2d(Function):
         best = argbest = None
         for k, u, v in win.offsets():
             candidate = xpad[win.slice(u, v)]
-            if best is None:  # the first offset: its values are the running maximum so far
+            if best is None:  # offset 0: the running maximum starts as its values
                 best = candidate.copy()
-                argbest = xp.zeros(best.shape, dtype=xp.int8 if len(win.offsets()) < 128 else xp.int32)
+                argbest = xp.zeros(best.shape, dtype=xp.int8 if win.kh * win.kw < 128 else xp.int32)
                 continue
-            wins = candidate > best          # strictly greater: the first maximum keeps ties
-            wins |= xp.isnan(candidate)      # ... and a NaN wins, so it propagates (as PyTorch)
-            xp.copyto(best, candidate, where=wins)
-            argbest[wins] = k
+            xp.copyto(argbest, k, where=candidate > best)  # strictly greater: first maximum keeps ties
+            xp.maximum(best, candidate, out=best)          # (maximum propagates NaN, as PyTorch)
         if self.needs_input_grad[0]:
             self.win, self.argbest = win, argbest
         return best
@@ -255,9 +253,12 @@ def _check_rank(layer, x_shape):
         raise ValueError(f"{layer}: expected a 4-D input (N, C, H, W), got shape {tuple(x_shape)}")
 
 
-def validate_pool2d(layer, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False):
-    """Raise ``ValueError`` (naming ``layer``, expected vs received shape) for an invalid pool."""
-    x_shape = tuple(x_shape)
+def check_pool2d_args(layer, kernel_size, stride=None, padding=0):
+    """Normalise and check a pool's arguments: returns ``(kh, kw), (sh, sw), (ph, pw)``.
+
+    Raises ``ValueError`` naming ``layer`` for a non-positive kernel or stride, or a padding that
+    is negative or more than half the kernel (PyTorch's rule: a window must hold a real pixel).
+    """
     kh, kw = _pair(kernel_size, f"{layer}: kernel_size")
     sh, sw = _pair(kernel_size if stride is None else stride, f"{layer}: stride")
     ph, pw = _pair(padding, f"{layer}: padding")
@@ -267,6 +268,13 @@ def validate_pool2d(layer, x_shape, kernel_size, stride=None, padding=0, ceil_mo
     if ph < 0 or pw < 0 or 2 * ph > kh or 2 * pw > kw:
         raise ValueError(f"{layer}: padding {(ph, pw)} must be non-negative and at most half the "
                          f"kernel size {(kh, kw)}")
+    return (kh, kw), (sh, sw), (ph, pw)
+
+
+def validate_pool2d(layer, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Raise ``ValueError`` (naming ``layer``, expected vs received shape) for an invalid pool."""
+    x_shape = tuple(x_shape)
+    (kh, kw), _, (ph, pw) = check_pool2d_args(layer, kernel_size, stride, padding)
     _check_rank(layer, x_shape)
     n, c, h, w = x_shape
     if h + 2 * ph < kh or w + 2 * pw < kw:

@@ -167,9 +167,14 @@ def _adaptive_bins(size, out):
     return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
 
 
+def _adaptive_size(x, output_size):
+    oh, ow = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    return (x.shape[2] if oh is None else oh), (x.shape[3] if ow is None else ow)
+
+
 def adaptive_avg_pool2d_naive(x, output_size):
-    """y[n, c, i, j] = mean of x[n, c, rows of bin i, cols of bin j]."""
-    oh, ow = _pair(output_size)
+    """y[n, c, i, j] = mean of x[n, c, rows of bin i, cols of bin j] (``None`` keeps a size)."""
+    oh, ow = _adaptive_size(x, output_size)
     y = np.zeros(x.shape[:2] + (oh, ow), dtype=x.dtype)
     for i, (r0, r1) in enumerate(_adaptive_bins(x.shape[2], oh)):
         for j, (q0, q1) in enumerate(_adaptive_bins(x.shape[3], ow)):
@@ -179,7 +184,7 @@ def adaptive_avg_pool2d_naive(x, output_size):
 
 def adaptive_avg_pool2d_naive_backward(x, output_size, gy):
     """dx: gy[n, c, i, j] / (bin area) added to every pixel of bin (i, j)."""
-    oh, ow = _pair(output_size)
+    oh, ow = _adaptive_size(x, output_size)
     dx = np.zeros_like(x)
     for i, (r0, r1) in enumerate(_adaptive_bins(x.shape[2], oh)):
         for j, (q0, q1) in enumerate(_adaptive_bins(x.shape[3], ow)):

@@ -30,6 +30,9 @@ class Conv2d(Module):
         self.kernel_size = _pair(kernel_size, "Conv2d: kernel_size")
         self.stride = _pair(stride, "Conv2d: stride")
         self.padding = _pair(padding, "Conv2d: padding")
+        if min(self.kernel_size + self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"Conv2d: kernel_size {self.kernel_size} and stride {self.stride} must be "
+                             f"positive and padding {self.padding} non-negative")
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(numpy.empty(shape, dtype=numpy.float32))
         if bias:

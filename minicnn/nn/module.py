@@ -85,17 +85,21 @@ class Module:
             setattr(self, name, param)
 
     def add_module(self, name, module):
+        """Register ``module`` as the sub-module ``name``."""
         setattr(self, name, module)
 
     # -- running ------------------------------------------------------------------------------
     def forward(self, *args, **kwargs):
+        """The computation of the module; every subclass defines it."""
         raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
 
     def __call__(self, *args, **kwargs):
+        """``module(x)`` runs ``forward(x)``."""
         return self.forward(*args, **kwargs)
 
     # -- traversal ------------------------------------------------------------------------------
     def named_children(self):
+        """``(name, module)`` for each direct sub-module."""
         return iter(self._modules.items())
 
     def children(self):
@@ -133,12 +137,14 @@ class Module:
         return (p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(self, prefix=""):
+        """``(dotted name, array)`` for every buffer."""
         for mname, m in self.named_modules(prefix):
             for bname, b in m._buffers.items():
                 if b is not None:
                     yield (f"{mname}.{bname}" if mname else bname), b
 
     def buffers(self):
+        """All buffers (e.g. BatchNorm's running statistics)."""
         return (b for _, b in self.named_buffers())
 
     def apply(self, fn):
@@ -232,15 +238,19 @@ class Module:
         return self
 
     def cpu(self):
+        """Move parameters and buffers to the host; returns self."""
         return self.to("cpu")
 
     def cuda(self):
+        """Move parameters and buffers to the GPU; returns self."""
         return self.to("cuda")
 
     def double(self):
+        """Cast floating parameters and buffers to float64 (for gradient checks)."""
         return self.to(dtype=numpy.float64)
 
     def float(self):
+        """Cast floating parameters and buffers to float32."""
         return self.to(dtype=numpy.float32)
 
     def zero_grad(self):

@@ -1,6 +1,6 @@
 """Pooling layers (no parameters; the math is in :mod:`minicnn.functional.pooling`)."""
 from .. import functional as F
-from ..functional.pooling import validate_adaptive_pool2d, validate_pool2d
+from ..functional.pooling import check_pool2d_args, validate_adaptive_pool2d, validate_pool2d
 from .module import Module
 
 
@@ -13,7 +13,7 @@ class MaxPool2d(Module):
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding, self.ceil_mode = padding, bool(ceil_mode)
-        validate_pool2d("MaxPool2d", (1, 1, 2 ** 31, 2 ** 31), kernel_size, self.stride, padding)
+        check_pool2d_args("MaxPool2d", kernel_size, self.stride, padding)
 
     def forward(self, x):
         validate_pool2d("MaxPool2d", x.shape, self.kernel_size, self.stride, self.padding, self.ceil_mode)
@@ -32,7 +32,7 @@ class AvgPool2d(Module):
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding, self.ceil_mode = padding, bool(ceil_mode)
-        validate_pool2d("AvgPool2d", (1, 1, 2 ** 31, 2 ** 31), kernel_size, self.stride, padding)
+        check_pool2d_args("AvgPool2d", kernel_size, self.stride, padding)
 
     def forward(self, x):
         validate_pool2d("AvgPool2d", x.shape, self.kernel_size, self.stride, self.padding, self.ceil_mode)
