@@ -196,7 +196,8 @@ def _print_table(model, rows, input_shape, x, batch_size, print_fn):
         print_fn(f"Trainable params:  {t['trainable']:,}")
     if listed != t["params"]:
         print_fn(f"  (rows list {listed:,}: modules that did not run or ran twice, e.g. auxiliary heads in eval mode)")
-    print_fn(f"Total MACs:        {t['macs']:,} per example ({t['macs'] / 1e9:.3f} G)")
+    scaled = f"{t['macs'] / 1e9:.2f} G" if t["macs"] >= 1e9 else f"{t['macs'] / 1e6:.2f} M"
+    print_fn(f"Total MACs:        {t['macs']:,} per example ({scaled})")
     print_fn(f"Parameter memory:  {t['param_mb']:.2f} MB")
     print_fn(f"Activation memory: {t['activation_mb']:.2f} MB (forward, batch {batch_size})")
 
