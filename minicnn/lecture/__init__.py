@@ -1,0 +1,133 @@
+"""The lecture's experiments, one module each, run by ``minicnn lecture NAME``.
+
+    alexnet-table   alexnet_table.py   AlexNet's layer table: FC layers hold 94% of the parameters,
+                                       conv layers do 95% of the compute
+    relu-vs-tanh    relu_vs_tanh.py    the same CNN with ReLU and with tanh: steps to 25% training error
+    small-filters   small_filters.py   three stacked 3x3 convs vs one 7x7: receptive field, 27C^2 vs 49C^2
+    inception       inception.py       naive vs bottleneck Inception module: parameters and MACs
+    degradation     degradation.py     plain vs residual nets of 20 and 56 layers: training/test error,
+                                       and the per-layer gradient norms at initialisation
+    augmentation    augmentation.py    a grid of augmented images; accuracy with and without augmentation
+    fine-tune       fine_tune.py       pretrain on 5 classes, then 50 labels per new class: head only
+                                       (frozen features) vs from scratch
+    filters         filters.py         first-layer filters and feature maps of a trained network
+
+Each prints its table and writes ``<out>/<name>.json`` (its numbers) and, with matplotlib, PNG
+figures; ``--quick`` runs it in seconds (CI runs every quick mode: ``minicnn lecture all --quick``).
+From Python::
+
+    from minicnn.lecture import run
+    result = run("small-filters", quick=True, out="/tmp/sf")     # the dict written as JSON
+
+The command line is wired by ``minicnn/cli.py``, which calls :func:`add_lecture_arguments` and
+:func:`run_lecture`.
+"""
+import argparse
+import importlib
+import os
+import sys
+
+#: Lecture name -> (module, one-line description), in the order of the lecture.
+LECTURES = {
+    "alexnet-table": ("alexnet_table", "AlexNet's per-layer shapes, parameters and MACs (FC vs conv)"),
+    "relu-vs-tanh": ("relu_vs_tanh", "ReLU vs tanh: training error vs iterations (AlexNet Fig. 1)"),
+    "small-filters": ("small_filters", "three 3x3 convs vs one 7x7: receptive field, params, MACs"),
+    "inception": ("inception", "naive vs bottleneck Inception module: params and compute"),
+    "degradation": ("degradation", "plain vs residual nets (20/56 layers): errors and gradient norms"),
+    "augmentation": ("augmentation", "augmented images, and accuracy with/without augmentation"),
+    "fine-tune": ("fine_tune", "pretrain on 5 classes; fine-tune the head vs train from scratch"),
+    "filters": ("filters", "first-layer filters and feature maps of a trained network"),
+}
+
+__all__ = ["LECTURES", "names", "add_lecture_arguments", "run_lecture", "run", "default_out_dir"]
+
+
+def names():
+    """The experiment names, in the order of the lecture."""
+    return list(LECTURES)
+
+
+def default_out_dir(name):
+    return os.path.join("runs", "lecture", name)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_lecture_arguments(parser):
+    """The arguments of ``minicnn lecture``."""
+    listing = "\n".join(f"  {name:<14} {desc}" for name, (_, desc) in LECTURES.items())
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = ("Run one of the lecture's experiments: it prints its table and writes "
+                          "its numbers (JSON) and figures (PNG, with matplotlib) to --out.\n\n"
+                          "experiments:\n" + listing + "\n  all            every one of them, in turn")
+    parser.add_argument("name", choices=names() + ["all"], metavar="NAME",
+                        help="the experiment (see the list above), or 'all'")
+    parser.add_argument("--quick", action="store_true",
+                        help="a run of a few seconds (tiny subsets, one epoch, small nets), for CI")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="folder for the JSON and figures (default: runs/lecture/NAME; with "
+                             "'all': DIR/NAME for each)")
+    parser.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
+                        help="override the experiment's number of training epochs")
+    parser.add_argument("--subset", type=_positive_int, default=None, metavar="N",
+                        help="override the number of training images the experiment uses")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "standin"],
+                        help="where to train (default: cpu)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="use the synthetic stand-in data instead of Fashion-MNIST")
+    return parser
+
+
+def _module(name):
+    return importlib.import_module(f".{LECTURES[name][0]}", __name__)
+
+
+def run(name, quick=False, out=None, epochs=None, device="cpu", seed=0, subset=None,
+        synthetic=False, progress=None, stream=None):
+    """Run the experiment ``name`` and return its results (the dict written as JSON)."""
+    from .. import rng
+    from .common import Context
+    if name not in LECTURES:
+        raise ValueError(f"unknown lecture {name!r}; choose from {', '.join(names())}")
+    ctx = Context(name, out or default_out_dir(name), quick=quick, epochs=epochs, device=device,
+                  seed=seed, subset=subset, synthetic=synthetic, progress=progress, stream=stream)
+    rng.manual_seed(seed)
+    mode = "quick" if quick else "full"
+    ctx.print(f"== lecture {name} ({mode} mode) -> {ctx.out_dir}")
+    result = _module(name).run(ctx)
+    path = ctx.write_json(result)
+    result = dict(result, seconds=round(ctx.seconds(), 2), json=path)
+    ctx.print(f"numbers: {path}  ({ctx.seconds():.1f} s)")
+    return result
+
+
+def run_lecture(args):
+    """``minicnn lecture NAME``: run the experiment(s) named in ``args``; returns the exit status
+    (0 done, 1 the data set is missing)."""
+    from ..data import DatasetNotFoundError
+    todo = names() if args.name == "all" else [args.name]
+    out = getattr(args, "out", None)
+    for name in todo:
+        if out is None:
+            out_dir = default_out_dir(name)
+        else:
+            out_dir = os.path.join(out, name) if args.name == "all" else out
+        try:
+            run(name, quick=getattr(args, "quick", False), out=out_dir,
+                epochs=getattr(args, "epochs", None), device=getattr(args, "device", None) or "cpu",
+                seed=getattr(args, "seed", 0) or 0, subset=getattr(args, "subset", None),
+                synthetic=getattr(args, "synthetic", False))
+        except DatasetNotFoundError as err:
+            print(f"minicnn lecture {name}: {err}\n(--quick, or --synthetic, runs on a synthetic "
+                  f"stand-in instead)", file=sys.stderr)
+            return 1
+    return 0

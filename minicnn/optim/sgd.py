@@ -1,0 +1,56 @@
+"""Stochastic gradient descent, with momentum, Nesterov momentum and weight decay (PyTorch's rule).
+
+For each parameter ``p`` with gradient ``g``, one ``step()`` does::
+
+    g   = g + weight_decay * p                       # L2 penalty (if weight_decay != 0)
+    buf = g                            on the first step   (if momentum != 0)
+    buf = momentum * buf + (1 - dampening) * g        afterwards
+    g   = g + momentum * buf  if nesterov  else  buf
+    p   = p - lr * g
+
+Note that PyTorch (and so minicnn) folds the learning rate in *after* the momentum, unlike
+Sutskever et al., and starts the buffer at the first gradient rather than at zero.
+"""
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """``SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)``."""
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+        if lr is None:
+            raise ValueError("SGD: lr is required")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        if group["momentum"] < 0:
+            raise ValueError(f"SGD: invalid momentum {group['momentum']!r}")
+        if group["weight_decay"] < 0:
+            raise ValueError(f"SGD: invalid weight_decay {group['weight_decay']!r}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
+
+    def step(self):
+        """Update every parameter that has a gradient (in place)."""
+        for group in self.param_groups:
+            lr = float(group["lr"])
+            momentum = float(group["momentum"])
+            dampening = float(group["dampening"])
+            weight_decay = float(group["weight_decay"])
+            for p in self._params_with_grad(group):
+                g = p.grad
+                if weight_decay != 0:
+                    g = g + weight_decay * p.data
+                if momentum != 0:
+                    state = self.state.setdefault(p, {})
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = g.copy()
+                    else:
+                        buf *= momentum
+                        buf += g if dampening == 0 else (1.0 - dampening) * g
+                        buf = state["momentum_buffer"]
+                    g = g + momentum * buf if group["nesterov"] else buf
+                p.data -= lr * g

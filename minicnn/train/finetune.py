@@ -1,0 +1,169 @@
+"""Fine-tuning: start from trained weights, give the network a new head, freeze what to keep.
+
+The usual recipe (transfer learning, as in the lecture):
+
+>>> model = models.get("resnet18", num_classes=1000)
+>>> load_pretrained(model, "resnet18-imagenet.npz", num_classes=10)   # new 10-class head
+>>> train_only_head(model)            # or freeze(model, upto="layer3"): train layer4 + fc
+>>> opt = optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+
+A frozen parameter has ``requires_grad=False``: autograd computes no gradient for it (and builds
+no graph through a frozen prefix of the network at all), and optimizers skip it.
+
+The *head* is the last ``Linear`` layer in the model's module order: ``fc`` of the ResNets and
+GoogLeNet, ``classifier[-1]`` (``classifier.6``) of AlexNet/VGG, ``classifier`` of DenseNet.
+"""
+import os
+
+import numpy
+
+from ..serialization import load, subdict
+
+
+def find_head(model):
+    """``(dotted name, module)`` of the model's last ``Linear`` layer."""
+    from ..nn import Linear
+    found = None
+    for name, module in model.named_modules():
+        if isinstance(module, Linear):
+            found = (name, module)
+    if found is None:
+        raise ValueError(f"{type(model).__name__} has no Linear layer to use as the classifier head")
+    return found
+
+
+def _parent(model, dotted):
+    parent = model
+    *path, last = dotted.split(".")
+    for part in path:
+        parent = getattr(parent, part)
+    return parent, last
+
+
+def replace_head(model, num_classes):
+    """Replace the last ``Linear`` layer with a freshly initialised one of ``num_classes``
+    outputs (same input size, bias, device and dtype). Returns the new layer.
+
+    The model's ``num_classes`` attribute, if it has one, is updated too.
+    """
+    from ..nn import Linear
+    name, old = find_head(model)
+    weight = old.weight
+    has_bias = getattr(old, "bias", None) is not None
+    new = Linear(int(weight.shape[1]), int(num_classes), bias=has_bias)
+    new.to(device=weight.device, dtype=weight.dtype)
+    new.train(old.training)
+    parent, attr = _parent(model, name)
+    if attr in parent._modules:
+        parent._modules[attr] = new  # in place: keeps the children's order (Sequential)
+    else:
+        setattr(parent, attr, new)
+    if "num_classes" in model.__dict__:
+        model.num_classes = int(num_classes)
+    return new
+
+
+def _named_param_prefixes(model):
+    names = [n for n, _ in model.named_modules() if n]
+    return names
+
+
+def freeze(model, upto=None):
+    """Freeze parameters (``requires_grad=False``, gradient cleared).
+
+    ``upto=None`` freezes the whole model. ``upto="layer3"`` (a module or parameter name, as in
+    ``named_modules()``/``named_parameters()``) freezes every parameter that comes before it in
+    the model's parameter order *and* those of ``upto`` itself; later ones are left as they were.
+    Returns the names of the parameters frozen.
+    """
+    params = list(model.named_parameters())
+    if upto is None:
+        last = len(params) - 1
+    else:
+        upto = str(upto).strip(".")
+        hits = [i for i, (n, _) in enumerate(params) if n == upto or n.startswith(upto + ".")]
+        if not hits:
+            modules = _named_param_prefixes(model)
+            known = [m for m in modules if "." not in m] or modules
+            if upto in modules:
+                raise ValueError(f"freeze: module {upto!r} of {type(model).__name__} has no "
+                                 f"parameters to freeze up to")
+            raise ValueError(f"freeze: {type(model).__name__} has no layer {upto!r}; its top-level "
+                             f"layers are {known}")
+        last = hits[-1]
+    frozen = []
+    for name, p in params[:last + 1]:
+        p.requires_grad = False
+        p.grad = None
+        frozen.append(name)
+    return frozen
+
+
+def unfreeze(model):
+    """Make every parameter trainable again."""
+    for p in model.parameters():
+        p.requires_grad = True
+    return model
+
+
+def train_only_head(model):
+    """Freeze everything except the last ``Linear`` layer (the head). Returns the head's name."""
+    name, head = find_head(model)
+    freeze(model)
+    for p in head.parameters():
+        p.requires_grad = True
+    return name
+
+
+def trainable_parameters(model):
+    """The parameters an optimizer should get: those with ``requires_grad``."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def read_state_dict(source):
+    """Model weights from ``source``: a dict, a ``mc.save``d ``state_dict`` file (for example one
+    converted from torchvision), or a training checkpoint (its ``model.*`` part)."""
+    if isinstance(source, dict):
+        flat = dict(source)
+    else:
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            path = os.path.join(path, "checkpoint.npz")
+        flat = load(path)
+    from .checkpoint import is_checkpoint
+    if is_checkpoint(flat):
+        return subdict(flat, "model")
+    for prefix in ("model", "state_dict"):  # {"model": state_dict} saved by hand
+        keys = [k for k in flat if isinstance(k, str)]
+        if keys and all(k.startswith(prefix + ".") for k in keys):
+            return subdict(flat, prefix)
+    return {k: v for k, v in flat.items() if not isinstance(v, str)}
+
+
+def load_pretrained(model, source, num_classes=None, strict=True):
+    """Load weights from ``source`` (see :func:`read_state_dict`) into ``model``; then, if
+    ``num_classes`` differs from the head's outputs, replace the head (:func:`replace_head`).
+
+    The head in the file may have a different number of classes from the model's: the model's
+    head is first resized to match the file, so everything loads strictly, including the old
+    head, and is only then replaced. Returns the model.
+    """
+    state = read_state_dict(source)
+    name, head = find_head(model)
+    saved = state.get(f"{name}.weight")
+    if saved is not None and numpy.shape(saved)[0] != head.weight.shape[0] \
+            and numpy.shape(saved)[1:] == tuple(head.weight.shape[1:]):
+        head = replace_head(model, numpy.shape(saved)[0])
+    model.load_state_dict(state, strict=strict)
+    if num_classes is not None and int(num_classes) != head.weight.shape[0]:
+        replace_head(model, num_classes)
+    return model
+
+
+def head_classes(model):
+    """The number of outputs of the model's head."""
+    return int(find_head(model)[1].weight.shape[0])
+
+
+__all__ = ["find_head", "replace_head", "freeze", "unfreeze", "train_only_head",
+           "trainable_parameters", "read_state_dict", "load_pretrained", "head_classes"]

@@ -1,0 +1,374 @@
+"""The training loop: :class:`Trainer` (epochs, validation, checkpoints, resume) and
+:func:`evaluate` (loss, top-1/top-5 accuracy and confusion matrix on a data set).
+
+One optimisation step is the five lines every framework shares::
+
+    logits = model(x)                     # forward (records the graph)
+    loss = F.cross_entropy(logits, y)     # mean over the batch
+    optimizer.zero_grad()                 # forget the previous step's gradients
+    loss.backward()                       # gradients of every trainable parameter
+    optimizer.step()                      # update the parameters in place
+
+The rest is bookkeeping. After every epoch a ``Trainer`` with an ``out_dir`` writes
+
+* ``metrics.json``: a list with one record per epoch: ``epoch``, ``train_loss``, ``train_acc``,
+  ``test_loss``, ``test_acc``, ``test_top5`` (accuracies as fractions in [0, 1]; the test entries
+  are ``null`` without a test set), ``lr`` (the rate at the start of the epoch), ``seconds`` (the
+  epoch's wall time, training and evaluation), ``train_seconds``, ``test_seconds`` and
+  ``images_per_second`` (training throughput);
+* ``checkpoint.npz``: model, optimizer, scheduler and RNG state, the epoch, the metrics so far and
+  the run's config (see :mod:`minicnn.train.checkpoint`), so that :meth:`Trainer.resume` continues
+  the run as if it had never stopped: on the CPU a resumed run's weights equal an uninterrupted
+  run's bit for bit;
+* ``curves.png`` (training dashed, test solid) when matplotlib is installed;
+
+and at the end ``confusion.json``, ``confusion.csv`` (and ``confusion.png``) for the last
+evaluation. A loss that becomes NaN or infinite raises :class:`TrainingDiverged` naming the epoch
+and step, before anything of that epoch is saved: the last good checkpoint stays as it was.
+"""
+import math
+import os
+import sys
+import time
+
+from .. import backend, rng
+from ..function import no_grad
+from ..tensor import Tensor
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from .metrics import confusion_matrix, format_confusion, topk_correct, write_confusion, write_json
+from .plots import plot_confusion, plot_curves
+from .progress import ProgressBar
+
+#: Weight of each auxiliary classifier's loss (GoogLeNet's, as in the paper).
+AUX_LOSS_WEIGHT = 0.3
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite. ``epoch``, ``step``, ``loss`` say where, and
+    ``checkpoint`` is the last good checkpoint (``None`` if none was written)."""
+
+    def __init__(self, message, epoch=None, step=None, loss=None, checkpoint=None):
+        super().__init__(message)
+        self.epoch, self.step, self.loss, self.checkpoint = epoch, step, loss, checkpoint
+
+
+def _default_loss(logits, target):
+    from ..functional import cross_entropy
+    return cross_entropy(logits, target)
+
+
+def _forward(model, x, y, loss_fn):
+    """``(logits, loss)``; a model returning ``(logits, aux1, aux2, ...)`` (GoogLeNet in training
+    mode) adds ``AUX_LOSS_WEIGHT`` times each auxiliary loss."""
+    out = model(x)
+    if isinstance(out, (tuple, list)):
+        logits, aux = out[0], out[1:]
+        loss = loss_fn(logits, y)
+        for a in aux:
+            loss = loss + AUX_LOSS_WEIGHT * loss_fn(a, y)
+        return logits, loss
+    return out, loss_fn(out, y)
+
+
+def model_device(model):
+    """The device of the model's first parameter (``"cpu"`` for a model without any)."""
+    for p in model.parameters():
+        return p.device
+    return "cpu"
+
+
+def evaluate(model, loader, device=None, loss_fn=None, progress=False, desc="test", topk=(1, 5)):
+    """Run ``model`` in eval mode, without a graph, over ``loader``.
+
+    Returns a dict: ``loss`` (mean), ``top1``, ``top5`` (fractions), ``n`` (images),
+    ``confusion`` (``(C, C)`` int64 NumPy array, rows = true class), ``seconds``,
+    ``images_per_second``. The model's train/eval mode is restored afterwards.
+    """
+    import numpy
+    loss_fn = loss_fn or _default_loss
+    device = device or model_device(model)
+    was_training = model.training
+    model.eval()
+    n, loss_sum, hits = 0, 0.0, {k: 0 for k in topk}
+    targets, predictions = [], []
+    start = time.perf_counter()
+    bar = ProgressBar(len(loader), desc, enabled=progress)
+    try:
+        with no_grad():
+            for x, y in loader:
+                x_dev, y_dev = backend.to_device(x, device), backend.to_device(y, device)
+                logits, loss = _forward(model, Tensor(x_dev), y_dev, loss_fn)
+                b = int(len(y))
+                n += b
+                loss_sum += float(loss.item()) * b
+                for k, v in topk_correct(logits.data, y_dev, topk).items():
+                    hits[k] += v
+                targets.append(numpy.asarray(backend.to_numpy(y)))
+                predictions.append(backend.to_numpy(logits.data.argmax(axis=1)))
+                num_classes = logits.shape[1]
+                bar.update(1, loss=f"{loss_sum / n:.4f}", acc=f"{100.0 * hits[topk[0]] / n:.2f}%")
+    finally:
+        bar.close()
+        model.train(was_training)
+    seconds = time.perf_counter() - start
+    if n == 0:
+        raise ValueError("evaluate: the loader yielded no data")
+    result = {"loss": loss_sum / n, "n": n, "seconds": seconds,
+              "images_per_second": n / seconds if seconds > 0 else float("inf")}
+    for k in topk:
+        result[f"top{k}"] = hits[k] / n
+    result["confusion"] = confusion_matrix(numpy.concatenate(targets),
+                                           numpy.concatenate(predictions), num_classes)
+    return result
+
+
+class Trainer:
+    """Train ``model`` with ``optimizer`` on ``train_loader``, evaluating on ``test_loader``.
+
+    Parameters
+    ----------
+    scheduler, scheduler_interval
+        An ``optim.lr_scheduler`` scheduler, stepped after every optimisation step
+        (``"step"``) or after every epoch (``"epoch"``, the default).
+    loss_fn
+        ``loss_fn(logits, targets) -> 0-d Tensor``; defaults to ``F.cross_entropy``.
+    epochs
+        The total number of epochs :meth:`fit` runs to (counting epochs already done, when
+        resumed).
+    out_dir
+        Where ``metrics.json``, ``checkpoint.npz`` and the pictures go; ``None`` writes nothing.
+    device
+        Moves the model there; batches are moved there one at a time. Defaults to the model's.
+    classes
+        Class names for the confusion matrix.
+    config
+        A JSON-able dict stored in the checkpoint (the CLI keeps the model name, class count,
+        input channels and the recipe there, to rebuild the run).
+    progress, verbose
+        A progress bar per epoch (stderr); a summary line per epoch and the confusion matrix at
+        the end (stdout).
+    plots
+        Draw ``curves.png`` and ``confusion.png`` when matplotlib is installed.
+    clip_grad_norm
+        If given, gradients are clipped to this total norm before every step.
+    log
+        ``log(message)`` for the per-epoch lines (default: ``print``).
+    """
+
+    def __init__(self, model, optimizer, train_loader, test_loader=None, *, scheduler=None,
+                 scheduler_interval="epoch", loss_fn=None, epochs=1, out_dir=None, device=None,
+                 classes=None, config=None, progress=True, verbose=True, plots=True,
+                 clip_grad_norm=None, log=None):
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        self.model, self.optimizer = model, optimizer
+        self.train_loader, self.test_loader = train_loader, test_loader
+        self.scheduler, self.scheduler_interval = scheduler, scheduler_interval
+        self.loss_fn = loss_fn or _default_loss
+        self.epochs = int(epochs)
+        self.out_dir = None if out_dir is None else os.fspath(out_dir)
+        self.device = backend.normalize_device(device) if device is not None else model_device(model)
+        if device is not None:
+            model.to(self.device)
+        self.classes = classes
+        self.config = dict(config or {})
+        self.progress, self.verbose, self.plots = progress, verbose, plots
+        self.clip_grad_norm = clip_grad_norm
+        self._log = log or (lambda msg: print(msg, flush=True))
+        self.history = []
+        self.epoch = 0  # completed epochs
+        self.last_eval = None
+        self.checkpoint_saved = None  # epoch of the last checkpoint written by this run or resumed
+
+    # -- paths ----------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self):
+        """``out_dir/checkpoint.npz`` (``None`` without an ``out_dir``)."""
+        return None if self.out_dir is None else os.path.join(self.out_dir, CHECKPOINT_NAME)
+
+    @property
+    def metrics_path(self):
+        """``out_dir/metrics.json`` (``None`` without an ``out_dir``)."""
+        return None if self.out_dir is None else os.path.join(self.out_dir, "metrics.json")
+
+    def log(self, msg):
+        """Print ``msg`` (stdout) unless the trainer is not ``verbose``."""
+        if self.verbose:
+            self._log(msg)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def current_lr(self):
+        """The learning rate of the first parameter group now."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def fit(self, epochs=None):
+        """Train until ``epochs`` (default: the constructor's) epochs are complete; return the
+        per-epoch records. Raises :class:`TrainingDiverged` if the loss stops being finite."""
+        epochs = self.epochs if epochs is None else int(epochs)
+        self.epochs = epochs
+        if self.out_dir is not None:
+            os.makedirs(self.out_dir, exist_ok=True)
+        for epoch in range(self.epoch + 1, epochs + 1):
+            self.run_epoch(epoch)
+        self.finish()
+        return self.history
+
+    def run_epoch(self, epoch):
+        """One epoch: train, evaluate, step an epoch scheduler, record, checkpoint."""
+        start = time.perf_counter()
+        lr = self.current_lr()
+        train = self.train_epoch(epoch)
+        test = None
+        if self.test_loader is not None:
+            test = evaluate(self.model, self.test_loader, self.device, self.loss_fn,
+                            progress=self.progress, desc=f"epoch {epoch}/{self.epochs} test")
+            self.last_eval = test
+        if self.scheduler is not None and self.scheduler_interval == "epoch":
+            self.scheduler.step()
+        record = {
+            "epoch": epoch,
+            "train_loss": train["loss"],
+            "train_acc": train["acc"],
+            "test_loss": None if test is None else test["loss"],
+            "test_acc": None if test is None else test["top1"],
+            "test_top5": None if test is None else test["top5"],
+            "lr": lr,
+            "seconds": time.perf_counter() - start,
+            "train_seconds": train["seconds"],
+            "test_seconds": None if test is None else test["seconds"],
+            "images_per_second": train["images_per_second"],
+        }
+        self.history.append(record)
+        self.epoch = epoch
+        self.save()
+        self.log(self._summary_line(record))
+        return record
+
+    def _summary_line(self, r):
+        line = (f"epoch {r['epoch']:>{len(str(self.epochs))}}/{self.epochs}  train loss "
+                f"{r['train_loss']:.4f} acc {100 * r['train_acc']:6.2f}%")
+        if r["test_loss"] is not None:
+            line += (f"  test loss {r['test_loss']:.4f} acc {100 * r['test_acc']:6.2f}% "
+                     f"top-5 {100 * r['test_top5']:6.2f}%")
+        return line + f"  lr {r['lr']:.4g}  {r['seconds']:.1f}s ({r['images_per_second']:.0f} img/s)"
+
+    def train_epoch(self, epoch):
+        """One pass over ``train_loader`` in training mode; returns ``loss``, ``acc``,
+        ``seconds``, ``images_per_second``."""
+        model, opt = self.model, self.optimizer
+        model.train()
+        steps = len(self.train_loader)
+        n, loss_sum, correct = 0, 0.0, 0
+        start = time.perf_counter()
+        bar = ProgressBar(steps, f"epoch {epoch}/{self.epochs}", enabled=self.progress)
+        try:
+            for step, (x, y) in enumerate(self.train_loader, start=1):
+                x_dev, y_dev = backend.to_device(x, self.device), backend.to_device(y, self.device)
+                logits, loss = _forward(model, Tensor(x_dev), y_dev, self.loss_fn)
+                value = float(loss.item())
+                if not math.isfinite(value):
+                    raise self._diverged(epoch, step, steps, value)
+                opt.zero_grad()
+                model.zero_grad()
+                loss.backward()
+                if self.clip_grad_norm is not None:
+                    from ..optim import clip_grad_norm_
+                    clip_grad_norm_(model.parameters(), self.clip_grad_norm)
+                opt.step()
+                if self.scheduler is not None and self.scheduler_interval == "step":
+                    self.scheduler.step()
+                b = int(len(y))
+                n += b
+                loss_sum += value * b
+                correct += int((logits.data.argmax(axis=1) == y_dev).sum())
+                elapsed = time.perf_counter() - start
+                bar.update(1, loss=f"{loss_sum / n:.4f}", acc=f"{100.0 * correct / n:.2f}%",
+                           **{"img/s": f"{n / elapsed:.0f}" if elapsed > 0 else "-"})
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - start
+        if n == 0:
+            raise ValueError("train_epoch: the training loader yielded no data")
+        return {"loss": loss_sum / n, "acc": correct / n, "seconds": seconds,
+                "images_per_second": n / seconds if seconds > 0 else float("inf")}
+
+    def _diverged(self, epoch, step, steps, value):
+        where = f"epoch {epoch}, step {step}/{steps}"
+        if self.checkpoint_saved is not None:
+            kept = (f"The last good checkpoint (after epoch {self.checkpoint_saved}) is kept at "
+                    f"{self.checkpoint_path}.")
+        else:
+            kept = "No checkpoint had been written yet."
+        msg = (f"training diverged at {where}: the loss is {value} (learning rate "
+               f"{self.current_lr():.4g}). {kept} Try a smaller learning rate, a warm-up "
+               f"(--warmup-epochs) or gradient clipping.")
+        return TrainingDiverged(msg, epoch=epoch, step=step, loss=value,
+                                checkpoint=self.checkpoint_path if self.checkpoint_saved is not None else None)
+
+    # -- output files -----------------------------------------------------------------------------
+    def save(self):
+        """Write the checkpoint, ``metrics.json`` and the curves (if there is an ``out_dir``)."""
+        if self.out_dir is None:
+            return
+        os.makedirs(self.out_dir, exist_ok=True)
+        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.scheduler,
+                        epoch=self.epoch, metrics=self.history, config=self.config)
+        self.checkpoint_saved = self.epoch
+        write_json(self.history, self.metrics_path)
+        if self.plots:
+            try:
+                plot_curves(self.history, os.path.join(self.out_dir, "curves.png"),
+                            title=self.config.get("model"))
+            except Exception as err:  # a picture must never stop training
+                print(f"warning: could not draw the training curves: {err}", file=sys.stderr)
+
+    def finish(self):
+        """After the last epoch: print and save the confusion matrix of the last evaluation."""
+        if self.last_eval is None:
+            return
+        matrix = self.last_eval["confusion"]
+        self.log(format_confusion(matrix, self.classes))
+        if self.out_dir is None:
+            return
+        write_confusion(matrix, self.classes, self.out_dir)
+        if self.plots:
+            try:
+                plot_confusion(matrix, self.classes, os.path.join(self.out_dir, "confusion.png"))
+            except Exception as err:
+                print(f"warning: could not draw the confusion matrix: {err}", file=sys.stderr)
+
+    # -- resuming -----------------------------------------------------------------------------------
+    def resume(self, path=None):
+        """Restore a checkpoint (default: ``out_dir/checkpoint.npz``): model, optimizer,
+        scheduler, RNG state, epoch and metrics. :meth:`fit` then carries on from the next epoch.
+        Returns the number of epochs already done."""
+        ck = load_checkpoint(path if path is not None else self.checkpoint_path)
+        self.model.load_state_dict(ck.model)
+        if ck.optimizer:
+            self.optimizer.load_state_dict(ck.optimizer)
+        if self.scheduler is not None and ck.scheduler:
+            self.scheduler.load_state_dict(ck.scheduler)
+        if ck.rng_state is not None:
+            rng.set_state(ck.rng_state)
+        self.epoch = ck.epoch
+        self.history = list(ck.metrics)
+        self.checkpoint_saved = ck.epoch
+        for key, value in ck.config.items():
+            self.config.setdefault(key, value)
+        return ck.epoch
+
+
+def fit(model, train_loader, test_loader=None, epochs=1, optimizer=None, lr=0.01, momentum=0.9,
+        **trainer_kwargs):
+    """Train in one call: ``fit(model, train_loader, test_loader, epochs=3)``.
+
+    Builds ``optim.SGD(trainable params, lr, momentum)`` unless ``optimizer`` is given; other
+    keyword arguments go to :class:`Trainer`. Returns the :class:`Trainer` (its ``history`` holds
+    the per-epoch records).
+    """
+    if optimizer is None:
+        from ..optim import SGD
+        optimizer = SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=momentum)
+    trainer = Trainer(model, optimizer, train_loader, test_loader, epochs=epochs, **trainer_kwargs)
+    trainer.fit()
+    return trainer
