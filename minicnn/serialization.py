@@ -8,6 +8,7 @@ then ``os.replace`` onto the real name, so a crash mid-save never leaves a half-
 or a pickle in disguise) is refused with ``ValueError``, because unpickling runs arbitrary code.
 It returns the flat dict (dotted keys -> NumPy arrays; strings come back as ``str``).
 """
+import contextlib
 import os
 import tempfile
 import zipfile
@@ -46,26 +47,37 @@ def subdict(flat, prefix):
     return {k[len(p):]: v for k, v in flat.items() if k.startswith(p)}
 
 
-def save(state, path):
-    """Write ``state`` (a possibly nested dict of arrays/Tensors/numbers/strings) to ``path``."""
-    flat = flatten(state)
+@contextlib.contextmanager
+def atomic_write(path, mode="wb", **open_kwargs):
+    """``with atomic_write(path) as f:`` writes to a temporary file in ``path``'s folder that
+    replaces ``path`` (``os.replace``, atomic on one file system) only when the block succeeds; on
+    an exception it is deleted and ``path`` is left as it was. The file gets the usual permissions
+    (0666 less the umask), not ``mkstemp``'s owner-only ones. Checkpoints, metrics and downloads
+    all write through it."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            numpy.savez(f, **flat)
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; give the usual permissions
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    return path
+
+
+def save(state, path):
+    """Write ``state`` (a possibly nested dict of arrays/Tensors/numbers/strings) to ``path``."""
+    flat = flatten(state)
+    with atomic_write(path) as f:
+        numpy.savez(f, **flat)
+    return os.fspath(path)
 
 
 def load(path):

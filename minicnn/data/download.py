@@ -11,8 +11,9 @@ otherwise a plain text line is rewritten on standard error.
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.request
+
+from ..serialization import atomic_write
 
 _CHUNK = 1 << 16  # bytes read per step
 
@@ -73,29 +74,21 @@ def download_file(url, dest, md5=None, timeout=30, progress=True):
     mismatch. Returns ``dest``.
     """
     dest = os.fspath(dest)
-    folder = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(dest) + ".", suffix=".part")
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            bar = _progress_bar(total, os.path.basename(dest)) if progress else None
-            try:
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
-            finally:
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    digest = hashlib.md5(usedforsecurity=False)
+    with atomic_write(dest) as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        bar = _progress_bar(total, os.path.basename(dest)) if progress else None
+        try:
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                out.write(chunk)
+                digest.update(chunk)
                 if bar is not None:
-                    bar.close()
-        if md5 is not None and digest.hexdigest() != md5:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+        if md5 is not None and digest.hexdigest() != md5:  # raising here discards the download
             raise RuntimeError(f"checksum mismatch for {url}: expected MD5 {md5}, "
                                f"got {digest.hexdigest()}; the download was discarded")
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return dest

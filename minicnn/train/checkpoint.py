@@ -66,11 +66,6 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, metric
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     os.makedirs(folder, exist_ok=True)
     save(state, path)
-    try:  # mc.save writes through mkstemp (mode 0600): give the file the usual permissions
-        from .metrics import _default_mode
-        os.chmod(path, _default_mode())
-    except OSError:
-        pass
     return path
 
 

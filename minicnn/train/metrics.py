@@ -7,11 +7,11 @@ import csv
 import io
 import json
 import os
-import tempfile
 
 import numpy
 
 from .. import backend
+from ..serialization import atomic_write
 
 
 def topk_correct(logits, targets, ks=(1, 5)):
@@ -74,27 +74,10 @@ def format_confusion(matrix, classes=None):
     return "\n".join(lines)
 
 
-def _default_mode():
-    """``0o666`` less the process umask: what ``open(path, "w")`` would have given the file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _atomic_write_text(text, path):
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)  # created 0600; widened below
-    try:
-        os.chmod(tmp, _default_mode())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return os.fspath(path)
 
 
 def write_json(obj, path):
