@@ -94,10 +94,10 @@ def new_model(num_classes):
     return models.fashion_cnn(num_classes=num_classes)
 
 
-def fit(model, data, epochs, lr=0.05):
+def fit(model, data, epochs, lr=0.05, verbose=False):
     """SGD with momentum on the trainable parameters only; returns the last epoch's record."""
     opt = optim.SGD(trainable_parameters(model), lr=lr, momentum=0.9, weight_decay=5e-4)
-    trainer = Trainer(model, opt, loader(data), epochs=epochs, progress=False, verbose=not QUICK)
+    trainer = Trainer(model, opt, loader(data), epochs=epochs, progress=False, verbose=verbose and not QUICK)
     return trainer.fit()[-1]
 
 
@@ -112,7 +112,7 @@ def fit(model, data, epochs, lr=0.05):
 weights_path = PRETRAINED
 if weights_path is None:
     pretrained = new_model(num_classes=5)
-    record = fit(pretrained, old_train, epochs=1 if QUICK else 2)
+    record = fit(pretrained, old_train, epochs=1 if QUICK else 2, verbose=True)
     print(f"pretraining: {100 * record['train_acc']:.1f}% training accuracy on the old classes")
     weights_path = os.path.join(tempfile.mkdtemp(prefix="minicnn-tutorial3-"), "pretrained.npz")
     mc.save(pretrained.state_dict(), weights_path)

@@ -318,12 +318,6 @@ def train(ctx, model, train_loader, test_loader=None, epochs=1, lr=0.05, momentu
     return trainer.fit()
 
 
-def accuracy(ctx, model, loader):
-    """Top-1 accuracy of ``model`` on ``loader`` (eval mode, no graph)."""
-    from ..train import evaluate
-    return evaluate(model, loader, device=ctx.device, topk=(1,))["top1"]
-
-
 def first_reaching(values, target, below=True):
     """Index of the first value ``<= target`` (``below``) or ``>= target``; None if never."""
     for i, v in enumerate(values):
