@@ -27,6 +27,8 @@ import importlib
 import os
 import sys
 
+from ..train.cli import positive_int
+
 #: Lecture name -> (module, one-line description), in the order of the lecture.
 LECTURES = {
     "alexnet-table": ("alexnet_table", "AlexNet's per-layer shapes, parameters and MACs (FC vs conv)"),
@@ -51,16 +53,6 @@ def default_out_dir(name):
     return os.path.join("runs", "lecture", name)
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_lecture_arguments(parser):
     """The arguments of ``minicnn lecture``."""
     listing = "\n".join(f"  {name:<14} {desc}" for name, (_, desc) in LECTURES.items())
@@ -75,9 +67,9 @@ def add_lecture_arguments(parser):
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="folder for the JSON and figures (default: runs/lecture/NAME; with "
                              "'all': DIR/NAME for each)")
-    parser.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--epochs", type=positive_int, default=None, metavar="N",
                         help="override the experiment's number of training epochs")
-    parser.add_argument("--subset", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--subset", type=positive_int, default=None, metavar="N",
                         help="override the number of training images the experiment uses")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "standin"],
                         help="where to train (default: cpu)")

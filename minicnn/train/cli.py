@@ -84,7 +84,8 @@ class UsageError(ValueError):
 
 
 # -- argument lists ---------------------------------------------------------------------------------
-def _positive_int(text):
+def positive_int(text):
+    """argparse type: an int >= 1 (also used by ``minicnn lecture``)."""
     import argparse
     try:
         value = int(text)
@@ -118,7 +119,7 @@ def add_data_arguments(parser):
     parser.add_argument("--data-root", metavar="DIR", default=None,
                         help="folder holding the data set's files (default: $MINICNN_DATA, "
                              "~/.minicnn/data/<name>, /usr/share/datasets/<name>)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
+    parser.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
                         help="images per batch (default: 128 for train, 256 for evaluate)")
     parser.add_argument("--device", default=None, choices=["cpu", "cuda", "standin"],
                         help="where the arrays live (default: cpu)")
@@ -140,7 +141,7 @@ def add_train_arguments(parser):
                              f"{', '.join(models.names())}")
     add_data_arguments(parser)
     g = parser.add_argument_group("recipe")
-    g.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--epochs", type=positive_int, default=None, metavar="N",
                    help=f"total number of epochs (default: {DEFAULT_EPOCHS})")
     g.add_argument("--lr", type=_non_negative_float, default=None,
                    help="peak learning rate (default: 0.05 for sgd, 0.001 for adam/adamw)")
@@ -161,16 +162,16 @@ def add_train_arguments(parser):
                    help="clip the gradients' total norm to NORM (default: no clipping)")
     g.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     g = parser.add_argument_group("data and model shape")
-    g.add_argument("--num-classes", type=_positive_int, default=None, metavar="K",
+    g.add_argument("--num-classes", type=positive_int, default=None, metavar="K",
                    help="outputs of the classifier (default: the data set's classes)")
     g.add_argument("--in-channels", type=int, choices=[1, 3], default=None,
                    help="input channels of the model; grey images are repeated to 3 channels or "
                         "colour made grey to match (default: the data set's)")
-    g.add_argument("--image-size", type=_positive_int, default=None, metavar="PIXELS",
+    g.add_argument("--image-size", type=positive_int, default=None, metavar="PIXELS",
                    help="resize images to PIXELS x PIXELS (e.g. 227 for alexnet; default: as stored)")
-    g.add_argument("--subset", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--subset", type=positive_int, default=None, metavar="N",
                    help="train on a random N of the training images (quick experiments)")
-    g.add_argument("--test-subset", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--test-subset", type=positive_int, default=None, metavar="N",
                    help="evaluate on a random N of the test images")
     g = parser.add_argument_group("output and resuming")
     g.add_argument("--out", default=None, metavar="DIR",
@@ -197,10 +198,10 @@ def add_evaluate_arguments(parser):
                              "weights file together with --model")
     parser.add_argument("--model", default=None, metavar="NAME",
                         help="architecture, for a weights file without a run config")
-    parser.add_argument("--num-classes", type=_positive_int, default=None, metavar="K",
+    parser.add_argument("--num-classes", type=positive_int, default=None, metavar="K",
                         help="classes of the model, for a weights file without a run config")
     add_data_arguments(parser)
-    parser.add_argument("--subset", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--subset", type=positive_int, default=None, metavar="N",
                         help="evaluate on a random N of the test images")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="also write confusion.json/.csv (and .png) there")
