@@ -12,12 +12,13 @@ import time
 
 
 def pin_threads(argv=None):
-    """Read ``--threads N`` from argv (default 2) and pin BLAS/OpenMP threads to it."""
+    """Read ``--threads N`` from argv (default 2) and pin BLAS/OpenMP threads and minicnn's own
+    thread count (``minicnn.threads``) to it."""
     argv = sys.argv if argv is None else argv
     threads = "2"
     if "--threads" in argv:
         threads = argv[argv.index("--threads") + 1]
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINICNN_NUM_THREADS"):
         os.environ[var] = threads
     return int(threads)
 

@@ -71,6 +71,7 @@ from .. import backend
 from ..function import Function
 from ..gradcheck import register_case
 from ..tensor import Tensor
+from ..threads import parallel_map
 
 COLUMN_BUDGET_BYTES = 256 * 2 ** 20
 """Largest column matrix (bytes) that conv2d builds at once: 256 MiB. Above it, the batch is
@@ -138,11 +139,14 @@ def pad2d(x, pads, value=0.0, out=None):
     """``x`` (N, C, H, W) surrounded by ``value``: ``pads = (top, bottom, left, right)``.
 
     ``out``: an array of the padded shape to write into (a reused buffer) instead of a new one.
-    Returns ``x`` itself when all pads are zero (callers only read the result).
+    Without ``out``, returns ``x`` itself when all pads are zero (callers only read the result).
     """
     top, bottom, left, right = pads
     if not (top or bottom or left or right):
-        return x
+        if out is None:
+            return x
+        out[...] = x
+        return out
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
     if out is None:
@@ -219,14 +223,31 @@ about twice as fast as one 75 MB column matrix. GPUs take ``COLUMN_BUDGET_BYTES`
 
 def _samples_per_chunk(column_bytes_per_sample, n, xp=None):
     """How many samples' columns to build at once: at most ``COLUMN_BUDGET_BYTES`` (memory) and,
-    on the CPU, about ``CPU_CHUNK_BYTES`` (cache); at least 1, at most ``n``."""
+    on the CPU, about ``CPU_CHUNK_BYTES`` (cache); at least 1, at most ``n``.
+
+    On the CPU the chunks are then evened out to a multiple of ``CPU_CHUNK_MULTIPLE`` chunks of
+    (nearly) equal size, so that the threads of ``parallel_map`` get equal shares: 128 samples
+    at 28 per chunk would be 4 full chunks and a short one (one thread doing 3 of 5), but are
+    8 chunks of 16. The chunking depends only on the shapes, never on the thread count.
+    """
     budget = COLUMN_BUDGET_BYTES
-    if xp is None or xp.__name__ in ("numpy", "standin"):
+    cpu = xp is None or xp.__name__ in ("numpy", "standin")
+    if cpu:
         budget = min(budget, CPU_CHUNK_BYTES)
-    return max(1, min(n, budget // max(1, column_bytes_per_sample)))
+    chunk = max(1, min(n, budget // max(1, column_bytes_per_sample)))
+    if cpu and chunk < n:
+        count = -(-n // chunk)
+        count = -(-count // CPU_CHUNK_MULTIPLE) * CPU_CHUNK_MULTIPLE
+        chunk = max(1, -(-n // count))
+    return chunk
 
 
-_scratch = threading.local()
+CPU_CHUNK_MULTIPLE = 4
+"""The number of CPU chunks is rounded up to a multiple of this (equal shares for 1, 2 or 4
+threads)."""
+
+
+_scratch = {}  # (thread id, name, array module, device, dtype) -> 1-D buffer
 
 
 def _scratch_buffer(like, name, shape, dtype):
@@ -239,9 +260,9 @@ def _scratch_buffer(like, name, shape, dtype):
     columns); ``release_buffers()`` frees them. Nothing is kept in it from one call to the next.
     """
     xp = backend.get_array_module(like)
-    key = (name, xp.__name__, str(getattr(like, "device", "")), str(dtype))
+    key = (threading.get_ident(), name, xp.__name__, str(getattr(like, "device", "")), str(dtype))
     size = math.prod(shape)
-    buffers = _scratch.__dict__
+    buffers = _scratch
     buf = buffers.get(key)
     if buf is None or buf.size < size:
         buffers.pop(key, None)  # let the old one go before the bigger one is allocated
@@ -250,8 +271,9 @@ def _scratch_buffer(like, name, shape, dtype):
 
 
 def release_buffers():
-    """Free this thread's conv scratch buffers (they are re-created when next needed)."""
-    _scratch.__dict__.clear()
+    """Free the conv scratch buffers of every thread (they are re-created when next needed).
+    Call it between steps, not while a convolution runs."""
+    _scratch.clear()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -281,26 +303,67 @@ def _correlate(x, weight, bias, stride, padding, groups):
     w_mat = weight.reshape(g, c_out // g, cg * kh * kw)  # block g: the filters of group g
 
     y = xp.empty((n, c_out, ho, wo), dtype=dtype)
-    for n0 in range(0, n, chunk):
+
+    def piece(n0):  # writes only y[n0:n0 + chunk]
         xc = x[n0:n0 + chunk]
         m = xc.shape[0]
-        cols = _columns(xc, kh, kw, stride, padding, ho, wo, dtype)          # (C*kh*kw, m*Ho*Wo)
-        yc = xp.matmul(w_mat, cols.reshape(g, rows // g, m * ho * wo))      # (g, C_out/g, m*Ho*Wo)
+        cols, width = _columns(xc, kh, kw, stride, padding, ho, wo, dtype)  # (C*kh*kw, m*Ho*width)
+        yc = xp.matmul(w_mat, cols.reshape(g, rows // g, -1))               # (g, C_out/g, m*Ho*width)
         if bias is not None:
             yc += bias.reshape(g, c_out // g, 1)
-        y[n0:n0 + m] = yc.reshape(c_out, m, ho, wo).transpose(1, 0, 2, 3)
+        y[n0:n0 + m] = yc.reshape(c_out, m, ho, width)[..., :wo].transpose(1, 0, 2, 3)
+
+    parallel_map(piece, range(0, n, chunk), xp)
     return y
 
 
 def _columns(xc, kh, kw, stride, padding, ho, wo, dtype):
-    """im2col of one chunk of samples, padded and unfolded in the reusable scratch buffers."""
+    """im2col of one chunk of samples, in the reusable scratch buffers: returns ``(cols, width)``.
+
+    ``cols`` has ``width`` columns per output row. For stride > 1 that is ``Wo`` and ``cols`` is
+    exactly ``im2col``'s (C*kh*kw, m*Ho*Wo) matrix. For stride 1 the columns are laid out on the
+    *padded grid* (see ``_grid_columns``) and ``width`` is the padded width ``Wp = W + 2*pw``.
+    """
     (sh, sw), (ph, pw) = stride, padding
     m, c, h, w = xc.shape
+    if (sh, sw) == (1, 1):
+        return _grid_columns(xc, kh, kw, ph, pw, ho, dtype), w + 2 * pw
     if ph or pw:
         xc = pad2d(xc, (ph, ph, pw, pw),
                    out=_scratch_buffer(xc, "padded", (m, c, h + 2 * ph, w + 2 * pw), xc.dtype))
     return _unfold(xc, kh, kw, sh, sw, ho, wo,
-                   out=_scratch_buffer(xc, "columns", (c * kh * kw, m * ho * wo), dtype))
+                   out=_scratch_buffer(xc, "columns", (c * kh * kw, m * ho * wo), dtype)), wo
+
+
+def _grid_columns(xc, kh, kw, ph, pw, ho, dtype):
+    """Stride-1 columns on the padded grid: (C*kh*kw, m*Ho*Wp), ``Wp = W + 2*pw``.
+
+    Flatten each padded image (Hp, Wp) to one row of Hp*Wp numbers. Output pixel (i, j) reads the
+    patch that starts at p = i*Wp + j, and its entry (u, v) sits at p + u*Wp + v. Let j run over
+    all Wp columns instead of the Wo valid ones: the extra kw - 1 positions per row are junk (their
+    windows wrap into the next row), but now p runs over the consecutive numbers 0 .. Ho*Wp - 1, so
+
+        cols[(c, u, v), (n, p)] = flat[n, c, p + u*Wp + v]
+
+    is a strided view whose inner axis is one contiguous run of Ho*Wp numbers per (c, u, v, n)
+    instead of Ho runs of Wo: the copy runs several times faster. The product then has
+    Wp/Wo more columns; callers drop the junk outputs (``[..., :Wo]``) and, for dW, multiply
+    them by zero gradients. The flat buffer has kw - 1 zeros after the last image, where the
+    last junk windows end.
+    """
+    xp = backend.get_array_module(xc)
+    m, c, h, w = xc.shape
+    hp, wp = h + 2 * ph, w + 2 * pw
+    size = m * c * hp * wp
+    flat = _scratch_buffer(xc, "padded", (size + kw - 1,), xc.dtype)
+    flat[size:] = 0
+    pad2d(xc, (ph, ph, pw, pw), out=flat[:size].reshape(m, c, hp, wp))
+    e = flat.itemsize
+    patches = xp.lib.stride_tricks.as_strided(
+        flat, shape=(c, kh, kw, m, ho * wp), strides=(hp * wp * e, wp * e, e, c * hp * wp * e, e))
+    cols = _scratch_buffer(xc, "columns", (c * kh * kw, m * ho * wp), dtype)
+    xp.copyto(cols.reshape(c, kh, kw, m, ho * wp), patches)
+    return cols
 
 
 def _flipped_transposed(weight, groups):
@@ -310,6 +373,19 @@ def _flipped_transposed(weight, groups):
     c_out, cg, kh, kw = weight.shape
     w = weight.reshape(groups, c_out // groups, cg, kh, kw).transpose(0, 2, 1, 3, 4)
     return xp.ascontiguousarray(w[..., ::-1, ::-1]).reshape(groups * cg, c_out // groups, kh, kw)
+
+
+def _gradient_matrix(gc, width):
+    """G_mat (C_out, m*Ho*width) of a chunk's output gradient ``gc`` (m, C_out, Ho, Wo): rows are
+    output channels, columns (n, i, j). With ``width > Wo`` (padded-grid columns) the extra junk
+    columns j >= Wo hold zeros, so the junk windows add nothing to dW."""
+    m, c_out, ho, wo = gc.shape
+    if width == wo:
+        return gc.transpose(1, 0, 2, 3).reshape(c_out, m * ho * wo)
+    out = _scratch_buffer(gc, "gradient", (c_out, m, ho, width), gc.dtype)
+    out[..., wo:] = 0
+    out[..., :wo] = gc.transpose(1, 0, 2, 3)
+    return out.reshape(c_out, m * ho * width)
 
 
 class Conv2d(Function):
@@ -366,22 +442,32 @@ class Conv2d(Function):
             gx = xp.empty(self.x_shape, dtype=gy.dtype)
         chunk = _samples_per_chunk(rows * ho * wo * gy.dtype.itemsize, n, xp)
         w_mat = None if self.weight is None else self.weight.reshape(g, c_out // g, cg * kh * kw)
-        gw = None
-        need_loop = want_dw or (want_dx and not as_convolution)
-        for n0 in range(0, n if need_loop else 0, chunk):
+
+        def piece(n0):  # returns this chunk's part of dW; writes only gx[n0:n0 + chunk]
             gc = gy[n0:n0 + chunk]
             m = gc.shape[0]
-            # G_mat (g, C_out/g, m*Ho*Wo): rows = output channels, columns = (n, i, j)
-            g_mat = gc.transpose(1, 0, 2, 3).reshape(g, c_out // g, m * ho * wo)
-            if want_dw:   # dW = G_mat @ cols^T, with the columns rebuilt from x
-                cols = _columns(self.x[n0:n0 + m], kh, kw, self.stride, self.padding, ho, wo, self.dtype)
-                part = xp.matmul(g_mat, cols.reshape(g, rows // g, m * ho * wo).transpose(0, 2, 1))
-                gw = part if gw is None else gw + part
+            part = None
+            if want_dw:   # dW = G_mat @ cols^T, computed as (cols @ G_mat^T)^T: BLAS runs this
+                cols, width = _columns(self.x[n0:n0 + m], kh, kw, self.stride, self.padding, ho,
+                                       wo, self.dtype)  # layout of the same product up to 2x faster
+                g_grid = _gradient_matrix(gc, width)
+                part = xp.matmul(cols.reshape(g, rows // g, -1),
+                                 g_grid.reshape(g, c_out // g, -1).transpose(0, 2, 1))
             if want_dx and not as_convolution:   # dcols = W_mat^T @ G_mat, then col2im
+                # G_mat (g, C_out/g, m*Ho*Wo): rows = output channels, columns = (n, i, j)
+                g_mat = gc.transpose(1, 0, 2, 3).reshape(g, c_out // g, m * ho * wo)
                 gcols = _scratch_buffer(gy, "columns", (g, rows // g, m * ho * wo), gy.dtype)
                 xp.matmul(w_mat.transpose(0, 2, 1), g_mat, out=gcols)
                 gx[n0:n0 + m] = col2im(gcols.reshape(rows, m * ho * wo), (m, c, h, w), kh, kw,
                                        self.stride, self.padding)
+            return part
+
+        need_loop = want_dw or (want_dx and not as_convolution)
+        parts = parallel_map(piece, range(0, n if need_loop else 0, chunk), xp)
+        gw = None
+        for part in parts if want_dw else ():   # summed in chunk order: the same on any thread count
+            gw = part if gw is None else gw + part
+        gw = None if gw is None else gw.transpose(0, 2, 1)
         gw = None if gw is None else gw.reshape(self.w_shape)
         gb = gy.sum(axis=(0, 2, 3)) if want_db else None
         return gx, gw, gb

@@ -7,7 +7,6 @@
     progress.py    the per-epoch progress bar (tqdm if installed)
     plots.py       training curves and confusion matrix as PNG (matplotlib if installed)
     cli.py         ``minicnn train`` and ``minicnn evaluate``
-    threads.py     the BLAS thread count (one, for training)
 
 From Python:
 

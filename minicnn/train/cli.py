@@ -11,7 +11,7 @@ The default recipe
 (``fashion_cnn``) on Fashion-MNIST: SGD with Nesterov momentum 0.9, learning rate 0.05,
 weight decay 5e-4, batch 128, a cosine schedule stepped every iteration, no augmentation,
 :data:`DEFAULT_EPOCHS` (8) epochs, seed 0, one BLAS thread (``--threads``; see
-:mod:`minicnn.train.threads`). Measured on the two-core reference machine while it was busy with
+:mod:`minicnn.threads`). Measured on the two-core reference machine while it was busy with
 other work (load average ~4.5): 91.89% test accuracy (top-5 99.89%) after 8 epochs of 31-45 s,
 5.0 minutes in all (184 s of CPU time, ~23 s per epoch).
 
@@ -416,7 +416,7 @@ def _augment_spec(config):
 def train_main(args):
     """Run ``minicnn train``; returns the exit status."""
     from ..data import DatasetNotFoundError
-    from .threads import blas_threads
+    from ..threads import blas_threads
     from .trainer import TrainingDiverged
     try:
         with blas_threads(getattr(args, "threads", 1)):
@@ -524,7 +524,7 @@ def _train(args):
 def evaluate_main(args):
     """Run ``minicnn evaluate``; returns the exit status."""
     from ..data import DatasetNotFoundError
-    from .threads import blas_threads
+    from ..threads import blas_threads
     try:
         with blas_threads(getattr(args, "threads", 1)):
             return _evaluate(args)

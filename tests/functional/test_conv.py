@@ -277,3 +277,56 @@ def test_conv2d_bias_shape_error():
 def test_validate_conv2d_uses_the_given_layer_name():
     with pytest.raises(ValueError, match="^Conv2d: expected a 4-D input"):
         conv_module.validate_conv2d("Conv2d", (3, 8, 8), (4, 3, 3, 3), 1, 0, 1)
+
+
+# -- the padded-grid columns of stride 1, chunk balance, and thread-count independence -------------
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), ph=st.integers(0, 2), pw=st.integers(0, 2))
+def test_grid_columns_hold_im2col_plus_junk_columns(m, c, h, w, kh, kw, ph, pw):
+    """cols on the padded grid, (C*kh*kw, m, Ho, Wp) with the junk columns j >= Wo dropped, are
+    exactly im2col's (C*kh*kw, m, Ho, Wo)."""
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        return
+    x = np.random.default_rng(0).standard_normal((m, c, h, w))
+    ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+    cols, width = conv_module._columns(x, kh, kw, (1, 1), (ph, pw), ho, wo, x.dtype)
+    assert width == w + 2 * pw
+    grid = cols.reshape(c * kh * kw, m, ho, width)[..., :wo]
+    np.testing.assert_array_equal(grid, F.im2col(x, kh, kw, 1, (ph, pw)).reshape(c * kh * kw, m, ho, wo))
+
+
+def test_cpu_chunks_are_even(monkeypatch):
+    # 128 samples at 28 per chunk: 8 chunks of 16, not 4 of 28 and one of 16
+    assert conv_module._samples_per_chunk(conv_module.CPU_CHUNK_BYTES // 28, 128, np) == 16
+    assert conv_module._samples_per_chunk(10, 5, np) == 5          # all fit: one chunk
+    assert conv_module._samples_per_chunk(conv_module.CPU_CHUNK_BYTES * 2, 3, np) == 1
+
+
+@pytest.mark.parametrize("stride, padding, groups", [(1, 1, 1), (2, 1, 2), (1, 0, 1)])
+def test_conv_gives_the_same_bits_on_one_and_two_threads(monkeypatch, stride, padding, groups):
+    """The pieces of the batch are fixed by the shapes and dW's parts are summed in order, so the
+    thread count changes nothing (a resumed training run matches on any machine)."""
+    from minicnn import threads
+    monkeypatch.setattr(conv_module, "CPU_CHUNK_BYTES", 4096)  # many chunks
+    rng = np.random.default_rng(5)
+    x_np = rng.standard_normal((9, 4, 9, 8)).astype(np.float32)
+    w_np = rng.standard_normal((6, 4 // groups, 3, 3)).astype(np.float32)
+    b_np = rng.standard_normal(6).astype(np.float32)
+
+    def run():
+        x, w, b = (mc.Tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+        y = F.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
+        y.backward(np.cos(np.arange(y.data.size, dtype=np.float32)).reshape(y.shape))
+        return [t.copy() for t in (y.data, x.grad, w.grad, b.grad)]
+
+    before = threads.get_num_threads()
+    try:
+        threads.set_num_threads(1)
+        one = run()
+        threads.set_num_threads(2)
+        two = run()
+    finally:
+        threads.set_num_threads(before)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)

@@ -270,7 +270,7 @@ def test_pictures_with_matplotlib(tmp_path):
 
 
 def test_blas_threads_are_set_and_restored():
-    from minicnn.train.threads import blas_threads, get_blas_threads
+    from minicnn.threads import blas_threads, get_blas_threads
     before = get_blas_threads()
     if before is None:
         pytest.skip("no OpenBLAS found to control")
