@@ -7,7 +7,7 @@ gradients of the broadcast shape.
 """
 import numpy
 
-from . import backend
+from . import backend, threads
 from .function import Function
 from .gradcheck import register_case
 from .tensor import Tensor
@@ -102,6 +102,11 @@ class Pow(Function):
         return ga, gb
 
 
+def _matmul(a, b):
+    """``a @ b``, on minicnn's threads when both are (stacks of) matrices (``threads.matmul``)."""
+    return threads.matmul(a, b) if a.ndim >= 2 and b.ndim >= 2 else a @ b
+
+
 class MatMul(Function):
     """Y = A @ B (batched as ``numpy.matmul``);  dA = G @ B^T, dB = A^T @ G.
 
@@ -110,7 +115,7 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a @ b
+        return _matmul(a, b)
 
     def backward(self, g):
         xp = _xp(g)
@@ -122,10 +127,10 @@ class MatMul(Function):
             g = xp.expand_dims(g, -1)
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = g @ xp.swapaxes(b, -1, -2)
+            ga = _matmul(g, xp.swapaxes(b, -1, -2))
             ga = ga.reshape(ga.shape[:-2] + (ga.shape[-1],)) if self.a.ndim == 1 else ga
         if self.needs_input_grad[1]:
-            gb = xp.swapaxes(a, -1, -2) @ g
+            gb = _matmul(xp.swapaxes(a, -1, -2), g)
             gb = gb.reshape(gb.shape[:-1]) if self.b.ndim == 1 else gb
         # batched products broadcast the leading axes; _sum_to in the walk folds them back
         if ga is not None and ga.ndim > self.a.ndim:

@@ -17,8 +17,10 @@ thread, and three to five times as fast as one thread feeding a two-thread BLAS.
 
 The count is :func:`get_num_threads` (default: the cores this process may run on, or
 ``$MINICNN_NUM_THREADS``), set with :func:`set_num_threads`, like ``torch.set_num_threads``.
-Results never depend on it: the pieces are fixed by the data's shape, not by the thread count, and
-partial sums are added in a fixed order.
+Convolution results never depend on it: its pieces are fixed by the data's shape, not by the
+thread count, and partial sums are added in a fixed order. Batch norm gives each thread a group of
+channels, and NumPy may sum a channel's values in another order when the group is smaller, so its
+results can differ in the last bit between thread counts (never between runs with the same count).
 
 BLAS's own count is changed at run time (environment variables such as ``OPENBLAS_NUM_THREADS``
 work only before NumPy is imported) through ``threadpoolctl`` when installed, else through
@@ -185,6 +187,14 @@ def _one_blas_thread():
                 set_blas_threads(_blas_saved["count"])
 
 
+def even_slices(n, parts):
+    """``parts`` consecutive slices covering ``range(n)`` (fewer if ``n < parts``), their sizes
+    differing by at most one: ``even_slices(10, 3)`` -> [0:3], [3:6], [6:10]."""
+    parts = max(1, min(int(parts), n))
+    bounds = [n * k // parts for k in range(parts + 1)]
+    return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+
+
 def _run_piece(fn, item):
     _worker.busy = True
     try:
@@ -193,20 +203,60 @@ def _run_piece(fn, item):
         _worker.busy = False
 
 
+def _is_numpy(xp):
+    return xp is not None and getattr(xp, "__name__", "") == "numpy"
+
+
 def parallel_map(fn, items, xp=None):
     """``[fn(item) for item in items]``, the calls spread over :func:`get_num_threads` threads.
 
-    For CPU arrays only: pass the array module as ``xp`` and anything but NumPy (CuPy, whose
-    kernels are already parallel, or the stand-in) runs the plain loop. So does a call from inside
-    a piece (no nested pools), a single item, one thread, or a BLAS whose thread count cannot be
-    controlled. Results come back in the order of ``items``. ``fn`` must only write to places no
-    other piece writes to.
+    For CPU arrays only: pass the array module as ``xp``; anything but NumPy (CuPy, whose kernels
+    are already parallel, or the stand-in) runs the plain loop. On NumPy, BLAS runs with one thread
+    for the whole call, even when the items run one after another (a single item, one thread, or a
+    call from inside a piece: pools do not nest): see the module docstring. Results come back in
+    the order of ``items``. ``fn`` must only write to places no other piece writes to.
     """
     items = list(items)
-    n = min(_num_threads, len(items))
-    serial = (n <= 1 or getattr(_worker, "busy", False) or not _blas()
-              or (xp is not None and getattr(xp, "__name__", "") != "numpy"))
-    if serial:
+    if not _is_numpy(xp):
         return [fn(item) for item in items]
+    n = min(_num_threads, len(items))
     with _one_blas_thread():
+        if n <= 1 or getattr(_worker, "busy", False) or not _blas():
+            return [fn(item) for item in items]
         return list(_executor(n).map(lambda item: _run_piece(fn, item), items))
+
+
+MATMUL_MIN_FLOPS = 1 << 22
+""":func:`matmul` splits products of at least this many multiply-adds (4 M) over the threads."""
+
+
+def matmul(a, b):
+    """``a @ b`` (2-D, or stacks of matrices with the same leading shape) on the CPU with minicnn's
+    threads, each running a one-thread BLAS on a block of the product.
+
+    The product is cut along its longer side: blocks of rows of ``a`` (writing rows of the result)
+    or blocks of columns of ``b`` (columns of the result). Not NumPy, too small, or called from
+    inside a piece: one plain product, still with a one-thread BLAS on NumPy.
+    """
+    from .backend import get_array_module
+    xp = get_array_module(a, b)
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    parts = min(_num_threads, max(m, n))
+    if (not _is_numpy(xp) or parts <= 1 or m * k * n < MATMUL_MIN_FLOPS
+            or getattr(_worker, "busy", False) or not _blas()):
+        if _is_numpy(xp):
+            with _one_blas_thread():
+                return xp.matmul(a, b)
+        return xp.matmul(a, b)
+    lead = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out = xp.empty(lead + (m, n), dtype=xp.result_type(a.dtype, b.dtype))
+    if m >= n:
+        def piece(rows):
+            out[..., rows, :] = xp.matmul(a[..., rows, :], b)
+        parallel_map(piece, even_slices(m, parts), xp)
+    else:
+        def piece(cols):
+            out[..., cols] = xp.matmul(a, b[..., cols])
+        parallel_map(piece, even_slices(n, parts), xp)
+    return out

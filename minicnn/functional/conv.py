@@ -71,7 +71,8 @@ from .. import backend
 from ..function import Function
 from ..gradcheck import register_case
 from ..tensor import Tensor
-from ..threads import parallel_map
+from ..threads import matmul, parallel_map
+from . import gpu_kernels
 
 COLUMN_BUDGET_BYTES = 256 * 2 ** 20
 """Largest column matrix (bytes) that conv2d builds at once: 256 MiB. Above it, the batch is
@@ -199,10 +200,15 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
     kh*kw kernel offsets (u, v) the entries ``cols[(c, u, v), (n, i, j)]`` land on the strided
     grid of padded pixels (u + i*sh, v + j*sw): one vectorised ``+=`` per offset, so pixels shared
     by overlapping patches accumulate. The padding border is dropped at the end.
+
+    On the GPU (float32/64) a CUDA kernel does the same sums in one pass instead, one thread per
+    pixel gathering its entries (``gpu_kernels.col2im_cuda``).
     """
     xp = backend.get_array_module(cols)
     sh, sw = _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
+    if xp.__name__ == "cupy" and cols.dtype in (numpy.float32, numpy.float64):
+        return gpu_kernels.col2im_cuda(xp, cols, tuple(x_shape), kh, kw, (sh, sw), (ph, pw))
     n, c, h, w = x_shape
     ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
     cols = cols.reshape(c, kh, kw, n, ho, wo)
@@ -308,7 +314,7 @@ def _correlate(x, weight, bias, stride, padding, groups):
         xc = x[n0:n0 + chunk]
         m = xc.shape[0]
         cols, width = _columns(xc, kh, kw, stride, padding, ho, wo, dtype)  # (C*kh*kw, m*Ho*width)
-        yc = xp.matmul(w_mat, cols.reshape(g, rows // g, -1))               # (g, C_out/g, m*Ho*width)
+        yc = matmul(w_mat, cols.reshape(g, rows // g, -1))                  # (g, C_out/g, m*Ho*width)
         if bias is not None:
             yc += bias.reshape(g, c_out // g, 1)
         y[n0:n0 + m] = yc.reshape(c_out, m, ho, width)[..., :wo].transpose(1, 0, 2, 3)
@@ -451,7 +457,7 @@ class Conv2d(Function):
                 cols, width = _columns(self.x[n0:n0 + m], kh, kw, self.stride, self.padding, ho,
                                        wo, self.dtype)  # layout of the same product up to 2x faster
                 g_grid = _gradient_matrix(gc, width)
-                part = xp.matmul(cols.reshape(g, rows // g, -1),
+                part = matmul(cols.reshape(g, rows // g, -1),
                                  g_grid.reshape(g, c_out // g, -1).transpose(0, 2, 1))
             if want_dx and not as_convolution:   # dcols = W_mat^T @ G_mat, then col2im
                 # G_mat (g, C_out/g, m*Ho*Wo): rows = output channels, columns = (n, i, j)

@@ -27,6 +27,7 @@ import numpy  # host side only: building the gradient-check cases at the bottom
 from ..function import Function
 from ..gradcheck import register_case
 from ..tensor import as_tensor
+from ..threads import matmul
 
 
 def validate_linear(layer, x_shape, in_features):
@@ -44,7 +45,7 @@ class Linear(Function):
         self.x_shape = x.shape
         self.x2 = x.reshape(-1, x.shape[-1])  # (N*, in)
         self.weight = weight
-        y = self.x2 @ weight.T
+        y = matmul(self.x2, weight.T)
         if bias is not None:
             y += bias
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
@@ -52,8 +53,8 @@ class Linear(Function):
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         g2 = g.reshape(-1, g.shape[-1])  # (N*, out)
-        dx = (g2 @ self.weight).reshape(self.x_shape) if need_x else None
-        dw = g2.T @ self.x2 if need_w else None
+        dx = matmul(g2, self.weight).reshape(self.x_shape) if need_x else None
+        dw = matmul(g2.T, self.x2) if need_w else None
         db = g2.sum(axis=0) if need_b else None
         return dx, dw, db
 

@@ -82,6 +82,8 @@ from .. import backend
 from ..function import Function
 from ..gradcheck import register_case
 from ..tensor import Tensor
+from ..threads import get_num_threads, parallel_map
+from . import gpu_kernels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +116,8 @@ class LocalResponseNorm(Function):
 
     Input and output ``(N, C, *)``. Backward:
     da_c = g_c s_c^-beta - (2 alpha beta / n) a_c sum_{c' in W'(c)} g_c' b_c' / s_c'.
+    On the GPU (float32/64) each pass is one fused CUDA kernel (``gpu_kernels``), which saves
+    only ``a`` and ``s`` for backward.
     """
 
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
@@ -124,6 +128,12 @@ class LocalResponseNorm(Function):
 
     def forward(self, a):
         validate_local_response_norm("local_response_norm", a.shape)
+        xp = backend.get_array_module(a)
+        self.fused = xp.__name__ == "cupy" and a.dtype in (numpy.float32, numpy.float64)
+        if self.fused:  # one CUDA kernel, the same formulas (gpu_kernels.lrn_forward_cuda)
+            b, self.s = gpu_kernels.lrn_forward_cuda(xp, a, self.size, self.alpha, self.beta, self.k)
+            self.a = a
+            return b
         s = _window_sum(a * a, self.before, self.after)
         s *= self.alpha / self.size
         s += self.k
@@ -132,6 +142,9 @@ class LocalResponseNorm(Function):
         return a * self.scale
 
     def backward(self, g):
+        if self.fused:
+            return gpu_kernels.lrn_backward_cuda(backend.get_array_module(g), self.a, self.s, g,
+                                                 self.size, self.alpha, self.beta)
         t = g * self.a
         t *= self.scale
         t /= self.s  # g_c' b_c' / s_c'
@@ -173,6 +186,21 @@ def _data(t):
     return t.data if isinstance(t, Tensor) else t
 
 
+PARALLEL_MIN_SIZE = 1 << 16
+"""Batch norm splits inputs of at least this many numbers into one group of channels per thread
+of ``minicnn.threads`` and normalises the groups at once (each channel's statistics involve only
+that channel, so the groups are independent). Fewer, larger groups are faster: NumPy loops over a
+strided slice of a few channels more slowly than over many. The per-channel sums may then round
+differently with a different thread count (in the last bit)."""
+
+
+def _channel_groups(C, size):
+    """Slices of the channel axis, one per thread; a single slice for small inputs."""
+    parts = min(C, get_num_threads()) if size >= PARALLEL_MIN_SIZE else 1
+    step = -(-C // max(1, parts))
+    return [slice(c, min(c + step, C)) for c in range(0, C, step)]
+
+
 class BatchNorm(Function):
     """y = gamma * (x - mu) / sqrt(var + eps) + beta per channel (axis 1); see the module docstring.
 
@@ -180,6 +208,10 @@ class BatchNorm(Function):
     Training: mu, var from the batch (and the running buffers are updated in place);
     dx = gamma / (m sigma) * (m g - sum g - xhat sum(g xhat)). Eval: mu, var = the running buffers;
     dx = gamma g / sigma. Always dgamma = sum g xhat, dbeta = sum g.
+
+    Every formula involves one channel at a time, so ``forward`` and ``backward`` apply them to
+    groups of channels (``_forward_channels``, ``_backward_channels``: the math is there), on
+    several threads for large inputs.
     """
 
     def __init__(self, running_mean, running_var, training, momentum, eps):
@@ -190,49 +222,89 @@ class BatchNorm(Function):
         xp = backend.get_array_module(x)
         C = x.shape[1]
         self.axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channels
-        bshape = (1, C) + (1,) * (x.ndim - 2)  # (C,) -> broadcastable against x
+        self.bshape = (1, C) + (1,) * (x.ndim - 2)  # (C,) -> broadcastable against x
         self.batch_stats = self.training or self.running_mean is None
-        if self.batch_stats:
-            m = x.size // C  # values per channel
-            if m < 2 and self.training:
-                raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
-                                 f"got input of shape {tuple(x.shape)}")
-            mu = x.mean(axis=self.axes, keepdims=True)
-            xc = x - mu
-            var = (xc * xc).mean(axis=self.axes, keepdims=True)  # biased
-            if self.training and self.running_mean is not None:  # in place, as PyTorch
-                mom, rm, rv = self.momentum, self.running_mean, self.running_var
-                rm[...] = (1.0 - mom) * rm + mom * mu.reshape(C)
-                rv[...] = (1.0 - mom) * rv + (mom * m / (m - 1)) * var.reshape(C)  # unbiased
-        else:
-            xc = x - self.running_mean.astype(x.dtype, copy=False).reshape(bshape)
-            var = self.running_var.astype(x.dtype, copy=False).reshape(bshape)
-        self.inv_std = 1.0 / xp.sqrt(var + self.eps)  # 1 / sigma
-        xc *= self.inv_std
-        self.xhat = xc  # (x - mu) / sigma
-        self.gamma = None if weight is None else weight.reshape(bshape)
-        y = xc.copy() if weight is None else xc * self.gamma
-        if bias is not None:
-            y += bias.reshape(bshape)
+        self.m = x.size // C  # values per channel
+        if self.m < 2 and self.training:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                             f"got input of shape {tuple(x.shape)}")
+        dtype = xp.result_type(x.dtype, *(t.dtype for t in (weight, bias) if t is not None))
+        y = xp.empty(x.shape, dtype=dtype)
+        self.xhat = xp.empty(x.shape, dtype=x.dtype)
+        self.inv_std = xp.empty(self.bshape, dtype=x.dtype)
+        self.gamma = None if weight is None else weight.reshape(self.bshape)
+        self.groups = _channel_groups(C, x.size)
+        parallel_map(lambda cs: self._forward_channels(xp, cs, x[:, cs], weight, bias, y[:, cs]),
+                     self.groups, xp)
         return y
 
+    def _forward_channels(self, xp, cs, x, weight, bias, y):
+        """Normalise the channels ``cs`` (x and y are their slices): y = xhat * gamma + beta."""
+        bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        xhat = self.xhat[:, cs]
+        if self.batch_stats:
+            mu = x.mean(axis=self.axes, keepdims=True)
+            xp.subtract(x, mu, out=xhat)
+            xp.multiply(xhat, xhat, out=y)  # y as scratch for the squares
+            var = y.mean(axis=self.axes, keepdims=True)  # biased
+            if self.training and self.running_mean is not None:  # in place, as PyTorch
+                mom, m, rm, rv = self.momentum, self.m, self.running_mean[cs], self.running_var[cs]
+                rm[...] = (1.0 - mom) * rm + mom * mu.reshape(-1)
+                rv[...] = (1.0 - mom) * rv + (mom * m / (m - 1)) * var.reshape(-1)  # unbiased
+        else:
+            mean = self.running_mean[cs].astype(x.dtype, copy=False).reshape(bshape)
+            xp.subtract(x, mean, out=xhat)
+            var = self.running_var[cs].astype(x.dtype, copy=False).reshape(bshape)
+        inv_std = self.inv_std[:, cs]
+        inv_std[...] = 1.0 / xp.sqrt(var + self.eps)  # 1 / sigma
+        xhat *= inv_std  # (x - mu) / sigma
+        if weight is None:
+            y[...] = xhat
+        else:
+            xp.multiply(xhat, weight[cs].reshape(bshape), out=y)
+        if bias is not None:
+            y += bias[cs].reshape(bshape)
+
     def backward(self, g):
+        xp = backend.get_array_module(g)
         need_x, need_w, need_b = self.needs_input_grad
-        dbeta = g.sum(axis=self.axes) if need_b else None
-        sum_gx = (g * self.xhat).sum(axis=self.axes, keepdims=True) if (need_w or need_x) else None
-        dgamma = sum_gx.reshape(-1) if need_w else None
-        dx = None
-        if need_x:
-            scale = self.inv_std if self.gamma is None else self.gamma * self.inv_std  # gamma / sigma
-            if self.batch_stats:  # gamma / (m sigma) * (m g - sum g - xhat sum(g xhat))
-                m = g.size // g.shape[1]
-                dx = g * float(m)
-                dx -= g.sum(axis=self.axes, keepdims=True)
-                dx -= self.xhat * sum_gx
-                dx *= scale * (1.0 / m)
-            else:  # mu and sigma are constants
-                dx = g * scale
+        C = g.shape[1]
+        dx = xp.empty(g.shape, dtype=g.dtype) if need_x else None
+        dgamma = xp.empty(C, dtype=g.dtype) if need_w else None
+        dbeta = xp.empty(C, dtype=g.dtype) if need_b else None
+        parallel_map(lambda cs: self._backward_channels(
+            xp, cs, g[:, cs], None if dx is None else dx[:, cs],
+            None if dgamma is None else dgamma[cs], None if dbeta is None else dbeta[cs]),
+            self.groups, xp)
         return dx, dgamma, dbeta
+
+    def _backward_channels(self, xp, cs, g, dx, dgamma, dbeta):
+        """The gradients of the channels ``cs``, written into their slices dx, dgamma, dbeta."""
+        xhat = self.xhat[:, cs]
+        sum_g = g.sum(axis=self.axes, keepdims=True)
+        if dbeta is not None:
+            dbeta[...] = sum_g.reshape(-1)
+        if dx is None and dgamma is None:
+            return
+        if dx is not None:
+            xp.multiply(g, xhat, out=dx)  # dx as scratch for g * xhat
+            sum_gx = dx.sum(axis=self.axes, keepdims=True)
+        else:
+            sum_gx = (g * xhat).sum(axis=self.axes, keepdims=True)
+        if dgamma is not None:
+            dgamma[...] = sum_gx.reshape(-1)
+        if dx is None:
+            return
+        inv_std = self.inv_std[:, cs]
+        scale = inv_std if self.gamma is None else self.gamma[:, cs] * inv_std  # gamma / sigma
+        if self.batch_stats:  # gamma / (m sigma) * (m g - sum g - xhat sum(g xhat))
+            m = self.m
+            xp.multiply(xhat, sum_gx, out=dx)
+            xp.subtract(g * float(m), dx, out=dx)
+            dx -= sum_g
+            dx *= scale * (1.0 / m)
+        else:  # mu and sigma are constants
+            xp.multiply(g, scale, out=dx)
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,

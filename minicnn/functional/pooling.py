@@ -84,6 +84,7 @@ from .. import backend
 from ..function import Function
 from ..gradcheck import register_case
 from ..tensor import Tensor
+from ..threads import even_slices, get_num_threads, matmul, parallel_map
 from .conv import _pair, _scratch_buffer, conv_output_size, pad2d
 
 
@@ -143,11 +144,6 @@ def _padded_buffer(x, win):
     return _scratch_buffer(x, "pool_padded", win.padded_shape, x.dtype) if any(win.pads) else None
 
 
-def _unpadded_copy(xp, win, padded):
-    """The interior of a padded gradient, as a contiguous array (no copy when nothing was padded)."""
-    return xp.ascontiguousarray(win.unpad(padded))
-
-
 # ------------------------------------------------------------------------------------------------
 # Max pooling
 # ------------------------------------------------------------------------------------------------
@@ -185,12 +181,24 @@ def _running_max(xp, candidates, best, tags=None, winner=None):
         xp.maximum(best, candidates[k], out=best)
 
 
+PARALLEL_MIN_SIZE = 1 << 16
+"""Pooling splits inputs of at least this many numbers into one piece of the batch per thread of
+``minicnn.threads`` (each sample is pooled on its own, so the result is the same)."""
+
+
+def _batch_pieces(xp, x):
+    """Slices of the batch axis: one per thread for large NumPy inputs, else the whole batch."""
+    parts = get_num_threads() if xp.__name__ == "numpy" and x.size >= PARALLEL_MIN_SIZE else 1
+    return even_slices(x.shape[0], parts)
+
+
 class MaxPool2d(Function):
     """y = max over each window (padding = -inf);  dx = g routed to each window's argmax.
 
     forward saves, per output element, the offset ``u*Wp + v`` of its window's maximum from the
     window's top-left pixel in the padded input (int8 when it fits): the only thing backward needs
-    besides the shapes. Both passes are in the module docstring.
+    besides the shapes. Both passes are in the module docstring; ``_forward_samples`` and
+    ``_backward_samples`` do them for a piece of the batch (the pieces run on several threads).
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
@@ -199,35 +207,55 @@ class MaxPool2d(Function):
     def forward(self, x):
         xp = backend.get_array_module(x)
         win = _Windows(x.shape, *self.args)
-        xpad = pad2d(x, win.pads, value=_lowest(xp, x.dtype), out=_padded_buffer(x, win))
         n, c, hp, wp = win.padded_shape
         track = self.needs_input_grad[0]
         tag = _offset_dtype((win.kh - 1) * wp + win.kw - 1)
+        y = xp.empty((n, c, win.ho, win.wo), dtype=x.dtype)
+        winner = xp.empty(y.shape, dtype=tag) if track else None
+        parallel_map(lambda b: self._forward_samples(xp, x[b], y[b], None if winner is None else winner[b],
+                                                     tag), _batch_pieces(xp, x), xp)
+        if track:
+            self.win, self.winner = win, winner
+        return y
+
+    def _forward_samples(self, xp, x, y, winner, tag):
+        """y (and winner, when not None) of the samples in ``x``: the two passes."""
+        win = _Windows(x.shape, *self.args)
+        xpad = pad2d(x, win.pads, value=_lowest(xp, x.dtype), out=_padded_buffer(x, win))
+        n, c, hp, wp = win.padded_shape
+        track = winner is not None
         # pass 1, along the width: r (N, C, Hp, Wo), and in which column v of its window it sits
         r = _scratch_buffer(x, "pool_rows", (n, c, hp, win.wo), x.dtype)
         r_col = _scratch_buffer(x, "pool_row_winner", r.shape, tag) if track else None
         _running_max(xp, [xpad[win.columns(v)] for v in range(win.kw)], r,
                      [tag(v) for v in range(win.kw)] if track else None, r_col)
         # pass 2, along the height: y (N, C, Ho, Wo); the winner of row u is at offset u*Wp + v
-        y = xp.empty((n, c, win.ho, win.wo), dtype=x.dtype)
-        winner = xp.empty(y.shape, dtype=tag) if track else None
         _running_max(xp, [r[win.rows(u)] for u in range(win.kh)], y,
                      [r_col[win.rows(u)] + tag(u * wp) for u in range(win.kh)] if track else None, winner)
-        if track:
-            self.win, self.winner = win, winner
-        return y
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        win = self.win
-        gpad = win.padded_zeros(xp, g.dtype)
+        gx = xp.empty(self.win.x_shape, dtype=g.dtype)
+        parallel_map(lambda b: self._backward_samples(xp, g[b], self.winner[b], gx[b]),
+                     _batch_pieces(xp, g), xp)
+        return gx
+
+    def _backward_samples(self, xp, g, winner, gx):
+        """gx[...] = the samples' gradient: every g added at its window's argmax."""
+        win = _Windows((g.shape[0],) + self.win.x_shape[1:], *self.args)
+        if any(win.pads):
+            gpad = win.padded_zeros(xp, g.dtype)
+        else:  # the padded input is the input: scatter straight into gx
+            gpad = gx
+            gpad[...] = 0
         if xp.__name__ == "cupy" and g.dtype in (numpy.float32, numpy.float64):
-            _cuda_max_pool_scatter(xp, win, self.winner, g, gpad)
+            _cuda_max_pool_scatter(xp, win, winner, g, gpad)
         else:
             index = win.corners(xp, out=_scratch_buffer(g, "pool_index", g.shape, xp.int64))
-            index += self.winner                            # the flat index in gpad of each argmax
+            index += winner                                 # the flat index in gpad of each argmax
             xp.add.at(gpad.reshape(-1), index.reshape(-1), g.reshape(-1))  # sums repeated indices
-        return _unpadded_copy(xp, win, gpad)
+        if gpad is not gx:
+            gx[...] = win.unpad(gpad)
 
 
 # The GPU version of the scatter: one thread per output element adds its gradient at its window's
@@ -278,13 +306,23 @@ def _sum(parts, out):
 
 
 class AvgPool2d(Function):
-    """y = (sum over each window, padding = 0) / d;  dx = g / d added to every pixel of the window."""
+    """y = (sum over each window, padding = 0) / d;  dx = g / d added to every pixel of the window.
+
+    ``_forward_samples`` and ``_backward_samples`` do the two passes (and their transposes) for a
+    piece of the batch; the pieces run on several threads.
+    """
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         self.args = (kernel_size, stride, padding, bool(ceil_mode))
 
     def forward(self, x):
         xp = backend.get_array_module(x)
+        self.win = win = _Windows(x.shape, *self.args)
+        y = xp.empty(x.shape[:2] + (win.ho, win.wo), dtype=x.dtype)
+        parallel_map(lambda b: self._forward_samples(xp, x[b], y[b]), _batch_pieces(xp, x), xp)
+        return y
+
+    def _forward_samples(self, xp, x, y):
         win = _Windows(x.shape, *self.args)
         xpad = pad2d(x, win.pads, value=0, out=_padded_buffer(x, win))
         n, c, hp, wp = win.padded_shape
@@ -292,24 +330,29 @@ class AvgPool2d(Function):
         r = _sum([xpad[win.columns(v)] for v in range(win.kw)],
                  out=_scratch_buffer(x, "pool_rows", (n, c, hp, win.wo), x.dtype))
         # pass 2, along the height: the window sums, (N, C, Ho, Wo)
-        total = _sum([r[win.rows(u)] for u in range(win.kh)], out=xp.empty((n, c, win.ho, win.wo), x.dtype))
-        self.win = win
-        total /= _divisor(xp, win, total.dtype)
-        return total
+        _sum([r[win.rows(u)] for u in range(win.kh)], out=y)
+        y /= _divisor(xp, win, y.dtype)
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        win = self.win
+        gx = xp.empty(self.win.x_shape, dtype=g.dtype)
+        parallel_map(lambda b: self._backward_samples(xp, g[b], gx[b]), _batch_pieces(xp, g), xp)
+        return gx
+
+    def _backward_samples(self, xp, g, gx):
+        win = _Windows((g.shape[0],) + self.win.x_shape[1:], *self.args)
         share = g / _divisor(xp, win, g.dtype)
         n, c, hp, wp = win.padded_shape
         g_rows = _scratch_buffer(g, "pool_rows", (n, c, hp, win.wo), g.dtype)
         g_rows[...] = 0                                       # pass 2 transposed: into the kh rows
         for u in range(win.kh):
             g_rows[win.rows(u)] += share
-        gpad = win.padded_zeros(xp, g.dtype)                  # pass 1 transposed: into the kw columns
+        gpad = win.padded_zeros(xp, g.dtype) if any(win.pads) else gx
+        gpad[...] = 0                                         # pass 1 transposed: into the kw columns
         for v in range(win.kw):
             gpad[win.columns(v)] += g_rows
-        return _unpadded_copy(xp, win, gpad)
+        if gpad is not gx:
+            gx[...] = win.unpad(gpad)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -351,14 +394,14 @@ class AdaptiveAvgPool2d(Function):
             self.a_h = self.a_w = None
             return x.mean(axis=(2, 3), keepdims=True)
         self.a_h, self.a_w = _bin_matrix(xp, h, oh, x.dtype), _bin_matrix(xp, w, ow, x.dtype)
-        return xp.matmul(xp.matmul(self.a_h, x), self.a_w.T)
+        return matmul(matmul(self.a_h, x), self.a_w.T)
 
     def backward(self, g):
         xp = backend.get_array_module(g)
         n, c, h, w = self.x_shape
         if self.a_h is None:
             return xp.broadcast_to(g / (h * w), self.x_shape).copy()
-        return xp.matmul(xp.matmul(self.a_h.T, g), self.a_w)
+        return matmul(matmul(self.a_h.T, g), self.a_w)
 
 
 # ------------------------------------------------------------------------------------------------

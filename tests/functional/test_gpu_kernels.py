@@ -76,3 +76,106 @@ def test_importing_minicnn_needs_no_cupy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["ok", "32.0"]
+
+
+# ------------------------------------------------------------------------------------------------
+# gpu_kernels: the fused col2im and local response normalization kernels (called directly)
+# ------------------------------------------------------------------------------------------------
+_GPU_TOLERANCE = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+COL2IMS = [  # x_shape, kh, kw, stride, padding
+    ((2, 3, 7, 7), 3, 3, (1, 1), (1, 1)), ((2, 3, 8, 9), 3, 3, (2, 2), (1, 1)),
+    ((3, 2, 9, 7), 2, 3, (3, 2), (0, 2)), ((2, 3, 31, 31), 11, 11, (4, 4), (2, 2)),  # AlexNet conv1
+    ((1, 4, 5, 6), 1, 1, (2, 3), (0, 0)), ((2, 2, 6, 6), 4, 4, (1, 2), (2, 2)),
+]
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cfg", COL2IMS, ids=str)
+def test_cuda_col2im_kernel_matches_cpu(cfg, dtype):
+    import cupy
+
+    from minicnn.functional import conv, gpu_kernels
+
+    x_shape, kh, kw, stride, padding = cfg
+    ho = conv.conv_output_size(x_shape[2], kh, stride[0], padding[0])
+    wo = conv.conv_output_size(x_shape[3], kw, stride[1], padding[1])
+    rng = np.random.default_rng(0)
+    cols = rng.standard_normal((x_shape[1] * kh * kw, x_shape[0] * ho * wo)).astype(dtype)
+    x = gpu_kernels.col2im_cuda(cupy, cupy.asarray(cols), x_shape, kh, kw, stride, padding)
+    assert ("minicnn_col2im", np.dtype(dtype)) in gpu_kernels._kernels
+    assert x.dtype == dtype and x.shape == x_shape
+    np.testing.assert_allclose(cupy.asnumpy(x), conv.col2im(cols, x_shape, kh, kw, stride, padding),
+                               **_GPU_TOLERANCE[dtype])
+
+
+def _lrn_s(a, size, alpha, k):
+    """s = k + alpha/size * (sum of a^2 over the window W(c)), channel by channel in float64: the
+    value the forward kernel saves for backward (independent of what ``LocalResponseNorm`` keeps)."""
+    C, sq = a.shape[1], a.astype(np.float64) ** 2
+    s = np.empty_like(sq)
+    for c in range(C):
+        window = sq[:, max(0, c - size // 2):min(C, c + (size - 1) // 2 + 1)]
+        s[:, c] = k + alpha / size * window.sum(axis=1)
+    return s.astype(a.dtype)
+
+
+def _lrn_on_gpu_and_cpu(shape, size, alpha, beta, k, dtype, seed=0):
+    """(b, s, da) from the kernels and from ``LocalResponseNorm`` on the CPU, as NumPy arrays."""
+    import cupy
+
+    from minicnn.functional import gpu_kernels
+    from minicnn.functional.normalization import LocalResponseNorm
+
+    rng = np.random.default_rng(seed)
+    a = np.maximum(rng.standard_normal(shape) * 3, 0).astype(dtype)  # ReLU-like, as in AlexNet
+    g = rng.standard_normal(shape).astype(dtype)
+    ref = LocalResponseNorm(size, alpha, beta, k)
+    cpu = ref.forward(a), _lrn_s(a, size, alpha, k), ref.backward(g)
+    a_gpu = cupy.asarray(a)
+    b, s = gpu_kernels.lrn_forward_cuda(cupy, a_gpu, size, alpha, beta, k)
+    da = gpu_kernels.lrn_backward_cuda(cupy, a_gpu, s, cupy.asarray(g), size, alpha, beta)
+    return [cupy.asnumpy(v) for v in (b, s, da)], cpu
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size, shape", [(1, (2, 4, 3, 3)), (2, (3, 4, 5)), (4, (2, 6, 2, 3)),
+                                         (5, (2, 7, 3, 3)), (9, (2, 4, 2, 2))], ids=str)
+def test_cuda_lrn_kernels_match_cpu(size, shape, dtype):
+    gpu, cpu = _lrn_on_gpu_and_cpu(shape, size, 0.5, 0.75, 2.0, dtype)
+    for got, want in zip(gpu, cpu):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **_GPU_TOLERANCE[dtype])
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cuda_lrn_kernels_at_alexnet_scale(dtype):
+    """AlexNet's first LRN: (4, 96, 55, 55), the paper's size 5, alpha 1e-4 (5e-4 here), beta 0.75, k 2."""
+    gpu, cpu = _lrn_on_gpu_and_cpu((4, 96, 55, 55), 5, 5e-4, 0.75, 2.0, dtype, seed=1)
+    for got, want in zip(gpu, cpu):
+        np.testing.assert_allclose(got, want, **_GPU_TOLERANCE[dtype])
+
+
+@needs_gpu
+def test_ops_on_cuda_use_the_fused_kernels():
+    """conv2d's backward with stride 2 (col2im) and local_response_norm run the CUDA kernels when
+    their arrays are CuPy's, and give the CPU's numbers."""
+    from minicnn.functional import gpu_kernels
+    gpu_kernels._kernels.clear()
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    results = {}
+    for device in ("cpu", "cuda"):
+        xt = mc.Tensor(backend.to_device(x, device), requires_grad=True)
+        wt = mc.Tensor(backend.to_device(w, device), requires_grad=True)
+        y = F.local_response_norm(F.conv2d(xt, wt, stride=2, padding=1), 3)
+        y.backward(backend.to_device(np.ones(y.shape, np.float32), device))
+        results[device] = [backend.to_numpy(a) for a in (y.data, xt.grad, wt.grad)]
+    names = {name for name, _ in gpu_kernels._kernels}
+    assert {"minicnn_col2im", "minicnn_lrn_forward", "minicnn_lrn_backward"} <= names
+    for a, b in zip(results["cpu"], results["cuda"]):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)

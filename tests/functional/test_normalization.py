@@ -162,3 +162,36 @@ def test_bn_errors(device, to_device, xp):
     if device != "cpu":  # buffers on another device than the input
         with pytest.raises(TypeError, match="different devices"):
             F.batch_norm(to_device(np.zeros((2, 3))), np.zeros(3), np.ones(3))
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(4, 5, 3, 3), (6, 3, 7), (8, 7)])
+def test_bn_channel_groups_on_threads_match_one_group(monkeypatch, shape, training):
+    """Large inputs are normalised in groups of channels, one per thread: the same numbers (to
+    rounding), running buffers updated for every channel, gradients for every channel."""
+    from minicnn import threads
+    from minicnn.functional import normalization
+    rng = np.random.default_rng(0)
+    x_np, g_np = rng.standard_normal(shape) * 2 + 1, rng.standard_normal(shape)
+    C = shape[1]
+    w_np, b_np = rng.standard_normal(C), rng.standard_normal(C)
+
+    def run():
+        rm, rv = np.zeros(C), np.ones(C)
+        x, w, b = (mc.Tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+        y = F.batch_norm(x, rm, rv, w, b, training=training)
+        y.backward(g_np)
+        return [y.data, x.grad, w.grad, b.grad, rm, rv]
+
+    before = threads.get_num_threads()
+    try:
+        threads.set_num_threads(1)
+        one = run()
+        monkeypatch.setattr(normalization, "PARALLEL_MIN_SIZE", 0)
+        threads.set_num_threads(3)
+        assert len(normalization._channel_groups(C, x_np.size)) == min(C, 3)
+        grouped = run()
+    finally:
+        threads.set_num_threads(before)
+    for a, b in zip(one, grouped):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,276 @@
+"""The CUDA kernels of ``minicnn.functional.gpu_kernels``, checked on the CPU (no GPU, no CuPy).
+
+Each kernel source is compiled as plain C++ with a small shim in front (``SHIM``) that defines
+``__global__`` away and sets ``blockIdx = threadIdx = 0``, ``blockDim = gridDim = 1``: the
+grid-stride loop then visits every element in turn. The resulting shared library is loaded with
+ctypes and driven through a stand-in for CuPy (``FakeCupy``), so the very wrappers that run on a
+GPU (``col2im_cuda``, ``lrn_forward_cuda``, ``lrn_backward_cuda``) are tested here, argument
+order and typed scalars included, against the NumPy code they replace.
+"""
+import ctypes
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minicnn.functional import conv
+from minicnn.functional import gpu_kernels as gk
+from minicnn.functional.normalization import LocalResponseNorm
+
+SHIM = r"""
+#include <math.h>
+struct minicnn_dim3 { unsigned x, y, z; };
+static const minicnn_dim3 blockIdx = {0, 0, 0}, threadIdx = {0, 0, 0};
+static const minicnn_dim3 blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
+#define __global__
+#define __restrict__
+"""
+"""Prepended to a kernel source to compile it as C++ on the CPU (one thread, the loop is serial)."""
+
+TOLERANCE = {np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12),
+             np.dtype(np.float32): dict(rtol=1e-5, atol=1e-6)}
+
+
+def cxx_compiler():
+    """The command that compiles C++ here (``g++``, or ``gcc -x c++``), or None."""
+    if shutil.which("g++"):
+        return ["g++"]
+    if shutil.which("gcc"):
+        return ["gcc", "-x", "c++"]
+    return None
+
+
+def cpu_build_commands(directory, dtypes=(np.float32, np.float64)):
+    """{source text: (shared library path, compile command)} for every kernel and dtype."""
+    builds = {}
+    for name in gk.SOURCES:
+        for dtype in dtypes:
+            source = gk._source(name, dtype)
+            stem = directory / f"{name}_{np.dtype(dtype).name}"
+            stem.with_suffix(".cpp").write_text(SHIM + source)
+            library = stem.with_suffix(".so")
+            command = cxx_compiler() + ["-O1", "-shared", "-fPIC", "-o", str(library),
+                                        str(stem.with_suffix(".cpp")), "-lm"]
+            builds[source] = (library, command)
+    return builds
+
+
+class FakeKernel:
+    """A CPU-compiled kernel called as CuPy calls a RawKernel: ``kernel(grid, block, args)``.
+
+    It refuses what CuPy would get wrong: arrays that are not C-contiguous or not of the kernel's
+    float type, and untyped (Python) or mistyped scalars.
+    """
+
+    def __init__(self, function, dtype):
+        self.function, self.dtype, self.launches, self.grids = function, np.dtype(dtype), 0, []
+
+    def __call__(self, grid, block, args):
+        assert len(grid) == 1 and len(block) == 1 and 1 <= grid[0] <= gk.MAX_BLOCKS
+        converted = []
+        for arg in args:
+            if isinstance(arg, np.ndarray):
+                assert arg.flags.c_contiguous and arg.dtype == self.dtype, (arg.dtype, arg.flags)
+                converted.append(ctypes.c_void_p(arg.ctypes.data))
+            elif isinstance(arg, np.int64):
+                converted.append(ctypes.c_longlong(int(arg)))
+            elif isinstance(arg, np.floating):
+                assert arg.dtype == self.dtype, f"a {arg.dtype} scalar for a {self.dtype} kernel"
+                converted.append((ctypes.c_float if self.dtype == np.float32 else ctypes.c_double)(arg))
+            else:
+                raise TypeError(f"untyped kernel argument {arg!r} ({type(arg).__name__})")
+        self.launches += 1
+        self.grids.append(tuple(grid))
+        self.function(*converted)
+
+
+class FakeCupy:
+    """Just enough of the ``cupy`` module for the wrappers, over NumPy and the CPU-built kernels."""
+    ascontiguousarray = staticmethod(np.ascontiguousarray)
+    empty = staticmethod(np.empty)
+    empty_like = staticmethod(np.empty_like)
+
+    def __init__(self, libraries):
+        self.libraries = libraries  # source text -> (ctypes.CDLL, dtype)
+
+    def RawKernel(self, source, name):  # noqa: N802 (CuPy's name)
+        library, dtype = self.libraries[source]  # exactly the text that CuPy would compile
+        function = getattr(library, name)
+        function.restype = None
+        return FakeKernel(function, dtype)
+
+
+@pytest.fixture(scope="module")
+def cupy(tmp_path_factory):
+    """A ``FakeCupy`` with every kernel built for float32 and float64 (once per test session).
+
+    While this module's tests run, ``gk._kernels`` is a fresh dict: the fake kernels never reach
+    the cache that real CuPy kernels use in the same session (the GPU tests)."""
+    if cxx_compiler() is None:
+        pytest.skip("no C++ compiler (g++ or gcc) to build the kernel sources on the CPU")
+    builds = cpu_build_commands(tmp_path_factory.mktemp("gpu_kernels"))
+    jobs = {source: subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+            for source, (_, command) in builds.items()}  # compile in parallel
+    libraries = {}
+    for source, job in jobs.items():
+        _, errors = job.communicate(timeout=300)
+        assert job.returncode == 0, f"the kernel source does not compile as C++:\n{errors}"
+        dtype = np.float32 if source.startswith("typedef float T;") else np.float64
+        libraries[source] = (ctypes.CDLL(str(builds[source][0])), dtype)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gk, "_kernels", {})
+        yield FakeCupy(libraries)
+
+
+def _check(actual, expected):
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, **TOLERANCE[expected.dtype])
+
+
+# ------------------------------------------------------------------------------------------------
+# col2im
+# ------------------------------------------------------------------------------------------------
+@st.composite
+def col2im_cases(draw):
+    """(x_shape, kh, kw, stride, padding): small shapes with at least one window position."""
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    h = draw(st.integers(max(1, kh - 2 * padding[0]), 8))
+    w = draw(st.integers(max(1, kw - 2 * padding[1]), 8))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (n, c, h, w), kh, kw, stride, padding
+
+
+@given(case=col2im_cases(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 99))
+def test_col2im_kernel_matches_numpy(cupy, case, dtype, seed):
+    x_shape, kh, kw, stride, padding = case
+    ho = conv.conv_output_size(x_shape[2], kh, stride[0], padding[0])
+    wo = conv.conv_output_size(x_shape[3], kw, stride[1], padding[1])
+    rows, width = x_shape[1] * kh * kw, x_shape[0] * ho * wo
+    cols = np.random.default_rng(seed).standard_normal((rows, width)).astype(dtype)
+    x = gk.col2im_cuda(cupy, cols, x_shape, kh, kw, stride, padding)
+    _check(x, conv.col2im(cols, x_shape, kh, kw, stride, padding))
+
+
+def test_col2im_kernel_is_the_adjoint_of_im2col(cupy):
+    """<im2col(x), cols> = <x, col2im(cols)> (AlexNet conv1's geometry, scaled down)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 23, 23))
+    cols = rng.standard_normal(conv.im2col(x, 11, 11, 4, 2).shape)
+    lhs = np.vdot(conv.im2col(x, 11, 11, 4, 2), cols)
+    rhs = np.vdot(x, gk.col2im_cuda(cupy, cols, x.shape, 11, 11, (4, 4), (2, 2)))
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+def test_col2im_kernel_accepts_non_contiguous_columns(cupy):
+    cols = np.random.default_rng(1).standard_normal((2 * 3 * 3, 2 * 2 * 3 * 3))[:, ::2]  # a strided view
+    assert not cols.flags.c_contiguous
+    x = gk.col2im_cuda(cupy, cols, (2, 2, 3, 3), 3, 3, (1, 1), (1, 1))
+    _check(x, conv.col2im(np.ascontiguousarray(cols), (2, 2, 3, 3), 3, 3, 1, 1))
+
+
+def test_col2im_kernel_refuses_other_dtypes_and_shapes(cupy):
+    with pytest.raises(TypeError, match="float32 or float64"):
+        gk.col2im_cuda(cupy, np.zeros((9, 4), dtype=np.int64), (1, 1, 3, 3), 3, 3, (1, 1), (0, 0))
+    with pytest.raises(ValueError, match="cols of shape"):
+        gk.col2im_cuda(cupy, np.zeros((9, 5)), (1, 1, 3, 3), 3, 3, (1, 1), (0, 0))
+
+
+# ------------------------------------------------------------------------------------------------
+# Local response normalization
+# ------------------------------------------------------------------------------------------------
+def lrn_s(a, size, alpha, k):
+    """s = k + alpha/size * (sum of a^2 over the window W(c)), channel by channel in float64: the
+    value the forward kernel saves for backward (independent of what ``LocalResponseNorm`` keeps)."""
+    C, sq = a.shape[1], a.astype(np.float64) ** 2
+    s = np.empty_like(sq)
+    for c in range(C):
+        window = sq[:, max(0, c - size // 2):min(C, c + (size - 1) // 2 + 1)]
+        s[:, c] = k + alpha / size * window.sum(axis=1)
+    return s.astype(a.dtype)
+
+
+@given(size=st.integers(1, 7), n=st.integers(1, 2), c=st.integers(1, 9),
+       trailing=st.lists(st.integers(1, 4), min_size=0, max_size=2),
+       alpha=st.sampled_from([1e-4, 0.5, 2.0]), beta=st.sampled_from([0.5, 0.75, 1.0]),
+       k=st.sampled_from([1.0, 2.0]), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 99))
+def test_lrn_kernels_match_numpy(cupy, size, n, c, trailing, alpha, beta, k, dtype, seed):
+    """Forward (b and the saved s) and backward against ``LocalResponseNorm`` on (N, C, *) inputs,
+    odd and even sizes, windows wider than C, and no trailing dimension at all (N, C)."""
+    rng = np.random.default_rng(seed)
+    shape = (n, c, *trailing)
+    a = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    ref = LocalResponseNorm(size, alpha, beta, k)
+    b_ref = ref.forward(a.reshape(n, c, -1)).reshape(shape)  # the Function wants >= 3 dimensions
+    da_ref = ref.backward(g.reshape(n, c, -1)).reshape(shape)
+
+    b, s = gk.lrn_forward_cuda(cupy, a, size, alpha, beta, k)
+    _check(b, b_ref)
+    _check(s, lrn_s(a, size, alpha, k))
+    _check(gk.lrn_backward_cuda(cupy, a, s, g, size, alpha, beta), da_ref)
+
+
+def test_lrn_kernels_at_alexnet_settings(cupy):
+    """The paper's layer (size 5, alpha 5e-4 in PyTorch's convention, beta 0.75, k 2) on ReLU-like
+    activations with 96 channels, float32."""
+    rng = np.random.default_rng(2)
+    a = np.maximum(rng.standard_normal((2, 96, 5, 5)) * 30, 0).astype(np.float32)
+    g = rng.standard_normal(a.shape).astype(np.float32)
+    ref = LocalResponseNorm(5, 5e-4, 0.75, 2.0)
+    b, s = gk.lrn_forward_cuda(cupy, a, 5, 5e-4, 0.75, 2.0)
+    _check(b, ref.forward(a))
+    _check(s, lrn_s(a, 5, 5e-4, 2.0))
+    _check(gk.lrn_backward_cuda(cupy, a, s, g, 5, 5e-4, 0.75), ref.backward(g))
+
+
+def test_lrn_kernels_refuse_mixed_inputs(cupy):
+    a = np.ones((1, 3, 2))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        gk.lrn_backward_cuda(cupy, a, a.astype(np.float32), a, 3, 1.0, 0.75)
+    with pytest.raises(ValueError, match="one shape"):
+        gk.lrn_backward_cuda(cupy, a, a, np.ones((1, 3, 3)), 3, 1.0, 0.75)
+
+
+# ------------------------------------------------------------------------------------------------
+# Compiling and launching
+# ------------------------------------------------------------------------------------------------
+def test_kernels_are_compiled_once_per_dtype_and_launched_over_a_capped_grid(cupy, monkeypatch):
+    x = np.ones((1, 3, 30, 30), dtype=np.float32)  # 2,700 elements: 11 blocks of 256
+    gk.lrn_forward_cuda(cupy, x, 3, 1.0, 0.75, 1.0)
+    kernel = gk._kernels[("minicnn_lrn_forward", np.dtype(np.float32))]
+    launches = kernel.launches
+    assert kernel.grids[-1] == (11,)
+    monkeypatch.setattr(gk, "MAX_BLOCKS", 4)
+    b, _ = gk.lrn_forward_cuda(cupy, x, 3, 1.0, 0.75, 1.0)
+    assert gk._kernels[("minicnn_lrn_forward", np.dtype(np.float32))] is kernel  # not rebuilt
+    assert kernel.launches == launches + 1 and kernel.grids[-1] == (4,)
+    _check(b, LocalResponseNorm(3, 1.0, 0.75, 1.0).forward(x))
+
+
+def test_empty_inputs_launch_nothing(cupy):
+    b, s = gk.lrn_forward_cuda(cupy, np.ones((0, 3, 4)), 3, 1.0, 0.75, 1.0)
+    assert b.shape == s.shape == (0, 3, 4)
+
+
+def test_source_names_its_float_type():
+    assert gk._source("minicnn_col2im", np.float32).startswith("typedef float T;\n")
+    assert gk._source("minicnn_col2im", np.float64).startswith("typedef double T;\n")
+    with pytest.raises(TypeError, match="float32 and float64"):
+        gk._source("minicnn_col2im", np.float16)
+
+
+def test_importing_the_kernels_needs_no_cupy():
+    code = ("import sys; sys.modules['cupy'] = None\n"
+            "from minicnn.functional import gpu_kernels\n"
+            "assert gpu_kernels._kernels == {}\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])  # the repository root
+    assert out.returncode == 0, out.stderr
