@@ -24,7 +24,8 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6"],
         "plot": ["matplotlib>=3.5"],
         "progress": ["tqdm>=4.60"],
-        "all": ["matplotlib>=3.5", "tqdm>=4.60", "pytest>=7", "hypothesis>=6"],
+        "threads": ["threadpoolctl>=3"],  # BLAS thread control beyond Linux's OpenBLAS
+        "all": ["matplotlib>=3.5", "tqdm>=4.60", "threadpoolctl>=3", "pytest>=7", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["minicnn=minicnn.cli:main"]},
     include_package_data=True,

@@ -69,3 +69,24 @@ def test_default_thread_count_reads_the_environment(monkeypatch):
         threads._default_threads()
     monkeypatch.delenv("MINICNN_NUM_THREADS")
     assert threads._default_threads() >= 1
+
+
+def test_blas_threads_are_set_and_restored():
+    before = threads.get_blas_threads()
+    if before is None:
+        pytest.skip("no OpenBLAS found to control")
+    with threads.blas_threads(1):
+        assert threads.get_blas_threads() == 1
+    assert threads.get_blas_threads() == before
+    with threads.blas_threads(0):  # 0: leave it alone
+        assert threads.get_blas_threads() == before
+
+
+def test_train_cli_thread_count_is_set_for_the_run_and_restored():
+    from minicnn.train.cli import _thread_count
+    before = threads.get_num_threads()
+    with _thread_count(1):
+        assert threads.get_num_threads() == 1
+    assert threads.get_num_threads() == before
+    with _thread_count(None):
+        assert threads.get_num_threads() == before

@@ -267,15 +267,3 @@ def test_pictures_with_matplotlib(tmp_path):
     assert plots.plot_curves(history, tmp_path / "c.png") == tmp_path / "c.png"
     assert plots.plot_confusion(np.eye(3, dtype=int), ["a", "b", "c"], tmp_path / "m.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_blas_threads_are_set_and_restored():
-    from minicnn.threads import blas_threads, get_blas_threads
-    before = get_blas_threads()
-    if before is None:
-        pytest.skip("no OpenBLAS found to control")
-    with blas_threads(1):
-        assert get_blas_threads() == 1
-    assert get_blas_threads() == before
-    with blas_threads(0):  # 0: leave it alone
-        assert get_blas_threads() == before
