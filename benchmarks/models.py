@@ -5,11 +5,14 @@
 
 Each (model, framework) pair runs in its own subprocess so that its peak resident memory is its
 own. Both frameworks get the same thread count, the same weights (PyTorch twins built by
-``_torch_mirror.py``; outputs are compared before timing) and the same random batch.
+``_torch_mirror.py``; outputs are compared before timing) and the same random batch. The two
+frameworks alternate for ``--rounds`` rounds (3; 1 with ``--quick``), and the ratio reported is the
+median of the rounds' ratios, so that load from other jobs on a shared machine hits both alike.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -86,6 +89,9 @@ def main():
     add_common_arguments(parser)
     parser.add_argument("--models", default=None, help="comma-separated subset of " +
                         ",".join(c[0] for c in CASES))
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="alternate minicnn and PyTorch this many times; the ratio is the median "
+                             "of the rounds' ratios (default 3, or 1 with --quick)")
     parser.add_argument("--_child", nargs=4, metavar=("MODEL", "FRAMEWORK", "BATCH", "REPEATS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -104,36 +110,43 @@ def main():
         except ImportError:
             print("PyTorch not installed: minicnn only")
     repeats = 3 if args.quick else 10
+    rounds = args.rounds or (1 if args.quick else 3)
     results = []
     for name, batch, _ in CASES:
         if name not in wanted:
             continue
-        for fw in frameworks:
-            cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
-                   "--device", args.device, "--_child", name, fw, str(batch), str(repeats)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-            if proc.returncode or not line:
-                print(f"{name} / {fw} failed:\n{proc.stderr[-2000:]}")
-                continue
-            r = json.loads(line[0][7:])
-            results.append(r)
-            print(f"  {name:<12} {fw:<8} {r['images_per_s']:9.1f} images/s  "
-                  f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
+        for round_ in range(rounds):  # alternate the frameworks: load on a shared machine hits both
+            for fw in frameworks:
+                cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
+                       "--device", args.device, "--_child", name, fw, str(batch), str(repeats)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+                if proc.returncode or not line:
+                    print(f"{name} / {fw} failed:\n{proc.stderr[-2000:]}")
+                    continue
+                r = json.loads(line[0][7:])
+                r["round"] = round_
+                results.append(r)
+                print(f"  {name:<12} {fw:<8} round {round_ + 1}/{rounds} {r['images_per_s']:9.1f} images/s  "
+                      f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
 
     rows = []
     for name in wanted:
-        ours = next((r for r in results if r["model"] == name and r["framework"] == "minicnn"), None)
-        theirs = next((r for r in results if r["model"] == name and r["framework"] == "torch"), None)
+        ours = [r for r in results if r["model"] == name and r["framework"] == "minicnn"]
+        theirs = [r for r in results if r["model"] == name and r["framework"] == "torch"]
         if not ours:
             continue
-        ratio = ours["step_s"]["median"] / theirs["step_s"]["median"] if theirs else None
-        rows.append([name, ours["batch"], f"{ours['step_s']['median'] * 1e3:.1f} ms",
-                     f"{ours['images_per_s']:.0f}", f"{ours['peak_rss_mb']:.0f}",
-                     f"{theirs['images_per_s']:.0f}" if theirs else "-",
-                     f"{theirs['peak_rss_mb']:.0f}" if theirs else "-",
+        step = statistics.median(r["step_s"]["median"] for r in ours)
+        their_step = statistics.median(r["step_s"]["median"] for r in theirs) if theirs else None
+        ratios = [o["step_s"]["median"] / t["step_s"]["median"] for o in ours for t in theirs
+                  if o["round"] == t["round"]]
+        ratio = statistics.median(ratios) if ratios else None  # each round's ratio, then the median
+        rows.append([name, ours[0]["batch"], f"{step * 1e3:.1f} ms", f"{ours[0]['batch'] / step:.0f}",
+                     f"{max(r['peak_rss_mb'] for r in ours):.0f}",
+                     f"{theirs[0]['batch'] / their_step:.0f}" if theirs else "-",
+                     f"{max(r['peak_rss_mb'] for r in theirs):.0f}" if theirs else "-",
                      f"{ratio:.2f}x" if ratio else "-",
-                     f"{theirs['max_output_diff']:.1e}" if theirs else "-"])
+                     f"{theirs[0]['max_output_diff']:.1e}" if theirs else "-"])
     print()
     print_table(["model", "batch", "minicnn step", "img/s", "peak MB", "torch img/s", "torch MB",
                  "time vs torch", "output diff"], rows)

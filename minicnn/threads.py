@@ -8,24 +8,35 @@ Two kinds of parallel work happen in a CNN step on the CPU:
   thread.
 
 A small convolution gains little from a multithreaded BLAS: each of its many small products pays
-the cost of waking BLAS's helper threads, and the copies in between still use one core. So the ops
-parallelise one level up instead: :func:`parallel_map` gives pieces of the batch to a pool of
-Python threads, each of which copies *and* multiplies its piece with a one-thread BLAS. NumPy
-releases the GIL inside copies, ufuncs and products, so the threads really run at once. On the
-two-core reference machine this made the ResNet-CIFAR convolutions about twice as fast as one
-thread, and three to five times as fast as one thread feeding a two-thread BLAS.
+the cost of waking BLAS's helper threads, and the copies in between still use one core. Worse,
+OpenBLAS's helpers keep spinning on their cores for a while after each product, so the next
+op's work competes with them for the CPU: on the two-core reference machine one training step of
+the default model took 64 ms with a two-thread BLAS and 36 ms with a one-thread BLAS.
+
+So the ops parallelise one level up instead, and **never call a multithreaded BLAS**:
+
+* :func:`parallel_map` gives pieces of the work (chunks of a convolution's batch, groups of batch
+  norm's channels, pieces of a pooling's batch) to a pool of Python threads, and each piece copies
+  *and* multiplies with a one-thread BLAS. NumPy releases the GIL inside copies, ufuncs and
+  products, so the threads really run at once. On the reference machine this made the ResNet-CIFAR
+  convolutions about twice as fast as one thread, and three to five times as fast as one thread
+  feeding a two-thread BLAS.
+* :func:`matmul` splits one large product (a linear layer's) into blocks of rows or columns, one
+  per thread.
 
 The count is :func:`get_num_threads` (default: the cores this process may run on, or
 ``$MINICNN_NUM_THREADS``), set with :func:`set_num_threads`, like ``torch.set_num_threads``.
-Convolution results never depend on it: its pieces are fixed by the data's shape, not by the
+Convolution results do not depend on it: its pieces are fixed by the data's shape, not by the
 thread count, and partial sums are added in a fixed order. Batch norm gives each thread a group of
-channels, and NumPy may sum a channel's values in another order when the group is smaller, so its
-results can differ in the last bit between thread counts (never between runs with the same count).
+channels, and NumPy may sum a channel's values in another order when the group is smaller, and a
+large product split into blocks may round differently, so results can differ in the last bit
+between thread counts (never between runs with the same count).
 
 BLAS's own count is changed at run time (environment variables such as ``OPENBLAS_NUM_THREADS``
 work only before NumPy is imported) through ``threadpoolctl`` when installed, else through
-``ctypes`` on the OpenBLAS that NumPy loaded (Linux). Where neither works, :func:`parallel_map`
-runs its pieces one after another, and BLAS keeps its own threads.
+``ctypes`` on the OpenBLAS that NumPy loaded (Linux). Outside the ops the count is left as it
+was, for the user's own NumPy code. Where neither works, :func:`parallel_map` runs its pieces one
+after another, and BLAS keeps its own threads.
 """
 import contextlib
 import ctypes
@@ -234,8 +245,8 @@ def matmul(a, b):
     """``a @ b`` (2-D, or stacks of matrices with the same leading shape) on the CPU with minicnn's
     threads, each running a one-thread BLAS on a block of the product.
 
-    The product is cut along its longer side: blocks of rows of ``a`` (writing rows of the result)
-    or blocks of columns of ``b`` (columns of the result). Not NumPy, too small, or called from
+    The product is cut into blocks of rows of ``a`` (writing rows of the result) when it has rows
+    enough, else into blocks of columns of ``b`` (columns of the result). Not NumPy, too small, or called from
     inside a piece: one plain product, still with a one-thread BLAS on NumPy.
     """
     from .backend import get_array_module
@@ -251,9 +262,14 @@ def matmul(a, b):
         return xp.matmul(a, b)
     lead = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     out = xp.empty(lead + (m, n), dtype=xp.result_type(a.dtype, b.dtype))
-    if m >= n:
+    if m >= n or (not lead and m >= 4 * parts):
+        # blocks of rows; for a 2-D product each block of the result is contiguous and the
+        # product writes straight into it (a large dW of a linear layer is not copied again)
         def piece(rows):
-            out[..., rows, :] = xp.matmul(a[..., rows, :], b)
+            if lead:
+                out[..., rows, :] = xp.matmul(a[..., rows, :], b)
+            else:
+                xp.matmul(a[rows], b, out=out[rows])
         parallel_map(piece, even_slices(m, parts), xp)
     else:
         def piece(cols):

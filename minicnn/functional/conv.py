@@ -58,9 +58,19 @@ second layer at batch 32 would need 3.4 GiB). So:
   the chunking;
 * forward does not keep the columns for backward: it saves ``x`` and backward rebuilds them
   (im2col is a single copy, cheaper than holding 9-25x the input between the passes);
-* the columns are written into one scratch buffer that every conv call reuses (see
+* the columns are written into one scratch buffer per thread that every conv call reuses (see
   ``_scratch_buffer``): a freshly allocated NumPy array of hundreds of MB costs about as much
   again as filling it, because the operating system maps its pages in one fault at a time.
+
+Speed on the CPU
+----------------
+* On the CPU the chunks are small (``CPU_CHUNK_BYTES``, a few MB: columns written by im2col are
+  still in the cache when the product reads them), and the chunks run on ``minicnn.threads``'
+  threads, each building its columns and multiplying them with a one-thread BLAS.
+* For stride 1 the columns are laid out on the *padded grid* (``_grid_columns``): a few junk
+  columns per row make every patch row one contiguous run, and the copy several times faster.
+* dW is computed as ``(cols @ G_mat^T)^T``, the same product in the layout BLAS runs fastest
+  for the skinny matrices of small layers, and dx for stride 1 as a convolution (``Conv2d``).
 """
 import math
 import threading
