@@ -6,9 +6,12 @@ For every case it prints the median of repeated runs after a warm-up (and the mi
 GFLOP/s for the convolutions and linear layers, the fraction of numpy's float32 GEMM rate measured
 in the same process, and the ratio minicnn / PyTorch (same thread count). The naive reference
 (plain loops, ``minicnn/functional/reference.py``) is timed on one image and scaled to the batch.
+The case list runs ``--rounds`` times (3; 1 with ``--quick``) and each figure is the median over the
+rounds; the ratio is the median of the rounds' ratios (a shared machine's load changes by the minute).
 """
 import argparse
 import math
+import statistics
 
 import _common  # noqa: F401  (pins threads before numpy loads)
 from _common import (add_common_arguments, fmt_time, gemm_rate, load_torch, machine, print_table,
@@ -38,9 +41,9 @@ def _rand(shape, seed, device):
 
 
 def _fwd_bwd(fn, inputs):
-    """forward, then backward with a fixed random upstream gradient."""
+    """forward, then backward with a constant upstream gradient (one fill, as PyTorch's side does)."""
     out = fn(*inputs)
-    out.backward(out.data * 0 + 1e-3)
+    out.backward(backend.get_array_module(out.data).full_like(out.data, 1e-3))
     for t in inputs:
         t.grad = None
 
@@ -78,7 +81,22 @@ def conv_cases(args):
     return cases
 
 
-def bench_case(case, args, torch, repeats):
+def _combine(runs):
+    """One row from the rounds of a case: the median over rounds of each timing's median (min and
+    max over all runs), and the median over rounds of the minicnn/PyTorch fwd+bwd ratio."""
+    row = {"name": runs[0]["name"], "flops": runs[0]["flops"], "rounds": runs}
+    for key in ("fwd", "fwd_bwd", "torch_fwd", "torch_fwd_bwd"):
+        if key in runs[0]:
+            row[key] = {"median": statistics.median(r[key]["median"] for r in runs),
+                        "min": min(r[key]["min"] for r in runs), "max": max(r[key]["max"] for r in runs)}
+    if "naive_fwd" in runs[0]:
+        row["naive_fwd"] = runs[0]["naive_fwd"]
+    ratios = [r["fwd_bwd"]["median"] / r["torch_fwd_bwd"]["median"] for r in runs if "torch_fwd_bwd" in r]
+    row["ratio_vs_torch"] = statistics.median(ratios) if ratios else None
+    return row
+
+
+def bench_case(case, args, torch, repeats, naive=True):
     dev = args.device
     inputs = [_rand(s, i, dev) for i, s in enumerate(case["shapes"])]
     row = {"name": case["name"], "flops": case.get("flops")}
@@ -91,7 +109,7 @@ def bench_case(case, args, torch, repeats):
     row["fwd"] = timeit(lambda: case["mc"](*inputs), repeats, device=dev)
     row["fwd_bwd"] = timeit(lambda: _fwd_bwd(case["mc"], inputs), repeats, device=dev)
 
-    if case.get("naive") and dev == "cpu" and not (args.quick and case["name"].startswith("conv2d alexnet")):
+    if naive and case.get("naive") and dev == "cpu" and not (args.quick and case["name"].startswith("conv2d alexnet")):
         one = [backend.to_numpy(t.data)[:1] if i == 0 else backend.to_numpy(t.data)
                for i, t in enumerate(inputs)]
         t = timeit(lambda: case["naive"](*one), repeats=1, warmup=0)
@@ -123,27 +141,35 @@ def bench_case(case, args, torch, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="measure every case this many times, alternating with PyTorch; each "
+                             "figure is the median over the rounds (default 3, or 1 with --quick)")
     args = parser.parse_args()
     torch = load_torch(args)
     repeats = 3 if args.quick else 7
     gemm = gemm_rate(1024 if args.quick else 2048)
     print(f"numpy float32 GEMM: {gemm:.1f} GFLOP/s on {args.threads} thread(s)")
+    rounds = args.rounds or (1 if args.quick else 3)
+    cases = conv_cases(args)
+    per_round = []
+    for round_ in range(rounds):  # the whole list again: load on a shared machine hits both alike
+        per_round.append([bench_case(case, args, torch, repeats, naive=round_ == 0) for case in cases])
+        print(f"  round {round_ + 1}/{rounds} done", flush=True)
     rows, table = [], []
-    for case in conv_cases(args):
-        r = bench_case(case, args, torch, repeats)
+    for i, case in enumerate(cases):
+        runs = [rnd[i] for rnd in per_round]
+        r = _combine(runs)
         rows.append(r)
         fb = r["fwd_bwd"]["median"]
         gflops = r["flops"] * 3 / fb / 1e9 if r["flops"] else None
-        ratio = fb / r["torch_fwd_bwd"]["median"] if "torch_fwd_bwd" in r else None
-        r["fwd_bwd_gflops"], r["gemm_fraction"], r["ratio_vs_torch"] = (
-            gflops, gflops / gemm if gflops else None, ratio)
+        r["fwd_bwd_gflops"], r["gemm_fraction"] = gflops, gflops / gemm if gflops else None
+        ratio = r["ratio_vs_torch"]
         table.append([r["name"], fmt_time(r.get("naive_fwd")), fmt_time(r["fwd"]["median"]),
                       fmt_time(fb) + f" [{r['fwd_bwd']['min'] * 1e3:.1f}-{r['fwd_bwd']['max'] * 1e3:.1f}]",
                       fmt_time(r.get("torch_fwd", {}).get("median")),
                       fmt_time(r.get("torch_fwd_bwd", {}).get("median")),
                       f"{gflops:6.1f}" if gflops else "-", f"{gflops / gemm:5.0%}" if gflops else "-",
                       f"{ratio:5.2f}x" if ratio else "-"])
-        print(f"  done: {r['name']}", flush=True)
     print()
     print_table(["case", "naive fwd", "fwd", "fwd+bwd [min-max ms]", "torch fwd", "torch fwd+bwd",
                  "GFLOP/s", "of GEMM", "vs torch"], table)

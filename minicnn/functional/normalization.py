@@ -243,20 +243,20 @@ class BatchNorm(Function):
         bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
         xhat = self.xhat[:, cs]
         if self.batch_stats:
-            mu = x.mean(axis=self.axes, keepdims=True)
-            xp.subtract(x, mu, out=xhat)
-            xp.multiply(xhat, xhat, out=y)  # y as scratch for the squares
-            var = y.mean(axis=self.axes, keepdims=True)  # biased
+            m = self.m
+            mu = _channel_sum(xp, x) / m
+            xp.subtract(x, mu.reshape(bshape), out=xhat)
+            var = _channel_dot(xp, xhat, xhat) / m  # biased
             if self.training and self.running_mean is not None:  # in place, as PyTorch
-                mom, m, rm, rv = self.momentum, self.m, self.running_mean[cs], self.running_var[cs]
-                rm[...] = (1.0 - mom) * rm + mom * mu.reshape(-1)
-                rv[...] = (1.0 - mom) * rv + (mom * m / (m - 1)) * var.reshape(-1)  # unbiased
+                mom, rm, rv = self.momentum, self.running_mean[cs], self.running_var[cs]
+                rm[...] = (1.0 - mom) * rm + mom * mu
+                rv[...] = (1.0 - mom) * rv + (mom * m / (m - 1)) * var  # unbiased
         else:
-            mean = self.running_mean[cs].astype(x.dtype, copy=False).reshape(bshape)
-            xp.subtract(x, mean, out=xhat)
-            var = self.running_var[cs].astype(x.dtype, copy=False).reshape(bshape)
+            mean = self.running_mean[cs].astype(x.dtype, copy=False)
+            xp.subtract(x, mean.reshape(bshape), out=xhat)
+            var = self.running_var[cs].astype(x.dtype, copy=False)
         inv_std = self.inv_std[:, cs]
-        inv_std[...] = 1.0 / xp.sqrt(var + self.eps)  # 1 / sigma
+        inv_std[...] = (1.0 / xp.sqrt(var + self.eps)).reshape(bshape)  # 1 / sigma
         xhat *= inv_std  # (x - mu) / sigma
         if weight is None:
             y[...] = xhat
@@ -281,30 +281,39 @@ class BatchNorm(Function):
     def _backward_channels(self, xp, cs, g, dx, dgamma, dbeta):
         """The gradients of the channels ``cs``, written into their slices dx, dgamma, dbeta."""
         xhat = self.xhat[:, cs]
-        sum_g = g.sum(axis=self.axes, keepdims=True)
+        bshape = (1, g.shape[1]) + (1,) * (g.ndim - 2)
+        sum_g = _channel_sum(xp, g)
         if dbeta is not None:
-            dbeta[...] = sum_g.reshape(-1)
+            dbeta[...] = sum_g
         if dx is None and dgamma is None:
             return
-        if dx is not None:
-            xp.multiply(g, xhat, out=dx)  # dx as scratch for g * xhat
-            sum_gx = dx.sum(axis=self.axes, keepdims=True)
-        else:
-            sum_gx = (g * xhat).sum(axis=self.axes, keepdims=True)
+        sum_gx = _channel_dot(xp, g, xhat)  # sum g * xhat
         if dgamma is not None:
-            dgamma[...] = sum_gx.reshape(-1)
+            dgamma[...] = sum_gx
         if dx is None:
             return
         inv_std = self.inv_std[:, cs]
         scale = inv_std if self.gamma is None else self.gamma[:, cs] * inv_std  # gamma / sigma
+        xp.multiply(g, scale, out=dx)
         if self.batch_stats:  # gamma / (m sigma) * (m g - sum g - xhat sum(g xhat))
             m = self.m
-            xp.multiply(xhat, sum_gx, out=dx)
-            xp.subtract(g * float(m), dx, out=dx)
-            dx -= sum_g
-            dx *= scale * (1.0 / m)
-        else:  # mu and sigma are constants
-            xp.multiply(g, scale, out=dx)
+            dx -= xhat * (scale * (sum_gx / m).reshape(bshape))
+            dx -= scale * (sum_g / m).reshape(bshape)
+        # else mu and sigma are constants: dx = gamma g / sigma
+
+
+def _channel_sum(xp, a):
+    """sum_{n, i} a[n, c, i] for each channel c of an (N, C, *) array: shape (C,).
+
+    ``einsum`` adds each contiguous row with vector instructions; ``a.sum(axis=(0, 2, 3))`` took
+    about three times as long on the reference machine."""
+    return xp.einsum("nci->c", a.reshape(a.shape[0], a.shape[1], -1))
+
+
+def _channel_dot(xp, a, b):
+    """sum_{n, i} a[n, c, i] * b[n, c, i] for each channel c: shape (C,), without an a * b array."""
+    n, c = a.shape[:2]
+    return xp.einsum("nci,nci->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,

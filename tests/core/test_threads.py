@@ -90,3 +90,31 @@ def test_train_cli_thread_count_is_set_for_the_run_and_restored():
     assert threads.get_num_threads() == before
     with _thread_count(None):
         assert threads.get_num_threads() == before
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((40, 7), (7, 5)),        # rows enough: blocks of rows, written in place
+    ((2, 7), (7, 50)),        # few rows: blocks of columns
+    ((3, 4, 6), (3, 6, 20)),  # stacks of matrices
+    ((4, 6), (2, 6, 9)),      # broadcast leading axes
+])
+def test_matmul_in_blocks_equals_one_product(monkeypatch, a_shape, b_shape):
+    monkeypatch.setattr(threads, "MATMUL_MIN_FLOPS", 0)
+    before = threads.get_num_threads()
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    try:
+        threads.set_num_threads(3)
+        out = threads.matmul(a, b)
+    finally:
+        threads.set_num_threads(before)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+    assert out.shape == (a @ b).shape
+
+
+def test_matmul_off_numpy_is_the_plain_product():
+    standin = backend.module_for_device("standin")
+    a, b = standin.ones((3, 4)), standin.ones((4, 2))
+    out = threads.matmul(a, b)
+    assert backend.get_array_module(out) is standin
+    np.testing.assert_array_equal(backend.to_numpy(out), np.full((3, 2), 4.0))
