@@ -301,6 +301,9 @@ def test_cpu_chunks_are_even(monkeypatch):
     assert conv_module._samples_per_chunk(conv_module.CPU_CHUNK_BYTES // 28, 128, np) == 16
     assert conv_module._samples_per_chunk(10, 5, np) == 5          # all fit: one chunk
     assert conv_module._samples_per_chunk(conv_module.CPU_CHUNK_BYTES * 2, 3, np) == 1
+    # a first layer: 128 images of 30 KB of columns fit in one chunk, but are shared out in 4
+    assert conv_module._samples_per_chunk(30_000, 128, np) == 32
+    assert conv_module._samples_per_chunk(30_000, 128, None) == 32   # None: the CPU
 
 
 @pytest.mark.parametrize("stride, padding, groups", [(1, 1, 1), (2, 1, 2), (1, 0, 1)])
@@ -330,3 +333,30 @@ def test_conv_gives_the_same_bits_on_one_and_two_threads(monkeypatch, stride, pa
         threads.set_num_threads(before)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("c_in, c_out, hw, k, pad, groups", [
+    (4, 3, 6, 3, 1, 1), (3, 5, 6, 3, 1, 1), (4, 4, 5, 5, 0, 2), (2, 6, 9, 5, 2, 1), (6, 6, 7, 1, 0, 3)])
+def test_both_dx_methods_agree(monkeypatch, c_in, c_out, hw, k, pad, groups):
+    """dx as a convolution of G and dx as col2im(W^T G) are the same numbers; the choice between
+    them (``_dx_as_convolution``) is only about speed."""
+    rng = np.random.default_rng(1)
+    x_np = rng.standard_normal((3, c_in, hw, hw))
+    w_np = rng.standard_normal((c_out, c_in // groups, k, k))
+
+    def dx(use_convolution):
+        monkeypatch.setattr(conv_module, "_dx_as_convolution", lambda *a: use_convolution)
+        x = mc.Tensor(x_np, requires_grad=True)
+        y = F.conv2d(x, mc.Tensor(w_np), padding=pad, groups=groups)
+        y.backward(np.sin(np.arange(y.data.size)).reshape(y.shape))
+        return x.grad
+
+    np.testing.assert_allclose(dx(True), dx(False), rtol=1e-12, atol=1e-12)
+
+
+def test_dx_method_choice_follows_the_measurements():
+    choose = conv_module._dx_as_convolution
+    assert choose((128, 16, 32, 32), (16, 16, 3, 3), (1, 1), (1, 1), (32, 32))        # ResNet 16 -> 16
+    assert not choose((32, 96, 27, 27), (256, 96, 5, 5), (1, 1), (2, 2), (27, 27))    # AlexNet conv2
+    assert not choose((128, 16, 5, 5), (120, 16, 5, 5), (1, 1), (0, 0), (1, 1))       # LeNet C5
+    assert not choose((128, 16, 32, 32), (16, 16, 3, 3), (2, 2), (1, 1), (16, 16))    # stride 2
