@@ -206,6 +206,19 @@ def even_slices(n, parts):
     return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
 
 
+PARALLEL_MIN_SIZE = 1 << 16
+"""Element-wise and pooling ops split arrays of at least this many numbers (64 K) over the threads;
+smaller ones are not worth a hand-off to the pool."""
+
+
+def batch_pieces(x, xp):
+    """Index objects that split ``x`` along its first axis: one piece per thread for a large NumPy
+    array, else the single index ``...`` (the whole array)."""
+    if not _is_numpy(xp) or x.size < PARALLEL_MIN_SIZE or x.ndim == 0 or _num_threads <= 1:
+        return [Ellipsis]
+    return even_slices(x.shape[0], _num_threads)
+
+
 def _run_piece(fn, item):
     _worker.busy = True
     try:

@@ -82,7 +82,8 @@ from .. import backend
 from ..function import Function
 from ..gradcheck import register_case
 from ..tensor import Tensor
-from ..threads import get_num_threads, parallel_map
+from .. import threads
+from ..threads import parallel_map
 from . import gpu_kernels
 
 
@@ -186,17 +187,16 @@ def _data(t):
     return t.data if isinstance(t, Tensor) else t
 
 
-PARALLEL_MIN_SIZE = 1 << 16
-"""Batch norm splits inputs of at least this many numbers into one group of channels per thread
-of ``minicnn.threads`` and normalises the groups at once (each channel's statistics involve only
-that channel, so the groups are independent). Fewer, larger groups are faster: NumPy loops over a
-strided slice of a few channels more slowly than over many. The per-channel sums may then round
-differently with a different thread count (in the last bit)."""
-
-
 def _channel_groups(C, size):
-    """Slices of the channel axis, one per thread; a single slice for small inputs."""
-    parts = min(C, get_num_threads()) if size >= PARALLEL_MIN_SIZE else 1
+    """Slices of the channel axis, one per thread; a single slice for small inputs.
+
+    Batch norm splits inputs of at least ``threads.PARALLEL_MIN_SIZE`` numbers into one group of
+    channels per thread and normalises the groups at once (each channel's statistics involve only
+    that channel, so the groups are independent). Fewer, larger groups are faster: NumPy loops over
+    a strided slice of a few channels more slowly than over many. The per-channel sums may then
+    round differently with a different thread count (in the last bit).
+    """
+    parts = min(C, threads.get_num_threads()) if size >= threads.PARALLEL_MIN_SIZE else 1
     step = -(-C // max(1, parts))
     return [slice(c, min(c + step, C)) for c in range(0, C, step)]
 

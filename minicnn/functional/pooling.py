@@ -84,7 +84,7 @@ from .. import backend
 from ..function import Function
 from ..gradcheck import register_case
 from ..tensor import Tensor
-from ..threads import even_slices, get_num_threads, matmul, parallel_map
+from ..threads import batch_pieces, matmul, parallel_map
 from .conv import _pair, _scratch_buffer, conv_output_size, pad2d
 
 
@@ -181,17 +181,6 @@ def _running_max(xp, candidates, best, tags=None, winner=None):
         xp.maximum(best, candidates[k], out=best)
 
 
-PARALLEL_MIN_SIZE = 1 << 16
-"""Pooling splits inputs of at least this many numbers into one piece of the batch per thread of
-``minicnn.threads`` (each sample is pooled on its own, so the result is the same)."""
-
-
-def _batch_pieces(xp, x):
-    """Slices of the batch axis: one per thread for large NumPy inputs, else the whole batch."""
-    parts = get_num_threads() if xp.__name__ == "numpy" and x.size >= PARALLEL_MIN_SIZE else 1
-    return even_slices(x.shape[0], parts)
-
-
 class MaxPool2d(Function):
     """y = max over each window (padding = -inf);  dx = g routed to each window's argmax.
 
@@ -213,7 +202,7 @@ class MaxPool2d(Function):
         y = xp.empty((n, c, win.ho, win.wo), dtype=x.dtype)
         winner = xp.empty(y.shape, dtype=tag) if track else None
         parallel_map(lambda b: self._forward_samples(xp, x[b], y[b], None if winner is None else winner[b],
-                                                     tag), _batch_pieces(xp, x), xp)
+                                                     tag), batch_pieces(x, xp), xp)
         if track:
             self.win, self.winner = win, winner
         return y
@@ -237,7 +226,7 @@ class MaxPool2d(Function):
         xp = backend.get_array_module(g)
         gx = xp.empty(self.win.x_shape, dtype=g.dtype)
         parallel_map(lambda b: self._backward_samples(xp, g[b], self.winner[b], gx[b]),
-                     _batch_pieces(xp, g), xp)
+                     batch_pieces(g, xp), xp)
         return gx
 
     def _backward_samples(self, xp, g, winner, gx):
@@ -319,7 +308,7 @@ class AvgPool2d(Function):
         xp = backend.get_array_module(x)
         self.win = win = _Windows(x.shape, *self.args)
         y = xp.empty(x.shape[:2] + (win.ho, win.wo), dtype=x.dtype)
-        parallel_map(lambda b: self._forward_samples(xp, x[b], y[b]), _batch_pieces(xp, x), xp)
+        parallel_map(lambda b: self._forward_samples(xp, x[b], y[b]), batch_pieces(x, xp), xp)
         return y
 
     def _forward_samples(self, xp, x, y):
@@ -336,7 +325,7 @@ class AvgPool2d(Function):
     def backward(self, g):
         xp = backend.get_array_module(g)
         gx = xp.empty(self.win.x_shape, dtype=g.dtype)
-        parallel_map(lambda b: self._backward_samples(xp, g[b], gx[b]), _batch_pieces(xp, g), xp)
+        parallel_map(lambda b: self._backward_samples(xp, g[b], gx[b]), batch_pieces(g, xp), xp)
         return gx
 
     def _backward_samples(self, xp, g, gx):

@@ -187,7 +187,7 @@ def test_bn_channel_groups_on_threads_match_one_group(monkeypatch, shape, traini
     try:
         threads.set_num_threads(1)
         one = run()
-        monkeypatch.setattr(normalization, "PARALLEL_MIN_SIZE", 0)
+        monkeypatch.setattr(threads, "PARALLEL_MIN_SIZE", 0)
         threads.set_num_threads(3)
         assert len(normalization._channel_groups(C, x_np.size)) == min(C, 3)
         grouped = run()

@@ -191,9 +191,9 @@ def test_pooling_in_batch_pieces_on_threads_gives_the_same_bits(monkeypatch, kin
     try:
         threads.set_num_threads(1)
         one = run()
-        monkeypatch.setattr(pooling, "PARALLEL_MIN_SIZE", 0)
+        monkeypatch.setattr(threads, "PARALLEL_MIN_SIZE", 0)
         threads.set_num_threads(3)
-        assert len(pooling._batch_pieces(np, x_np)) == 3
+        assert len(threads.batch_pieces(x_np, np)) == 3
         pieces = run()
     finally:
         threads.set_num_threads(before)
