@@ -290,7 +290,7 @@ def test_grid_columns_hold_im2col_plus_junk_columns(m, c, h, w, kh, kw, ph, pw):
         return
     x = np.random.default_rng(0).standard_normal((m, c, h, w))
     ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
-    cols, width = conv_module._columns(x, kh, kw, (1, 1), (ph, pw), ho, wo, x.dtype)
+    cols, width = conv_module._columns(x, kh, kw, (1, 1), (ph, pw), ho, wo, x.dtype, 1)
     assert width == w + 2 * pw
     grid = cols.reshape(c * kh * kw, m, ho, width)[..., :wo]
     np.testing.assert_array_equal(grid, F.im2col(x, kh, kw, 1, (ph, pw)).reshape(c * kh * kw, m, ho, wo))
@@ -360,3 +360,27 @@ def test_dx_method_choice_follows_the_measurements():
     assert not choose((32, 96, 27, 27), (256, 96, 5, 5), (1, 1), (2, 2), (27, 27))    # AlexNet conv2
     assert not choose((128, 16, 5, 5), (120, 16, 5, 5), (1, 1), (0, 0), (1, 1))       # LeNet C5
     assert not choose((128, 16, 32, 32), (16, 16, 3, 3), (2, 2), (1, 1), (16, 16))    # stride 2
+
+
+def test_stride_one_columns_exact_or_grid_by_filter_count():
+    """Many filters and a wide kernel on a small map: the exact layout (the junk columns of the
+    grid would cost more multiply-adds than the faster copy saves); few filters: the grid."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6))
+    _, width = conv_module._columns(x, 5, 5, (1, 1), (2, 2), 6, 6, x.dtype, 256)
+    assert width == 6
+    _, width = conv_module._columns(x, 5, 5, (1, 1), (2, 2), 6, 6, x.dtype, 4)
+    assert width == 10
+
+
+@pytest.mark.parametrize("c_out", [4, 64])
+def test_stride_one_conv_matches_reference_on_both_layouts(c_out):
+    rng = np.random.default_rng(2)
+    x_np, w_np, b_np = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((c_out, 3, 5, 3)), rng.standard_normal(c_out)
+    gy = rng.standard_normal((2, c_out, 7, 6))
+    x, w, b = (mc.Tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+    y = F.conv2d(x, w, b, padding=(2, 1))
+    y.backward(gy)
+    np.testing.assert_allclose(y.data, conv2d_naive(x_np, w_np, b_np, 1, (2, 1), 1), rtol=1e-10, atol=1e-10)
+    gx, gw, gb = conv2d_naive_backward(x_np, w_np, b_np, 1, (2, 1), 1, gy)
+    for got, want in ((x.grad, gx), (w.grad, gw), (b.grad, gb)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
