@@ -10,6 +10,7 @@ frameworks alternate for ``--rounds`` rounds (3; 1 with ``--quick``), and the ra
 median of the rounds' ratios, so that load from other jobs on a shared machine hits both alike.
 """
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -104,10 +105,11 @@ def main():
     wanted = args.models.split(",") if args.models else [c[0] for c in CASES]
     frameworks = ["minicnn"]
     if not args.no_torch:
-        try:
-            import torch  # noqa: F401
+        # find it without importing it: a child's peak RSS (ru_maxrss) includes the parent's
+        # memory at the fork, and importing torch here would add ~150 MB to every minicnn row
+        if importlib.util.find_spec("torch") is not None:
             frameworks.append("torch")
-        except ImportError:
+        else:
             print("PyTorch not installed: minicnn only")
     repeats = 3 if args.quick else 10
     rounds = args.rounds or (1 if args.quick else 3)
