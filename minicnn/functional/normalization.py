@@ -230,7 +230,7 @@ class BatchNorm(Function):
                              f"got input of shape {tuple(x.shape)}")
         dtype = xp.result_type(x.dtype, *(t.dtype for t in (weight, bias) if t is not None))
         y = xp.empty(x.shape, dtype=dtype)
-        self.xhat = xp.empty(x.shape, dtype=x.dtype)
+        self.xc = xp.empty(x.shape, dtype=x.dtype)  # x - mu; xhat = xc / sigma is never stored
         self.inv_std = xp.empty(self.bshape, dtype=x.dtype)
         self.gamma = None if weight is None else weight.reshape(self.bshape)
         self.groups = _channel_groups(C, x.size)
@@ -239,29 +239,27 @@ class BatchNorm(Function):
         return y
 
     def _forward_channels(self, xp, cs, x, weight, bias, y):
-        """Normalise the channels ``cs`` (x and y are their slices): y = xhat * gamma + beta."""
+        """Normalise the channels ``cs`` (x and y are their slices): y = xhat * gamma + beta,
+        computed as y = (x - mu) * (gamma / sigma) + beta, one pass fewer than forming xhat."""
         bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        xhat = self.xhat[:, cs]
+        xc = self.xc[:, cs]
         if self.batch_stats:
             m = self.m
             mu = _channel_sum(xp, x) / m
-            xp.subtract(x, mu.reshape(bshape), out=xhat)
-            var = _channel_dot(xp, xhat, xhat) / m  # biased
+            xp.subtract(x, mu.reshape(bshape), out=xc)
+            var = _channel_dot(xp, xc, xc) / m  # biased
             if self.training and self.running_mean is not None:  # in place, as PyTorch
                 mom, rm, rv = self.momentum, self.running_mean[cs], self.running_var[cs]
                 rm[...] = (1.0 - mom) * rm + mom * mu
                 rv[...] = (1.0 - mom) * rv + (mom * m / (m - 1)) * var  # unbiased
         else:
             mean = self.running_mean[cs].astype(x.dtype, copy=False)
-            xp.subtract(x, mean.reshape(bshape), out=xhat)
+            xp.subtract(x, mean.reshape(bshape), out=xc)
             var = self.running_var[cs].astype(x.dtype, copy=False)
         inv_std = self.inv_std[:, cs]
         inv_std[...] = (1.0 / xp.sqrt(var + self.eps)).reshape(bshape)  # 1 / sigma
-        xhat *= inv_std  # (x - mu) / sigma
-        if weight is None:
-            y[...] = xhat
-        else:
-            xp.multiply(xhat, weight[cs].reshape(bshape), out=y)
+        scale = inv_std if weight is None else weight[cs].reshape(bshape) * inv_std  # gamma / sigma
+        xp.multiply(xc, scale, out=y)
         if bias is not None:
             y += bias[cs].reshape(bshape)
 
@@ -280,24 +278,23 @@ class BatchNorm(Function):
 
     def _backward_channels(self, xp, cs, g, dx, dgamma, dbeta):
         """The gradients of the channels ``cs``, written into their slices dx, dgamma, dbeta."""
-        xhat = self.xhat[:, cs]
+        xc, inv_std = self.xc[:, cs], self.inv_std[:, cs]  # xhat = xc * inv_std
         bshape = (1, g.shape[1]) + (1,) * (g.ndim - 2)
         sum_g = _channel_sum(xp, g)
         if dbeta is not None:
             dbeta[...] = sum_g
         if dx is None and dgamma is None:
             return
-        sum_gx = _channel_dot(xp, g, xhat)  # sum g * xhat
+        sum_gx = _channel_dot(xp, g, xc) * inv_std.reshape(-1)  # sum g * xhat
         if dgamma is not None:
             dgamma[...] = sum_gx
         if dx is None:
             return
-        inv_std = self.inv_std[:, cs]
         scale = inv_std if self.gamma is None else self.gamma[:, cs] * inv_std  # gamma / sigma
         xp.multiply(g, scale, out=dx)
         if self.batch_stats:  # gamma / (m sigma) * (m g - sum g - xhat sum(g xhat))
             m = self.m
-            dx -= xhat * (scale * (sum_gx / m).reshape(bshape))
+            dx -= xc * (scale * inv_std * (sum_gx / m).reshape(bshape))  # xhat * ...
             dx -= scale * (sum_g / m).reshape(bshape)
         # else mu and sigma are constants: dx = gamma g / sigma
 
