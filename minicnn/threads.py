@@ -170,6 +170,19 @@ def set_num_threads(n):
     _num_threads = n
 
 
+@contextlib.contextmanager
+def num_threads(n):
+    """``with num_threads(1): ...``: run the block with ``n`` threads in minicnn's ops, then restore
+    the previous count. ``n`` of ``None`` leaves the count alone."""
+    before = _num_threads
+    if n is not None:
+        set_num_threads(n)
+    try:
+        yield
+    finally:
+        set_num_threads(before)
+
+
 def _executor(n):
     global _pool, _pool_size
     with _lock:

@@ -49,3 +49,19 @@ def to_device(device):
 def xp(device):
     """The array module of the test's device."""
     return backend.module_for_device(device)
+
+
+@pytest.fixture
+def on_one_and_three_threads(monkeypatch):
+    """``run(fn)`` returns ``(fn() on one thread, fn() on three threads)``; for the second call
+    ``threads.PARALLEL_MIN_SIZE`` is 0, so even these tests' small arrays are split into pieces."""
+    from minicnn import threads
+
+    def run(fn):
+        with threads.num_threads(1):
+            one = fn()
+        monkeypatch.setattr(threads, "PARALLEL_MIN_SIZE", 0)
+        with threads.num_threads(3):
+            three = fn()
+        return one, three
+    return run

@@ -190,3 +190,18 @@ def adaptive_avg_pool2d_naive_backward(x, output_size, gy):
         for j, (q0, q1) in enumerate(_adaptive_bins(x.shape[3], ow)):
             dx[:, :, r0:r1, q0:q1] += gy[:, :, i, j][:, :, None, None] / ((r1 - r0) * (q1 - q0))
     return dx
+
+
+# ------------------------------------------------------------------------------------------------
+# local response normalization
+# ------------------------------------------------------------------------------------------------
+def local_response_norm_naive(a, size, alpha=1e-4, beta=0.75, k=1.0):
+    """``(b, s)`` channel by channel: ``s_c = k + alpha/size * sum of a_c'^2`` over the window
+    ``c' = c - size//2 ... c + (size-1)//2`` (clipped to the channels), ``b_c = a_c * s_c^-beta``.
+    ``a`` is (N, C, *); the sums are taken in float64 and both results cast back to ``a``'s dtype."""
+    C, sq = a.shape[1], a.astype(np.float64) ** 2
+    s = np.empty_like(sq)
+    for c in range(C):
+        window = sq[:, max(0, c - size // 2):min(C, c + (size - 1) // 2 + 1)]
+        s[:, c] = k + alpha / size * window.sum(axis=1)
+    return (a * s ** -beta).astype(a.dtype), s.astype(a.dtype)

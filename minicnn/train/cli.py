@@ -26,7 +26,6 @@ symbolic link to that folder (where the file system allows it), and ``--resume``
 Exit status: 0 done; 1 bad arguments, missing data or files; 3 the loss diverged (NaN/inf);
 130 interrupted (the last epoch's checkpoint is kept: ``--resume`` continues).
 """
-import contextlib
 import math
 import os
 import sys
@@ -414,25 +413,13 @@ def _augment_spec(config):
     return None if a in (None, "none") else a
 
 
-@contextlib.contextmanager
-def _thread_count(n):
-    """Run the block with ``n`` threads in minicnn's ops (``None``: leave the count alone)."""
-    from ..threads import get_num_threads, set_num_threads
-    before = get_num_threads()
-    if n:
-        set_num_threads(n)
-    try:
-        yield
-    finally:
-        set_num_threads(before)
-
-
 def train_main(args):
     """Run ``minicnn train``; returns the exit status."""
     from ..data import DatasetNotFoundError
+    from ..threads import num_threads
     from .trainer import TrainingDiverged
     try:
-        with _thread_count(getattr(args, "threads", None)):
+        with num_threads(getattr(args, "threads", None)):
             return _train(args)
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
@@ -537,8 +524,9 @@ def _train(args):
 def evaluate_main(args):
     """Run ``minicnn evaluate``; returns the exit status."""
     from ..data import DatasetNotFoundError
+    from ..threads import num_threads
     try:
-        with _thread_count(getattr(args, "threads", None)):
+        with num_threads(getattr(args, "threads", None)):
             return _evaluate(args)
     except (UsageError, DatasetNotFoundError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -82,14 +82,17 @@ def test_blas_threads_are_set_and_restored():
         assert threads.get_blas_threads() == before
 
 
-def test_train_cli_thread_count_is_set_for_the_run_and_restored():
-    from minicnn.train.cli import _thread_count
+def test_num_threads_sets_the_count_for_a_block_and_restores_it():
     before = threads.get_num_threads()
-    with _thread_count(1):
+    with threads.num_threads(1):
         assert threads.get_num_threads() == 1
     assert threads.get_num_threads() == before
-    with _thread_count(None):
+    with threads.num_threads(None):  # the train CLI's default: leave it alone
         assert threads.get_num_threads() == before
+    with pytest.raises(ValueError):
+        with threads.num_threads(2):
+            raise ValueError("inside")
+    assert threads.get_num_threads() == before
 
 
 @pytest.mark.parametrize("a_shape, b_shape", [

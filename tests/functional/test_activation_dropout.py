@@ -124,7 +124,7 @@ def test_dropout_gradcheck_with_fixed_seed(device, to_device, p):
     assert mc.gradcheck(fn, [x])
 
 
-def test_relu_in_batch_pieces_on_threads_gives_the_same_bits(monkeypatch):
+def test_relu_in_batch_pieces_on_threads_gives_the_same_bits(on_one_and_three_threads):
     from minicnn import threads
     x_np = np.random.default_rng(0).standard_normal((7, 3, 5))
     g_np = np.random.default_rng(1).standard_normal((7, 3, 5))
@@ -133,19 +133,11 @@ def test_relu_in_batch_pieces_on_threads_gives_the_same_bits(monkeypatch):
         x = mc.Tensor(x_np, requires_grad=True)
         y = F.relu(x)
         y.backward(g_np)
-        return y.data, x.grad
+        return y.data, x.grad, len(threads.batch_pieces(x_np, np))
 
-    before = threads.get_num_threads()
-    try:
-        threads.set_num_threads(1)
-        one = run()
-        monkeypatch.setattr(threads, "PARALLEL_MIN_SIZE", 0)
-        threads.set_num_threads(3)
-        assert len(threads.batch_pieces(x_np, np)) == 3
-        pieces = run()
-    finally:
-        threads.set_num_threads(before)
-    for a, b in zip(one, pieces):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(one[0], np.maximum(x_np, 0))
-    np.testing.assert_array_equal(one[1], g_np * (x_np > 0))
+    (y1, g1, pieces1), (y3, g3, pieces3) = on_one_and_three_threads(run)
+    assert (pieces1, pieces3) == (1, 3)
+    np.testing.assert_array_equal(y1, y3)
+    np.testing.assert_array_equal(g1, g3)
+    np.testing.assert_array_equal(y1, np.maximum(x_np, 0))
+    np.testing.assert_array_equal(g1, g_np * (x_np > 0))

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from minicnn.functional import conv
 from minicnn.functional import gpu_kernels as gk
 from minicnn.functional.normalization import LocalResponseNorm
+from minicnn.functional.reference import local_response_norm_naive
 
 SHIM = r"""
 #include <math.h>
@@ -186,14 +187,8 @@ def test_col2im_kernel_refuses_other_dtypes_and_shapes(cupy):
 # Local response normalization
 # ------------------------------------------------------------------------------------------------
 def lrn_s(a, size, alpha, k):
-    """s = k + alpha/size * (sum of a^2 over the window W(c)), channel by channel in float64: the
-    value the forward kernel saves for backward (independent of what ``LocalResponseNorm`` keeps)."""
-    C, sq = a.shape[1], a.astype(np.float64) ** 2
-    s = np.empty_like(sq)
-    for c in range(C):
-        window = sq[:, max(0, c - size // 2):min(C, c + (size - 1) // 2 + 1)]
-        s[:, c] = k + alpha / size * window.sum(axis=1)
-    return s.astype(a.dtype)
+    """The s that the forward kernel saves for backward, from the plain-loop reference."""
+    return local_response_norm_naive(a, size, alpha, 0.75, k)[1]
 
 
 @given(size=st.integers(1, 7), n=st.integers(1, 2), c=st.integers(1, 9),

@@ -10,6 +10,7 @@ import minicnn as mc
 import minicnn.functional as F
 from minicnn import backend
 from minicnn.functional import pooling
+from minicnn.functional.reference import local_response_norm_naive
 
 _no_gpu = pytest.mark.skipif(not mc.cuda.is_available(), reason="CuPy with a GPU is not available")
 
@@ -111,14 +112,8 @@ def test_cuda_col2im_kernel_matches_cpu(cfg, dtype):
 
 
 def _lrn_s(a, size, alpha, k):
-    """s = k + alpha/size * (sum of a^2 over the window W(c)), channel by channel in float64: the
-    value the forward kernel saves for backward (independent of what ``LocalResponseNorm`` keeps)."""
-    C, sq = a.shape[1], a.astype(np.float64) ** 2
-    s = np.empty_like(sq)
-    for c in range(C):
-        window = sq[:, max(0, c - size // 2):min(C, c + (size - 1) // 2 + 1)]
-        s[:, c] = k + alpha / size * window.sum(axis=1)
-    return s.astype(a.dtype)
+    """The s that the forward kernel saves for backward, from the plain-loop reference."""
+    return local_response_norm_naive(a, size, alpha, 0.75, k)[1]
 
 
 def _lrn_on_gpu_and_cpu(shape, size, alpha, beta, k, dtype, seed=0):

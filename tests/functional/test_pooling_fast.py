@@ -172,11 +172,10 @@ def test_avg_pool_separable_passes_match_reference(device, to_device, cfg):
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("cfg", [(2, None, 0, False), (3, 2, 1, True), (3, 1, 1, False), ((2, 3), (2, 1), (1, 0), False)],
                          ids=str)
-def test_pooling_in_batch_pieces_on_threads_gives_the_same_bits(monkeypatch, kind, cfg):
+def test_pooling_in_batch_pieces_on_threads_gives_the_same_bits(on_one_and_three_threads, kind, cfg):
     """Large inputs are pooled one piece of the batch per thread: every sample is pooled on its own,
     so the pieces change nothing (forward and backward, padding and ceil mode included)."""
     from minicnn import threads
-    from minicnn.functional import pooling
     rng = np.random.default_rng(0)
     x_np = np.maximum(rng.standard_normal((7, 3, 9, 8)), 0)  # ties for max
     pool = F.max_pool2d if kind == "max" else F.avg_pool2d
@@ -185,17 +184,9 @@ def test_pooling_in_batch_pieces_on_threads_gives_the_same_bits(monkeypatch, kin
         x = mc.Tensor(x_np, requires_grad=True)
         y = pool(x, *cfg)
         y.backward(np.cos(np.arange(y.data.size)).reshape(y.shape))
-        return y.data, x.grad
+        return y.data, x.grad, len(threads.batch_pieces(x_np, np))
 
-    before = threads.get_num_threads()
-    try:
-        threads.set_num_threads(1)
-        one = run()
-        monkeypatch.setattr(threads, "PARALLEL_MIN_SIZE", 0)
-        threads.set_num_threads(3)
-        assert len(threads.batch_pieces(x_np, np)) == 3
-        pieces = run()
-    finally:
-        threads.set_num_threads(before)
-    for a, b in zip(one, pieces):
-        np.testing.assert_array_equal(a, b)
+    (y1, g1, pieces1), (y3, g3, pieces3) = on_one_and_three_threads(run)
+    assert (pieces1, pieces3) == (1, 3)
+    np.testing.assert_array_equal(y1, y3)
+    np.testing.assert_array_equal(g1, g3)
