@@ -306,12 +306,15 @@ def _needs(fn):
     return (tuple(getattr(fn, "needs_input_grad", ())) + (False,) * 3)[:3]
 
 
-def _correlate(x, weight, bias, stride, padding, groups):
+def _correlate(x, weight, bias, stride, padding, groups, with_columns=None):
     """The forward computation on arrays: y = conv2d(x, weight, bias), chunk by chunk.
 
     For each chunk of samples: pad into a reused buffer, im2col into a reused buffer, one GEMM per
     group ``Y = W_mat @ cols``, add the bias, and write Y (C_out, m*Ho*Wo) into y (m, C_out, Ho, Wo).
     Used by ``Conv2d.forward`` and, with flipped filters, by the backward pass for stride 1.
+
+    ``with_columns(cols, width, n0, m)``, when given, is also called with each chunk's columns
+    (chunk ``n0 : n0 + m``); the function then returns ``(y, [its results in chunk order])``.
     """
     xp = backend.get_array_module(x)
     (sh, sw), (ph, pw) = stride, padding
@@ -334,9 +337,10 @@ def _correlate(x, weight, bias, stride, padding, groups):
         if bias is not None:
             yc += bias.reshape(g, c_out // g, 1)
         y[n0:n0 + m] = yc.reshape(c_out, m, ho, width)[..., :wo].transpose(1, 0, 2, 3)
+        return None if with_columns is None else with_columns(cols, width, n0, m)
 
-    parallel_map(piece, range(0, n, chunk), xp)
-    return y
+    parts = parallel_map(piece, range(0, n, chunk), xp)
+    return y if with_columns is None else (y, parts)
 
 
 def _columns(xc, kh, kw, stride, padding, ho, wo, dtype, c_out):
@@ -425,17 +429,37 @@ def _dx_as_convolution(x_shape, w_shape, stride, padding, out_hw):
             and 2 * ho * wo >= h * w)
 
 
-def _gradient_matrix(gc, width):
-    """G_mat (C_out, m*Ho*width) of a chunk's output gradient ``gc`` (m, C_out, Ho, Wo): rows are
-    output channels, columns (n, i, j). With ``width > Wo`` (padded-grid columns) the extra junk
-    columns j >= Wo hold zeros, so the junk windows add nothing to dW."""
-    m, c_out, ho, wo = gc.shape
-    if width == wo:
-        return gc.transpose(1, 0, 2, 3).reshape(c_out, m * ho * wo)
-    out = _scratch_buffer(gc, "gradient", (c_out, m, ho, width), gc.dtype)
-    out[..., wo:] = 0
-    out[..., :wo] = gc.transpose(1, 0, 2, 3)
-    return out.reshape(c_out, m * ho * width)
+def _channel_major(a, width):
+    """(C, m*H*width) from a chunk ``a`` (m, C, H, W): rows are channels, columns (n, i, j), the
+    layout of a matrix that multiplies columns. With ``width > W`` (padded-grid columns) the extra
+    junk columns j >= W hold zeros, so the junk windows add nothing to dW."""
+    m, c, h, w = a.shape
+    if width == w:
+        return a.transpose(1, 0, 2, 3).reshape(c, m * h * w)
+    out = _scratch_buffer(a, "channel_major", (c, m, h, width), a.dtype)
+    out[..., w:] = 0
+    out[..., :w] = a.transpose(1, 0, 2, 3)
+    return out.reshape(c, m * h * width)
+
+
+def _sum_in_order(parts):
+    """parts[0] + parts[1] + ..., left to right: the same result on any number of threads."""
+    total = None
+    for part in parts:
+        total = part if total is None else total + part
+    return total
+
+
+def _flipped_weight_gradient(total, w_shape, groups):
+    """dW from (g, C_out/g * kh*kw, C_in/g), the product of G's columns (rows (o, u', v')) with x:
+
+        dW[o, c, u, v] = sum_{n, a, b} colsG[(o, kh-1-u, kw-1-v), (n, a, b)] * x[n, c, a, b]
+
+    (G padded by k-1-p, as for dx). So: split the rows, rotate (u', v') by 180 degrees, and put
+    the input channel before the kernel axes."""
+    c_out, cg, kh, kw = w_shape
+    total = total.reshape(groups, c_out // groups, kh, kw, cg)[:, :, ::-1, ::-1]
+    return total.transpose(0, 1, 4, 2, 3).reshape(w_shape)
 
 
 class Conv2d(Function):
@@ -452,9 +476,14 @@ class Conv2d(Function):
 
         dx[n, c, a, b] = sum_{o, u, v} G_pad[n, o, a + u, b + v] * w[o, c, kh-1-u, kw-1-v],
 
-    which reuses the fast forward path. Otherwise (stride > 1, or where ``_dx_as_convolution``
-    measured col2im faster) dx = col2im(W_mat^T G_mat): each column entry goes back to the pixel
-    it was copied from.
+    which reuses the fast forward path. The columns of G_pad built for it also give dW, with
+    one more product and no im2col of x (``_flipped_weight_gradient``):
+
+        dW[o, c, u, v] = sum_{n, a, b} G_pad[n, o, a + kh-1-u, b + kw-1-v] * x[n, c, a, b].
+
+    Otherwise (stride > 1, or where ``_dx_as_convolution`` measured col2im faster)
+    dx = col2im(W_mat^T G_mat): each column entry goes back to the pixel it was copied from, and
+    dW = G_mat cols^T from the rebuilt columns of x.
 
     Saved for backward: ``x`` (only if dW is needed; its columns are rebuilt there, which costs less
     than keeping a buffer 9-25x the input alive between forward and backward) and ``weight`` (only
@@ -485,10 +514,18 @@ class Conv2d(Function):
         want_dx, want_dw, want_db = _needs(self)
         as_convolution = _dx_as_convolution(self.x_shape, self.w_shape, self.stride, self.padding, (ho, wo))
 
-        gx = None
+        gx = gw = None
         if want_dx and as_convolution:
-            gx = _correlate(gy, _flipped_transposed(self.weight, g), None, (1, 1),
-                            (kh - 1 - ph, kw - 1 - pw), g)
+            flipped, pads = _flipped_transposed(self.weight, g), (kh - 1 - ph, kw - 1 - pw)
+            if want_dw:   # dW from the same columns of G that the convolution for dx builds
+                def dw_part(cols, width, n0, m):
+                    x_mat = _channel_major(self.x[n0:n0 + m], width)              # (C, m*H*width)
+                    return matmul(cols.reshape(g, (c_out // g) * kh * kw, -1),
+                                  x_mat.reshape(g, c // g, -1).transpose(0, 2, 1))
+                gx, parts = _correlate(gy, flipped, None, (1, 1), pads, g, with_columns=dw_part)
+                gw = _flipped_weight_gradient(_sum_in_order(parts), self.w_shape, g)
+            else:
+                gx = _correlate(gy, flipped, None, (1, 1), pads, g)
         elif want_dx:
             gx = xp.empty(self.x_shape, dtype=gy.dtype)
         chunk = _samples_per_chunk(rows * ho * wo * gy.dtype.itemsize, n, xp)
@@ -498,10 +535,10 @@ class Conv2d(Function):
             gc = gy[n0:n0 + chunk]
             m = gc.shape[0]
             part = None
-            if want_dw:   # dW = G_mat @ cols^T, computed as (cols @ G_mat^T)^T: BLAS runs this
+            if loop_dw:   # dW = G_mat @ cols^T, computed as (cols @ G_mat^T)^T: BLAS runs this
                 cols, width = _columns(self.x[n0:n0 + m], kh, kw, self.stride, self.padding, ho,
                                        wo, self.dtype, c_out)  # layout of the same product up to 2x faster
-                g_grid = _gradient_matrix(gc, width)
+                g_grid = _channel_major(gc, width)
                 part = matmul(cols.reshape(g, rows // g, -1),
                                  g_grid.reshape(g, c_out // g, -1).transpose(0, 2, 1))
             if want_dx and not as_convolution:   # dcols = W_mat^T @ G_mat, then col2im
@@ -513,13 +550,11 @@ class Conv2d(Function):
                                        self.stride, self.padding)
             return part
 
-        need_loop = want_dw or (want_dx and not as_convolution)
-        parts = parallel_map(piece, range(0, n if need_loop else 0, chunk), xp)
-        gw = None
-        for part in parts if want_dw else ():   # summed in chunk order: the same on any thread count
-            gw = part if gw is None else gw + part
-        gw = None if gw is None else gw.transpose(0, 2, 1)
-        gw = None if gw is None else gw.reshape(self.w_shape)
+        loop_dw = want_dw and gw is None
+        if loop_dw or (want_dx and not as_convolution):
+            parts = parallel_map(piece, range(0, n, chunk), xp)
+            if loop_dw:
+                gw = _sum_in_order(parts).transpose(0, 2, 1).reshape(self.w_shape)
         gb = gy.sum(axis=(0, 2, 3)) if want_db else None
         return gx, gw, gb
 

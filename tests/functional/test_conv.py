@@ -336,22 +336,31 @@ def test_conv_gives_the_same_bits_on_one_and_two_threads(monkeypatch, stride, pa
 
 
 @pytest.mark.parametrize("c_in, c_out, hw, k, pad, groups", [
-    (4, 3, 6, 3, 1, 1), (3, 5, 6, 3, 1, 1), (4, 4, 5, 5, 0, 2), (2, 6, 9, 5, 2, 1), (6, 6, 7, 1, 0, 3)])
+    (4, 3, 6, 3, 1, 1), (3, 5, 6, 3, 1, 1), (4, 4, 5, 5, 0, 2), (2, 6, 9, 5, 2, 1), (6, 6, 7, 1, 0, 3),
+    (6, 4, 6, 3, 1, 2), (5, 5, 7, 3, (1, 0), 1), (60, 6, 4, 3, 1, 1)])  # the last: exact columns
 def test_both_dx_methods_agree(monkeypatch, c_in, c_out, hw, k, pad, groups):
-    """dx as a convolution of G and dx as col2im(W^T G) are the same numbers; the choice between
-    them (``_dx_as_convolution``) is only about speed."""
+    """dx as a convolution of G (with dW from the same columns of G) and dx as col2im(W^T G)
+    (with dW from the columns of x) give the reference's numbers; the choice between them
+    (``_dx_as_convolution``) is only about speed."""
     rng = np.random.default_rng(1)
     x_np = rng.standard_normal((3, c_in, hw, hw))
     w_np = rng.standard_normal((c_out, c_in // groups, k, k))
+    gy = None
 
-    def dx(use_convolution):
+    def grads(use_convolution):
+        nonlocal gy
         monkeypatch.setattr(conv_module, "_dx_as_convolution", lambda *a: use_convolution)
-        x = mc.Tensor(x_np, requires_grad=True)
-        y = F.conv2d(x, mc.Tensor(w_np), padding=pad, groups=groups)
-        y.backward(np.sin(np.arange(y.data.size)).reshape(y.shape))
-        return x.grad
+        x, w = mc.Tensor(x_np, requires_grad=True), mc.Tensor(w_np, requires_grad=True)
+        y = F.conv2d(x, w, padding=pad, groups=groups)
+        gy = np.sin(np.arange(y.data.size)).reshape(y.shape)
+        y.backward(gy)
+        return x.grad, w.grad
 
-    np.testing.assert_allclose(dx(True), dx(False), rtol=1e-12, atol=1e-12)
+    as_conv, by_col2im = grads(True), grads(False)
+    gx, gw, _ = conv2d_naive_backward(x_np, w_np, None, 1, pad, groups, gy)
+    for got in (as_conv, by_col2im):
+        np.testing.assert_allclose(got[0], gx, rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(got[1], gw, rtol=1e-11, atol=1e-11)
 
 
 def test_dx_method_choice_follows_the_measurements():
