@@ -11,9 +11,8 @@ The default recipe
 (``fashion_cnn``) on Fashion-MNIST: SGD with Nesterov momentum 0.9, learning rate 0.05,
 weight decay 5e-4, batch 128, a cosine schedule stepped every iteration, no augmentation,
 :data:`DEFAULT_EPOCHS` (8) epochs, seed 0, on every core the process may use (``--threads``; see
-:mod:`minicnn.threads`). Measured on the two-core reference machine while it was busy with
-other work (load average ~4.5): 91.89% test accuracy (top-5 99.89%) after 8 epochs of 31-45 s,
-5.0 minutes in all (184 s of CPU time, ~23 s per epoch).
+:mod:`minicnn.threads`). Measured on the two-core reference machine with both cores: 91.90% test
+accuracy (top-5 99.90%) after 8 epochs of 14.5-15 s, 2.0 minutes in all.
 
 Where the output goes
 ---------------------
