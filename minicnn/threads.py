@@ -183,6 +183,17 @@ def num_threads(n):
         set_num_threads(before)
 
 
+def _forget_pool_after_fork():
+    """A forked child inherits the pool object but not its threads: start a new one there."""
+    global _pool, _pool_size, _lock
+    _pool, _pool_size, _lock = None, 0, threading.Lock()
+    _blas_saved["depth"] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _executor(n):
     global _pool, _pool_size
     with _lock:

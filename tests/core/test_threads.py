@@ -121,3 +121,22 @@ def test_matmul_off_numpy_is_the_plain_product():
     out = threads.matmul(a, b)
     assert backend.get_array_module(out) is standin
     np.testing.assert_array_equal(backend.to_numpy(out), np.full((3, 2), 4.0))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_pool_works_in_a_forked_child():
+    """A child process forked after the pool started gets a fresh pool (not the parent's dead
+    threads) and still finishes a parallel_map."""
+    import os
+    with threads.num_threads(2):
+        threads.parallel_map(lambda i: i, range(4), np)  # the parent's pool exists now
+        pid = os.fork()
+        if pid == 0:  # the child
+            import signal
+            signal.alarm(30)  # a child stuck on the parent's dead threads dies instead of hanging
+            try:
+                ok = threads.parallel_map(lambda i: i * 2, range(6), np) == [0, 2, 4, 6, 8, 10]
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
