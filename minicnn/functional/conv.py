@@ -82,7 +82,7 @@ from .. import backend
 from ..function import Function
 from ..gradcheck import register_case
 from ..tensor import Tensor
-from ..threads import matmul, parallel_map
+from ..threads import even_slices, matmul, parallel_map
 from . import gpu_kernels
 
 COLUMN_BUDGET_BYTES = 256 * 2 ** 20
@@ -313,8 +313,12 @@ def _correlate(x, weight, bias, stride, padding, groups, with_columns=None):
     group ``Y = W_mat @ cols``, add the bias, and write Y (C_out, m*Ho*Wo) into y (m, C_out, Ho, Wo).
     Used by ``Conv2d.forward`` and, with flipped filters, by the backward pass for stride 1.
 
-    ``with_columns(cols, width, n0, m)``, when given, is also called with each chunk's columns
-    (chunk ``n0 : n0 + m``); the function then returns ``(y, [its results in chunk order])``.
+    The pieces are chunks of whole samples, or bands of output rows of one sample when a single
+    sample's columns are larger than the CPU's cache-sized chunk (``_pieces``).
+
+    ``with_columns(cols, width, samples, rows)``, when given, is also called with each piece's
+    columns (``samples`` and output ``rows`` are the piece's slices); the function then returns
+    ``(y, [its results in piece order])``.
     """
     xp = backend.get_array_module(x)
     (sh, sw), (ph, pw) = stride, padding
@@ -324,40 +328,69 @@ def _correlate(x, weight, bias, stride, padding, groups, with_columns=None):
     dtype = xp.result_type(x.dtype, weight.dtype)
     ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
     rows = c * kh * kw
-    chunk = _samples_per_chunk(rows * ho * wo * dtype.itemsize, n, xp)
     w_mat = weight.reshape(g, c_out // g, cg * kh * kw)  # block g: the filters of group g
 
     y = xp.empty((n, c_out, ho, wo), dtype=dtype)
 
-    def piece(n0):  # writes only y[n0:n0 + chunk]
-        xc = x[n0:n0 + chunk]
-        m = xc.shape[0]
-        cols, width = _columns(xc, kh, kw, stride, padding, ho, wo, dtype, c_out)  # (C*kh*kw, m*Ho*width)
-        yc = matmul(w_mat, cols.reshape(g, rows // g, -1))                  # (g, C_out/g, m*Ho*width)
+    def piece(where):  # writes only y[samples, :, out_rows]
+        samples, out_rows = where
+        xc, pads = _input_rows(x[samples], out_rows, kh, sh, ph, pw)
+        m, hb = xc.shape[0], out_rows.stop - out_rows.start
+        cols, width = _columns(xc, kh, kw, stride, pads, hb, wo, dtype, c_out)  # (C*kh*kw, m*hb*width)
+        yc = matmul(w_mat, cols.reshape(g, rows // g, -1))                  # (g, C_out/g, m*hb*width)
         if bias is not None:
             yc += bias.reshape(g, c_out // g, 1)
-        y[n0:n0 + m] = yc.reshape(c_out, m, ho, width)[..., :wo].transpose(1, 0, 2, 3)
-        return None if with_columns is None else with_columns(cols, width, n0, m)
+        y[samples, :, out_rows] = yc.reshape(c_out, m, hb, width)[..., :wo].transpose(1, 0, 2, 3)
+        return None if with_columns is None else with_columns(cols, width, samples, out_rows)
 
-    parts = parallel_map(piece, range(0, n, chunk), xp)
+    parts = parallel_map(piece, _pieces(n, ho, rows * ho * wo * dtype.itemsize, xp), xp)
     return y if with_columns is None else (y, parts)
 
 
-def _columns(xc, kh, kw, stride, padding, ho, wo, dtype, c_out):
+def _pieces(n, ho, column_bytes_per_sample, xp):
+    """The pieces of a convolution's work, as (samples, output rows) pairs of slices: chunks of
+    whole samples (``_samples_per_chunk``), or, on the CPU, when one sample's columns alone exceed
+    ``CPU_CHUNK_BYTES`` (VGG's 64-channel layers at 112x112: 29 MB), bands of output rows of one
+    sample whose columns are about that size, so that they are still in the cache when the
+    product reads them (a VGG layer's forward: 62 -> 48 ms on two threads)."""
+    cpu = xp is None or xp.__name__ in ("numpy", "standin")
+    if cpu and column_bytes_per_sample > CPU_CHUNK_BYTES and ho > 1:
+        bands = min(ho, -(-column_bytes_per_sample // CPU_CHUNK_BYTES))
+        return [(slice(i, i + 1), rows) for i in range(n) for rows in even_slices(ho, bands)]
+    chunk = _samples_per_chunk(column_bytes_per_sample, n, xp)
+    return [(slice(n0, n0 + chunk), slice(0, ho)) for n0 in range(0, n, chunk)]
+
+
+def _input_rows(xs, out_rows, kh, sh, ph, pw):
+    """The input rows that the output rows ``out_rows`` (a slice) read, and the padding they need:
+    returns ``(xs[:, :, r0:r1], (top, bottom, left, right))``. The windows of output rows i0..i1-1
+    cover padded-input rows i0*sh .. (i1-1)*sh + kh - 1, i.e. input rows from ``first`` to
+    ``last - 1`` below; the part outside the image is padding (zeros). For all rows this is the
+    whole input with ``ph`` rows of padding on top (and at most ``ph`` below)."""
+    h = xs.shape[2]
+    first = out_rows.start * sh - ph
+    last = (out_rows.stop - 1) * sh - ph + kh
+    r0 = max(first, 0)
+    r1 = max(min(last, h), r0)
+    return xs[:, :, r0:r1], (r0 - first, last - r1, pw, pw)
+
+
+def _columns(xc, kh, kw, stride, pads, ho, wo, dtype, c_out):
     """im2col of one chunk of samples, in the reusable scratch buffers: returns ``(cols, width)``.
 
     ``cols`` has ``width`` columns per output row. For stride > 1 that is ``Wo`` and ``cols`` is
     exactly ``im2col``'s (C*kh*kw, m*Ho*Wo) matrix. For stride 1, when the convolution's ``c_out``
     filters are few enough (``GRID_MAX_EXTRA``), the columns are laid out on the *padded grid* (see
-    ``_grid_columns``) and ``width`` is the padded width ``Wp = W + 2*pw``.
+    ``_grid_columns``) and ``width`` is the padded width ``Wp = W + left + right``. ``pads`` is
+    (top, bottom, left, right): a band of rows (see ``_input_rows``) may need padding on one side.
     """
-    (sh, sw), (ph, pw) = stride, padding
+    (sh, sw), (top, bottom, left, right) = stride, pads
     m, c, h, w = xc.shape
     if (sh, sw) == (1, 1) and c_out * (kw - 1) <= GRID_MAX_EXTRA * wo:
-        return _grid_columns(xc, kh, kw, ph, pw, ho, dtype), w + 2 * pw
-    if ph or pw:
-        xc = pad2d(xc, (ph, ph, pw, pw),
-                   out=_scratch_buffer(xc, "padded", (m, c, h + 2 * ph, w + 2 * pw), xc.dtype))
+        return _grid_columns(xc, kh, kw, pads, ho, dtype), w + left + right
+    if any(pads):
+        xc = pad2d(xc, pads, out=_scratch_buffer(xc, "padded", (m, c, h + top + bottom, w + left + right),
+                                                 xc.dtype))
     return _unfold(xc, kh, kw, sh, sw, ho, wo,
                    out=_scratch_buffer(xc, "columns", (c * kh * kw, m * ho * wo), dtype)), wo
 
@@ -369,8 +402,8 @@ junk columns, each costing a multiply-add with every one of the C_out filters. I
 ResNet-CIFAR's 64 -> 64 on 8x8 (16) gains 7%, AlexNet's 96 -> 256 5x5 on 27x27 (38) loses 13%."""
 
 
-def _grid_columns(xc, kh, kw, ph, pw, ho, dtype):
-    """Stride-1 columns on the padded grid: (C*kh*kw, m*Ho*Wp), ``Wp = W + 2*pw``.
+def _grid_columns(xc, kh, kw, pads, ho, dtype):
+    """Stride-1 columns on the padded grid: (C*kh*kw, m*Ho*Wp), ``Wp = W + left + right``.
 
     Flatten each padded image (Hp, Wp) to one row of Hp*Wp numbers. Output pixel (i, j) reads the
     patch that starts at p = i*Wp + j, and its entry (u, v) sits at p + u*Wp + v. Let j run over
@@ -387,11 +420,12 @@ def _grid_columns(xc, kh, kw, ph, pw, ho, dtype):
     """
     xp = backend.get_array_module(xc)
     m, c, h, w = xc.shape
-    hp, wp = h + 2 * ph, w + 2 * pw
+    top, bottom, left, right = pads
+    hp, wp = h + top + bottom, w + left + right
     size = m * c * hp * wp
     flat = _scratch_buffer(xc, "padded", (size + kw - 1,), xc.dtype)
     flat[size:] = 0
-    pad2d(xc, (ph, ph, pw, pw), out=flat[:size].reshape(m, c, hp, wp))
+    pad2d(xc, pads, out=flat[:size].reshape(m, c, hp, wp))
     e = flat.itemsize
     patches = xp.lib.stride_tricks.as_strided(
         flat, shape=(c, kh, kw, m, ho * wp), strides=(hp * wp * e, wp * e, e, c * hp * wp * e, e))
@@ -518,8 +552,8 @@ class Conv2d(Function):
         if want_dx and as_convolution:
             flipped, pads = _flipped_transposed(self.weight, g), (kh - 1 - ph, kw - 1 - pw)
             if want_dw:   # dW from the same columns of G that the convolution for dx builds
-                def dw_part(cols, width, n0, m):
-                    x_mat = _channel_major(self.x[n0:n0 + m], width)              # (C, m*H*width)
+                def dw_part(cols, width, samples, rows):  # rows of dx = rows of x
+                    x_mat = _channel_major(self.x[samples, :, rows], width)       # (C, m*hb*width)
                     return matmul(cols.reshape(g, (c_out // g) * kh * kw, -1),
                                   x_mat.reshape(g, c // g, -1).transpose(0, 2, 1))
                 gx, parts = _correlate(gy, flipped, None, (1, 1), pads, g, with_columns=dw_part)
@@ -536,7 +570,7 @@ class Conv2d(Function):
             m = gc.shape[0]
             part = None
             if loop_dw:   # dW = G_mat @ cols^T, computed as (cols @ G_mat^T)^T: BLAS runs this
-                cols, width = _columns(self.x[n0:n0 + m], kh, kw, self.stride, self.padding, ho,
+                cols, width = _columns(self.x[n0:n0 + m], kh, kw, self.stride, (ph, ph, pw, pw), ho,
                                        wo, self.dtype, c_out)  # layout of the same product up to 2x faster
                 g_grid = _channel_major(gc, width)
                 part = matmul(cols.reshape(g, rows // g, -1),

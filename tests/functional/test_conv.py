@@ -290,7 +290,7 @@ def test_grid_columns_hold_im2col_plus_junk_columns(m, c, h, w, kh, kw, ph, pw):
         return
     x = np.random.default_rng(0).standard_normal((m, c, h, w))
     ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
-    cols, width = conv_module._columns(x, kh, kw, (1, 1), (ph, pw), ho, wo, x.dtype, 1)
+    cols, width = conv_module._columns(x, kh, kw, (1, 1), (ph, ph, pw, pw), ho, wo, x.dtype, 1)
     assert width == w + 2 * pw
     grid = cols.reshape(c * kh * kw, m, ho, width)[..., :wo]
     np.testing.assert_array_equal(grid, F.im2col(x, kh, kw, 1, (ph, pw)).reshape(c * kh * kw, m, ho, wo))
@@ -375,9 +375,9 @@ def test_stride_one_columns_exact_or_grid_by_filter_count():
     """Many filters and a wide kernel on a small map: the exact layout (the junk columns of the
     grid would cost more multiply-adds than the faster copy saves); few filters: the grid."""
     x = np.random.default_rng(0).standard_normal((2, 3, 6, 6))
-    _, width = conv_module._columns(x, 5, 5, (1, 1), (2, 2), 6, 6, x.dtype, 256)
+    _, width = conv_module._columns(x, 5, 5, (1, 1), (2, 2, 2, 2), 6, 6, x.dtype, 256)
     assert width == 6
-    _, width = conv_module._columns(x, 5, 5, (1, 1), (2, 2), 6, 6, x.dtype, 4)
+    _, width = conv_module._columns(x, 5, 5, (1, 1), (2, 2, 2, 2), 6, 6, x.dtype, 4)
     assert width == 10
 
 
@@ -393,3 +393,29 @@ def test_stride_one_conv_matches_reference_on_both_layouts(c_out):
     gx, gw, gb = conv2d_naive_backward(x_np, w_np, b_np, 1, (2, 1), 1, gy)
     for got, want in ((x.grad, gx), (w.grad, gw), (b.grad, gb)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("stride, padding, groups, k", [
+    (1, 1, 1, 3), (1, 0, 1, 3), (2, 1, 1, 3), (1, 2, 2, 5), (3, (2, 0), 1, (4, 3)), (1, 1, 1, 1), (1, 4, 1, 3)])
+def test_conv_in_bands_of_output_rows_matches_reference(device, to_device, monkeypatch, stride, padding,
+                                                        groups, k):
+    """With a tiny CPU chunk every sample's columns are 'too large', so forward and the
+    convolution-form backward run in bands of output rows (each band with its own padding rows,
+    ``_input_rows``); the results are the reference's. Padding 4 > kernel 3: bands of pure padding."""
+    monkeypatch.setattr(conv_module, "CPU_CHUNK_BYTES", 512)
+    rng = np.random.default_rng(4)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x_np = rng.standard_normal((2, 4, 11, 9))
+    w_np = rng.standard_normal((4, 4 // groups, kh, kw))
+    b_np = rng.standard_normal(4)
+    x, w, b = (to_device(a, requires_grad=True) for a in (x_np, w_np, b_np))
+    y = F.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
+    gy = rng.standard_normal(y.shape)
+    y.backward(to_device(gy).data)
+    np.testing.assert_allclose(host(y), conv2d_naive(x_np, w_np, b_np, stride, padding, groups),
+                               rtol=1e-10, atol=1e-10)
+    gx, gw, gb = conv2d_naive_backward(x_np, w_np, b_np, stride, padding, groups, gy)
+    for got, want in ((x.grad, gx), (w.grad, gw), (b.grad, gb)):
+        np.testing.assert_allclose(host(got), want, rtol=1e-10, atol=1e-10)
+    pieces = conv_module._pieces(2, y.shape[2], 10 ** 6, np)  # one band per output row here
+    assert len(pieces) == 2 * y.shape[2] and all(rows.stop - rows.start == 1 for _, rows in pieces)
