@@ -65,8 +65,9 @@ second layer at batch 32 would need 3.4 GiB). So:
 Speed on the CPU
 ----------------
 * On the CPU the chunks are small (``CPU_CHUNK_BYTES``, a few MB: columns written by im2col are
-  still in the cache when the product reads them), and the chunks run on ``minicnn.threads``'
-  threads, each building its columns and multiplying them with a one-thread BLAS.
+  still in the cache when the product reads them), bands of output rows when one sample is
+  already larger (``_pieces``), and the pieces run on ``minicnn.threads``' threads, each building
+  its columns and multiplying them with a one-thread BLAS.
 * For stride 1 the columns are laid out on the *padded grid* (``_grid_columns``): a few junk
   columns per row make every patch row one contiguous run, and the copy several times faster.
 * dW is computed as ``(cols @ G_mat^T)^T``, the same product in the layout BLAS runs fastest
@@ -552,8 +553,8 @@ class Conv2d(Function):
         if want_dx and as_convolution:
             flipped, pads = _flipped_transposed(self.weight, g), (kh - 1 - ph, kw - 1 - pw)
             if want_dw:   # dW from the same columns of G that the convolution for dx builds
-                def dw_part(cols, width, samples, rows):  # rows of dx = rows of x
-                    x_mat = _channel_major(self.x[samples, :, rows], width)       # (C, m*hb*width)
+                def dw_part(cols, width, samples, out_rows):  # the rows of dx are rows of x
+                    x_mat = _channel_major(self.x[samples, :, out_rows], width)   # (C, m*hb*width)
                     return matmul(cols.reshape(g, (c_out // g) * kh * kw, -1),
                                   x_mat.reshape(g, c // g, -1).transpose(0, 2, 1))
                 gx, parts = _correlate(gy, flipped, None, (1, 1), pads, g, with_columns=dw_part)
@@ -574,7 +575,7 @@ class Conv2d(Function):
                                        wo, self.dtype, c_out)  # layout of the same product up to 2x faster
                 g_grid = _channel_major(gc, width)
                 part = matmul(cols.reshape(g, rows // g, -1),
-                                 g_grid.reshape(g, c_out // g, -1).transpose(0, 2, 1))
+                              g_grid.reshape(g, c_out // g, -1).transpose(0, 2, 1))
             if want_dx and not as_convolution:   # dcols = W_mat^T @ G_mat, then col2im
                 # G_mat (g, C_out/g, m*Ho*Wo): rows = output channels, columns = (n, i, j)
                 g_mat = gc.transpose(1, 0, 2, 3).reshape(g, c_out // g, m * ho * wo)
