@@ -31,7 +31,8 @@ applied = False
 def keep_freed_memory():
     """Tune glibc's malloc as the module docstring says; returns True if it was changed."""
     global applied
-    if os.environ.get("MINICNN_KEEP_FREED_MEMORY", "1").strip() == "0" or not sys.platform.startswith("linux"):
+    opted_out = os.environ.get("MINICNN_KEEP_FREED_MEMORY", "1").strip() == "0"
+    if opted_out or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

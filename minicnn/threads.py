@@ -284,8 +284,9 @@ def matmul(a, b):
 
     The product is cut into blocks of rows of ``a`` (writing rows of the result) or of columns of
     ``b`` (columns of the result), whichever makes the threads re-read less memory: a linear
-    layer's forward at batch 32 splits the columns of its 151 MB weight matrix, its dW the rows. Not NumPy, too small, or called from
-    inside a piece: one plain product, still with a one-thread BLAS on NumPy.
+    layer's forward at batch 32 splits the columns of its 151 MB weight matrix, its dW the rows.
+    Not NumPy, too small, or called from inside a piece: one plain product, still with a
+    one-thread BLAS on NumPy.
     """
     from .backend import get_array_module
     xp = get_array_module(a, b)

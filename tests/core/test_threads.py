@@ -140,3 +140,22 @@ def test_pool_works_in_a_forked_child():
                 os._exit(0 if ok else 1)
         _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_keep_freed_memory_respects_the_opt_out(monkeypatch):
+    from minicnn import host_memory
+    monkeypatch.setenv("MINICNN_KEEP_FREED_MEMORY", "0")
+    assert host_memory.keep_freed_memory() is False
+
+
+def test_importing_minicnn_tunes_the_allocator_on_linux_glibc():
+    import sys
+    from minicnn import host_memory
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt only")
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        pytest.skip("not glibc")
+    assert host_memory.applied
