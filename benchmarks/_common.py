@@ -125,6 +125,23 @@ def write_json(path, payload):
         print(f"wrote {path}")
 
 
+def print_result(result):
+    """A child process's answer to ``run_child``: one ``RESULT {json}`` line on stdout."""
+    print("RESULT " + json.dumps(result))
+
+
+def run_child(args, label, env=None):
+    """Run ``python <args>`` in a fresh process (its own peak memory) and return the dict it
+    printed with ``print_result``, or None after printing why it failed."""
+    import subprocess
+    proc = subprocess.run([sys.executable] + list(args), capture_output=True, text=True, env=env)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not line:
+        print(f"{label} failed:\n{proc.stderr[-2000:]}")
+        return None
+    return json.loads(line[0][len("RESULT "):])
+
+
 def peak_rss_mb():
     """Peak resident memory of this process so far (MB)."""
     import resource

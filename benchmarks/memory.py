@@ -11,13 +11,10 @@ timed step (forward, backward, SGD with momentum), and the process's peak reside
     no allocator   the defaults, but ``MINICNN_KEEP_FREED_MEMORY=0`` (see ``minicnn/host_memory.py``)
 """
 import argparse
-import json
 import os
-import subprocess
-import sys
 
 import _common  # noqa: F401  (pins threads before numpy loads)
-from _common import machine, print_table, write_json
+from _common import machine, print_result, print_table, run_child, write_json
 
 CONFIGS = {
     "chunked": {},
@@ -66,19 +63,16 @@ def main():
     args = parser.parse_args()
     if args._child:
         name, batch, whole = args._child
-        print("RESULT " + json.dumps(child(name, int(batch), whole == "1")))
+        print_result(child(name, int(batch), whole == "1"))
         return
     rows, results = [], {}
     for label, cfg in CONFIGS.items():
         env = dict(os.environ, **cfg.get("env", {}))
-        cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
-               "--_child", args.model, str(args.batch), "1" if cfg.get("whole_batch") else "0"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode or not line:
-            print(f"{label} failed:\n{proc.stderr[-2000:]}")
+        r = run_child([os.path.abspath(__file__), "--threads", str(args.threads), "--_child", args.model,
+                       str(args.batch), "1" if cfg.get("whole_batch") else "0"], label, env)
+        if r is None:
             continue
-        r = results[label] = json.loads(line[0][7:])
+        results[label] = r
         rows.append([label, f"{r['peak_rss_mb']:.0f} MB", f"{r['step_s']:.2f} s", f"{r['first_step_s']:.2f} s"])
         print(f"  {label}: done", flush=True)
     print(f"\n{args.model}, batch {args.batch}, {args.threads} thread(s): one training step")

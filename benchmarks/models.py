@@ -11,14 +11,11 @@ median of the rounds' ratios, so that load from other jobs on a shared machine h
 """
 import argparse
 import importlib.util
-import json
 import os
 import statistics
-import subprocess
-import sys
 
 import _common  # noqa: F401  (pins threads before numpy loads)
-from _common import add_common_arguments, machine, print_table, write_json
+from _common import add_common_arguments, machine, print_result, print_table, run_child, write_json
 
 CASES = [  # name, batch, input shape
     ("lenet5", 128, (1, 28, 28)),
@@ -99,7 +96,7 @@ def main():
     if args._child:
         name, framework, batch, repeats = args._child
         shape = dict((c[0], c[2]) for c in CASES)[name]
-        print("RESULT " + json.dumps(run_one(name, framework, int(batch), shape, int(repeats), args.device)))
+        print_result(run_one(name, framework, int(batch), shape, int(repeats), args.device))
         return
 
     wanted = args.models.split(",") if args.models else [c[0] for c in CASES]
@@ -119,14 +116,10 @@ def main():
             continue
         for round_ in range(rounds):  # alternate the frameworks: load on a shared machine hits both
             for fw in frameworks:
-                cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
-                       "--device", args.device, "--_child", name, fw, str(batch), str(repeats)]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-                if proc.returncode or not line:
-                    print(f"{name} / {fw} failed:\n{proc.stderr[-2000:]}")
+                r = run_child([os.path.abspath(__file__), "--threads", str(args.threads), "--device",
+                               args.device, "--_child", name, fw, str(batch), str(repeats)], f"{name} / {fw}")
+                if r is None:
                     continue
-                r = json.loads(line[0][7:])
                 r["round"] = round_
                 results.append(r)
                 print(f"  {name:<12} {fw:<8} round {round_ + 1}/{rounds} {r['images_per_s']:9.1f} images/s  "

@@ -55,10 +55,6 @@ def run(framework, train, test, epochs, target, torch=None):
                                        for i in range(0, len(x_test), 1000)])
             net.train()
             return float((pred == y_test).mean())
-
-        def set_lr(lr):
-            for g in opt.param_groups:
-                g["lr"] = lr
     else:
         net = model
         opt = optim.SGD(net.parameters(), lr=lr0, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -76,9 +72,9 @@ def run(framework, train, test, epochs, target, torch=None):
             net.train()
             return float((pred == y_test).mean())
 
-        def set_lr(lr):
-            for g in opt.param_groups:
-                g["lr"] = lr
+    def set_lr(lr):  # both optimizers keep their rate in param_groups
+        for g in opt.param_groups:
+            g["lr"] = lr
 
     rng = np.random.default_rng(0)
     step, start, history, reached = 0, time.perf_counter(), [], None

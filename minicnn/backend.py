@@ -218,6 +218,11 @@ def _is_cupy(x):
     return _cupy is not None and isinstance(x, _cupy.ndarray)
 
 
+def has_cuda_kernels(x):
+    """True for a CuPy float32/float64 array: the ops' hand-written CUDA kernels apply to it."""
+    return _is_cupy(x) and x.dtype in (numpy.float32, numpy.float64)
+
+
 def is_array(x):
     """True for a backend array of any device."""
     return isinstance(x, (numpy.ndarray, StandinArray)) or _is_cupy(x)

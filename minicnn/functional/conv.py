@@ -219,7 +219,7 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
     xp = backend.get_array_module(cols)
     sh, sw = _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
-    if xp.__name__ == "cupy" and cols.dtype in (numpy.float32, numpy.float64):
+    if backend.has_cuda_kernels(cols):
         return gpu_kernels.col2im_cuda(xp, cols, tuple(x_shape), kh, kw, (sh, sw), (ph, pw))
     n, c, h, w = x_shape
     ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
@@ -239,6 +239,11 @@ by the matrix product, which on this project's 2-core machine made the ResNet-CI
 about twice as fast as one 75 MB column matrix. GPUs take ``COLUMN_BUDGET_BYTES`` at once."""
 
 
+def _on_cpu(xp):
+    """Whether ``xp`` (None: NumPy) keeps its arrays in host memory: NumPy or the stand-in."""
+    return xp is None or xp.__name__ in ("numpy", "standin")
+
+
 def _samples_per_chunk(column_bytes_per_sample, n, xp=None):
     """How many samples' columns to build at once: at most ``COLUMN_BUDGET_BYTES`` (memory) and,
     on the CPU, about ``CPU_CHUNK_BYTES`` (cache); at least 1, at most ``n``.
@@ -250,7 +255,7 @@ def _samples_per_chunk(column_bytes_per_sample, n, xp=None):
     8 chunks of 16. The chunking depends only on the shapes, never on the thread count.
     """
     budget = COLUMN_BUDGET_BYTES
-    cpu = xp is None or xp.__name__ in ("numpy", "standin")
+    cpu = _on_cpu(xp)
     if cpu:
         budget = min(budget, CPU_CHUNK_BYTES)
     chunk = max(1, min(n, budget // max(1, column_bytes_per_sample)))
@@ -354,8 +359,7 @@ def _pieces(n, ho, column_bytes_per_sample, xp):
     ``CPU_CHUNK_BYTES`` (VGG's 64-channel layers at 112x112: 29 MB), bands of output rows of one
     sample whose columns are about that size, so that they are still in the cache when the
     product reads them (a VGG layer's forward: 62 -> 48 ms on two threads)."""
-    cpu = xp is None or xp.__name__ in ("numpy", "standin")
-    if cpu and column_bytes_per_sample > CPU_CHUNK_BYTES and ho > 1:
+    if _on_cpu(xp) and column_bytes_per_sample > CPU_CHUNK_BYTES and ho > 1:
         bands = min(ho, -(-column_bytes_per_sample // CPU_CHUNK_BYTES))
         return [(slice(i, i + 1), rows) for i in range(n) for rows in even_slices(ho, bands)]
     chunk = _samples_per_chunk(column_bytes_per_sample, n, xp)

@@ -130,7 +130,7 @@ class LocalResponseNorm(Function):
     def forward(self, a):
         validate_local_response_norm("local_response_norm", a.shape)
         xp = backend.get_array_module(a)
-        self.fused = xp.__name__ == "cupy" and a.dtype in (numpy.float32, numpy.float64)
+        self.fused = backend.has_cuda_kernels(a)
         if self.fused:  # one CUDA kernel, the same formulas (gpu_kernels.lrn_forward_cuda)
             b, self.s = gpu_kernels.lrn_forward_cuda(xp, a, self.size, self.alpha, self.beta, self.k)
             self.a = a
@@ -196,9 +196,8 @@ def _channel_groups(C, size):
     a strided slice of a few channels more slowly than over many. The per-channel sums may then
     round differently with a different thread count (in the last bit).
     """
-    parts = min(C, threads.get_num_threads()) if size >= threads.PARALLEL_MIN_SIZE else 1
-    step = -(-C // max(1, parts))
-    return [slice(c, min(c + step, C)) for c in range(0, C, step)]
+    parts = threads.get_num_threads() if size >= threads.PARALLEL_MIN_SIZE else 1
+    return threads.even_slices(C, parts)
 
 
 class BatchNorm(Function):

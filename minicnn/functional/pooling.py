@@ -237,7 +237,7 @@ class MaxPool2d(Function):
         else:  # the padded input is the input: scatter straight into gx
             gpad = gx
             gpad[...] = 0
-        if xp.__name__ == "cupy" and g.dtype in (numpy.float32, numpy.float64):
+        if backend.has_cuda_kernels(g):
             _cuda_max_pool_scatter(xp, win, winner, g, gpad)
         else:
             index = win.corners(xp, out=_scratch_buffer(g, "pool_index", g.shape, xp.int64))

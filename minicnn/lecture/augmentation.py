@@ -41,9 +41,7 @@ def augmentation_grid(images):
 
 def run(ctx):
     from .. import rng
-    cfg = dict(ctx.pick(QUICK, FULL))
-    cfg["epochs"] = ctx.epochs_or(cfg["epochs"])
-    cfg["train_size"] = ctx.subset_or(cfg["train_size"])
+    cfg = ctx.config(QUICK, FULL)
     train_set, test_set, classes = load_fashion(ctx, cfg["train_size"], cfg["test_size"])
 
     # 1. the picture

@@ -60,6 +60,14 @@ class Context:
         """``quick`` in quick mode, else ``full``."""
         return quick if self.quick else full
 
+    def config(self, quick, full, epochs="epochs", size="train_size"):
+        """A copy of the quick or full configuration dict, with ``--epochs`` and ``--subset``
+        (when given) replacing its ``epochs`` and ``size`` entries."""
+        cfg = dict(self.pick(quick, full))
+        cfg[epochs] = self.epochs_or(cfg[epochs])
+        cfg[size] = self.subset_or(cfg[size])
+        return cfg
+
     def epochs_or(self, default):
         return int(self.epochs) if self.epochs is not None else int(default)
 

@@ -66,9 +66,7 @@ def gradient_norms(model, x, y, device):
 
 
 def run(ctx):
-    cfg = dict(ctx.pick(QUICK, FULL))
-    cfg["epochs"] = ctx.epochs_or(cfg["epochs"])
-    cfg["train_size"] = ctx.subset_or(cfg["train_size"])
+    cfg = ctx.config(QUICK, FULL)
     train_set, test_set, _ = load_fashion(ctx, cfg["train_size"], cfg["test_size"])
     transform = normalize_transform()
     bs = cfg["batch_size"]

@@ -55,9 +55,7 @@ def filter_stats(weights):
 
 def run(ctx):
     from .. import rng
-    cfg = dict(ctx.pick(QUICK, FULL))
-    cfg["epochs"] = ctx.epochs_or(cfg["epochs"])
-    cfg["train_size"] = ctx.subset_or(cfg["train_size"])
+    cfg = ctx.config(QUICK, FULL)
     train_set, test_set, classes = load_fashion(ctx, cfg["train_size"], cfg["test_size"])
     transform = normalize_transform()
     rng.manual_seed(ctx.seed)

@@ -40,9 +40,7 @@ def build(cfg, num_classes=5):
 
 def run(ctx):
     from .. import rng
-    cfg = dict(ctx.pick(QUICK, FULL))
-    cfg["pretrain_epochs"] = ctx.epochs_or(cfg["pretrain_epochs"])
-    cfg["pretrain_size"] = ctx.subset_or(cfg["pretrain_size"])
+    cfg = ctx.config(QUICK, FULL, epochs="pretrain_epochs", size="pretrain_size")
     train_set, test_set, classes = load_fashion(ctx)
     transform = normalize_transform()
 

@@ -49,9 +49,7 @@ class SmallCNN(nn.Module):
 
 def run(ctx):
     from .. import rng
-    cfg = dict(ctx.pick(QUICK, FULL))
-    cfg["epochs"] = ctx.epochs_or(cfg["epochs"])
-    cfg["train_size"] = ctx.subset_or(cfg["train_size"])
+    cfg = ctx.config(QUICK, FULL)
     train_set, _, _ = load_fashion(ctx, cfg["train_size"], 100)
     bs, every = cfg["batch_size"], cfg["log_every"]
     steps_per_epoch = math.ceil(len(train_set) / bs)

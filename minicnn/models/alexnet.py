@@ -52,6 +52,19 @@ def _groups_per_conv(groups):
     return groups
 
 
+def fc_head(in_features, hidden, num_classes, dropout):
+    """AlexNet's classifier, fc6-fc8 (ZFNet's too): dropout, two hidden ReLU layers, the logits."""
+    return nn.Sequential(
+        nn.Dropout(p=dropout),
+        nn.Linear(in_features, hidden),                                      # fc6
+        nn.ReLU(),
+        nn.Dropout(p=dropout),
+        nn.Linear(hidden, hidden),                                           # fc7
+        nn.ReLU(),
+        nn.Linear(hidden, num_classes),                                      # fc8
+    )
+
+
 class AlexNet(nn.Module):
     """``widths`` (the five conv layers' filters) and ``hidden`` (FC units) default to the paper's;
     smaller values give the same architecture at a cost a test can afford."""
@@ -78,15 +91,7 @@ class AlexNet(nn.Module):
             nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2),                           # -> 6x6
         )
-        self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout),
-            nn.Linear(c5 * 6 * 6, hidden),                                   # fc6
-            nn.ReLU(),
-            nn.Dropout(p=dropout),
-            nn.Linear(hidden, hidden),                                       # fc7
-            nn.ReLU(),
-            nn.Linear(hidden, num_classes),                                  # fc8
-        )
+        self.classifier = fc_head(c5 * 6 * 6, hidden, num_classes, dropout)
         if init_weights:
             self._init_weights()
 

@@ -26,7 +26,7 @@ filters whose RMS exceeds 0.1 during training; that is a training-loop detail no
 from .. import functional as F
 from .. import nn
 from ..nn import init
-from .alexnet import PAPER_LRN
+from .alexnet import PAPER_LRN, fc_head
 
 __all__ = ["ZFNet", "zfnet"]
 
@@ -54,15 +54,7 @@ class ZFNet(nn.Module):
             nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),           # -> 6x6
         )
-        self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout),
-            nn.Linear(c5 * 6 * 6, hidden),                                   # fc6
-            nn.ReLU(),
-            nn.Dropout(p=dropout),
-            nn.Linear(hidden, hidden),                                       # fc7
-            nn.ReLU(),
-            nn.Linear(hidden, num_classes),                                  # fc8
-        )
+        self.classifier = fc_head(c5 * 6 * 6, hidden, num_classes, dropout)
         if init_weights:
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
