@@ -3,8 +3,10 @@ convolution columns and with and without the allocator tuning.
 
     python benchmarks/memory.py [--model vgg16] [--batch 8] [--threads 2] [--json OUT]
 
-Each configuration runs in its own subprocess (peak RSS is per process): a warm-up step, then a
-timed step (forward, backward, SGD with momentum), and the process's peak resident set size.
+Each configuration runs in its own subprocess (peak RSS is per process): five training steps
+(forward, backward, SGD with momentum), of which the table shows the first and the median of the
+last three (the first two still allocate momentum buffers and thread scratch space), and the
+process's peak resident set size.
 
     chunked        the defaults: columns built a few MB at a time (``conv.CPU_CHUNK_BYTES``)
     whole batch    every convolution builds its whole column matrix at once
@@ -12,6 +14,7 @@ timed step (forward, backward, SGD with momentum), and the process's peak reside
 """
 import argparse
 import os
+import statistics
 
 import _common  # noqa: F401  (pins threads before numpy loads)
 from _common import machine, print_result, print_table, run_child, write_json
@@ -44,13 +47,14 @@ def child(model_name, batch, whole_batch):
     y = np.arange(batch) % 10
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     times = []
-    for _ in range(2):
+    for _ in range(5):
         t0 = time.perf_counter()
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
         times.append(time.perf_counter() - t0)
-    return {"step_s": times[-1], "first_step_s": times[0], "peak_rss_mb": peak_rss_mb()}
+    return {"step_s": statistics.median(times[2:]), "first_step_s": times[0], "steps_s": times,
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def main():
@@ -75,8 +79,10 @@ def main():
         results[label] = r
         rows.append([label, f"{r['peak_rss_mb']:.0f} MB", f"{r['step_s']:.2f} s", f"{r['first_step_s']:.2f} s"])
         print(f"  {label}: done", flush=True)
+    if not rows:
+        return
     print(f"\n{args.model}, batch {args.batch}, {args.threads} thread(s): one training step")
-    print_table(["configuration", "peak RSS", "step (second)", "first step"], rows)
+    print_table(["configuration", "peak RSS", "step (median of 3-5)", "first step"], rows)
     write_json(args.json, {"machine": machine(), "model": args.model, "batch": args.batch,
                            "results": results})
 
