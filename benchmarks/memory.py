@@ -10,7 +10,7 @@ process's peak resident set size.
 
     chunked        the defaults: columns built a few MB at a time (``conv.CPU_CHUNK_BYTES``)
     whole batch    every convolution builds its whole column matrix at once
-    no allocator   the defaults, but ``MINICNN_KEEP_FREED_MEMORY=0`` (see ``minicnn/host_memory.py``)
+    no allocator   the defaults, but ``MINICNN_KEEP_FREED_MEMORY=0`` (see ``minicnn/fast/host_memory.py``)
 """
 import argparse
 import os

@@ -6,7 +6,7 @@ the backward walk), ``tensor.py`` and ``ops.py`` (the Tensor and its operators),
 """
 __version__ = "0.1.0"
 
-from . import host_memory
+from .fast import host_memory
 
 host_memory.keep_freed_memory()  # reuse freed buffers (see host_memory.py; MINICNN_KEEP_FREED_MEMORY=0)
 

@@ -4,7 +4,8 @@ import threading
 import numpy as np
 import pytest
 
-from minicnn import backend, threads
+from minicnn import backend
+from minicnn.fast import threads
 
 
 @pytest.fixture
@@ -143,14 +144,14 @@ def test_pool_works_in_a_forked_child():
 
 
 def test_keep_freed_memory_respects_the_opt_out(monkeypatch):
-    from minicnn import host_memory
+    from minicnn.fast import host_memory
     monkeypatch.setenv("MINICNN_KEEP_FREED_MEMORY", "0")
     assert host_memory.keep_freed_memory() is False
 
 
 def test_importing_minicnn_tunes_the_allocator_on_linux_glibc():
     import sys
-    from minicnn import host_memory
+    from minicnn.fast import host_memory
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc's mallopt only")
     import ctypes
