@@ -6,10 +6,6 @@ the backward walk), ``tensor.py`` and ``ops.py`` (the Tensor and its operators),
 """
 __version__ = "0.1.0"
 
-from .fast import host_memory
-
-host_memory.keep_freed_memory()  # reuse freed buffers (see host_memory.py; MINICNN_KEEP_FREED_MEMORY=0)
-
 from . import cuda, threads
 from .backend import get_array_module
 from .function import Function, enable_grad, is_grad_enabled, no_grad
@@ -20,10 +16,10 @@ from .serialization import load, save
 from .tensor import Tensor, tensor
 from .threads import get_num_threads, set_num_threads
 
-from . import functional  # noqa: E402  (the op families; registers gradcheck cases)
+from . import fast, functional  # noqa: E402  (fast: the registry that picks each op's implementation)
 from .summary import summary  # noqa: E402
 
 __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "concat",
            "cat", "stack", "gradcheck", "GradcheckError", "manual_seed", "save", "load",
            "get_array_module", "cuda", "functional", "summary", "threads", "get_num_threads",
-           "set_num_threads"]
+           "set_num_threads", "fast"]

@@ -36,16 +36,6 @@ def is_grad_enabled():
     return getattr(_state, "enabled", True)
 
 
-@contextlib.contextmanager
-def _grad_mode(enabled):
-    previous = is_grad_enabled()
-    _state.enabled = enabled
-    try:
-        yield
-    finally:
-        _state.enabled = previous
-
-
 class no_grad(contextlib.ContextDecorator):
     """``with mc.no_grad():`` (or ``@mc.no_grad()``) runs ops without building a graph."""
 
@@ -64,6 +54,19 @@ class enable_grad(no_grad):
     def __enter__(self):
         self._previous = is_grad_enabled()
         _state.enabled = True
+
+
+_choose_implementation = None
+"""Set by :mod:`minicnn.fast` (``fast.registry.choose``): called with each ``Function`` about to run
+and its input arrays, it may switch the instance to a registered faster subclass for their device.
+``None`` (what this module alone gives) runs every op exactly as its class is written."""
+
+
+def set_implementation_chooser(chooser):
+    """Install ``chooser(function, arrays)`` (or ``None``): the one hook through which fast paths
+    replace reference implementations (see ``minicnn/fast/registry.py``)."""
+    global _choose_implementation
+    _choose_implementation = chooser
 
 
 class Function:
@@ -85,6 +88,8 @@ class Function:
         tensors = [x if (x is None or isinstance(x, Tensor)) else as_tensor(x) for x in inputs]
         arrays = [None if t is None else t.data for t in tensors]
         backend.check_same_device(name, arrays)
+        if _choose_implementation is not None:  # minicnn.fast: the same op, a faster implementation
+            _choose_implementation(self, arrays)
 
         record = is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
         self.needs_input_grad = tuple(record and t is not None and t.requires_grad for t in tensors)

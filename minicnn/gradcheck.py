@@ -15,31 +15,45 @@ That costs two forward passes per input element, fine for a layer on a small inp
 network, ``gradcheck(..., directional=True)`` compares one number per input instead: for a random
 direction ``u``, autograd's  <dL/dx, u>  against  (L(x + eps u) - L(x - eps u)) / (2 eps).
 
-Ops register sample cases next to their code with :func:`register_case`; ``minicnn gradcheck``
-runs them all (see :func:`run_registered`).
+Each op module keeps sample cases next to its code as plain data, a list ``GRADCHECK_CASES`` of
+``(op, case, make)`` where ``make()`` returns ``(fn, inputs)``; this module collects them (it imports
+the op modules, never the reverse) and ``minicnn gradcheck`` runs them all (see
+:func:`run_registered`). Your own cases can join them with :func:`register_case`.
 """
 import numpy
 
 from . import backend
+from .functional.activation import GRADCHECK_CASES as _ACTIVATION
+from .functional.batchnorm import GRADCHECK_CASES as _BATCHNORM
+from .functional.conv import GRADCHECK_CASES as _CONV
+from .functional.dropout import GRADCHECK_CASES as _DROPOUT
+from .functional.linear import GRADCHECK_CASES as _LINEAR
+from .functional.loss import GRADCHECK_CASES as _LOSS
+from .functional.lrn import GRADCHECK_CASES as _LRN
+from .functional.pooling import GRADCHECK_CASES as _POOLING
+from .ops import GRADCHECK_CASES as _OPS
 
 
 class GradcheckError(AssertionError):
     """Raised by :func:`gradcheck` when an analytic gradient disagrees with finite differences."""
 
 
-_REGISTRY = []
+BUILT_IN_CASES = (_OPS + _CONV + _POOLING + _BATCHNORM + _LRN + _ACTIVATION + _DROPOUT + _LINEAR
+                  + _LOSS)
+"""Every op module's ``GRADCHECK_CASES``, in the order ``minicnn gradcheck`` runs them."""
+
+_EXTRA_CASES = []
 
 
 def register_case(op, case, make):
-    """Register a gradient-check case: ``make()`` returns ``(fn, inputs)`` for :func:`gradcheck`."""
-    _REGISTRY.append((op, case, make))
+    """Add a case of your own: ``make()`` returns ``(fn, inputs)`` for :func:`gradcheck`."""
+    _EXTRA_CASES.append((op, case, make))
     return make
 
 
 def registered_cases():
-    """All registered ``(op, case, make)`` triples (importing the package registers them)."""
-    from . import functional  # noqa: F401  (importing the op families registers their cases)
-    return list(_REGISTRY)
+    """Every ``(op, case, make)`` triple: the op modules' ``GRADCHECK_CASES``, then your own."""
+    return list(BUILT_IN_CASES) + _EXTRA_CASES
 
 
 class GradcheckResult:

@@ -7,9 +7,8 @@ gradients of the broadcast shape.
 """
 import numpy
 
-from . import backend, threads
+from . import backend
 from .function import Function
-from .gradcheck import register_case
 from .tensor import Tensor
 
 
@@ -102,11 +101,6 @@ class Pow(Function):
         return ga, gb
 
 
-def _matmul(a, b):
-    """``a @ b``, on minicnn's threads when both are (stacks of) matrices (``threads.matmul``)."""
-    return threads.matmul(a, b) if a.ndim >= 2 and b.ndim >= 2 else a @ b
-
-
 class MatMul(Function):
     """Y = A @ B (batched as ``numpy.matmul``);  dA = G @ B^T, dB = A^T @ G.
 
@@ -115,7 +109,7 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return _matmul(a, b)
+        return a @ b
 
     def backward(self, g):
         xp = _xp(g)
@@ -127,10 +121,10 @@ class MatMul(Function):
             g = xp.expand_dims(g, -1)
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = _matmul(g, xp.swapaxes(b, -1, -2))
+            ga = g @ xp.swapaxes(b, -1, -2)
             ga = ga.reshape(ga.shape[:-2] + (ga.shape[-1],)) if self.a.ndim == 1 else ga
         if self.needs_input_grad[1]:
-            gb = _matmul(xp.swapaxes(a, -1, -2), g)
+            gb = xp.swapaxes(a, -1, -2) @ g
             gb = gb.reshape(gb.shape[:-1]) if self.b.ndim == 1 else gb
         # batched products broadcast the leading axes; _sum_to in the walk folds them back
         if ga is not None and ga.ndim > self.a.ndim:
@@ -381,24 +375,26 @@ def _t(*shape, positive=False, seed=0):
     return Tensor(numpy.abs(r) + 0.5 if positive else r, requires_grad=True)
 
 
-register_case("add", "broadcast (3,1,4)+(5,1)", lambda: (lambda a, b: a + b, [_t(3, 1, 4), _t(5, 1, seed=1)]))
-register_case("sub", "broadcast (2,3)-(3,)", lambda: (lambda a, b: a - b, [_t(2, 3), _t(3, seed=1)]))
-register_case("mul", "broadcast (4,3)*(4,1)", lambda: (lambda a, b: a * b, [_t(4, 3), _t(4, 1, seed=1)]))
-register_case("div", "(3,4)/(3,4)", lambda: (lambda a, b: a / b, [_t(3, 4), _t(3, 4, positive=True, seed=1)]))
-register_case("neg", "(3,4)", lambda: (lambda a: -a, [_t(3, 4)]))
-register_case("pow", "x**3 and a**b", lambda: (lambda a, b: a ** 3 + a ** b,
-                                                [_t(3, 4, positive=True), _t(3, 4, seed=1)]))
-register_case("matmul", "batched (2,3,4)@(4,5)", lambda: (lambda a, b: a @ b, [_t(2, 3, 4), _t(4, 5, seed=1)]))
-register_case("matmul", "vector (4,)@(4,5)", lambda: (lambda a, b: a @ b, [_t(4), _t(4, 5, seed=1)]))
-register_case("sum", "axis=(0,2) keepdims", lambda: (lambda a: a.sum(axis=(0, 2), keepdims=True), [_t(2, 3, 4)]))
-register_case("mean", "axis=1", lambda: (lambda a: a.mean(axis=1), [_t(2, 3, 4)]))
-register_case("max", "axis=-1", lambda: (lambda a: a.max(axis=-1), [_t(3, 5)]))
-register_case("reshape", "(2,3,4)->(6,4)", lambda: (lambda a: a.reshape(6, 4), [_t(2, 3, 4)]))
-register_case("transpose", "(2,3,4) axes (2,0,1)", lambda: (lambda a: a.transpose(2, 0, 1), [_t(2, 3, 4)]))
-register_case("exp", "(3,4)", lambda: (lambda a: a.exp(), [_t(3, 4)]))
-register_case("log", "(3,4)", lambda: (lambda a: a.log(), [_t(3, 4, positive=True)]))
-register_case("getitem", "slices and repeated int array", lambda: (
-    lambda a: a[1:, ::2] * 2 + a[numpy.array([0, 0, 2])].sum(), [_t(3, 4)]))
-register_case("getitem", "boolean mask", lambda: (lambda a: a[a.data > 0], [_t(4, 5)]))
-register_case("concat", "axis=1", lambda: (lambda a, b: concat([a, b], axis=1), [_t(2, 3), _t(2, 5, seed=1)]))
-register_case("stack", "axis=0", lambda: (lambda a, b: stack([a, b], axis=0), [_t(2, 3), _t(2, 3, seed=1)]))
+GRADCHECK_CASES = [  # (op, case, make): make() returns (fn, inputs) for gradcheck
+    ("add", "broadcast (3,1,4)+(5,1)", lambda: (lambda a, b: a + b, [_t(3, 1, 4), _t(5, 1, seed=1)])),
+    ("sub", "broadcast (2,3)-(3,)", lambda: (lambda a, b: a - b, [_t(2, 3), _t(3, seed=1)])),
+    ("mul", "broadcast (4,3)*(4,1)", lambda: (lambda a, b: a * b, [_t(4, 3), _t(4, 1, seed=1)])),
+    ("div", "(3,4)/(3,4)", lambda: (lambda a, b: a / b, [_t(3, 4), _t(3, 4, positive=True, seed=1)])),
+    ("neg", "(3,4)", lambda: (lambda a: -a, [_t(3, 4)])),
+    ("pow", "x**3 and a**b", lambda: (lambda a, b: a ** 3 + a ** b,
+                                                    [_t(3, 4, positive=True), _t(3, 4, seed=1)])),
+    ("matmul", "batched (2,3,4)@(4,5)", lambda: (lambda a, b: a @ b, [_t(2, 3, 4), _t(4, 5, seed=1)])),
+    ("matmul", "vector (4,)@(4,5)", lambda: (lambda a, b: a @ b, [_t(4), _t(4, 5, seed=1)])),
+    ("sum", "axis=(0,2) keepdims", lambda: (lambda a: a.sum(axis=(0, 2), keepdims=True), [_t(2, 3, 4)])),
+    ("mean", "axis=1", lambda: (lambda a: a.mean(axis=1), [_t(2, 3, 4)])),
+    ("max", "axis=-1", lambda: (lambda a: a.max(axis=-1), [_t(3, 5)])),
+    ("reshape", "(2,3,4)->(6,4)", lambda: (lambda a: a.reshape(6, 4), [_t(2, 3, 4)])),
+    ("transpose", "(2,3,4) axes (2,0,1)", lambda: (lambda a: a.transpose(2, 0, 1), [_t(2, 3, 4)])),
+    ("exp", "(3,4)", lambda: (lambda a: a.exp(), [_t(3, 4)])),
+    ("log", "(3,4)", lambda: (lambda a: a.log(), [_t(3, 4, positive=True)])),
+    ("getitem", "slices and repeated int array", lambda: (
+        lambda a: a[1:, ::2] * 2 + a[numpy.array([0, 0, 2])].sum(), [_t(3, 4)])),
+    ("getitem", "boolean mask", lambda: (lambda a: a[a.data > 0], [_t(4, 5)])),
+    ("concat", "axis=1", lambda: (lambda a, b: concat([a, b], axis=1), [_t(2, 3), _t(2, 5, seed=1)])),
+    ("stack", "axis=0", lambda: (lambda a, b: stack([a, b], axis=0), [_t(2, 3), _t(2, 3, seed=1)])),
+]

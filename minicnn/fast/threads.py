@@ -44,6 +44,10 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy  # noqa: F401  (loaded first, so that its BLAS library is in /proc/self/maps)
+
+from ..backend import get_array_module
+
 _SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
             "scipy_openblas_set_num_threads", "openblas_set_num_threads64_")
 _GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
@@ -55,7 +59,6 @@ _GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
 # ------------------------------------------------------------------------------------------------
 def _openblas_libraries():
     """The OpenBLAS shared libraries mapped into this process (Linux ``/proc/self/maps``)."""
-    import numpy  # noqa: F401  (make sure NumPy, and so its BLAS, is loaded)
     paths = []
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
@@ -238,7 +241,8 @@ smaller ones are not worth a hand-off to the pool."""
 def batch_pieces(x, xp):
     """Index objects that split ``x`` along its first axis: one piece per thread for a large NumPy
     array, else the single index ``...`` (the whole array)."""
-    if not _is_numpy(xp) or x.size < PARALLEL_MIN_SIZE or x.ndim == 0 or _num_threads <= 1:
+    _require_numpy(xp, "batch_pieces")
+    if x.size < PARALLEL_MIN_SIZE or x.ndim == 0 or _num_threads <= 1:
         return [Ellipsis]
     return even_slices(x.shape[0], _num_threads)
 
@@ -255,18 +259,25 @@ def _is_numpy(xp):
     return xp is not None and getattr(xp, "__name__", "") == "numpy"
 
 
+def _require_numpy(xp, what):
+    """The CPU thread pool is for NumPy arrays only: anything else is a dispatch bug."""
+    if not _is_numpy(xp):
+        raise TypeError(f"threads.{what}: got {getattr(xp, '__name__', xp)} arrays; the CPU thread "
+                        f"pool takes NumPy arrays only (device arrays use minicnn.fast's device paths)")
+
+
 def parallel_map(fn, items, xp=None):
     """``[fn(item) for item in items]``, the calls spread over :func:`get_num_threads` threads.
 
-    For CPU arrays only: pass the array module as ``xp``; anything but NumPy (CuPy, whose kernels
-    are already parallel, or the stand-in) runs the plain loop. On NumPy, BLAS runs with one thread
+    For NumPy arrays only: pass their array module as ``xp``; CuPy or stand-in arrays raise
+    ``TypeError`` (device arrays never reach the CPU threads; the registry gives them other
+    implementations). BLAS runs with one thread
     for the whole call, even when the items run one after another (a single item, one thread, or a
     call from inside a piece: pools do not nest): see the module docstring. Results come back in
     the order of ``items``. ``fn`` must only write to places no other piece writes to.
     """
     items = list(items)
-    if not _is_numpy(xp):
-        return [fn(item) for item in items]
+    _require_numpy(xp, "parallel_map")
     n = min(_num_threads, len(items))
     with _one_blas_thread():
         if n <= 1 or getattr(_worker, "busy", False) or not _blas():
@@ -285,20 +296,17 @@ def matmul(a, b):
     The product is cut into blocks of rows of ``a`` (writing rows of the result) or of columns of
     ``b`` (columns of the result), whichever makes the threads re-read less memory: a linear
     layer's forward at batch 32 splits the columns of its 151 MB weight matrix, its dW the rows.
-    Not NumPy, too small, or called from inside a piece: one plain product, still with a
-    one-thread BLAS on NumPy.
+    Too small, or called from inside a piece: one plain product, with a one-thread BLAS.
+    NumPy arrays only.
     """
-    from ..backend import get_array_module
     xp = get_array_module(a, b)
+    _require_numpy(xp, "matmul")
     m, k = a.shape[-2:]
     n = b.shape[-1]
     parts = min(_num_threads, max(m, n))
-    if (not _is_numpy(xp) or parts <= 1 or m * k * n < MATMUL_MIN_FLOPS
-            or getattr(_worker, "busy", False) or not _blas()):
-        if _is_numpy(xp):
-            with _one_blas_thread():
-                return xp.matmul(a, b)
-        return xp.matmul(a, b)
+    if parts <= 1 or m * k * n < MATMUL_MIN_FLOPS or getattr(_worker, "busy", False) or not _blas():
+        with _one_blas_thread():
+            return xp.matmul(a, b)
     lead = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     out = xp.empty(lead + (m, n), dtype=xp.result_type(a.dtype, b.dtype))
     # Each thread reads all of one operand: blocks of rows re-read b, blocks of columns re-read a

@@ -25,17 +25,8 @@ It is a ``reshape``, whose backward reshapes the gradient back.
 import numpy  # host side only: building the gradient-check cases at the bottom
 
 from ..function import Function
-from ..gradcheck import register_case
-from ..tensor import as_tensor
-from ..threads import matmul
-
-
-def validate_linear(layer, x_shape, in_features):
-    """``x`` must be ``(*, in_features)``: ``ValueError`` naming ``layer`` otherwise."""
-    x_shape = tuple(x_shape)
-    if len(x_shape) == 0 or x_shape[-1] != in_features:
-        expected = f"(N, {in_features})" if len(x_shape) <= 2 else f"(*, {in_features})"
-        raise ValueError(f"{layer}: expected input {expected}, got {x_shape}")
+from ..tensor import Tensor, as_tensor
+from .validation import validate_linear
 
 
 class Linear(Function):
@@ -45,7 +36,7 @@ class Linear(Function):
         self.x_shape = x.shape
         self.x2 = x.reshape(-1, x.shape[-1])  # (N*, in)
         self.weight = weight
-        y = matmul(self.x2, weight.T)
+        y = self.x2 @ weight.T
         if bias is not None:
             y += bias
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
@@ -53,8 +44,8 @@ class Linear(Function):
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         g2 = g.reshape(-1, g.shape[-1])  # (N*, out)
-        dx = matmul(g2, self.weight).reshape(self.x_shape) if need_x else None
-        dw = matmul(g2.T, self.x2) if need_w else None
+        dx = (g2 @ self.weight).reshape(self.x_shape) if need_x else None
+        dw = g2.T @ self.x2 if need_w else None
         db = g2.sum(axis=0) if need_b else None
         return dx, dw, db
 
@@ -86,7 +77,6 @@ def flatten(x, start_dim=1, end_dim=-1):
 # -- gradient-check cases (float64; ``minicnn gradcheck``) ------------------------------------
 def _case(x_shape, out, bias):
     def make():
-        from ..tensor import Tensor
         rng = numpy.random.default_rng(0)
         x = Tensor(rng.standard_normal(x_shape), requires_grad=True)
         w = Tensor(rng.standard_normal((out, x_shape[-1])), requires_grad=True)
@@ -97,9 +87,11 @@ def _case(x_shape, out, bias):
     return make
 
 
-register_case("linear", "(4,5)->(4,3) with bias", _case((4, 5), 3, True))
-register_case("linear", "(4,5)->(4,3) no bias", _case((4, 5), 3, False))
-register_case("linear", "(2,3,4)->(2,3,2) leading axes", _case((2, 3, 4), 2, True))
-register_case("flatten", "(2,3,2,2) start_dim=1", lambda: (
-    lambda x: flatten(x), [as_tensor(numpy.random.default_rng(0).standard_normal((2, 3, 2, 2)))
-                           .requires_grad_()]))
+GRADCHECK_CASES = [  # (op, case, make): make() returns (fn, inputs) for gradcheck
+    ("linear", "(4,5)->(4,3) with bias", _case((4, 5), 3, True)),
+    ("linear", "(4,5)->(4,3) no bias", _case((4, 5), 3, False)),
+    ("linear", "(2,3,4)->(2,3,2) leading axes", _case((2, 3, 4), 2, True)),
+    ("flatten", "(2,3,2,2) start_dim=1", lambda: (
+        lambda x: flatten(x), [as_tensor(numpy.random.default_rng(0).standard_normal((2, 3, 2, 2)))
+                               .requires_grad_()])),
+]

@@ -1,494 +1,166 @@
-"""Pooling: max, average and adaptive average, over (kh, kw) windows of NCHW maps.
+"""Pooling: max, average and adaptive average over windows of NCHW maps (docs/layers/pooling.md).
 
-Shapes
-------
-    x  (N, C, H, W)   ->   y  (N, C, Ho, Wo),   Ho = conv_output_size(H, kh, sh, ph, ceil_mode=...)
+Shapes: x (N, C, H, W) -> y (N, C, Ho, Wo), Ho = conv_output_size(H, kh, sh, ph, ceil_mode).
+Each channel is pooled on its own; ``stride=None`` means ``stride = kernel_size``. ``ceil_mode``
+adds a last, partial window at the bottom/right (GoogLeNet); it is padded like the border.
 
-Each channel is pooled on its own; ``stride=None`` means ``stride = kernel_size`` (non-overlapping
-windows); AlexNet's 3x3 windows with stride 2 overlap. The window (i, j) covers the rows
-``i*sh - ph ... i*sh - ph + kh - 1`` and columns ``j*sw - pw ... j*sw - pw + kw - 1`` of ``x``.
-``ceil_mode=True`` adds a last, partial window at the bottom/right when the stride does not divide
-the input evenly (GoogLeNet uses it). As in PyTorch, padding may be at most half the kernel.
+How: view the N*C channels as N*C one-channel images, pad them, and reuse convolution's im2col,
+which puts window k's kh*kw pixels in column k: a pool is then a reduction down the columns.
+    max:   y[k] = max_r cols[r, k]       (padding = -inf never wins)
+           dx: g[k] goes to the row r*(k) of the maximum (the first one on ties, as PyTorch)
+    avg:   y[k] = sum_r cols[r, k] / d[k] (padding = 0, counted in d: PyTorch's default)
+           dx: g[k] / d[k] goes to every pixel of window k
+Backward builds dcols and folds it back with col2im, which sums where windows overlap.
+The divisor: a ceil-mode window that hangs past the padded border counts only its part inside it,
+d = (min(r0 + kh, H + ph) - r0) * (min(q0 + kw, W + pw) - q0), r0 = i*sh - ph, q0 = j*sw - pw.
 
-How it is computed: separably, first along the width, then along the height
----------------------------------------------------------------------------
-A max (or a sum) over a kh x kw window is a max over its kh rows of the max over each row's kw
-pixels. So a pool is two 1-D pools, each a loop over kernel offsets whose every step is one
-whole-array operation (there is no loop over pixels):
+Adaptive average: output size fixed; bin i of ``out`` along an axis of ``size`` covers rows
+[floor(i*size/out), ceil((i+1)*size/out)) (PyTorch's bins). y = the mean of each bin;
+dx: g / (bin size) added to every pixel of the bin. (1, 1) is global average pooling.
 
-    1. along the width (first: see Ties below): for a column offset v, the pixels at column
-       j*sw + v of every window column j, in *every* row of the padded input, form the strided
-       slice ``xp[:, :, :, v::sw]`` (cut to Wo columns). Reducing the kw slices gives r,
-       (N, C, Hp, Wo): each row's reduction over the columns of each window.
-    2. along the height: for a row offset u, the rows i*sh + u of r form ``r[:, :, u::sh]`` (cut to
-       Ho rows), of the output's shape; reducing the kh slices gives y.
-
-Why two passes and not one loop over the kh*kw offsets (u, v), each step a strided slice of the
-output's shape: for stride 1 the passes take kw + kh steps instead of kw*kh (6 instead of 9 for
-3x3). For AlexNet's 3x3 stride 2 they touch about as many elements (pass 1 runs over all Hp rows),
-yet run about 1.5x faster on the CPU: pass 2's slices are whole contiguous rows, which vectorised
-loops read several times faster than the every-other-element slices of a one-loop version.
-
-The intermediate r, the padded input and the other temporaries that do not outlive a call live in
-scratch buffers reused from call to call (``conv._scratch_buffer``; ``conv.release_buffers()``
-frees them): a fresh large array costs a page fault per 4 KiB the first time it is written.
-
-Max pooling
------------
-    y[n, c, i, j] = max_{u, v} xp[n, c, i*sh + u, j*sw + v],  xp padded with -inf (padding never wins)
-    dx: g[n, c, i, j] goes to the argmax of window (i, j) (the first maximum in row-major window
-        order on ties, as PyTorch; a NaN in a window makes its output NaN).
-
-Forward records, per output, *where* its maximum sits: the offset ``u*Wp + v`` of the argmax in
-the padded input (width Wp) from the window's top-left pixel. Backward turns it into a flat index
-(the top-left pixel's index plus the offset) and adds every g there in one scatter-add
-(``xp.add.at``, which *sums* repeated indices: a pixel that is the maximum of several overlapping
-windows receives the sum of their gradients). On the GPU a small CUDA kernel does the scatter with
-atomic adds (``_cuda_max_pool_scatter``).
-
-Ties. The first pass keeps, in each row of a window, the first column holding the row's maximum;
-the second keeps the first row whose maximum is the window's maximum. Together: the smallest u,
-then the smallest v in that row, which is the first maximum in row-major (u, v) order. (Height
-first would pick the smallest v, then the smallest u: the order of the passes matters.) A NaN never
-wins a comparison, so a window holding one outputs NaN but sends its gradient to a real number of
-the window (PyTorch sends it to the NaN).
-
-Average pooling (PyTorch's default, ``count_include_pad=True``)
----------------------------------------------------------------
-    y[n, c, i, j] = (1 / d[i, j]) * sum_{u, v} xp[n, c, i*sh + u, j*sw + v],  xp padded with 0
-    dx: g[n, c, i, j] / d[i, j] added to every pixel of window (i, j)
-
-Backward is the forward's two passes transposed, in reverse order: g/d is added into the kh rows
-of each window (an (N, C, Hp, Wo) array), then each of those into the kw columns. ``+=`` on a
-slice adds, so a pixel shared by overlapping windows receives the sum of their gradients.
-
-The divisor counts padding: d = kh*kw for every window that lies within the padded input. A
-ceil-mode window that sticks out past the padded border counts only its part inside it:
-``d[i, j] = (min(r0 + kh, H + ph) - r0) * (min(q0 + kw, W + pw) - q0)`` with ``r0 = i*sh - ph``,
-``q0 = j*sw - pw`` (PyTorch's formula).
-
-Adaptive average pooling
-------------------------
-Output size fixed, window computed: bin i of ``out`` along an axis of ``size`` covers
-``[floor(i*size/out), ceil((i+1)*size/out))`` (PyTorch's bins; they overlap when ``out`` does not
-divide ``size``). Averaging over bins is linear and separable, so with the (out, size) matrix
-``A[i, r] = 1/len(bin i)`` for ``r`` in bin i (0 elsewhere):
-
-    y = A_h @ x @ A_w^T          dx = A_h^T @ g @ A_w
-
-``output_size=(1, 1)`` is global average pooling (ResNet, GoogLeNet), done as a mean.
+``minicnn/fast/`` replaces these by separable passes on threads and a CUDA scatter, tested equal.
 """
-import numpy  # host side only: the gradcheck cases' data; op code takes xp from its inputs
+import numpy  # host side only: the gradient-check cases' data
 
 from .. import backend
 from ..function import Function
-from ..gradcheck import register_case
 from ..tensor import Tensor
-from ..threads import batch_pieces, matmul, parallel_map
-from .conv import _pair, _scratch_buffer, conv_output_size, pad2d
+from .conv import col2im, im2col
+from .geometry import adaptive_output_size, conv_output_size, pad2d, pair
+from .validation import validate_adaptive_pool2d, validate_pool2d
 
 
-# ------------------------------------------------------------------------------------------------
-# Window geometry, shared by max and average pooling
-# ------------------------------------------------------------------------------------------------
-class _Windows:
-    """The geometry of a pool: kernel, stride, padding, output size, and the padded input's shape.
+class _Pool2d(Function):
+    """The window geometry shared by max and average pooling, and the pad + im2col step."""
 
-    ``pads`` = (top, bottom, left, right): ``padding`` on every side, plus, in ceil mode, the rows
-    and columns that the last partial window needs beyond the bottom/right padding.
-    """
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+        self.kernel = pair(kernel_size, "kernel_size")
+        self.stride = pair(kernel_size if stride is None else stride, "stride")
+        self.padding, self.ceil_mode = pair(padding, "padding"), bool(ceil_mode)
 
-    def __init__(self, x_shape, kernel_size, stride, padding, ceil_mode):
-        self.kh, self.kw = _pair(kernel_size, "kernel_size")
-        self.sh, self.sw = _pair(kernel_size if stride is None else stride, "stride")
-        self.ph, self.pw = _pair(padding, "padding")
-        h, w = x_shape[2:]
-        self.ho = conv_output_size(h, self.kh, self.sh, self.ph, ceil_mode=ceil_mode)
-        self.wo = conv_output_size(w, self.kw, self.sw, self.pw, ceil_mode=ceil_mode)
-        extra_h = max(0, (self.ho - 1) * self.sh + self.kh - (h + 2 * self.ph))
-        extra_w = max(0, (self.wo - 1) * self.sw + self.kw - (w + 2 * self.pw))
-        self.pads = (self.ph, self.ph + extra_h, self.pw, self.pw + extra_w)
-        self.x_shape = tuple(x_shape)
-        top, bottom, left, right = self.pads
-        self.padded_shape = (*self.x_shape[:2], h + top + bottom, w + left + right)
+    def _columns(self, x, pad_value):
+        """cols (kh*kw, N*C*Ho*Wo) of the padded input; remembers the shapes for backward."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        n, c, h, w = self.x_shape = x.shape
+        self.ho = conv_output_size(h, kh, sh, ph, ceil_mode=self.ceil_mode)
+        self.wo = conv_output_size(w, kw, sw, pw, ceil_mode=self.ceil_mode)
+        extra_h = max(0, (self.ho - 1) * sh + kh - (h + 2 * ph))   # room for ceil-mode windows
+        extra_w = max(0, (self.wo - 1) * sw + kw - (w + 2 * pw))
+        x_pad = pad2d(x.reshape(n * c, 1, h, w), (ph, ph + extra_h, pw, pw + extra_w), pad_value)
+        self.padded_shape = x_pad.shape
+        return im2col(x_pad, kh, kw, self.stride)
 
-    def columns(self, v):
-        """Pass 1's index: column v of every window, in every padded row: an (N, C, Hp, Wo) slice."""
-        return (slice(None), slice(None), slice(None), slice(v, v + self.sw * (self.wo - 1) + 1, self.sw))
+    def _fold(self, dcols):
+        """col2im back to the padded one-channel images, then cut out (N, C, H, W)."""
+        (kh, kw), (ph, pw) = self.kernel, self.padding
+        n, c, h, w = self.x_shape
+        dx_pad = col2im(dcols, self.padded_shape, kh, kw, self.stride)
+        return dx_pad[:, 0, ph:ph + h, pw:pw + w].reshape(n, c, h, w)
 
-    def rows(self, u):
-        """Pass 2's index: row u of every window, in an (N, C, Hp, Wo) array: an (N, C, Ho, Wo) slice."""
-        return (slice(None), slice(None), slice(u, u + self.sh * (self.ho - 1) + 1, self.sh))
 
-    def corners(self, xp, out):
-        """``out[...]`` = the flat index, in the padded input, of each window's top-left pixel:
-        (N, C, Ho, Wo), an int64 array."""
-        n, c, hp, wp = self.padded_shape
-        planes = xp.arange(n * c, dtype=xp.int64).reshape(n, c, 1, 1) * (hp * wp)
-        rows = xp.arange(self.ho, dtype=xp.int64).reshape(-1, 1) * (self.sh * wp)
-        cols = xp.arange(self.wo, dtype=xp.int64) * self.sw
-        return xp.add(planes, rows + cols, out=out)
+class MaxPool2d(_Pool2d):
+    """y = max over each window;  dx = g routed to each window's (first) maximum."""
 
-    def unpad(self, padded):
-        """The interior (N, C, H, W) of a padded-shape array (dropping padding and ceil rows)."""
-        top, _, left, _ = self.pads
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        lowest = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
+        cols = self._columns(x, lowest)                       # (kh*kw, N*C*Ho*Wo)
+        self.argmax = cols.argmax(axis=0)                     # first maximum on ties
+        y = cols.max(axis=0)                                  # a NaN in the window gives NaN
+        return y.reshape(self.x_shape[:2] + (self.ho, self.wo))
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        dcols = xp.zeros((self.kernel[0] * self.kernel[1], g.size), dtype=g.dtype)
+        dcols[self.argmax, xp.arange(g.size)] = g.reshape(-1)
+        return self._fold(dcols)
+
+
+class AvgPool2d(_Pool2d):
+    """y = window sum / d (padding counts as zeros);  dx = g / d spread over the window."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        cols = self._columns(x, 0)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
         h, w = self.x_shape[2:]
-        return padded[:, :, top:top + h, left:left + w]
-
-    def padded_zeros(self, xp, dtype):
-        return xp.zeros(self.padded_shape, dtype=dtype)
-
-
-def _padded_buffer(x, win):
-    """A reused scratch array for the padded input (None when nothing is padded: pad2d returns x)."""
-    return _scratch_buffer(x, "pool_padded", win.padded_shape, x.dtype) if any(win.pads) else None
-
-
-# ------------------------------------------------------------------------------------------------
-# Max pooling
-# ------------------------------------------------------------------------------------------------
-def _lowest(xp, dtype):
-    """The value that never wins a max: -inf for floats, the minimum for integers."""
-    return -xp.inf if dtype.kind == "f" else xp.iinfo(dtype).min
-
-
-def _offset_dtype(largest):
-    """The smallest signed integer type holding the window offsets 0 ... ``largest``."""
-    return numpy.int8 if largest < 2 ** 7 else numpy.int16 if largest < 2 ** 15 else numpy.int32
-
-
-def _running_max(xp, candidates, best, tags=None, winner=None):
-    """``best[...]`` = the elementwise max of same-shape ``candidates``; ``winner[...]`` = the tag of
-    the first candidate that holds it (skipped when ``tags`` is None: no gradient needed).
-
-    ``tags[k]`` (a number, or an integer array of the candidates' shape) tags candidate k, and tags
-    increase with k. A later candidate takes over only where it is strictly greater (so the first
-    maximum keeps ties), and its tag is larger than every earlier one, so "write the tag where it
-    is greater" is ``winner = maximum(winner, better * tag)``: on the CPU the integer multiply and
-    max run many times faster than a masked write (``copyto(winner, tag, where=better)``).
-    ``xp.maximum`` propagates NaN; ``NaN > best`` is false, so a NaN never becomes the winner.
-    """
-    best[...] = candidates[0]
-    if tags is not None:
-        winner[...] = tags[0]  # candidate 0 wins until beaten
-        better = _scratch_buffer(best, "pool_better", best.shape, bool)
-        step = _scratch_buffer(best, "pool_step", best.shape, winner.dtype)
-    for k in range(1, len(candidates)):
-        if tags is not None:
-            xp.greater(candidates[k], best, out=better)
-            xp.multiply(better, tags[k], out=step)
-            xp.maximum(winner, step, out=winner)
-        xp.maximum(best, candidates[k], out=best)
-
-
-class MaxPool2d(Function):
-    """y = max over each window (padding = -inf);  dx = g routed to each window's argmax.
-
-    forward saves, per output element, the offset ``u*Wp + v`` of its window's maximum from the
-    window's top-left pixel in the padded input (int8 when it fits): the only thing backward needs
-    besides the shapes. Both passes are in the module docstring; ``_forward_samples`` and
-    ``_backward_samples`` do them for a piece of the batch (the pieces run on several threads).
-    """
-
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
-        self.args = (kernel_size, stride, padding, bool(ceil_mode))
-
-    def forward(self, x):
-        xp = backend.get_array_module(x)
-        win = _Windows(x.shape, *self.args)
-        n, c, hp, wp = win.padded_shape
-        track = self.needs_input_grad[0]
-        tag = _offset_dtype((win.kh - 1) * wp + win.kw - 1)
-        y = xp.empty((n, c, win.ho, win.wo), dtype=x.dtype)
-        winner = xp.empty(y.shape, dtype=tag) if track else None
-        parallel_map(lambda b: self._forward_samples(xp, x[b], y[b], None if winner is None else winner[b],
-                                                     tag), batch_pieces(x, xp), xp)
-        if track:
-            self.win, self.winner = win, winner
-        return y
-
-    def _forward_samples(self, xp, x, y, winner, tag):
-        """y (and winner, when not None) of the samples in ``x``: the two passes."""
-        win = _Windows(x.shape, *self.args)
-        xpad = pad2d(x, win.pads, value=_lowest(xp, x.dtype), out=_padded_buffer(x, win))
-        n, c, hp, wp = win.padded_shape
-        track = winner is not None
-        # pass 1, along the width: r (N, C, Hp, Wo), and in which column v of its window it sits
-        r = _scratch_buffer(x, "pool_rows", (n, c, hp, win.wo), x.dtype)
-        r_col = _scratch_buffer(x, "pool_row_winner", r.shape, tag) if track else None
-        _running_max(xp, [xpad[win.columns(v)] for v in range(win.kw)], r,
-                     [tag(v) for v in range(win.kw)] if track else None, r_col)
-        # pass 2, along the height: y (N, C, Ho, Wo); the winner of row u is at offset u*Wp + v
-        _running_max(xp, [r[win.rows(u)] for u in range(win.kh)], y,
-                     [r_col[win.rows(u)] + tag(u * wp) for u in range(win.kh)] if track else None, winner)
+        r0, q0 = xp.arange(self.ho) * sh - ph, xp.arange(self.wo) * sw - pw
+        rows, columns = xp.minimum(r0 + kh, h + ph) - r0, xp.minimum(q0 + kw, w + pw) - q0
+        self.divisor = (rows[:, None] * columns[None, :]).astype(x.dtype)       # d, (Ho, Wo)
+        y = cols.sum(axis=0).reshape(self.x_shape[:2] + (self.ho, self.wo))
+        return y / self.divisor
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        gx = xp.empty(self.win.x_shape, dtype=g.dtype)
-        parallel_map(lambda b: self._backward_samples(xp, g[b], self.winner[b], gx[b]),
-                     batch_pieces(g, xp), xp)
-        return gx
-
-    def _backward_samples(self, xp, g, winner, gx):
-        """gx[...] = the samples' gradient: every g added at its window's argmax."""
-        win = _Windows((g.shape[0],) + self.win.x_shape[1:], *self.args)
-        if any(win.pads):
-            gpad = win.padded_zeros(xp, g.dtype)
-        else:  # the padded input is the input: scatter straight into gx
-            gpad = gx
-            gpad[...] = 0
-        if backend.has_cuda_kernels(g):
-            _cuda_max_pool_scatter(xp, win, winner, g, gpad)
-        else:
-            index = win.corners(xp, out=_scratch_buffer(g, "pool_index", g.shape, xp.int64))
-            index += winner                                 # the flat index in gpad of each argmax
-            xp.add.at(gpad.reshape(-1), index.reshape(-1), g.reshape(-1))  # sums repeated indices
-        if gpad is not gx:
-            gx[...] = win.unpad(gpad)
+        share = (g / self.divisor).reshape(1, -1)
+        return self._fold(xp.broadcast_to(share, (self.kernel[0] * self.kernel[1], share.size)))
 
 
-# The GPU version of the scatter: one thread per output element adds its gradient at its window's
-# argmax. Overlapping windows may share an argmax, so the add must be atomic. Built on first use
-# (CuPy compiles it then, once per dtype), never at import: importing minicnn needs no CuPy.
-_CUDA_SCATTER_SOURCE = r"""
-    // i: the output element (plane, row, col) in C order over (N*C, Ho, Wo)
-    const long long col = i % wo, row = (i / wo) % ho, plane = i / (wo * ho);
-    const long long corner = plane * hp * wp + row * sh * wp + col * sw;  // window's top-left pixel
-    atomicAdd(&gpad[corner + offset], g);
-"""
-_cuda_kernels = {}
-
-
-def _cuda_max_pool_scatter(cupy, win, winner, g, gpad):
-    """``gpad.flat[corner + winner] += g`` for every output element, on the GPU (float32/64)."""
-    kernel = _cuda_kernels.get("max_pool_scatter")
-    if kernel is None:
-        kernel = _cuda_kernels["max_pool_scatter"] = cupy.ElementwiseKernel(
-            "T g, I offset, int64 ho, int64 wo, int64 sh, int64 sw, int64 hp, int64 wp",
-            "raw T gpad", _CUDA_SCATTER_SOURCE, "minicnn_max_pool_scatter")
-    _, _, hp, wp = win.padded_shape
-    kernel(g, winner, win.ho, win.wo, win.sh, win.sw, hp, wp, gpad.reshape(-1))
-
-
-# ------------------------------------------------------------------------------------------------
-# Average pooling
-# ------------------------------------------------------------------------------------------------
-def _divisor(xp, win, dtype):
-    """d[i, j], (Ho, Wo): the size of window (i, j) clipped to the padded border (padding counts)."""
-    h, w = win.x_shape[2:]
-
-    def counts(n_out, stride, pad, kernel, size):
-        start = xp.arange(n_out) * stride - pad
-        return xp.minimum(start + kernel, size + pad) - start
-
-    rows = counts(win.ho, win.sh, win.ph, win.kh, h)
-    cols = counts(win.wo, win.sw, win.pw, win.kw, w)
-    return (rows[:, None] * cols[None, :]).astype(dtype)
-
-
-def _sum(parts, out):
-    """``out[...]`` = the elementwise sum of same-shape arrays."""
-    out[...] = parts[0]
-    for part in parts[1:]:
-        out += part
-    return out
-
-
-class AvgPool2d(Function):
-    """y = (sum over each window, padding = 0) / d;  dx = g / d added to every pixel of the window.
-
-    ``_forward_samples`` and ``_backward_samples`` do the two passes (and their transposes) for a
-    piece of the batch; the pieces run on several threads.
-    """
-
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
-        self.args = (kernel_size, stride, padding, bool(ceil_mode))
-
-    def forward(self, x):
-        xp = backend.get_array_module(x)
-        self.win = win = _Windows(x.shape, *self.args)
-        y = xp.empty(x.shape[:2] + (win.ho, win.wo), dtype=x.dtype)
-        parallel_map(lambda b: self._forward_samples(xp, x[b], y[b]), batch_pieces(x, xp), xp)
-        return y
-
-    def _forward_samples(self, xp, x, y):
-        win = _Windows(x.shape, *self.args)
-        xpad = pad2d(x, win.pads, value=0, out=_padded_buffer(x, win))
-        n, c, hp, wp = win.padded_shape
-        # pass 1, along the width: r (N, C, Hp, Wo), each row's sum over the columns of each window
-        r = _sum([xpad[win.columns(v)] for v in range(win.kw)],
-                 out=_scratch_buffer(x, "pool_rows", (n, c, hp, win.wo), x.dtype))
-        # pass 2, along the height: the window sums, (N, C, Ho, Wo)
-        _sum([r[win.rows(u)] for u in range(win.kh)], out=y)
-        y /= _divisor(xp, win, y.dtype)
-
-    def backward(self, g):
-        xp = backend.get_array_module(g)
-        gx = xp.empty(self.win.x_shape, dtype=g.dtype)
-        parallel_map(lambda b: self._backward_samples(xp, g[b], gx[b]), batch_pieces(g, xp), xp)
-        return gx
-
-    def _backward_samples(self, xp, g, gx):
-        win = _Windows((g.shape[0],) + self.win.x_shape[1:], *self.args)
-        share = g / _divisor(xp, win, g.dtype)
-        n, c, hp, wp = win.padded_shape
-        g_rows = _scratch_buffer(g, "pool_rows", (n, c, hp, win.wo), g.dtype)
-        g_rows[...] = 0                                       # pass 2 transposed: into the kh rows
-        for u in range(win.kh):
-            g_rows[win.rows(u)] += share
-        gpad = win.padded_zeros(xp, g.dtype) if any(win.pads) else gx
-        gpad[...] = 0                                         # pass 1 transposed: into the kw columns
-        for v in range(win.kw):
-            gpad[win.columns(v)] += g_rows
-        if gpad is not gx:
-            gx[...] = win.unpad(gpad)
-
-
-# ------------------------------------------------------------------------------------------------
-# Adaptive average pooling
-# ------------------------------------------------------------------------------------------------
-def _adaptive_output_size(x_shape, output_size):
-    """``output_size`` (int, pair, None entries = keep the input's size) -> (oh, ow)."""
-    if isinstance(output_size, (tuple, list)):
-        if len(output_size) != 2:
-            raise ValueError(f"output_size must be an int or an (h, w) pair, got {output_size!r}")
-        oh, ow = output_size
-    else:
-        oh = ow = output_size
-    return (x_shape[2] if oh is None else int(oh)), (x_shape[3] if ow is None else int(ow))
-
-
-def _bin_matrix(xp, size, out, dtype):
-    """A (out, size): row i averages bin i = [floor(i*size/out), ceil((i+1)*size/out))."""
-    i = xp.arange(out)
-    start = (i * size) // out
-    end = -((-(i + 1) * size) // out)  # ceil division
-    r = xp.arange(size)
-    inside = (r[None, :] >= start[:, None]) & (r[None, :] < end[:, None])
-    return (inside / (end - start)[:, None]).astype(dtype)
+def _bins(size, out):
+    """PyTorch's adaptive bins along one axis: [floor(i*size/out), ceil((i+1)*size/out))."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
 
 
 class AdaptiveAvgPool2d(Function):
-    """y = A_h @ x @ A_w^T (bin averages);  dx = A_h^T @ g @ A_w. Global (1, 1) pooling: a mean."""
+    """y[..., i, j] = mean of bin (i, j);  dx = g / (bin size) added over the bin."""
 
     def __init__(self, output_size):
         self.output_size = output_size
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        n, c, h, w = x.shape
-        oh, ow = _adaptive_output_size(x.shape, self.output_size)
         self.x_shape = x.shape
-        if (oh, ow) == (1, 1):  # global average pooling
-            self.a_h = self.a_w = None
-            return x.mean(axis=(2, 3), keepdims=True)
-        self.a_h, self.a_w = _bin_matrix(xp, h, oh, x.dtype), _bin_matrix(xp, w, ow, x.dtype)
-        return matmul(matmul(self.a_h, x), self.a_w.T)
+        oh, ow = adaptive_output_size(x.shape, self.output_size)
+        self.bins = [(r, q) for r in _bins(x.shape[2], oh) for q in _bins(x.shape[3], ow)]
+        y = xp.stack([x[:, :, r0:r1, q0:q1].mean(axis=(2, 3)) for (r0, r1), (q0, q1) in self.bins], -1)
+        return y.reshape(x.shape[:2] + (oh, ow))
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        n, c, h, w = self.x_shape
-        if self.a_h is None:
-            return xp.broadcast_to(g / (h * w), self.x_shape).copy()
-        return matmul(matmul(self.a_h.T, g), self.a_w)
-
-
-# ------------------------------------------------------------------------------------------------
-# Validation (the nn layers call these with their own names) and the functional entry points
-# ------------------------------------------------------------------------------------------------
-def _check_rank(layer, x_shape):
-    if len(x_shape) != 4:
-        raise ValueError(f"{layer}: expected a 4-D input (N, C, H, W), got shape {tuple(x_shape)}")
-
-
-def check_pool2d_args(layer, kernel_size, stride=None, padding=0):
-    """Normalise and check a pool's arguments: returns ``(kh, kw), (sh, sw), (ph, pw)``.
-
-    Raises ``ValueError`` naming ``layer`` for a non-positive kernel or stride, or a padding that
-    is negative or more than half the kernel (PyTorch's rule: a window must hold a real pixel).
-    """
-    kh, kw = _pair(kernel_size, f"{layer}: kernel_size")
-    sh, sw = _pair(kernel_size if stride is None else stride, f"{layer}: stride")
-    ph, pw = _pair(padding, f"{layer}: padding")
-    if min(kh, kw, sh, sw) < 1:
-        raise ValueError(f"{layer}: kernel_size and stride must be positive, got kernel_size "
-                         f"{(kh, kw)}, stride {(sh, sw)}")
-    if ph < 0 or pw < 0 or 2 * ph > kh or 2 * pw > kw:
-        raise ValueError(f"{layer}: padding {(ph, pw)} must be non-negative and at most half the "
-                         f"kernel size {(kh, kw)}")
-    return (kh, kw), (sh, sw), (ph, pw)
-
-
-def validate_pool2d(layer, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False):
-    """Raise ``ValueError`` (naming ``layer``, expected vs received shape) for an invalid pool."""
-    x_shape = tuple(x_shape)
-    (kh, kw), _, (ph, pw) = check_pool2d_args(layer, kernel_size, stride, padding)
-    _check_rank(layer, x_shape)
-    n, c, h, w = x_shape
-    if h + 2 * ph < kh or w + 2 * pw < kw:
-        raise ValueError(f"{layer}: input spatial size {(h, w)} padded by {(ph, pw)} is smaller than "
-                         f"the kernel {(kh, kw)}: expected an input of at least "
-                         f"(N, C, {max(kh - 2 * ph, 1)}, {max(kw - 2 * pw, 1)}), got shape {x_shape}")
-
-
-def validate_adaptive_pool2d(layer, x_shape, output_size):
-    """Raise ``ValueError`` (naming ``layer``) for a non-4-D input or a non-positive output size."""
-    _check_rank(layer, x_shape)
-    oh, ow = _adaptive_output_size(x_shape, output_size)
-    if oh < 1 or ow < 1:
-        raise ValueError(f"{layer}: output_size must be positive, got {output_size!r}")
+        dx = xp.zeros(self.x_shape, dtype=g.dtype)
+        g = g.reshape(g.shape[:2] + (-1,))
+        for k, ((r0, r1), (q0, q1)) in enumerate(self.bins):
+            dx[:, :, r0:r1, q0:q1] += (g[:, :, k] / ((r1 - r0) * (q1 - q0)))[:, :, None, None]
+        return dx
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
-    """Max over (kh, kw) windows of ``x`` (N, C, H, W); ``stride=None`` means ``kernel_size``.
-    Padding never wins. Returns (N, C, Ho, Wo)."""
+    """Max over (kh, kw) windows of ``x`` (N, C, H, W); padding never wins. -> (N, C, Ho, Wo)."""
     validate_pool2d("max_pool2d", x.shape, kernel_size, stride, padding, ceil_mode)
     return MaxPool2d(kernel_size, stride, padding, ceil_mode)(x)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
-    """Mean over (kh, kw) windows of ``x`` (N, C, H, W), padding counted in the divisor (PyTorch's
-    ``count_include_pad=True``). Returns (N, C, Ho, Wo)."""
+    """Mean over (kh, kw) windows of ``x``, padding counted in the divisor. -> (N, C, Ho, Wo)."""
     validate_pool2d("avg_pool2d", x.shape, kernel_size, stride, padding, ceil_mode)
     return AvgPool2d(kernel_size, stride, padding, ceil_mode)(x)
 
 
 def adaptive_avg_pool2d(x, output_size):
-    """Average ``x`` (N, C, H, W) over PyTorch's adaptive bins to (N, C, *output_size); an int means
-    a square output, ``None`` keeps that axis's size."""
+    """Average ``x`` over PyTorch's adaptive bins to (N, C, *output_size); ``None`` keeps an axis."""
     validate_adaptive_pool2d("adaptive_avg_pool2d", x.shape, output_size)
     return AdaptiveAvgPool2d(output_size)(x)
 
 
-# ------------------------------------------------------------------------------------------------
-# Gradient-check cases (``minicnn gradcheck max_pool2d`` ...)
-# ------------------------------------------------------------------------------------------------
-def _t(*shape, seed=0):
-    """A float64 leaf tensor of standard-normal host data."""
-    return Tensor(numpy.random.default_rng(seed).standard_normal(shape), requires_grad=True)
+def _case(fn, *args, tie_free=False, shape=(2, 2, 7, 6), **kwargs):
+    """A case on float64 data; ``tie_free``: values 0.1 apart, so no window has a tie (a max's
+    finite differences are defined only away from ties)."""
+    def make():
+        x = numpy.random.default_rng(0).standard_normal(shape)
+        if tie_free:
+            x = (numpy.random.default_rng(0).permutation(x.size) * 0.1).reshape(shape)
+        return (lambda t: fn(t, *args, **kwargs)), [Tensor(x, requires_grad=True)]
+    return make
 
 
-def _tie_free(*shape, seed=0):
-    """Distinct values at least 0.1 apart (a shuffled 0.1-grid): finite differences of a max are
-    only defined away from ties, and eps = 1e-6 never reorders such values."""
-    values = numpy.random.default_rng(seed).permutation(int(numpy.prod(shape))) * 0.1
-    return Tensor((values - values.mean()).reshape(shape), requires_grad=True)
-
-
-def _pool_case(fn, x, *args, **kwargs):
-    return lambda: ((lambda t: fn(t, *args, **kwargs)), [x()])
-
-
-for _name, _args, _kw in [("2x2 stride 2", (2,), {}),
-                          ("3x3 stride 2 overlapping (AlexNet)", (3, 2), {}),
-                          ("3x3 stride 1 pad 1", (3, 1, 1), {}),
-                          ("3x3 stride 2 ceil_mode (GoogLeNet)", (3, 2), {"ceil_mode": True}),
-                          ("rect (2,3) stride (1,2) pad (1,1) ceil", ((2, 3), (1, 2), (1, 1)),
-                           {"ceil_mode": True})]:
-    register_case("max_pool2d", _name, _pool_case(max_pool2d, lambda: _tie_free(2, 2, 7, 6), *_args, **_kw))
-    register_case("avg_pool2d", _name, _pool_case(avg_pool2d, lambda: _t(2, 2, 7, 6), *_args, **_kw))
-register_case("adaptive_avg_pool2d", "7x6 -> 3x4 (overlapping bins)",
-              _pool_case(adaptive_avg_pool2d, lambda: _t(2, 2, 7, 6), (3, 4)))
-register_case("adaptive_avg_pool2d", "5x5 -> (None, 2)", _pool_case(adaptive_avg_pool2d, lambda: _t(1, 3, 5, 5),
-                                                                    (None, 2)))
-register_case("adaptive_avg_pool2d", "global (1, 1)", _pool_case(adaptive_avg_pool2d, lambda: _t(2, 3, 4, 5), 1))
+_WINDOWS = [("2x2 stride 2", (2,), {}), ("3x3 stride 2 overlapping (AlexNet)", (3, 2), {}),
+            ("3x3 stride 1 pad 1", (3, 1, 1), {}),
+            ("3x3 stride 2 ceil_mode (GoogLeNet)", (3, 2), {"ceil_mode": True}),
+            ("rect (2,3) stride (1,2) pad (1,1) ceil", ((2, 3), (1, 2), (1, 1)), {"ceil_mode": True})]
+GRADCHECK_CASES = (  # (op, case, make): make() returns (fn, inputs) for gradcheck
+    [("max_pool2d", name, _case(max_pool2d, *a, tie_free=True, **k)) for name, a, k in _WINDOWS]
+    + [("avg_pool2d", name, _case(avg_pool2d, *a, **k)) for name, a, k in _WINDOWS]
+    + [("adaptive_avg_pool2d", "7x6 -> 3x4 (overlapping bins)", _case(adaptive_avg_pool2d, (3, 4))),
+       ("adaptive_avg_pool2d", "5x5 -> (None, 2)",
+        _case(adaptive_avg_pool2d, (None, 2), shape=(1, 3, 5, 5))),
+       ("adaptive_avg_pool2d", "global (1, 1)", _case(adaptive_avg_pool2d, 1, shape=(2, 3, 4, 5)))])

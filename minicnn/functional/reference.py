@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .conv import _pair, conv_output_size
+from .geometry import conv_output_size, pair as _pair
 
 
 # ------------------------------------------------------------------------------------------------

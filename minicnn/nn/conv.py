@@ -4,7 +4,8 @@ import math
 import numpy
 
 from .. import functional as F
-from ..functional.conv import _pair, validate_conv2d
+from ..functional.geometry import pair as _pair
+from ..functional.validation import validate_conv2d
 from . import init
 from .module import Module, Parameter
 

@@ -5,7 +5,7 @@ import math
 import numpy
 
 from .. import functional as F
-from ..functional.linear import validate_linear
+from ..functional.validation import validate_linear
 from . import init
 from .module import Module, Parameter
 

@@ -10,7 +10,7 @@ same names, shapes and initial values as PyTorch, so state dicts carry over. ``s
 import numpy
 
 from .. import functional as F
-from ..functional.normalization import validate_batch_norm, validate_local_response_norm
+from ..functional.validation import validate_batch_norm, validate_local_response_norm
 from .module import Module, Parameter
 
 

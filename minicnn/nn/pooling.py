@@ -1,6 +1,6 @@
 """Pooling layers (no parameters; the math is in :mod:`minicnn.functional.pooling`)."""
 from .. import functional as F
-from ..functional.pooling import check_pool2d_args, validate_adaptive_pool2d, validate_pool2d
+from ..functional.validation import check_pool2d_args, validate_adaptive_pool2d, validate_pool2d
 from .module import Module
 
 

@@ -1,0 +1,98 @@
+"""The one place that decides which implementation of an op runs: reference or fast.
+
+Every op in ``minicnn.functional`` (and ``minicnn.ops``) is a reference ``Function`` class. A fast
+path is a *subclass* of it that computes the same thing faster on one kind of device, and is
+registered here::
+
+    register(Conv2d, ThreadedConv2d, devices=("cpu",))
+
+When a ``Function`` is applied (``Function.__call__``), the engine asks :func:`choose`, which
+looks at the device of the input arrays and, if a fast subclass is registered for that class and
+device, switches the instance to it (``fn.__class__ = ...``: same attributes, same arguments, only
+``forward``/``backward`` differ). Only exact reference classes are replaced, never a subclass a
+student wrote. Inside ``with disabled():``, or with ``MINICNN_FAST=0`` in the environment, nothing
+is replaced: every op runs the code in ``minicnn/functional``.
+
+This module and ``minicnn/backend.py`` are the only code that looks at the device.
+"""
+import contextlib
+import os
+import threading
+
+from .. import backend
+
+_FAST = {}          # (reference class, device) -> fast subclass
+_REFERENCE_OF = {}  # fast subclass -> the reference class it replaces
+_HAS_FAST = set()   # reference classes with at least one fast path
+_state = threading.local()
+
+
+def _env_enabled():
+    value = os.environ.get("MINICNN_FAST", "1").strip().lower()
+    if value not in ("0", "1", "false", "true", "off", "on", ""):
+        raise ValueError(f"MINICNN_FAST must be 1 (fast paths, the default) or 0 (reference code "
+                         f"only), got {value!r}")
+    return value not in ("0", "false", "off")
+
+
+_default = _env_enabled()
+
+
+def register(reference, fast, devices):
+    """Use ``fast`` (a subclass of ``reference``) for ``reference`` on each of ``devices``."""
+    if not issubclass(fast, reference):
+        raise TypeError(f"{fast.__name__} must subclass {reference.__name__} to replace it")
+    for device in devices:
+        _FAST[(reference, backend.normalize_device(device))] = fast
+    _REFERENCE_OF[fast] = reference
+    _HAS_FAST.add(reference)
+    return fast
+
+
+def is_enabled():
+    """Whether fast paths are used now (in this thread)."""
+    return getattr(_state, "enabled", _default)
+
+
+@contextlib.contextmanager
+def _set(enabled):
+    previous = is_enabled()
+    _state.enabled = enabled
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+def disabled():
+    """``with minicnn.fast.disabled():`` every op runs its reference implementation."""
+    return _set(False)
+
+
+def enabled():
+    """``with minicnn.fast.enabled():`` fast paths on again (inside ``disabled()``)."""
+    return _set(True)
+
+
+def implementation(reference, device):
+    """The class that runs ``reference`` on ``device`` now (``reference`` itself if no fast path)."""
+    if not is_enabled():
+        return reference
+    return _FAST.get((reference, backend.normalize_device(device)), reference)
+
+
+def choose(fn, arrays):
+    """Called by ``Function.__call__``: give ``fn`` the implementation for its inputs' device."""
+    cls = type(fn)
+    reference = _REFERENCE_OF.get(cls, cls)     # a fast class (from an earlier call) maps back
+    if reference not in _HAS_FAST:              # no fast path, or a subclass someone wrote
+        return
+    device = next((backend.device_of(a) for a in arrays if backend.is_array(a)), "cpu")
+    chosen = implementation(reference, device)
+    if chosen is not cls:
+        fn.__class__ = chosen
+
+
+def registered():
+    """``{(reference class name, device): fast class name}``: what is registered (for docs, tests)."""
+    return {(ref.__name__, device): fast.__name__ for (ref, device), fast in _FAST.items()}
