@@ -27,7 +27,7 @@ import importlib
 import os
 import sys
 
-from ..train.cli import positive_int
+from ..train.args import positive_int
 
 #: Lecture name -> (module, one-line description), in the order of the lecture.
 LECTURES = {

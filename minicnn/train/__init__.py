@@ -6,7 +6,10 @@
     metrics.py     top-k hits, the confusion matrix
     progress.py    the per-epoch progress bar (tqdm if installed)
     plots.py       training curves and confusion matrix as PNG (matplotlib if installed)
-    cli.py         ``minicnn train`` and ``minicnn evaluate``
+    args.py        the options of ``minicnn train`` and ``minicnn evaluate``
+    config.py      a run's settings (defaults, --resume) and building its pieces
+    run.py         the commands themselves: train_main, evaluate_main, exit statuses
+    cli.py         the names the commands had before the split (re-exported)
 
 From Python:
 

@@ -14,11 +14,19 @@ pickles)::
     config          the run's settings (model name, num_classes, in_channels, dataset, ...),
                     a JSON string, so that ``minicnn evaluate --checkpoint`` can rebuild the model
 
-``load_checkpoint`` reads it back into a :class:`Checkpoint`. A checkpoint's ``model.*`` part (or
+``load_checkpoint`` reads it back into a :class:`Checkpoint`, checking every metadata field
+(a damaged or hand-edited file raises :class:`CheckpointError` naming the file and the field).
+
+Saving is atomic: the bytes go to a temporary ``.tmp-*.part`` file that is renamed over the old
+checkpoint only when complete. A process killed during a save (``kill -9``) leaves its ``.part``
+file behind; :func:`save_checkpoint` deletes such leftovers (those older than the current process)
+on the next save into that folder. A checkpoint's ``model.*`` part (or
 a plain ``mc.save(model.state_dict(), path)`` file) also serves as pretrained weights.
 """
+import glob
 import json
 import os
+import time
 from dataclasses import dataclass, field
 
 from .. import rng
@@ -28,6 +36,13 @@ FORMAT = "minicnn.checkpoint"
 VERSION = 1
 #: The file name a run writes in its output folder.
 CHECKPOINT_NAME = "checkpoint.npz"
+#: When this process started (near enough: when this module was imported). A ``.tmp-*.part``
+#: file last written before then belongs to a save that died, never to one in progress here.
+PROCESS_START = time.time()
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: not a checkpoint, or a damaged metadata field."""
 
 
 @dataclass
@@ -65,8 +80,24 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, metric
         state["scheduler"] = scheduler.state_dict()
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     os.makedirs(folder, exist_ok=True)
+    remove_stale_parts(folder)
     save(state, path)
     return path
+
+
+def remove_stale_parts(folder, before=None):
+    """Delete the ``.tmp-*.part`` files in ``folder`` last modified before ``before`` (default:
+    :data:`PROCESS_START`): leftovers of saves killed half-way. Returns the paths removed."""
+    before = PROCESS_START if before is None else before
+    removed = []
+    for part in glob.glob(os.path.join(glob.escape(os.fspath(folder)), ".tmp-*.part")):
+        try:
+            if os.path.getmtime(part) < before:
+                os.remove(part)
+                removed.append(part)
+        except OSError:  # gone already, or not ours to delete: leave it
+            pass
+    return removed
 
 
 def is_checkpoint(flat):
@@ -84,25 +115,58 @@ def resolve_checkpoint_path(path):
     return path
 
 
+def _integer_field(flat, key, path, default):
+    """``flat[key]`` as a non-negative int, or :class:`CheckpointError` naming the field."""
+    if key not in flat:
+        return default
+    value = flat[key]
+    try:
+        number = int(value)
+        exact = number == float(value)
+    except (TypeError, ValueError, OverflowError):
+        exact = False
+    if not exact or number < 0:
+        raise CheckpointError(f"{path}: field {key!r} is {value!r}; expected a non-negative integer")
+    return number
+
+
+def _json_field(flat, key, path, default, kind):
+    """``flat[key]`` parsed as JSON and of type ``kind``, or :class:`CheckpointError`."""
+    if key not in flat:
+        return default
+    try:
+        value = json.loads(str(flat[key]))
+    except ValueError as err:
+        raise CheckpointError(f"{path}: field {key!r} is not valid JSON ({err})") from None
+    if not isinstance(value, kind):
+        raise CheckpointError(f"{path}: field {key!r} holds a {type(value).__name__}; expected a "
+                              f"{'JSON object' if kind is dict else 'JSON list'}")
+    return value
+
+
 def load_checkpoint(path):
-    """Read a checkpoint file (or a run folder's ``checkpoint.npz``) into a :class:`Checkpoint`."""
+    """Read a checkpoint file (or a run folder's ``checkpoint.npz``) into a :class:`Checkpoint`.
+
+    Raises ``FileNotFoundError`` if there is none, :class:`CheckpointError` (a ``ValueError``)
+    naming the file and the field if a metadata field is damaged, and ``ValueError`` if the
+    file is not a readable ``.npz`` archive."""
     path = resolve_checkpoint_path(path)
     flat = load(path)
     if not is_checkpoint(flat):
-        raise ValueError(f"{path} is not a minicnn training checkpoint (no 'format' entry "
-                         f"{FORMAT!r}); a plain state_dict file can be loaded as pretrained "
-                         f"weights instead")
-    version = int(flat.get("version", 0))
+        raise CheckpointError(f"{path} is not a minicnn training checkpoint (no 'format' entry "
+                              f"{FORMAT!r}); a plain state_dict file can be loaded as pretrained "
+                              f"weights instead")
+    version = _integer_field(flat, "version", path, 0)
     if version > VERSION:
-        raise ValueError(f"{path}: checkpoint version {version} is newer than this minicnn "
-                         f"understands ({VERSION})")
+        raise CheckpointError(f"{path}: checkpoint version {version} is newer than this minicnn "
+                              f"understands ({VERSION})")
     return Checkpoint(
         model=subdict(flat, "model"),
         optimizer=subdict(flat, "optimizer"),
         scheduler=subdict(flat, "scheduler"),
-        rng_state=json.loads(flat["rng"]) if "rng" in flat else None,
-        epoch=int(flat.get("epoch", 0)),
-        metrics=json.loads(flat.get("metrics", "[]")),
-        config=json.loads(flat.get("config", "{}")),
+        rng_state=_json_field(flat, "rng", path, None, dict),
+        epoch=_integer_field(flat, "epoch", path, 0),
+        metrics=_json_field(flat, "metrics", path, [], list),
+        config=_json_field(flat, "config", path, {}, dict),
         path=path,
     )

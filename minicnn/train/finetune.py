@@ -17,12 +17,15 @@ import os
 
 import numpy
 
+from .. import backend
+from ..nn import Linear
 from ..serialization import load, subdict
+from ..tensor import Tensor
+from .checkpoint import is_checkpoint
 
 
 def find_head(model):
     """``(dotted name, module)`` of the model's last ``Linear`` layer."""
-    from ..nn import Linear
     found = None
     for name, module in model.named_modules():
         if isinstance(module, Linear):
@@ -46,7 +49,6 @@ def replace_head(model, num_classes):
 
     The model's ``num_classes`` attribute, if it has one, is updated too.
     """
-    from ..nn import Linear
     name, old = find_head(model)
     weight = old.weight
     has_bias = getattr(old, "bias", None) is not None
@@ -130,7 +132,6 @@ def read_state_dict(source):
         if os.path.isdir(path):
             path = os.path.join(path, "checkpoint.npz")
         flat = load(path)
-    from .checkpoint import is_checkpoint
     if is_checkpoint(flat):
         return subdict(flat, "model")
     for prefix in ("model", "state_dict"):  # {"model": state_dict} saved by hand
@@ -140,21 +141,68 @@ def read_state_dict(source):
     return {k: v for k, v in flat.items() if not isinstance(v, str)}
 
 
+def check_weights(model, state, source="the weights"):
+    """Refuse values that would load silently wrong into ``model``'s floating-point parameters
+    and buffers: complex numbers (the imaginary part would be dropped), integers or booleans
+    (a sign of the wrong file or key) and NaN/inf. Raises ``ValueError`` naming ``source``, the
+    key, and what was expected and found. Keys the model does not have are left to
+    ``load_state_dict``."""
+    expected = {}
+    for name, value in list(model.named_parameters()) + list(model.named_buffers()):
+        if value is not None:
+            expected[name] = value.data if isinstance(value, Tensor) else value
+    for key, value in state.items():
+        if key not in expected or numpy.dtype(expected[key].dtype).kind != "f":
+            continue
+        value = value.data if isinstance(value, Tensor) else value
+        array = numpy.asarray(backend.to_numpy(value) if backend.is_array(value) else value)
+        want = numpy.dtype(expected[key].dtype)
+        if array.dtype.kind == "c":
+            raise ValueError(f"{source}: {key!r} holds complex numbers ({array.dtype}); expected "
+                             f"real {want} values")
+        if array.dtype.kind != "f":
+            raise ValueError(f"{source}: {key!r} holds {array.dtype} values; expected {want} "
+                             f"(floating point) for this parameter")
+        if not numpy.isfinite(array).all():
+            bad = int(array.size - numpy.isfinite(array).sum())
+            raise ValueError(f"{source}: {key!r} holds {bad} NaN/inf value(s); expected finite "
+                             f"numbers")
+    return state
+
+
 def load_pretrained(model, source, num_classes=None, strict=True):
     """Load weights from ``source`` (see :func:`read_state_dict`) into ``model``; then, if
     ``num_classes`` differs from the head's outputs, replace the head (:func:`replace_head`).
 
     The head in the file may have a different number of classes from the model's: the model's
     head is first resized to match the file, so everything loads strictly, including the old
-    head, and is only then replaced. Returns the model.
+    head, and is only then replaced. Values are checked first (:func:`check_weights`). If
+    anything fails, the model is left exactly as it was (its original head put back) and the
+    ``ValueError`` propagates. Returns the model.
     """
+    source_name = "weights" if isinstance(source, dict) else os.fspath(source)
     state = read_state_dict(source)
-    name, head = find_head(model)
+    name, original = find_head(model)
+    num_classes_before = model.__dict__.get("num_classes")
+    head = original
     saved = state.get(f"{name}.weight")
-    if saved is not None and numpy.shape(saved)[0] != head.weight.shape[0] \
-            and numpy.shape(saved)[1:] == tuple(head.weight.shape[1:]):
-        head = replace_head(model, numpy.shape(saved)[0])
-    model.load_state_dict(state, strict=strict)
+    try:
+        if saved is not None and numpy.ndim(saved) == 2 \
+                and numpy.shape(saved)[0] != head.weight.shape[0] \
+                and numpy.shape(saved)[1:] == tuple(head.weight.shape[1:]):
+            head = replace_head(model, numpy.shape(saved)[0])
+        check_weights(model, state, source_name)
+        model.load_state_dict(state, strict=strict)
+    except BaseException:
+        if head is not original:  # put the original head back: the model is unchanged
+            parent, attr = _parent(model, name)
+            if attr in parent._modules:
+                parent._modules[attr] = original
+            else:
+                setattr(parent, attr, original)
+            if num_classes_before is not None:
+                model.num_classes = num_classes_before
+        raise
     if num_classes is not None and int(num_classes) != head.weight.shape[0]:
         replace_head(model, num_classes)
     return model
@@ -166,4 +214,5 @@ def head_classes(model):
 
 
 __all__ = ["find_head", "replace_head", "freeze", "unfreeze", "train_only_head",
-           "trainable_parameters", "read_state_dict", "load_pretrained", "head_classes"]
+           "trainable_parameters", "read_state_dict", "check_weights", "load_pretrained",
+           "head_classes"]

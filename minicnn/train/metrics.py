@@ -6,6 +6,8 @@ predicted labels, for the confusion matrix) come back to the host.
 import csv
 import io
 import json
+import math
+import numbers
 import os
 
 import numpy
@@ -80,9 +82,39 @@ def _atomic_write_text(text, path):
     return os.fspath(path)
 
 
+def _is_non_finite(value):
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral))
+            and not math.isfinite(value))
+
+
+def strict_json(obj):
+    """A copy of ``obj`` that is valid (strict) JSON: NaN and +-inf become ``null``, and a dict
+    that held any gets a ``"non_finite"`` entry listing those keys, so that a reader can tell a
+    missing value (``null`` without the flag) from a broken one. NumPy scalars become Python
+    numbers."""
+    if isinstance(obj, dict):
+        out, flagged = {}, []
+        for key, value in obj.items():
+            if _is_non_finite(value):
+                flagged.append(str(key))
+                out[key] = None
+            else:
+                out[key] = strict_json(value)
+        if flagged:
+            out["non_finite"] = flagged
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [None if _is_non_finite(v) else strict_json(v) for v in obj]
+    if isinstance(obj, numpy.generic):
+        return strict_json(obj.item())
+    return obj
+
+
 def write_json(obj, path):
-    """Write ``obj`` as indented JSON, atomically (temporary file + rename)."""
-    return _atomic_write_text(json.dumps(obj, indent=2) + "\n", path)
+    """Write ``obj`` as indented, strict JSON (see :func:`strict_json`), atomically (temporary
+    file + rename)."""
+    text = json.dumps(strict_json(obj), indent=2, allow_nan=False)
+    return _atomic_write_text(text + "\n", path)
 
 
 def write_confusion(matrix, classes, out_dir, stem="confusion"):

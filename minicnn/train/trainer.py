@@ -23,16 +23,24 @@ The rest is bookkeeping. After every epoch a ``Trainer`` with an ``out_dir`` wri
 * ``curves.png`` (training dashed, test solid) when matplotlib is installed;
 
 and at the end ``confusion.json``, ``confusion.csv`` (and ``confusion.png``) for the last
-evaluation. A loss that becomes NaN or infinite raises :class:`TrainingDiverged` naming the epoch
-and step, before anything of that epoch is saved: the last good checkpoint stays as it was.
+evaluation. A training loss that becomes NaN or infinite raises :class:`TrainingDiverged` naming
+the epoch and step. Before a checkpoint replaces the last one, the parameters, the buffers (batch
+norm's running statistics) and the test loss are checked too: if any is NaN or infinite the epoch
+raises :class:`TrainingDiverged` instead of saving, so the last good checkpoint always stays as it
+was. ``metrics.json`` is strict JSON (non-finite numbers become ``null`` with a ``non_finite``
+flag; see :func:`minicnn.train.metrics.strict_json`).
 """
 import math
 import os
 import sys
 import time
 
+import numpy
+
 from .. import backend, rng
 from ..function import no_grad
+from ..functional import cross_entropy
+from ..optim import SGD, clip_grad_norm_
 from ..tensor import Tensor
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .metrics import confusion_matrix, format_confusion, topk_correct, write_confusion, write_json
@@ -44,8 +52,10 @@ AUX_LOSS_WEIGHT = 0.3
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite. ``epoch``, ``step``, ``loss`` say where, and
-    ``checkpoint`` is the last good checkpoint (``None`` if none was written)."""
+    """The training loss, the test loss, a parameter or a buffer became NaN or infinite.
+    ``epoch``, ``step``, ``loss`` say where (``step`` is ``None`` when the problem was found at
+    the end of the epoch), and ``checkpoint`` is the last good checkpoint (``None`` if none was
+    written)."""
 
     def __init__(self, message, epoch=None, step=None, loss=None, checkpoint=None):
         super().__init__(message)
@@ -53,7 +63,6 @@ class TrainingDiverged(RuntimeError):
 
 
 def _default_loss(logits, target):
-    from ..functional import cross_entropy
     return cross_entropy(logits, target)
 
 
@@ -84,7 +93,6 @@ def evaluate(model, loader, device=None, loss_fn=None, progress=False, desc="tes
     ``confusion`` (``(C, C)`` int64 NumPy array, rows = true class), ``seconds``,
     ``images_per_second``. The model's train/eval mode is restored afterwards.
     """
-    import numpy
     loss_fn = loss_fn or _default_loss
     device = device or model_device(model)
     was_training = model.training
@@ -238,6 +246,7 @@ class Trainer:
             "test_seconds": None if test is None else test["seconds"],
             "images_per_second": train["images_per_second"],
         }
+        self.check_finite(epoch, record)
         self.history.append(record)
         self.epoch = epoch
         self.save()
@@ -272,7 +281,6 @@ class Trainer:
                 model.zero_grad()
                 loss.backward()
                 if self.clip_grad_norm is not None:
-                    from ..optim import clip_grad_norm_
                     clip_grad_norm_(model.parameters(), self.clip_grad_norm)
                 opt.step()
                 if self.scheduler is not None and self.scheduler_interval == "step":
@@ -292,16 +300,41 @@ class Trainer:
         return {"loss": loss_sum / n, "acc": correct / n, "seconds": seconds,
                 "images_per_second": n / seconds if seconds > 0 else float("inf")}
 
-    def _diverged(self, epoch, step, steps, value):
-        where = f"epoch {epoch}, step {step}/{steps}"
+    def first_non_finite(self):
+        """The name of the first parameter or buffer holding a NaN or inf, or ``None``."""
+        for kind, items in (("parameter", self.model.named_parameters()),
+                            ("buffer", self.model.named_buffers())):
+            for name, value in items:
+                array = value.data if isinstance(value, Tensor) else value
+                if array is None or numpy.dtype(array.dtype).kind not in "fc":
+                    continue
+                xp = backend.get_array_module(array)
+                if not bool(xp.isfinite(array).all()):
+                    return f"{kind} {name!r}"
+        return None
+
+    def check_finite(self, epoch, record):
+        """Raise :class:`TrainingDiverged` if the epoch's test loss, a parameter or a buffer is
+        NaN or infinite (called before the epoch's checkpoint would replace the last one)."""
+        test_loss = record.get("test_loss")
+        if test_loss is not None and not math.isfinite(test_loss):
+            raise self._diverged(epoch, None, None, test_loss, what="the test loss")
+        broken = self.first_non_finite()
+        if broken is not None:
+            raise self._diverged(epoch, None, None, record.get("train_loss"),
+                                 what=f"{broken} of the model", holds=True)
+
+    def _diverged(self, epoch, step, steps, value, what="the loss", holds=False):
+        where = f"epoch {epoch}, step {step}/{steps}" if step is not None else f"the end of epoch {epoch}"
         if self.checkpoint_saved is not None:
             kept = (f"The last good checkpoint (after epoch {self.checkpoint_saved}) is kept at "
                     f"{self.checkpoint_path}.")
         else:
             kept = "No checkpoint had been written yet."
-        msg = (f"training diverged at {where}: the loss is {value} (learning rate "
+        state = "holds NaN or inf values" if holds else f"is {value}"
+        msg = (f"training diverged at {where}: {what} {state} (learning rate "
                f"{self.current_lr():.4g}). {kept} Try a smaller learning rate, a warm-up "
-               f"(--warmup-epochs) or gradient clipping.")
+               f"(--warmup-epochs) or gradient clipping (--clip-grad).")
         return TrainingDiverged(msg, epoch=epoch, step=step, loss=value,
                                 checkpoint=self.checkpoint_path if self.checkpoint_saved is not None else None)
 
@@ -367,7 +400,6 @@ def fit(model, train_loader, test_loader=None, epochs=1, optimizer=None, lr=0.01
     the per-epoch records).
     """
     if optimizer is None:
-        from ..optim import SGD
         optimizer = SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=momentum)
     trainer = Trainer(model, optimizer, train_loader, test_loader, epochs=epochs, **trainer_kwargs)
     trainer.fit()

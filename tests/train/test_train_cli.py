@@ -46,8 +46,9 @@ def test_end_to_end_learns_and_evaluates(tmp_path, capsys):
          "--out", str(tmp_path / "eval")]))
     assert status == 0
     text = capsys.readouterr().out
-    assert f"top-1 {100 * r['test_acc']:.2f}%" in text and "confusion matrix" in text
-    assert "Ankle boot" in text
+    assert f"top-1 {100 * r['test_acc']:.2f}%" in text
+    assert "confusion matrix" not in text  # --quiet: only the result line
+    assert "Ankle boot" in (tmp_path / "eval" / "confusion.json").read_text()
     ev = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert ev["test_acc"] == pytest.approx(r["test_acc"]) and ev["n"] == 1000
 
