@@ -16,6 +16,12 @@ NumPy internals an array's pickle refers to and refuses every other name, and
 :func:`read_cifar10_python` then checks that what came out is a dict with the expected keys,
 types and shapes. Prefer the binary version, which needs no unpickling at all.
 
+A pickle can also be small and still expand hugely: a list that refers to the same row object
+100,000 times costs a few bytes per reference in the file but 3072 numbers per row once turned
+into an array. Every pixel of a genuine batch takes at least one byte in the file, so
+:func:`read_cifar10_python` refuses a batch that claims more pixels than its file has bytes,
+before building the array, and reports running out of memory as a clear ``MemoryError``.
+
 :func:`write_cifar10_binary` and :func:`write_cifar10_python` write small files in both formats,
 for tests and for experimenting without the real data.
 """
@@ -106,7 +112,10 @@ def _check_labels(labels, count, path):
 def read_cifar10_binary(path):
     """Read one batch of the binary version. Returns ``(images uint8 (N,3,32,32), labels int64 (N,))``."""
     path = os.fspath(path)
-    raw = np.fromfile(path, dtype=np.uint8)
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except MemoryError:
+        raise MemoryError(f"{path}: not enough memory to read this CIFAR-10 batch") from None
     if raw.size % RECORD_BYTES:
         raise ValueError(f"{path}: expected a whole number of {RECORD_BYTES}-byte records "
                          f"(1 label byte + {IMAGE_BYTES} pixels), found {raw.size} bytes")
@@ -141,10 +150,16 @@ def read_cifar10_python(path):
     data = batch["data"]
     if not isinstance(data, (np.ndarray, list)):
         raise ValueError(f"{path}: expected 'data' to be an array or a list, found {type(data).__name__}")
+    if isinstance(data, list) and len(data) * IMAGE_BYTES > len(raw):
+        raise ValueError(f"{path}: 'data' lists {len(data)} images = {len(data) * IMAGE_BYTES} "
+                         f"pixels, more than the {len(raw)} bytes of the file can hold (each "
+                         f"pixel takes at least one byte): the file is damaged or hostile")
     try:
         data = np.asarray(data)
     except ValueError as err:  # ragged nested lists
         raise ValueError(f"{path}: 'data' is not a rectangular array ({err})") from None
+    except MemoryError:
+        raise MemoryError(f"{path}: not enough memory for the 'data' of this batch") from None
     if data.dtype.kind not in "iu" or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
         raise ValueError(f"{path}: expected 'data' to be an integer array of shape (N, {IMAGE_BYTES}), "
                          f"found {data.dtype} array of shape {data.shape}")
@@ -153,6 +168,9 @@ def read_cifar10_python(path):
     labels = batch["labels"]
     if not isinstance(labels, (np.ndarray, list)):
         raise ValueError(f"{path}: expected 'labels' to be a list, found {type(labels).__name__}")
+    if len(labels) != len(data):
+        raise ValueError(f"{path}: expected {len(data)} integer labels (one per image), found "
+                         f"{len(labels)}")
     labels = _check_labels(labels, len(data), path)
     images = data.astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
     return images, labels

@@ -319,9 +319,11 @@ class MNIST(ArrayDataset):
 
     def _not_found_message(self, searched, problem):
         places = "".join(f"\n  {d}" for d in searched)
-        ways = [f"download the four files from {self.url} into a folder and set "
-                f"{DATA_ENV}=/that/folder (or pass root=...)",
-                f"run once with network access and download=True, which saves them to {self.home_dir()}"]
+        ways = [f"download the four files from {self.url} into a folder and give that folder "
+                f"as --data-root DIR on the command line (root=... in Python, or set "
+                f"{DATA_ENV}=/that/folder)",
+                f"run once with network access (download=True in Python), which saves them to "
+                f"{self.home_dir()}"]
         if self.install_hint:
             ways.insert(0, self.install_hint)
         return (f"{type(self).__name__}: could not find {self.files[0]}[.gz] and "
@@ -419,7 +421,8 @@ class CIFAR10(ArrayDataset):
             f"CIFAR10: could not find the {split} batches under {root}. Looked for:\n"
             + "\n".join(looked)
             + "\nDownload and unpack cifar-10-binary.tar.gz (or cifar-10-python.tar.gz) from "
-              "https://www.cs.toronto.edu/~kriz/cifar.html and pass the folder as root.")
+              "https://www.cs.toronto.edu/~kriz/cifar.html and give the folder as --data-root "
+              "DIR on the command line (root=... in Python).")
 
     def _repr_extra(self):
         return [("split", "train" if self.train else "test"), ("folder", self.folder)]

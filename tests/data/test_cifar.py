@@ -192,3 +192,21 @@ def test_missing_batches_message(tmp_path):
         CIFAR10(tmp_path, train=True)
     assert "cs.toronto.edu" in str(info.value)
     assert len(CIFAR10(tmp_path, train=False)) == PER_BATCH  # the test batch is still there
+
+
+def test_pickle_that_repeats_one_row_is_refused_without_allocating(tmp_path):
+    """A 200 KB pickle whose 'data' list names the same row 100,000 times would become a
+    2.5 GB int64 array; it claims more pixels than it has bytes and is refused first."""
+    import tracemalloc
+    row = list(range(256)) * 12  # 3072 values, pickled once, then referenced by memo
+    path = tmp_path / "bomb"
+    path.write_bytes(pickle.dumps({b"data": [row] * 100_000, b"labels": [0] * 100_000}, protocol=2))
+    assert os.path.getsize(path) < 1_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="damaged or hostile"):
+            read_cifar10_python(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50_000_000, peak

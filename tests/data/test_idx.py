@@ -93,3 +93,49 @@ def test_damaged_gzip_stream(tmp_path):
 def test_write_refuses_unsupported_dtype(tmp_path):
     with pytest.raises(ValueError, match="no IDX type code"):
         write_idx(tmp_path / "x", np.zeros(3, dtype=np.int64))
+
+
+# -- hostile headers: refused before anything of the promised size is allocated -----------------
+def _peak_bytes(fn):
+    """Run ``fn`` (expected to raise ValueError) and return the peak traced allocation."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as info:
+            fn()
+        return tracemalloc.get_traced_memory()[1], str(info.value)
+    finally:
+        tracemalloc.stop()
+
+
+def test_small_gzip_claiming_gigabytes_is_refused_without_allocating(tmp_path):
+    header = bytes([0, 0, 0x08, 3]) + np.asarray([100_000, 1000, 1000], ">u4").tobytes()
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    zeros = bytes(1 << 20)
+    with gzip.open(path, "wb") as f:  # 64 MB of zeros after the header: about 64 KB on disk
+        f.write(header)
+        for _ in range(64):
+            f.write(zeros)
+    peak, message = _peak_bytes(lambda: read_idx(path))
+    assert "100000x1000x1000" in message and "damaged or hostile" in message
+    assert str(path) in message
+    assert peak < 20_000_000, peak  # far below the 100 GB promised (and the 64 MB inside)
+
+
+def test_gzip_that_expands_past_its_header_stops_at_the_declared_size(tmp_path):
+    header = bytes([0, 0, 0x08, 1]) + np.asarray([10], ">u4").tobytes()
+    path = tmp_path / "long.gz"
+    path.write_bytes(gzip.compress(header + bytes(5_000_000)))
+    peak, message = _peak_bytes(lambda: read_idx(path))
+    assert "trailing bytes" in message and "10 bytes" in message
+    assert peak < 20_000_000, peak
+
+
+def test_declared_size_uses_python_integers(tmp_path):
+    # four dimensions of 2**32 - 1 doubles: about 2.7e39 bytes, which overflows int64
+    header = bytes([0, 0, 0x0E, 4]) + np.asarray([2**32 - 1] * 4, ">u4").tobytes()
+    path = tmp_path / "huge.idx"
+    path.write_bytes(header + bytes(16))
+    peak, message = _peak_bytes(lambda: read_idx(path))
+    assert str((2**32 - 1) ** 4 * 8) in message and "truncated" in message
+    assert peak < 20_000_000, peak

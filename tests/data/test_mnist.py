@@ -101,6 +101,7 @@ def test_not_found_message_lists_every_place_and_the_remedies(tmp_path, isolated
         assert f"\n  {place}\n" in message + "\n"
     assert "apt-get install dataset-fashion-mnist" in message
     assert "MINICNN_DATA" in message and "download=False" in message
+    assert "--data-root DIR" in message  # what a command-line user passes
     assert isinstance(info.value, RuntimeError) and isinstance(info.value, FileNotFoundError)
 
 
