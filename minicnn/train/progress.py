@@ -1,6 +1,9 @@
-"""A per-epoch progress bar: ``tqdm`` when it is installed (``pip install 'minicnn[progress]'``),
-otherwise a small text bar redrawn in place on stderr. Never required: training runs the same
-without either (``enabled=False``)."""
+"""A per-epoch progress bar: ``tqdm`` when it is installed (``pip install 'minicnn[progress]'``)
+and stderr is a terminal, otherwise a small text bar. Never required: training runs the same
+without either (``enabled=False``).
+
+When stderr is not a terminal (redirected to a log file, or a pipe) nothing is redrawn: each bar
+writes one line, when it closes, so a log gets one line per epoch (and one per evaluation)."""
 import sys
 import time
 
@@ -13,9 +16,10 @@ except Exception:  # ImportError, or a broken installation
 class ProgressBar:
     """``bar = ProgressBar(total, "epoch 1/5")``; ``bar.update(1, loss=..., acc=...)``; ``bar.close()``.
 
-    Postfix values are shown as given (format them yourself). Without tqdm the bar is redrawn at
-    most ten times a second when stderr is a terminal, and written once, at ``close()``, when
-    it is not (a log file gets one line per epoch rather than hundreds of redraws).
+    Postfix values are shown as given (format them yourself). On a terminal the bar is tqdm's
+    (if installed) or a text bar redrawn at most ten times a second; elsewhere it is written
+    once, at ``close()`` (a log file gets one line per epoch rather than hundreds of redraws).
+    ``use_tqdm=True`` asks for tqdm even when the stream is not a terminal.
     """
 
     def __init__(self, total, desc="", enabled=True, file=None, use_tqdm=None):
@@ -24,14 +28,15 @@ class ProgressBar:
         self.n, self.postfix = 0, {}
         self._last_draw = 0.0
         self._tqdm = None
-        use_tqdm = _tqdm is not None if use_tqdm is None else (use_tqdm and _tqdm is not None)
-        if enabled and use_tqdm:
-            self._tqdm = _tqdm(total=self.total, desc=desc, file=self.file, leave=True,
-                               dynamic_ncols=True, unit="batch")
         try:
             self._tty = bool(self.file.isatty())
-        except Exception:
+        except Exception:  # a stream without isatty, or a closed one
             self._tty = False
+        if use_tqdm is None:
+            use_tqdm = self._tty
+        if enabled and use_tqdm and _tqdm is not None:
+            self._tqdm = _tqdm(total=self.total, desc=desc, file=self.file, leave=True,
+                               dynamic_ncols=True, unit="batch")
 
     def update(self, n=1, **postfix):
         """Advance by ``n`` batches and show ``postfix`` (name -> formatted value)."""

@@ -316,13 +316,13 @@ class Trainer:
     def check_finite(self, epoch, record):
         """Raise :class:`TrainingDiverged` if the epoch's test loss, a parameter or a buffer is
         NaN or infinite (called before the epoch's checkpoint would replace the last one)."""
-        test_loss = record.get("test_loss")
-        if test_loss is not None and not math.isfinite(test_loss):
-            raise self._diverged(epoch, None, None, test_loss, what="the test loss")
         broken = self.first_non_finite()
         if broken is not None:
             raise self._diverged(epoch, None, None, record.get("train_loss"),
                                  what=f"{broken} of the model", holds=True)
+        test_loss = record.get("test_loss")
+        if test_loss is not None and not math.isfinite(test_loss):
+            raise self._diverged(epoch, None, None, test_loss, what="the test loss")
 
     def _diverged(self, epoch, step, steps, value, what="the loss", holds=False):
         where = f"epoch {epoch}, step {step}/{steps}" if step is not None else f"the end of epoch {epoch}"
