@@ -55,7 +55,7 @@ def xp(device):
 def on_one_and_three_threads(monkeypatch):
     """``run(fn)`` returns ``(fn() on one thread, fn() on three threads)``; for the second call
     ``threads.PARALLEL_MIN_SIZE`` is 0, so even these tests' small arrays are split into pieces."""
-    from minicnn import threads
+    from minicnn.fast import threads
 
     def run(fn):
         with threads.num_threads(1):

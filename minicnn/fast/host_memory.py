@@ -8,11 +8,14 @@ by the kernel. For the default Fashion-MNIST model on the two-core reference mac
 third of the step: a max-pool backward's scatter took 9 ms instead of 0.3 ms, only because its
 output buffer was new.
 
-:func:`keep_freed_memory` (called once when minicnn is imported) tells glibc to serve large
+:func:`keep_freed_memory` tells glibc to serve large
 requests from its heap and to keep freed memory there for reuse (``mallopt`` with
 ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``). The process's resident memory then stays near its
-peak between steps instead of shrinking and growing back. Set ``MINICNN_KEEP_FREED_MEMORY=0`` before
-importing minicnn to leave the allocator alone. Elsewhere than Linux/glibc it does nothing.
+peak between steps instead of shrinking and growing back. Elsewhere than Linux/glibc it does nothing.
+
+It changes the whole process, so ``import minicnn`` never calls it: ``minicnn train``, ``minicnn
+evaluate`` and the benchmarks opt in at their start, and your own script may call
+``minicnn.fast.host_memory.keep_freed_memory()``. ``MINICNN_KEEP_FREED_MEMORY=0`` makes it do nothing.
 """
 import ctypes
 import ctypes.util

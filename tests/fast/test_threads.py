@@ -35,10 +35,14 @@ def test_parallel_map_limits_blas_to_one_thread_and_restores_it(two_threads):
     assert threads.get_blas_threads() == before
 
 
-def test_parallel_map_runs_serially_off_numpy_and_when_nested(two_threads):
-    main = threading.current_thread().name
+def test_parallel_map_refuses_device_arrays_and_runs_nested_calls_serially(two_threads):
+    """Device (stand-in or CuPy) arrays never reach the CPU thread pool: that would be a dispatch
+    bug, so it raises. A call from inside a piece runs its items on that piece's thread."""
     standin = backend.module_for_device("standin")
-    assert threads.parallel_map(lambda _: threading.current_thread().name, range(3), standin) == [main] * 3
+    with pytest.raises(TypeError, match="NumPy arrays only"):
+        threads.parallel_map(lambda i: i, range(3), standin)
+    with pytest.raises(TypeError, match="NumPy arrays only"):
+        threads.batch_pieces(standin.ones((4, 3)), standin)
 
     def outer(_):
         here = threading.current_thread().name
@@ -116,12 +120,10 @@ def test_matmul_in_blocks_equals_one_product(monkeypatch, a_shape, b_shape):
     assert out.shape == (a @ b).shape
 
 
-def test_matmul_off_numpy_is_the_plain_product():
+def test_matmul_refuses_device_arrays():
     standin = backend.module_for_device("standin")
-    a, b = standin.ones((3, 4)), standin.ones((4, 2))
-    out = threads.matmul(a, b)
-    assert backend.get_array_module(out) is standin
-    np.testing.assert_array_equal(backend.to_numpy(out), np.full((3, 2), 4.0))
+    with pytest.raises(TypeError, match="NumPy arrays only"):
+        threads.matmul(standin.ones((3, 4)), standin.ones((4, 2)))
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
@@ -149,14 +151,18 @@ def test_keep_freed_memory_respects_the_opt_out(monkeypatch):
     assert host_memory.keep_freed_memory() is False
 
 
-def test_importing_minicnn_tunes_the_allocator_on_linux_glibc():
+def test_importing_minicnn_leaves_the_allocator_alone_until_asked():
+    """``import minicnn`` changes nothing process-wide; ``keep_freed_memory()`` (what ``minicnn
+    train`` calls) does, on Linux with glibc."""
+    import subprocess
     import sys
-    from minicnn.fast import host_memory
-    if not sys.platform.startswith("linux"):
-        pytest.skip("glibc's mallopt only")
-    import ctypes
-    try:
-        ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        pytest.skip("not glibc")
-    assert host_memory.applied
+    code = ("import minicnn\n"
+            "from minicnn.fast import host_memory\n"
+            "print(host_memory.applied, host_memory.keep_freed_memory(), host_memory.applied)\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MINICNN_KEEP_FREED_MEMORY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    before, returned, after = out.stdout.split()
+    assert before == "False"
+    glibc = sys.platform.startswith("linux") and hasattr(__import__("ctypes").CDLL(None), "mallopt")
+    assert (returned, after) == (("True", "True") if glibc else ("False", "False"))

@@ -9,7 +9,7 @@ import pytest
 import minicnn as mc
 import minicnn.functional as F
 from minicnn import backend
-from minicnn.functional import pooling
+from minicnn.fast import cuda_kernels
 from minicnn.functional.reference import local_response_norm_naive
 
 _no_gpu = pytest.mark.skipif(not mc.cuda.is_available(), reason="CuPy with a GPU is not available")
@@ -34,17 +34,18 @@ def _max_pool_on(device, x, gy, cfg):
 @needs_gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("cfg", POOLS, ids=str)
-def test_cuda_max_pool_scatter_matches_cpu(cfg, dtype):
-    """The atomicAdd scatter gives the CPU's gradient (ties, overlaps and padding included); only the
-    order of the atomic adds may differ, so float32 sums agree to rounding."""
+def test_cuda_max_pool_matches_cpu(cfg, dtype):
+    """The GPU path (routed gradients folded by the col2im kernel) gives the CPU's gradient (ties,
+    overlaps and padding included); sums may be taken in another order, so float32 agrees to
+    rounding."""
     rng = np.random.default_rng(0)
     x = np.maximum(rng.integers(-3, 4, (4, 5, 17, 15)), 0).astype(dtype)  # ReLU-like: many ties
     x += (rng.random(x.shape) < 0.5) * rng.standard_normal(x.shape).astype(dtype)
-    pooling._cuda_kernels.clear()
+    cuda_kernels._kernels.clear()
     gy = rng.standard_normal(F.max_pool2d(mc.Tensor(x), *cfg).shape).astype(dtype)
     y_cpu, g_cpu = _max_pool_on("cpu", x, gy, cfg)
     y_gpu, g_gpu = _max_pool_on("cuda", x, gy, cfg)
-    assert "max_pool_scatter" in pooling._cuda_kernels  # the kernel, not the generic fallback, ran
+    assert ("minicnn_col2im", np.dtype(dtype)) in cuda_kernels._kernels  # the kernel path ran
     np.testing.assert_array_equal(y_gpu, y_cpu)
     assert g_gpu.dtype == dtype
     np.testing.assert_allclose(g_gpu, g_cpu, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
@@ -67,11 +68,11 @@ def test_importing_minicnn_needs_no_cupy():
     code = (
         "import sys; sys.modules['cupy'] = None\n"  # any 'import cupy' now raises ImportError
         "import numpy as np, minicnn as mc, minicnn.functional as F\n"
-        "from minicnn.functional import pooling\n"
-        "assert not mc.cuda.is_available() and pooling._cuda_kernels == {}\n"
+        "from minicnn.fast import cuda_kernels\n"
+        "assert not mc.cuda.is_available() and cuda_kernels._kernels == {}\n"
         "t = mc.Tensor(np.arange(32.0).reshape(1, 2, 4, 4), requires_grad=True)\n"
         "F.max_pool2d(t, 3, 1, 1).sum().backward()\n"
-        "assert pooling._cuda_kernels == {}\n"
+        "assert cuda_kernels._kernels == {}\n"
         "print('ok', float(t.grad.sum()))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -97,7 +98,8 @@ COL2IMS = [  # x_shape, kh, kw, stride, padding
 def test_cuda_col2im_kernel_matches_cpu(cfg, dtype):
     import cupy
 
-    from minicnn.functional import conv, gpu_kernels
+    from minicnn.fast import cuda_kernels as gpu_kernels
+    from minicnn.functional import conv
 
     x_shape, kh, kw, stride, padding = cfg
     ho = conv.conv_output_size(x_shape[2], kh, stride[0], padding[0])
@@ -120,7 +122,7 @@ def _lrn_on_gpu_and_cpu(shape, size, alpha, beta, k, dtype, seed=0):
     """(b, s, da) from the kernels and from ``LocalResponseNorm`` on the CPU, as NumPy arrays."""
     import cupy
 
-    from minicnn.functional import gpu_kernels
+    from minicnn.fast import cuda_kernels as gpu_kernels
     from minicnn.functional.normalization import LocalResponseNorm
 
     rng = np.random.default_rng(seed)
@@ -158,7 +160,7 @@ def test_cuda_lrn_kernels_at_alexnet_scale(dtype):
 def test_ops_on_cuda_use_the_fused_kernels():
     """conv2d's backward with stride 2 (col2im) and local_response_norm run the CUDA kernels when
     their arrays are CuPy's, and give the CPU's numbers."""
-    from minicnn.functional import gpu_kernels
+    from minicnn.fast import cuda_kernels as gpu_kernels
     gpu_kernels._kernels.clear()
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)

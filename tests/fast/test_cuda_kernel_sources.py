@@ -1,4 +1,4 @@
-"""The CUDA kernels of ``minicnn.functional.gpu_kernels``, checked on the CPU (no GPU, no CuPy).
+"""The CUDA kernels of ``minicnn.fast.cuda_kernels``, checked on the CPU (no GPU, no CuPy).
 
 Each kernel source is compiled as plain C++ with a small shim in front (``SHIM``) that defines
 ``__global__`` away and sets ``blockIdx = threadIdx = 0``, ``blockDim = gridDim = 1``: the
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minicnn.functional import conv
-from minicnn.functional import gpu_kernels as gk
+from minicnn.functional import conv, geometry
+from minicnn.fast import cuda_kernels as gk
 from minicnn.functional.normalization import LocalResponseNorm
 from minicnn.functional.reference import local_response_norm_naive
 
@@ -151,8 +151,8 @@ def col2im_cases(draw):
 @given(case=col2im_cases(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 99))
 def test_col2im_kernel_matches_numpy(cupy, case, dtype, seed):
     x_shape, kh, kw, stride, padding = case
-    ho = conv.conv_output_size(x_shape[2], kh, stride[0], padding[0])
-    wo = conv.conv_output_size(x_shape[3], kw, stride[1], padding[1])
+    ho = geometry.conv_output_size(x_shape[2], kh, stride[0], padding[0])
+    wo = geometry.conv_output_size(x_shape[3], kw, stride[1], padding[1])
     rows, width = x_shape[1] * kh * kw, x_shape[0] * ho * wo
     cols = np.random.default_rng(seed).standard_normal((rows, width)).astype(dtype)
     x = gk.col2im_cuda(cupy, cols, x_shape, kh, kw, stride, padding)
@@ -264,7 +264,7 @@ def test_source_names_its_float_type():
 
 def test_importing_the_kernels_needs_no_cupy():
     code = ("import sys; sys.modules['cupy'] = None\n"
-            "from minicnn.functional import gpu_kernels\n"
+            "from minicnn.fast import cuda_kernels as gpu_kernels\n"
             "assert gpu_kernels._kernels == {}\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parents[2])  # the repository root

@@ -175,7 +175,7 @@ def test_avg_pool_separable_passes_match_reference(device, to_device, cfg):
 def test_pooling_in_batch_pieces_on_threads_gives_the_same_bits(on_one_and_three_threads, kind, cfg):
     """Large inputs are pooled one piece of the batch per thread: every sample is pooled on its own,
     so the pieces change nothing (forward and backward, padding and ceil mode included)."""
-    from minicnn import threads
+    from minicnn.fast import threads
     rng = np.random.default_rng(0)
     x_np = np.maximum(rng.standard_normal((7, 3, 9, 8)), 0)  # ties for max
     pool = F.max_pool2d if kind == "max" else F.avg_pool2d

@@ -1,0 +1,129 @@
+"""Every fast path computes what its reference computes: forward values and every gradient, in
+float64, on every test device; and the gradient checks pass with fast paths on and off."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+import minicnn.functional as F
+from minicnn import backend, fast
+from minicnn.functional.activation import ReLU
+from minicnn.functional.batchnorm import BatchNorm
+from minicnn.functional.conv import Conv2d
+from minicnn.functional.linear import Linear
+from minicnn.functional.lrn import LocalResponseNorm
+from minicnn.functional.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from minicnn.gradcheck import check, registered_cases
+
+
+def _run(fn, inputs, device, seed=0):
+    """fn on fresh copies of ``inputs`` on ``device``: (output, the classes that ran, grads)."""
+    tensors = [mc.Tensor(backend.to_device(t.data.copy(), device), requires_grad=True) for t in inputs]
+    out = fn(*tensors)
+    gy = np.random.default_rng(seed).standard_normal(out.shape)
+    ran = type(out._creator).__name__ if out._creator is not None else None
+    out.backward(backend.to_device(gy, device))
+    return backend.to_numpy(out.data), ran, [backend.to_numpy(t.grad) for t in tensors]
+
+
+def _case_id(case):
+    return f"{case[0]}: {case[1]}"
+
+
+@pytest.mark.parametrize("case", registered_cases(), ids=_case_id)
+def test_gradcheck_case_gives_the_same_numbers_with_fast_paths_on_and_off(device, case):
+    """The registered gradient-check cases (every differentiable op) run once through the fast
+    registry and once with ``fast.disabled()``: same output, same gradients (float64)."""
+    fn, inputs = case[2]()
+    mc.manual_seed(0)
+    fast_out, _, fast_grads = _run(fn, inputs, device)
+    mc.manual_seed(0)
+    with fast.disabled():
+        ref_out, ran, ref_grads = _run(fn, inputs, device)
+    np.testing.assert_allclose(fast_out, ref_out, rtol=1e-10, atol=1e-12)
+    for a, b in zip(fast_grads, ref_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fast", "reference"])
+@pytest.mark.parametrize("case", registered_cases(), ids=_case_id)
+def test_gradcheck_cases_pass_with_fast_paths_on_and_off(case, enabled):
+    fn, inputs = case[2]()
+    with (fast.enabled() if enabled else fast.disabled()):
+        result = check(fn, inputs)
+    assert result.passed, result.message()
+
+
+# Shapes large enough to take the fast paths' special branches: several chunks and threads,
+# the padded grid, dx as a convolution, channel groups, separable passes with padding.
+REALISTIC = [
+    ("conv 3x3 pad 1, 16 -> 16 (dx as convolution, grid)",
+     lambda x, w, b: F.conv2d(x, w, b, padding=1), [(8, 16, 12, 12), (16, 16, 3, 3), (16,)]),
+    ("conv 5x5 stride 2, 3 -> 24 (col2im dx)",
+     lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=2), [(6, 3, 17, 15), (24, 3, 5, 5), (24,)]),
+    ("conv groups=2 1x1", lambda x, w, b: F.conv2d(x, w, b, groups=2), [(5, 8, 9, 9), (6, 4, 1, 1), (6,)]),
+    ("max pool 3x3/2 ceil", lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True), [(6, 8, 15, 14)]),
+    ("avg pool 2x2", lambda x: F.avg_pool2d(x, 2), [(6, 8, 16, 16)]),
+    ("adaptive avg 7x7 -> 3x2", lambda x: F.adaptive_avg_pool2d(x, (3, 2)), [(4, 6, 7, 7)]),
+    ("batch norm train 4-D", lambda x, w, b: F.batch_norm(x, backend.get_array_module(x.data).zeros(12),
+                                                          backend.get_array_module(x.data).ones(12), w, b,
+                                                          training=True), [(16, 12, 9, 9), (12,), (12,)]),
+    ("lrn size 5", lambda x: F.local_response_norm(x, 5, 1e-2, 0.75, 2.0), [(4, 16, 6, 6)]),
+    ("relu", F.relu, [(64, 32, 8, 8)]),
+    ("linear", lambda x, w, b: F.linear(x, w, b), [(64, 300), (200, 300), (200,)]),
+]
+
+
+@pytest.mark.parametrize("name, fn, shapes", REALISTIC, ids=[r[0] for r in REALISTIC])
+def test_fast_paths_equal_reference_on_realistic_shapes(device, on_one_and_three_threads, name, fn, shapes):
+    rng = np.random.default_rng(1)
+    inputs = [mc.Tensor(rng.standard_normal(s)) for s in shapes]
+    with fast.disabled():
+        ref_out, _, ref_grads = _run(fn, inputs, device)
+    (out1, ran, grads1), (out3, _, grads3) = on_one_and_three_threads(lambda: _run(fn, inputs, device))
+    for out, grads in ((out1, grads1), (out3, grads3)):
+        np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-11)
+        for a, b in zip(grads, ref_grads):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-11)
+
+
+EXPECTED_CPU = {Conv2d: "ThreadedConv2d", MaxPool2d: "SeparableMaxPool2d", AvgPool2d: "SeparableAvgPool2d",
+                AdaptiveAvgPool2d: "MatrixAdaptiveAvgPool2d", BatchNorm: "ChannelGroupBatchNorm",
+                ReLU: "ThreadedReLU", Linear: "ThreadedLinear"}
+
+
+def test_the_registry_swaps_in_the_fast_classes_and_disabled_restores_the_references():
+    """Without this, the equality tests above could compare the reference with itself."""
+    for reference, name in EXPECTED_CPU.items():
+        assert fast.implementation(reference, "cpu").__name__ == name
+        with fast.disabled():
+            assert fast.implementation(reference, "cpu") is reference
+    assert fast.implementation(Conv2d, "standin").__name__ == "DeviceConv2d"
+    assert fast.implementation(LocalResponseNorm, "cuda").__name__ == "CudaLocalResponseNorm"
+    x = mc.Tensor(np.ones((1, 1, 4, 4)), requires_grad=True)
+    w = mc.Tensor(np.ones((1, 1, 3, 3)), requires_grad=True)
+    assert type(F.conv2d(x, w)._creator).__name__ == "ThreadedConv2d"
+    with fast.disabled():
+        assert type(F.conv2d(x, w)._creator) is Conv2d
+
+
+def test_a_students_subclass_is_never_replaced():
+    class MyConv(Conv2d):
+        pass
+    x = mc.Tensor(np.ones((1, 1, 4, 4)), requires_grad=True)
+    w = mc.Tensor(np.ones((1, 1, 3, 3)), requires_grad=True)
+    assert type(MyConv()(x, w)._creator) is MyConv
+
+
+def test_environment_variable_turns_fast_paths_off():
+    import subprocess
+    import sys
+    code = ("import minicnn as mc, minicnn.functional as F, numpy as np\n"
+            "x = mc.Tensor(np.ones((1, 1, 4, 4)), requires_grad=True)\n"
+            "print(mc.fast.is_enabled(), type(F.relu(x)._creator).__name__)\n")
+    for value, expected in (("0", "False ReLU"), ("1", "True ThreadedReLU")):
+        env = dict(__import__("os").environ, MINICNN_FAST=value)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert out.stdout.strip() == expected, out.stderr
+    env = dict(__import__("os").environ, MINICNN_FAST="maybe")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode != 0 and "MINICNN_FAST" in out.stderr
