@@ -24,6 +24,8 @@ import types
 
 import numpy
 
+from . import rng
+
 try:  # CuPy is optional: importing minicnn must never fail for lack of it (or of a GPU).
     import cupy as _cupy
 except Exception:  # ImportError, or a broken CUDA installation
@@ -319,14 +321,6 @@ def is_scalar(x):
 
 def random_uniform(xp, shape, dtype):
     """Uniform [0, 1) draws of ``shape`` on ``xp``'s device, from the package's seeded generator."""
-    from . import rng
     draw_dtype = numpy.float32 if numpy.dtype(dtype) == numpy.float32 else numpy.float64
     host = rng.generator().random(shape, dtype=draw_dtype).astype(dtype, copy=False)
-    return host if xp is numpy else xp.asarray(host)
-
-
-def random_normal(xp, shape, dtype, mean=0.0, std=1.0):
-    """Normal draws on ``xp``'s device from the package's seeded generator."""
-    from . import rng
-    host = rng.generator().normal(mean, std, size=shape).astype(dtype, copy=False)
     return host if xp is numpy else xp.asarray(host)

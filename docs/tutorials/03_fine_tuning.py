@@ -144,8 +144,8 @@ print("head:", head_name, "weight", tuple(head.weight.shape))   # a new (5, hidd
 
 # %%
 train_only_head(model)
-total = sum(int(p.size) for p in model.parameters())
-train_n = sum(int(p.size) for p in trainable_parameters(model))
+total = sum(p.numel() for p in model.parameters())
+train_n = sum(p.numel() for p in trainable_parameters(model))
 print(f"trainable: {train_n:,} of {total:,} parameters")
 for name, p in model.named_parameters():
     print(f"  {name:<24} {'trainable' if p.requires_grad else 'frozen'}")

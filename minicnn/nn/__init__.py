@@ -2,10 +2,10 @@
 from . import init
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
-# == conv / pooling family (owner: conv helper) ==
+# convolution and pooling
 from .conv import Conv2d
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
-# == normalization / activation / dropout / linear / loss family (owner: norm helper) ==
+# normalization, activations, dropout, linear, losses
 from .activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .dropout import Dropout
 from .linear import Flatten, Identity, Linear
