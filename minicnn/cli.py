@@ -9,12 +9,18 @@
     minicnn assignment build SRC OUT | grade SUBMISSION
 
 Each sub-command's work lives in its own module; this file only parses arguments.
+
+Exit status: 0 done; 1 bad usage or input (a clear one-line message, no traceback); 2 the
+command line could not be parsed (argparse); 3 ``train`` diverged; 130 interrupted (Ctrl-C).
 """
 import argparse
 import importlib.util
 import inspect
 import os
 import sys
+
+from .train.args import add_evaluate_arguments, add_train_arguments
+from .train.run import evaluate_main, train_main
 
 
 def _parse_shape(text):
@@ -28,9 +34,10 @@ def _parse_shape(text):
 def _load_student_function(spec):
     """``path/to/file.py:ClassName`` -> the class object."""
     path, _, name = spec.rpartition(":")
-    if not path or not os.path.isfile(path):
-        raise ValueError(f"gradcheck: {spec!r} is not of the form path/to/file.py:ClassName "
-                         f"(file not found)")
+    if not path or not name:
+        raise ValueError(f"{spec!r} is not of the form path/to/file.py:ClassName")
+    if not os.path.isfile(path):
+        raise ValueError(f"file not found: {path}")
     module_spec = importlib.util.spec_from_file_location(f"_minicnn_student_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
@@ -119,14 +126,13 @@ def build_parser():
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
 
-    from .train import cli as train_cli
     p = sub.add_parser("train", help="train a network (default: the default CNN on Fashion-MNIST)")
-    train_cli.add_train_arguments(p)
-    p.set_defaults(func=train_cli.train_main)
+    add_train_arguments(p)
+    p.set_defaults(func=train_main)
 
-    p = sub.add_parser("evaluate", help="evaluate a checkpoint on the test set")
-    train_cli.add_evaluate_arguments(p)
-    p.set_defaults(func=train_cli.evaluate_main)
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on the test set (default: runs/latest)")
+    add_evaluate_arguments(p)
+    p.set_defaults(func=evaluate_main)
 
     p = sub.add_parser("summary", help="per-layer shapes, parameters and MACs of a model")
     p.add_argument("model", help="model name, one of: " + ", ".join(_model_names()))
@@ -181,7 +187,10 @@ def main(argv=None):
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"minicnn {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nminicnn {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -265,3 +265,23 @@ def test_the_names_of_train_cli_keep_working_after_the_split():
     assert cli.resolve_config is config.resolve_config and cli.DEFAULTS is config.DEFAULTS
     assert cli.positive_int is args.positive_int and cli.UsageError is config.UsageError
     assert cli.build_model is config.build_model and cli.DEFAULT_EPOCHS == 8
+
+
+def test_gradcheck_with_a_missing_file_says_only_that(tmp_path, capsys):
+    from minicnn.cli import main
+    assert main(["gradcheck", f"{tmp_path}/my_layer.py:MyOp"]) == 1
+    err = capsys.readouterr().err
+    assert f"file not found: {tmp_path}/my_layer.py" in err and "not of the form" not in err
+
+
+def test_running_from_the_folder_that_holds_the_clone_is_explained(tmp_path):
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(mc.__file__)))
+    os.symlink(repo, tmp_path / "minicnn")  # tmp_path now "holds the clone"
+    done = subprocess.run([sys.executable, "-m", "minicnn", "--version"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode == 0:
+        pytest.skip("this installation imports the real package even from here")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "holds the clone" in done.stderr and "cd minicnn" in done.stderr
