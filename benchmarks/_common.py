@@ -1,7 +1,10 @@
 """Shared helpers of the benchmark scripts: thread pinning, timing, tables, JSON, machine facts.
 
 Import this module *before* numpy in a benchmark script: it pins the BLAS thread count from
-``--threads`` (default 2) through the environment, which only works before numpy loads.
+``--threads`` (default 2) through the environment, which only works before numpy loads, and with
+``--reference`` sets ``MINICNN_FAST=0`` so that minicnn runs its reference layers (no fast paths:
+what each fast path buys is the difference). Like ``minicnn train``, the benchmarks opt in to
+keeping freed memory for reuse (``minicnn/fast/host_memory.py``).
 """
 import json
 import os
@@ -20,6 +23,8 @@ def pin_threads(argv=None):
         threads = argv[argv.index("--threads") + 1]
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINICNN_NUM_THREADS"):
         os.environ[var] = threads
+    if "--reference" in argv:
+        os.environ["MINICNN_FAST"] = "0"  # read when minicnn is imported (here and in child processes)
     return int(threads)
 
 
@@ -29,6 +34,11 @@ import numpy as np  # noqa: E402  (after pinning)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from minicnn.fast import host_memory, registry  # noqa: E402
+
+host_memory.keep_freed_memory()
+FAST = registry.is_enabled()
+
 
 def add_common_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="fewer repeats and shapes (< 2 minutes)")
@@ -36,6 +46,8 @@ def add_common_arguments(parser):
     parser.add_argument("--threads", type=int, default=2, help="BLAS/torch threads (default 2)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--reference", action="store_true",
+                        help="minicnn's reference layers only (MINICNN_FAST=0): what the fast paths buy")
 
 
 def load_torch(args):
@@ -86,7 +98,8 @@ def gemm_rate(n=2048, repeats=5):
 
 def machine():
     info = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
-            "cpus": os.cpu_count(), "threads": THREADS, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "cpus": os.cpu_count(), "threads": THREADS, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "minicnn_fast_paths": FAST}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
