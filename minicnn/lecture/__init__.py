@@ -27,7 +27,10 @@ import importlib
 import os
 import sys
 
+from .. import rng
+from ..data import DatasetNotFoundError
 from ..train.args import positive_int
+from .common import Context
 
 #: Lecture name -> (module, one-line description), in the order of the lecture.
 LECTURES = {
@@ -41,7 +44,20 @@ LECTURES = {
     "filters": ("filters", "first-layer filters and feature maps of a trained network"),
 }
 
-__all__ = ["LECTURES", "names", "add_lecture_arguments", "run_lecture", "run", "default_out_dir"]
+#: How long the full (not ``--quick``) runs take on a two-core CPU, as measured for
+#: docs/tutorials/README.md (the others take seconds to a few minutes); printed before they start.
+FULL_RUN_TIME = {
+    "degradation": "17 to 30 minutes",
+    "fine-tune": "about 5 minutes",
+    "relu-vs-tanh": "about 3 minutes",
+}
+
+#: Printed after every quick run (and stored in its JSON as ``note``).
+QUICK_NOTE = ("quick mode: tiny data, tiny networks, one epoch. This only shows that the "
+              "experiment runs; its numbers and conclusions are not meaningful at this size "
+              "(run it without --quick for the real experiment).")
+
+__all__ = ["LECTURES", "FULL_RUN_TIME", "QUICK_NOTE", "names", "add_lecture_arguments", "run_lecture", "run", "default_out_dir"]
 
 
 def names():
@@ -86,26 +102,41 @@ def _module(name):
 def run(name, quick=False, out=None, epochs=None, device="cpu", seed=0, subset=None,
         synthetic=False, progress=None, stream=None):
     """Run the experiment ``name`` and return its results (the dict written as JSON)."""
-    from .. import rng
-    from .common import Context
+    """Run the experiment ``name`` and return its results (the dict written as JSON).
+
+    Interrupted (Ctrl-C), it removes its output folder if it made it and nothing was written
+    there yet, and lets ``KeyboardInterrupt`` through."""
     if name not in LECTURES:
         raise ValueError(f"unknown lecture {name!r}; choose from {', '.join(names())}")
-    ctx = Context(name, out or default_out_dir(name), quick=quick, epochs=epochs, device=device,
-                  seed=seed, subset=subset, synthetic=synthetic, progress=progress, stream=stream)
+    out_dir = out or default_out_dir(name)
+    existed = os.path.exists(out_dir)
+    ctx = Context(name, out_dir, quick=quick, epochs=epochs, device=device, seed=seed,
+                  subset=subset, synthetic=synthetic, progress=progress, stream=stream)
     rng.manual_seed(seed)
-    mode = "quick" if quick else "full"
-    ctx.print(f"== lecture {name} ({mode} mode) -> {ctx.out_dir}")
-    result = _module(name).run(ctx)
+    if quick:
+        ctx.print(f"== lecture {name} (quick mode) -> {ctx.out_dir}")
+    else:
+        took = f"; takes {FULL_RUN_TIME[name]} on a two-core CPU" if name in FULL_RUN_TIME else ""
+        ctx.print(f"== lecture {name} (full mode{took}; --quick runs it in seconds) -> {ctx.out_dir}")
+    try:
+        result = _module(name).run(ctx)
+    except KeyboardInterrupt:
+        if not existed and os.path.isdir(ctx.out_dir) and not os.listdir(ctx.out_dir):
+            os.rmdir(ctx.out_dir)
+        raise
+    if quick:
+        result = dict(result, note=QUICK_NOTE)
     path = ctx.write_json(result)
     result = dict(result, seconds=round(ctx.seconds(), 2), json=path)
+    if quick:
+        ctx.print(f"note: {QUICK_NOTE}")
     ctx.print(f"numbers: {path}  ({ctx.seconds():.1f} s)")
     return result
 
 
 def run_lecture(args):
     """``minicnn lecture NAME``: run the experiment(s) named in ``args``; returns the exit status
-    (0 done, 1 the data set is missing)."""
-    from ..data import DatasetNotFoundError
+    (0 done, 1 the data set is missing, 130 interrupted)."""
     todo = names() if args.name == "all" else [args.name]
     out = getattr(args, "out", None)
     for name in todo:
@@ -122,4 +153,9 @@ def run_lecture(args):
             print(f"minicnn lecture {name}: {err}\n(--quick, or --synthetic, runs on a synthetic "
                   f"stand-in instead)", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            kept = (f"; the files written so far are in {out_dir}" if os.path.isdir(out_dir)
+                    else "; nothing was written")
+            print(f"\nminicnn lecture {name}: interrupted{kept}", file=sys.stderr)
+            return 130
     return 0

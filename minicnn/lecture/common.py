@@ -283,7 +283,8 @@ class StepsLoader:
 
     :class:`~minicnn.train.Trainer` records one line per pass of its training loader; giving it
     this loader instead of a whole epoch records (and evaluates) every ``steps`` steps, which is
-    what a curve *versus iterations* needs. The underlying epochs continue across passes.
+    what a curve *versus iterations* needs. The underlying epochs continue across passes; the
+    progress lines call each pass a "round" (``round 3/6``), not an epoch.
     """
 
     def __init__(self, loader, steps):
@@ -318,10 +319,12 @@ def train(ctx, model, train_loader, test_loader=None, epochs=1, lr=0.05, momentu
     if optimizer is None:
         optimizer = SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     prefix = f"[{label}] " if label else ""
+    # a StepsLoader pass is a "round" of a few steps, not an epoch: say so in the progress lines
+    unit = "round" if isinstance(train_loader, StepsLoader) else "epoch"
     trainer = Trainer(model, optimizer, train_loader, test_loader, scheduler=scheduler,
                       scheduler_interval=scheduler_interval, epochs=epochs, device=ctx.device,
                       progress=ctx.progress, verbose=verbose, plots=False,
-                      log=lambda msg: ctx.print(prefix + msg))
+                      log=lambda msg: ctx.print(prefix + msg), epoch_label=unit)
     trainer.finish = lambda: None  # no confusion matrix per run: the lecture prints its own table
     return trainer.fit()
 

@@ -83,7 +83,8 @@ def run(ctx):
               f"widths {cfg['widths']}, batch {bs}, SGD momentum 0.9, lr {cfg['lr']} (linear warm-up from "
               f"{cfg['lr'] / 10:g} over the first {min(steps_per_round, total_steps - 1)} steps, then cosine to 0), "
               f"weight decay 1e-4, {cfg['epochs']} epoch(s) = {total_steps} steps, "
-              f"evaluated every {steps_per_round} steps")
+              f"evaluated every {steps_per_round} steps: {rounds} rounds per net (the progress "
+              f"lines count rounds)")
     nets = [(f"{'resnet' if residual else 'plain'}{d}", d, residual)
             for residual in (False, True) for d in cfg["depths"]]
     results = {}
@@ -91,7 +92,7 @@ def run(ctx):
         model = build(depth, residual, cfg["widths"], ctx.seed)
         model.to(ctx.device)
         norms = gradient_norms(model, gx, gy, ctx.device)
-        ctx.print(f"\n{name}: {sum(int(p.size) for p in model.parameters()):,} parameters; "
+        ctx.print(f"\n{name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
                   f"gradient norm at init, first conv / last conv = {norms[0] / norms[-1]:.3g}")
         loader = StepsLoader(DataLoader(train_set, batch_size=bs, shuffle=True, transform=transform),
                              steps_per_round)
@@ -109,7 +110,7 @@ def run(ctx):
                   "train_error": 1 - r["train_acc"], "test_error": 1 - r["test_acc"]}
                  for i, r in enumerate(history)]
         results[name] = {"depth": depth, "residual": residual,
-                         "params": sum(int(p.size) for p in model.parameters()),
+                         "params": sum(p.numel() for p in model.parameters()),
                          "curve": curve, "final_train_error": 1 - final_train,
                          "final_running_train_error": curve[-1]["train_error"],
                          "final_test_error": curve[-1]["test_error"], "train_seconds": seconds,

@@ -161,12 +161,15 @@ class Trainer:
         If given, gradients are clipped to this total norm before every step.
     log
         ``log(message)`` for the per-epoch lines (default: ``print``).
+    epoch_label
+        What one pass of ``train_loader`` is called in the progress bar and the per-epoch lines
+        (default ``"epoch"``; the lecture's curves-versus-iterations use ``"round"``).
     """
 
     def __init__(self, model, optimizer, train_loader, test_loader=None, *, scheduler=None,
                  scheduler_interval="epoch", loss_fn=None, epochs=1, out_dir=None, device=None,
                  classes=None, config=None, progress=True, verbose=True, plots=True,
-                 clip_grad_norm=None, log=None):
+                 clip_grad_norm=None, log=None, epoch_label="epoch"):
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         self.model, self.optimizer = model, optimizer
@@ -183,6 +186,7 @@ class Trainer:
         self.progress, self.verbose, self.plots = progress, verbose, plots
         self.clip_grad_norm = clip_grad_norm
         self._log = log or (lambda msg: print(msg, flush=True))
+        self.epoch_label = epoch_label
         self.history = []
         self.epoch = 0  # completed epochs
         self.last_eval = None
@@ -229,7 +233,8 @@ class Trainer:
         test = None
         if self.test_loader is not None:
             test = evaluate(self.model, self.test_loader, self.device, self.loss_fn,
-                            progress=self.progress, desc=f"epoch {epoch}/{self.epochs} test")
+                            progress=self.progress,
+                            desc=f"{self.epoch_label} {epoch}/{self.epochs} test")
             self.last_eval = test
         if self.scheduler is not None and self.scheduler_interval == "epoch":
             self.scheduler.step()
@@ -254,7 +259,7 @@ class Trainer:
         return record
 
     def _summary_line(self, r):
-        line = (f"epoch {r['epoch']:>{len(str(self.epochs))}}/{self.epochs}  train loss "
+        line = (f"{self.epoch_label} {r['epoch']:>{len(str(self.epochs))}}/{self.epochs}  train loss "
                 f"{r['train_loss']:.4f} acc {100 * r['train_acc']:6.2f}%")
         if r["test_loss"] is not None:
             line += (f"  test loss {r['test_loss']:.4f} acc {100 * r['test_acc']:6.2f}% "
@@ -269,7 +274,7 @@ class Trainer:
         steps = len(self.train_loader)
         n, loss_sum, correct = 0, 0.0, 0
         start = time.perf_counter()
-        bar = ProgressBar(steps, f"epoch {epoch}/{self.epochs}", enabled=self.progress)
+        bar = ProgressBar(steps, f"{self.epoch_label} {epoch}/{self.epochs}", enabled=self.progress)
         try:
             for step, (x, y) in enumerate(self.train_loader, start=1):
                 x_dev, y_dev = backend.to_device(x, self.device), backend.to_device(y, self.device)

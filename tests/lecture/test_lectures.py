@@ -107,8 +107,12 @@ def test_relu_vs_tanh(tmp_path):
     assert set(r["speedup_tanh_over_relu"]) == {"0.25", "0.2", "0.15"}
 
 
-def test_degradation(tmp_path):
+def test_degradation(tmp_path, capsys):
     r = run_quick("degradation", tmp_path)
+    rounds = r["config"]["epochs"] * r["config"]["rounds_per_epoch"]
+    out = capsys.readouterr().out
+    assert f"{rounds} rounds per net" in out and f"round {rounds}/{rounds}" in out
+    assert f"epoch 1/{rounds}" not in out  # the header's epochs and the progress lines agree
     nets = r["nets"]
     shallow, deep = r["config"]["depths"]
     assert set(nets) == {f"plain{shallow}", f"plain{deep}", f"resnet{shallow}", f"resnet{deep}"}
@@ -193,3 +197,45 @@ def test_synthetic_data_is_learnable():
     xt, yt = synthetic_images(200, seed=1)
     pred = ((xt.reshape(200, 1, -1) - means[None]) ** 2).sum(-1).argmin(1)
     assert (pred == yt).mean() > 0.5
+
+
+# -- the newcomer's path: time warning, quick caveat, Ctrl-C ------------------------------------------
+class _FakeExperiment:
+    """Stands in for a lecture module: ``run(ctx)`` returns ``result`` or raises ``error``."""
+
+    def __init__(self, result=None, error=None):
+        self.result, self.error = result, error
+
+    def run(self, ctx):
+        if self.error is not None:
+            raise self.error
+        return dict(self.result or {})
+
+
+def test_full_run_header_warns_how_long_it_takes(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(lecture, "_module", lambda name: _FakeExperiment({"x": 1}))
+    assert run_lecture(parse(["degradation", "--out", str(tmp_path / "d")])) == 0
+    out = capsys.readouterr().out
+    assert f"takes {lecture.FULL_RUN_TIME['degradation']} on a two-core CPU" in out
+    assert "--quick" in out and "not meaningful" not in out
+
+
+def test_quick_run_says_its_conclusions_are_not_meaningful(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(lecture, "_module", lambda name: _FakeExperiment({"x": 1}))
+    assert run_lecture(parse(["degradation", "--quick", "--out", str(tmp_path / "d")])) == 0
+    assert "not meaningful at this size" in capsys.readouterr().out
+    result = json.loads((tmp_path / "d" / "degradation.json").read_text())
+    assert result["note"] == lecture.QUICK_NOTE
+
+
+def test_ctrl_c_leaves_no_empty_folder_and_no_traceback(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(lecture, "_module", lambda name: _FakeExperiment(error=KeyboardInterrupt()))
+    out = tmp_path / "never"
+    assert run_lecture(parse(["degradation", "--out", str(out)])) == 130
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert "interrupted; nothing was written" in err and "Traceback" not in err
+    kept = tmp_path / "kept"
+    kept.mkdir()  # a folder the user gave that already existed stays
+    assert run_lecture(parse(["degradation", "--out", str(kept)])) == 130
+    assert kept.is_dir()
