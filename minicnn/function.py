@@ -20,7 +20,8 @@ order, found iteratively (no recursion: a ResNet-152 graph is thousands of nodes
     2. walk that list backwards: sum the gradients arriving at each function's outputs, call its
        ``backward``, and pass each input's gradient on (summed over broadcast axes if needed);
     3. leaves (tensors made by the user, ``requires_grad=True``) accumulate ``grad += g``;
-    4. the graph is freed: each function drops its inputs and saved arrays.
+    4. the graph is freed: each function drops its inputs and saved arrays -- unless
+       ``backward(retain_graph=True)`` asked to keep it for another backward pass.
 """
 import contextlib
 import threading
@@ -135,8 +136,10 @@ def _topological_order(root):
     return order
 
 
-def backward(tensor, grad):
-    """Reverse-mode autodiff from ``tensor`` with upstream gradient ``grad`` (a backend array)."""
+def backward(tensor, grad, retain_graph=False):
+    """Reverse-mode autodiff from ``tensor`` with upstream gradient ``grad`` (a backend array).
+
+    The graph is freed afterwards (step 4 above) unless ``retain_graph`` is true."""
     if tensor._creator is None:  # a leaf: its gradient is the upstream gradient itself
         tensor._accumulate(grad)
         return
@@ -170,7 +173,8 @@ def backward(tensor, grad):
                 else:
                     grads[id(t)] = g
     finally:
-        _free_graph(order)
+        if not retain_graph:
+            _free_graph(order)
 
 
 def _free_graph(order):

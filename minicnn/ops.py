@@ -9,7 +9,7 @@ import numpy
 
 from . import backend
 from .function import Function
-from .tensor import Tensor
+from .tensor import Tensor, register_operators
 
 
 def _xp(*arrays):
@@ -328,6 +328,16 @@ class Stack(Function):
         return tuple(g[(slice(None),) * axis + (i,)] for i in range(g.shape[axis]))
 
 
+class Clone(Function):
+    """y = a copy of x;  dx = g."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return g
+
+
 class Cast(Function):
     """y = x as another dtype;  dx = g cast back."""
 
@@ -356,18 +366,29 @@ class ToDevice(Function):
         return backend.to_device(g, self.in_device)
 
 
-def concat(tensors, axis=0):
-    """Join tensors along an existing axis (``torch.cat``)."""
-    return Concat(axis)(*tensors)
+def _axis_or_dim(name, axis, dim):
+    if dim is not None and axis is not None:
+        raise TypeError(f"{name}(): give dim= or axis=, not both")
+    return dim if dim is not None else (0 if axis is None else axis)
+
+
+def concat(tensors, axis=None, *, dim=None):
+    """Join tensors along an existing axis (``torch.cat``; ``dim=`` or ``axis=``, default 0)."""
+    return Concat(_axis_or_dim("concat", axis, dim))(*tensors)
 
 
 cat = concat
 
 
-def stack(tensors, axis=0):
-    """Join tensors along a new axis."""
-    return Stack(axis)(*tensors)
+def stack(tensors, axis=None, *, dim=None):
+    """Join tensors along a new axis (``dim=`` or ``axis=``, default 0)."""
+    return Stack(_axis_or_dim("stack", axis, dim))(*tensors)
 
+
+# Tensor's operators and methods call these classes (see the operator table in minicnn/tensor.py).
+register_operators(Add=Add, Sub=Sub, Mul=Mul, Div=Div, Neg=Neg, PowScalar=PowScalar, Pow=Pow,
+                   MatMul=MatMul, Sum=Sum, Mean=Mean, Max=Max, Reshape=Reshape, Transpose=Transpose,
+                   Exp=Exp, Log=Log, GetItem=GetItem, Clone=Clone, Cast=Cast, ToDevice=ToDevice)
 
 # -- gradient-check cases for ``minicnn gradcheck`` ---------------------------------------------
 def _t(*shape, positive=False, seed=0):
@@ -396,5 +417,6 @@ GRADCHECK_CASES = [  # (op, case, make): make() returns (fn, inputs) for gradche
         lambda a: a[1:, ::2] * 2 + a[numpy.array([0, 0, 2])].sum(), [_t(3, 4)])),
     ("getitem", "boolean mask", lambda: (lambda a: a[a.data > 0], [_t(4, 5)])),
     ("concat", "axis=1", lambda: (lambda a, b: concat([a, b], axis=1), [_t(2, 3), _t(2, 5, seed=1)])),
+    ("clone", "(3,4)", lambda: (lambda a: a.clone() * a, [_t(3, 4)])),
     ("stack", "axis=0", lambda: (lambda a, b: stack([a, b], axis=0), [_t(2, 3), _t(2, 3, seed=1)])),
 ]

@@ -75,7 +75,7 @@ def _nbytes(output):
 
 
 def _own_params(module):
-    return sum(int(p.size) for p in module._parameters.values() if p is not None)
+    return sum(p.numel() for p in module._parameters.values() if p is not None)
 
 
 def _format_shape(shape):
@@ -133,7 +133,7 @@ def summary(model, input_shape, device="cpu", print_fn=print, batch_size=1):
                 "type": type(module).__name__,
                 "output_shape": _drop_batch(shape),
                 "params": own,
-                "trainable": sum(int(p.size) for p in module._parameters.values()
+                "trainable": sum(p.numel() for p in module._parameters.values()
                                  if p is not None and p.requires_grad),
                 "macs": count_macs(module, args, out),
                 "activation_bytes": _nbytes(out),
@@ -163,8 +163,8 @@ def summary(model, input_shape, device="cpu", print_fn=print, batch_size=1):
 
 def totals(model, rows, batch_size=1, input_tensor=None):
     """The table's totals as a dict: params, trainable, macs, param_mb, activation_mb."""
-    params = sum(int(p.size) for p in model.parameters())
-    trainable = sum(int(p.size) for p in model.parameters() if p.requires_grad)
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     param_bytes = sum(int(p.data.size) * p.data.dtype.itemsize for p in model.parameters())
     buffer_bytes = sum(int(b.size) * b.dtype.itemsize for b in model.buffers())
     act = sum(r["activation_bytes"] for r in rows)
@@ -212,5 +212,5 @@ def module_params(model, max_depth=1):
     for name, m in model.named_modules():
         depth = 0 if not name else name.count(".") + 1
         if 1 <= depth <= max_depth:
-            out.append((name, type(m).__name__, sum(int(p.size) for p in m.parameters())))
+            out.append((name, type(m).__name__, sum(p.numel() for p in m.parameters())))
     return out

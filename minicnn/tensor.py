@@ -1,16 +1,37 @@
 """``Tensor``: a backend array plus what autograd needs (``requires_grad``, ``grad``, its creator).
 
-Every operator on a tensor (``+``, ``@``, ``t.sum()``, ``t[idx]`` ...) is a ``Function`` from
-:mod:`minicnn.ops`; nothing here does math on gradients itself.
+Every differentiable operator on a tensor (``+``, ``@``, ``t.sum()``, ``t[idx]`` ...) is a
+``Function`` from :mod:`minicnn.ops`; nothing here does math on gradients itself. The methods
+find those classes in the operator table ``_ops``, which ``minicnn.ops`` fills once when it is
+imported (``register_operators``): ``ops`` imports this module, never the other way round, so
+``tensor.py`` can be read (and imported) on its own.
+
+Spellings: PyTorch's (``dim=``, ``keepdim=``, ``size()``, ``numel()``, ``t.max(1)`` giving
+values and indices) and NumPy's (``axis=``, ``keepdims=``) both work; see docs/from-pytorch.md.
 """
+import collections
+import types
+
 import numpy
 
 from . import backend
 from .function import backward as _backward_walk
 
+_ops = types.SimpleNamespace()
+"""The operator table: ``_ops.Add`` is :class:`minicnn.ops.Add`, and so on (filled by ``ops``)."""
+
+
+def register_operators(**functions):
+    """Put ``Function`` classes into the operator table (``minicnn.ops`` calls this at import)."""
+    vars(_ops).update(functions)
+
+
+ValuesIndices = collections.namedtuple("ValuesIndices", ["values", "indices"])
+"""What ``t.max(dim)`` and ``t.min(dim)`` return, as PyTorch's ``torch.return_types.max``."""
+
 
 def _as_array(data):
-    """Python data -> float32 NumPy; backend arrays keep their dtype and device."""
+    """Python data -> NumPy (floats float32, ints int64); backend arrays keep dtype and device."""
     if isinstance(data, Tensor):
         return data.data
     if backend.is_array(data):
@@ -18,16 +39,33 @@ def _as_array(data):
     if isinstance(data, numpy.generic):
         return numpy.asarray(data)
     array = numpy.asarray(data)
-    if array.dtype.kind in "iuf":  # Python numbers and lists become float32
+    if array.dtype.kind == "f":  # Python floats and float lists become float32, as in PyTorch
         array = array.astype(numpy.float32)
+    elif array.dtype.kind in "iu":  # Python ints become int64
+        array = array.astype(numpy.int64)
     return array
+
+
+def _one_spelling(name, torch_value, numpy_value, torch_name, numpy_name, default=None):
+    """The value given as ``dim=`` (PyTorch) or ``axis=`` (NumPy); both at once is an error."""
+    if torch_value is not None and numpy_value is not None:
+        raise TypeError(f"{name}(): give {torch_name}= or {numpy_name}=, not both")
+    if torch_value is not None:
+        return torch_value
+    return default if numpy_value is None else numpy_value
+
+
+def _is_dtype(value):
+    """True for what ``numpy.dtype`` accepts as a type (``numpy.float32``, ``"int64"`` is not)."""
+    return isinstance(value, numpy.dtype) or (isinstance(value, type) and issubclass(value, numpy.generic))
 
 
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
     ``Tensor(data, requires_grad=False)``: ``data`` is a list, a Python number, a NumPy array or a
-    CuPy array. Python numbers and lists become float32; arrays keep their dtype and device.
+    CuPy array. Python floats become float32 and Python ints int64 (as in PyTorch); arrays keep
+    their dtype and device.
     """
 
     __array_priority__ = 1000  # make numpy defer to Tensor's reflected operators
@@ -47,10 +85,17 @@ class Tensor:
     ndim = property(lambda self: self.data.ndim, doc="Number of dimensions.")
     device = property(lambda self: backend.device_of(self.data), doc='"cpu", "standin" or "cuda".')
 
-    @property
-    def size(self):
+    def size(self, dim=None):
+        """The shape (``size()``), or the length of axis ``dim`` (``size(0)``), as in PyTorch."""
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self):
         """Number of elements."""
         return int(self.data.size)
+
+    def dim(self):
+        """Number of dimensions (same as ``ndim``)."""
+        return self.data.ndim
 
     @property
     def is_leaf(self):
@@ -58,7 +103,15 @@ class Tensor:
         return self._creator is None and not self._graph_freed
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    def __iter__(self):
+        """Iterate over the first axis (``for row in t``), as PyTorch and NumPy do."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -66,21 +119,61 @@ class Tensor:
         body = numpy.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
         return f"tensor({body}{dev}{grad})"
 
+    # -- one-element tensors as Python numbers --------------------------------------------
+    def _scalar(self, what):
+        if self.numel() != 1:
+            raise ValueError(f"{what}: only a one-element tensor can be converted to a Python "
+                             f"number; this one has shape {self.shape}")
+        return self.item()
+
+    def __bool__(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.numel()} elements is "
+                               f"ambiguous; use t.any() or t.all()")
+        return bool(self.item())
+
+    def __int__(self):
+        return int(self._scalar("int()"))
+
+    def __float__(self):
+        return float(self._scalar("float()"))
+
+    def __index__(self):
+        """An integer one-element tensor used as an index (``classes[label]``)."""
+        if self.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors can be used as an index, got {self.dtype}")
+        return int(self._scalar("index"))
+
+    def __format__(self, spec):
+        """``f"{loss:.3f}"`` formats a one-element tensor's value; others need an empty spec."""
+        if self.numel() == 1:
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError(f"format spec {spec!r} needs a one-element tensor, got shape {self.shape}")
+        return repr(self)
+
+    def __array__(self, dtype=None, copy=None):
+        """``numpy.asarray(t)``: the data on the host (a copy when it lives on a GPU)."""
+        host = backend.to_numpy(self.data)
+        return host if dtype is None else host.astype(dtype, copy=False)
+
     # -- autograd -----------------------------------------------------------------------
-    def backward(self, grad=None):
+    def backward(self, grad=None, retain_graph=False):
         """Compute the gradient of this tensor w.r.t. every leaf that requires grad.
 
         ``grad`` (an array or Tensor of this tensor's shape) is the upstream gradient; it defaults to
-        1 when the tensor has one element. Leaf gradients accumulate (``+=``) until cleared.
+        1 when the tensor has one element. Leaf gradients accumulate (``+=``) until cleared. The
+        graph is freed afterwards unless ``retain_graph=True`` (then ``backward`` may run again).
         """
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad and has no graph")
         if self._graph_freed:
             raise RuntimeError("backward(): the graph behind this tensor was already freed by an "
-                               "earlier backward(); recompute the forward pass")
+                               "earlier backward(); recompute the forward pass, or pass "
+                               "retain_graph=True to the first backward()")
         xp = backend.get_array_module(self.data)
         if grad is None:
-            if self.size != 1:
+            if self.numel() != 1:
                 raise ValueError(f"backward(): grad must be given for a non-scalar tensor of shape "
                                  f"{self.shape}")
             grad = xp.ones(self.shape, dtype=self.dtype)
@@ -91,7 +184,7 @@ class Tensor:
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, expected {self.shape}")
             grad = grad.astype(self.dtype, copy=False)
-        _backward_walk(self, grad)
+        _backward_walk(self, grad, retain_graph=retain_graph)
 
     def _accumulate(self, g):
         if self._graph_freed:
@@ -107,6 +200,10 @@ class Tensor:
         """A new leaf tensor sharing this tensor's data, cut from the graph."""
         return Tensor(self.data, requires_grad=False)
 
+    def clone(self):
+        """A copy of the data that stays in the graph (gradients flow back to this tensor)."""
+        return _ops.Clone()(self)
+
     def requires_grad_(self, flag=True):
         """Set ``requires_grad`` in place (leaves only) and return self."""
         if not self.is_leaf and not flag:
@@ -118,29 +215,41 @@ class Tensor:
         """Clear the gradient (``grad = None``)."""
         self.grad = None
 
-    # -- host/device --------------------------------------------------------------------
+    # -- host/device and dtype --------------------------------------------------------------
     def numpy(self):
         """A host NumPy copy of the data."""
         return numpy.array(backend.to_numpy(self.data), copy=True)
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        if self.size != 1:
-            raise ValueError(f"item(): tensor has {self.size} elements, expected 1")
-        return self.data.reshape(()).item() if hasattr(self.data, "item") else float(self.data)
+        if self.numel() != 1:
+            raise ValueError(f"item(): tensor has {self.numel()} elements, expected 1")
+        return backend.to_numpy(self.data).reshape(()).item()
 
     def tolist(self):
-        """The data as nested Python lists."""
+        """The data as nested Python lists (a Python number for a 0-d tensor)."""
         return backend.to_numpy(self.data).tolist()
 
-    def to(self, device=None, dtype=None):
-        """Move to ``device`` ("cpu", "cuda", "standin") and/or cast to ``dtype``; differentiable."""
-        from .ops import Cast, ToDevice
+    def to(self, *args, device=None, dtype=None, non_blocking=False, copy=False):
+        """Move and/or cast; differentiable. As PyTorch: ``to("cuda")``, ``to(mc.device("cpu"))``,
+        ``to(mc.float64)``, ``to(device, dtype)``, ``to(other_tensor)`` (its device and dtype).
+        ``non_blocking`` is accepted and has no effect (copies are synchronous)."""
+        for arg in args:
+            if isinstance(arg, Tensor):
+                device, dtype = arg.device, arg.dtype
+            elif _is_dtype(arg):
+                dtype = arg
+            elif isinstance(arg, str):
+                device = arg
+            else:
+                raise TypeError(f"to(): expected a device, a dtype or a tensor, got {arg!r}")
         out = self
         if device is not None and backend.normalize_device(device) != self.device:
-            out = ToDevice(device)(out)
+            out = _ops.ToDevice(device)(out)
         if dtype is not None and numpy.dtype(dtype) != self.dtype:
-            out = Cast(dtype)(out)
+            out = _ops.Cast(dtype)(out)
+        if copy and out is self:
+            out = self.clone()
         return out
 
     def cpu(self):
@@ -163,104 +272,177 @@ class Tensor:
         """A float64 copy (for gradient checks); differentiable."""
         return self.to(dtype=numpy.float64)
 
+    def long(self):
+        """An int64 copy (class labels, indices)."""
+        return self.to(dtype=numpy.int64)
+
+    def int(self):
+        """An int32 copy."""
+        return self.to(dtype=numpy.int32)
+
+    def bool(self):
+        """A boolean copy."""
+        return self.to(dtype=numpy.bool_)
+
     # -- differentiable operators --------------------------------------------------------
     def __add__(self, other):
-        from .ops import Add
-        return Add()(self, _lift(other, self))
+        return _ops.Add()(self, _lift(other, self))
 
     def __radd__(self, other):
-        from .ops import Add
-        return Add()(_lift(other, self), self)
+        return _ops.Add()(_lift(other, self), self)
 
     def __sub__(self, other):
-        from .ops import Sub
-        return Sub()(self, _lift(other, self))
+        return _ops.Sub()(self, _lift(other, self))
 
     def __rsub__(self, other):
-        from .ops import Sub
-        return Sub()(_lift(other, self), self)
+        return _ops.Sub()(_lift(other, self), self)
 
     def __mul__(self, other):
-        from .ops import Mul
-        return Mul()(self, _lift(other, self))
+        return _ops.Mul()(self, _lift(other, self))
 
     def __rmul__(self, other):
-        from .ops import Mul
-        return Mul()(_lift(other, self), self)
+        return _ops.Mul()(_lift(other, self), self)
 
     def __truediv__(self, other):
-        from .ops import Div
-        return Div()(self, _lift(other, self))
+        return _ops.Div()(self, _lift(other, self))
 
     def __rtruediv__(self, other):
-        from .ops import Div
-        return Div()(_lift(other, self), self)
+        return _ops.Div()(_lift(other, self), self)
 
     def __pow__(self, exponent):
-        from .ops import Pow, PowScalar
         if isinstance(exponent, Tensor):
-            return Pow()(self, exponent)
-        return PowScalar(exponent)(self)
+            return _ops.Pow()(self, exponent)
+        return _ops.PowScalar(exponent)(self)
 
     def __rpow__(self, base):
-        from .ops import Pow
-        return Pow()(_lift(base, self), self)
+        return _ops.Pow()(_lift(base, self), self)
 
     def __matmul__(self, other):
-        from .ops import MatMul
-        return MatMul()(self, _lift(other, self))
+        return _ops.MatMul()(self, _lift(other, self))
 
     def __rmatmul__(self, other):
-        from .ops import MatMul
-        return MatMul()(_lift(other, self), self)
+        return _ops.MatMul()(_lift(other, self), self)
 
     def __neg__(self):
-        from .ops import Neg
-        return Neg()(self)
+        return _ops.Neg()(self)
 
     def __pos__(self):
         return self
 
     def __getitem__(self, index):
-        from .ops import GetItem
-        return GetItem(index)(self)
+        return _ops.GetItem(index)(self)
 
-    def sum(self, axis=None, keepdims=False):
-        """Sum over ``axis`` (all axes by default); a full reduction returns a 0-d tensor."""
-        from .ops import Sum
-        return Sum(axis, keepdims)(self)
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Sum over ``dim`` (or ``axis``; all axes by default); a full reduction gives a 0-d tensor."""
+        axis = _one_spelling("sum", dim, axis, "dim", "axis")
+        keep = _one_spelling("sum", keepdims, None, "keepdims", "keepdim", default=keepdim)
+        return _ops.Sum(axis, bool(keep))(self)
 
-    def mean(self, axis=None, keepdims=False):
-        """Mean over ``axis`` (all axes by default)."""
-        from .ops import Mean
-        return Mean(axis, keepdims)(self)
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Mean over ``dim`` (or ``axis``; all axes by default)."""
+        axis = _one_spelling("mean", dim, axis, "dim", "axis")
+        keep = _one_spelling("mean", keepdims, None, "keepdims", "keepdim", default=keepdim)
+        return _ops.Mean(axis, bool(keep))(self)
 
-    def max(self, axis=None, keepdims=False):
-        """Maximum over ``axis``; the gradient goes to the maximum (split between ties)."""
-        from .ops import Max
-        return Max(axis, keepdims)(self)
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The maximum; the gradient goes to the maximum (split between ties).
+
+        ``t.max()`` is a 0-d tensor and ``t.max(axis=1)`` the maxima along axis 1 (NumPy). Given a
+        ``dim`` (``t.max(1)``, ``t.max(dim=1)``) it returns ``(values, indices)``, as PyTorch.
+        """
+        if dim is not None and axis is not None:
+            raise TypeError("max(): give dim= or axis=, not both")
+        keep = bool(_one_spelling("max", keepdims, None, "keepdims", "keepdim", default=keepdim))
+        if dim is None:
+            return _ops.Max(axis, keep)(self)
+        return ValuesIndices(_ops.Max(dim, keep)(self), self.argmax(dim, keep))
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The minimum, as :meth:`max` (``t.min(dim)`` returns ``(values, indices)``)."""
+        if dim is not None and axis is not None:
+            raise TypeError("min(): give dim= or axis=, not both")
+        keep = bool(_one_spelling("min", keepdims, None, "keepdims", "keepdim", default=keepdim))
+        if dim is None:
+            return -_ops.Max(axis, keep)(-self)
+        return ValuesIndices(-_ops.Max(dim, keep)(-self), self.argmin(dim, keep))
+
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Indices (int64) of the maxima along ``dim``/``axis`` (of the flattened tensor when
+        none is given); not differentiable."""
+        return self._arg_reduce("argmax", dim, keepdim, axis, keepdims)
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Indices (int64) of the minima; see :meth:`argmax`."""
+        return self._arg_reduce("argmin", dim, keepdim, axis, keepdims)
+
+    def _arg_reduce(self, name, dim, keepdim, axis, keepdims):
+        axis = _one_spelling(name, dim, axis, "dim", "axis")
+        keep = _one_spelling(name, keepdims, None, "keepdims", "keepdim", default=keepdim)
+        xp = backend.get_array_module(self.data)
+        indices = getattr(self.data, name)(axis=axis).astype(numpy.int64)
+        if keep:
+            indices = indices.reshape((1,) * self.ndim) if axis is None else xp.expand_dims(indices, axis)
+        return Tensor(indices)
+
+    def softmax(self, dim=-1, *, axis=None):
+        """``exp(t) / sum(exp(t))`` along ``dim`` (or ``axis``), the maximum subtracted first so
+        that nothing overflows; differentiable (built from ``-``, ``exp``, ``sum`` and ``/``)."""
+        axis = _one_spelling("softmax", None, axis, "dim", "axis", default=dim)
+        e = (self - self.max(axis=axis, keepdims=True).detach()).exp()
+        return e / e.sum(axis=axis, keepdims=True)
+
+    def log_softmax(self, dim=-1, *, axis=None):
+        """``t - logsumexp(t)`` along ``dim`` (or ``axis``), computed stably; differentiable."""
+        axis = _one_spelling("log_softmax", None, axis, "dim", "axis", default=dim)
+        shifted = self - self.max(axis=axis, keepdims=True).detach()
+        return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
 
     def reshape(self, *shape):
         """The same elements in a new shape (``reshape(2, -1)`` or ``reshape((2, -1))``)."""
-        from .ops import Reshape
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return Reshape(shape)(self)
+        return _ops.Reshape(shape)(self)
 
     def view(self, *shape):
         """Same as :meth:`reshape`."""
         return self.reshape(*shape)
 
-    def flatten(self, start_dim=0):
-        """Merge the axes from ``start_dim`` on into one."""
-        return self.reshape(*self.shape[:start_dim], -1)
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Merge the axes ``start_dim`` .. ``end_dim`` (all by default) into one."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        return self.reshape(*self.shape[:start], -1, *self.shape[end + 1:])
+
+    def unsqueeze(self, dim):
+        """Insert an axis of length 1 at position ``dim``."""
+        dim = dim % (self.ndim + 1)
+        return self.reshape(*self.shape[:dim], 1, *self.shape[dim:])
+
+    def squeeze(self, dim=None):
+        """Remove axes of length 1 (only axis ``dim`` when given, if its length is 1)."""
+        if dim is None:
+            return self.reshape(*[n for n in self.shape if n != 1])
+        dim = dim % self.ndim
+        return self.reshape(*(self.shape[:dim] + self.shape[dim + 1:])) if self.shape[dim] == 1 else self
 
     def transpose(self, *axes):
-        """Permute the axes (reverse them when none are given), as ``numpy.transpose``."""
-        from .ops import Transpose
+        """With no argument or a full permutation: as ``numpy.transpose``. With two axes,
+        ``t.transpose(0, 1)`` on a tensor of more dimensions swaps just those two (PyTorch)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return Transpose(axes or None)(self)
+        if len(axes) == 2:
+            order = list(range(self.ndim))
+            a, b = axes[0] % self.ndim, axes[1] % self.ndim
+            order[a], order[b] = order[b], order[a]
+            axes = tuple(order)
+        return _ops.Transpose(axes or None)(self)
+
+    def permute(self, *dims):
+        """Reorder the axes (``t.permute(0, 2, 3, 1)``)."""
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return _ops.Transpose(dims)(self)
 
     @property
     def T(self):
@@ -268,22 +450,29 @@ class Tensor:
 
     def exp(self):
         """Element-wise e**x."""
-        from .ops import Exp
-        return Exp()(self)
+        return _ops.Exp()(self)
 
     def log(self):
         """Element-wise natural logarithm."""
-        from .ops import Log
-        return Log()(self)
+        return _ops.Log()(self)
 
     def sqrt(self):
         """Element-wise square root (``self ** 0.5``)."""
         return self ** 0.5
 
-    # -- comparisons and other non-differentiable helpers (results need no gradient) ------
+    # -- comparisons: element-wise, boolean results that need no gradient -------------------
     def _compare(self, other, op):
-        other = other.data if isinstance(other, Tensor) else other
+        if isinstance(other, Tensor):
+            other = other.data
+        elif not (other is None or backend.is_scalar(other) or backend.is_array(other)):
+            other = backend.to_device(numpy.asarray(other), self.device)  # a list
         return Tensor(op(self.data, other))
+
+    def __eq__(self, other):
+        return self._compare(other, lambda a, b: a == b)
+
+    def __ne__(self, other):
+        return self._compare(other, lambda a, b: a != b)
 
     def __lt__(self, other):
         return self._compare(other, lambda a, b: a < b)
@@ -297,11 +486,15 @@ class Tensor:
     def __ge__(self, other):
         return self._compare(other, lambda a, b: a >= b)
 
-    def argmax(self, axis=None):
-        """Indices of the maxima (not differentiable)."""
-        return Tensor(self.data.argmax(axis=axis))
+    def any(self):
+        """True (a 0-d boolean tensor) when any element is non-zero."""
+        return Tensor(self.data.any())
 
-    __hash__ = object.__hash__
+    def all(self):
+        """True (a 0-d boolean tensor) when every element is non-zero."""
+        return Tensor(self.data.all())
+
+    __hash__ = object.__hash__  # hashed by identity, as in PyTorch (== is element-wise)
 
 
 def _lift(value, like):
@@ -310,7 +503,7 @@ def _lift(value, like):
         return value
     xp = backend.get_array_module(like.data)
     if backend.is_scalar(value):
-        dtype = like.dtype if like.dtype.kind == "f" else numpy.result_type(value)
+        dtype = like.dtype if like.dtype.kind == "f" else _as_array(value).dtype
         return Tensor(xp.asarray(value, dtype=dtype))
     if backend.is_array(value):
         return Tensor(value)
@@ -322,6 +515,12 @@ def as_tensor(value):
     return value if isinstance(value, Tensor) else Tensor(value)
 
 
-def tensor(data, requires_grad=False):
-    """Same as ``Tensor(data, requires_grad)``, as in PyTorch."""
-    return Tensor(data, requires_grad=requires_grad)
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor from ``data``, as ``torch.tensor``: Python floats become float32, ints int64,
+    arrays keep their dtype unless ``dtype`` is given; ``device`` moves it ("cpu", "cuda")."""
+    array = _as_array(data)
+    if dtype is not None:
+        array = array.astype(dtype)
+    if device is not None:
+        array = backend.to_device(array, device)
+    return Tensor(array, requires_grad=requires_grad)

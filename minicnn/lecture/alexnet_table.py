@@ -19,7 +19,7 @@ def run(ctx):
     input_shape = (3, 227, 227)
     model = models.alexnet()
     rows = summary(model, input_shape, print_fn=None)
-    total_params = sum(int(p.size) for p in model.parameters())
+    total_params = sum(p.numel() for p in model.parameters())
     total_macs = sum(r["macs"] for r in rows)
 
     layers, conv_i, fc_i = [], 0, 5

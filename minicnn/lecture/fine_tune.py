@@ -110,7 +110,7 @@ def _compare(ctx, cfg, per_class, weights, new_train_all, test_loader, transform
                 replace_head(model, 5)          # a fresh 5-way output layer
                 if method == "head_only":
                     train_only_head(model)      # freeze everything else
-            trainable[method] = sum(int(p.size) for p in trainable_parameters(model))
+            trainable[method] = sum(p.numel() for p in trainable_parameters(model))
             loader = DataLoader(budget, batch_size=min(cfg["batch_size"], len(budget)), shuffle=True,
                                 transform=transform)
             epochs = max(1, round(cfg["finetune_steps"] / len(loader)))   # the same number of steps for every budget

@@ -40,7 +40,7 @@ def receptive_field(model):
 
 def describe(model, input_shape):
     rows = summary(model, input_shape, print_fn=None)
-    return {"params": sum(int(p.size) for p in model.parameters()),
+    return {"params": sum(p.numel() for p in model.parameters()),
             "macs": sum(r["macs"] for r in rows),
             "receptive_field": receptive_field(model),
             "nonlinearities": sum(1 for r in rows if r["type"] == "ReLU"),

@@ -244,7 +244,7 @@ def inception_comparison(input_shape=(256, 28, 28), ch1x1=128, ch3x3=192, ch5x5=
         if print_fn is not None:
             print_fn(f"\n{name} Inception module")
         rows = summary(module, input_shape, print_fn=print_fn)
-        result[name] = {"params": sum(int(p.size) for p in module.parameters()),
+        result[name] = {"params": sum(p.numel() for p in module.parameters()),
                         "macs": sum(r["macs"] for r in rows),
                         "output_shape": (module.out_channels,) + tuple(input_shape[1:])}
     return result

@@ -235,7 +235,7 @@ def _resume(trainer, resume_path, config, replan, steps_per_epoch, quiet):
 def _header(config, model, params, train_set, test_set, device, out_dir):
     """The line printed before training: model, data, recipe, output folder."""
     n_params = model.num_parameters()
-    n_train = sum(p.size for p in params)
+    n_train = sum(p.numel() for p in params)
     frozen = f", {n_train:,} trainable" if n_train != n_params else ""
     opt_desc = f"{config['optimizer']} lr {config['lr']:g}"
     if config["optimizer"] == "sgd" and config["momentum"]:

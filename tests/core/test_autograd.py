@@ -130,9 +130,12 @@ def test_dtype_is_preserved_end_to_end(to_device, dtype):
     assert x.grad.dtype == dtype and w.grad.dtype == dtype
 
 
-def test_python_data_becomes_float32_and_arrays_keep_dtype():
-    assert mc.Tensor([1, 2, 3]).dtype == np.float32
+def test_python_floats_become_float32_ints_int64_and_arrays_keep_dtype():
+    assert mc.Tensor([1, 2, 3]).dtype == np.int64        # as torch.tensor([1, 2, 3])
+    assert mc.tensor([1.0, 2]).dtype == np.float32
     assert mc.tensor(2.5).dtype == np.float32
+    assert mc.tensor(7).dtype == np.int64
+    assert mc.tensor([True, False]).dtype == np.bool_
     assert mc.Tensor(np.zeros(2, np.float64)).dtype == np.float64
     assert mc.Tensor(np.zeros(2, np.int64)).dtype == np.int64
     with pytest.raises(ValueError):
@@ -207,7 +210,7 @@ def test_tensor_to_device_and_back():
     assert x.grad.__class__ is np.ndarray
     np.testing.assert_allclose(x.grad, [2.0, 2.0, 2.0])
     assert y.cpu().device == "cpu"
-    assert isinstance(x.numpy(), np.ndarray) and x.item if x.size > 1 else True
+    assert isinstance(x.numpy(), np.ndarray) and x.numel() == 3
 
 
 def test_item_numpy_and_repr(to_device):

@@ -195,14 +195,14 @@ def test_pasted_summary_tables_match_the_models(page, model_name, table, fast_in
         assert name in modules, f"{model_name}: no module {name!r}"
         module = modules[name]
         assert type(module).__name__ == kind, f"{model_name}.{name} is a {type(module).__name__}"
-        own = sum(int(p.size) for p in module._parameters.values() if p is not None)
+        own = sum(p.numel() for p in module._parameters.values() if p is not None)
         assert own == params, f"{model_name}.{name}: {own} parameters, the page says {params}"
         out = [int(v) for v in shape.rstrip(",").split("x")]
         if kind == "Conv2d":
             c_out, cg, kh, kw = module.weight.shape
             assert macs == out[0] * out[1] * out[2] * cg * kh * kw, f"{model_name}.{name}: MACs"
         elif kind == "Linear":
-            assert macs == int(module.weight.size), f"{model_name}.{name}: MACs"
+            assert macs == module.weight.numel(), f"{model_name}.{name}: MACs"
     total = [line for line in table if line.startswith("Total params:")]
     assert total, f"{_rel(page)}: no 'Total params' line for {model_name}"
-    assert int(total[0].split()[-1].replace(",", "")) == sum(int(p.size) for p in model.parameters())
+    assert int(total[0].split()[-1].replace(",", "")) == sum(p.numel() for p in model.parameters())
