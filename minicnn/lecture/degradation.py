@@ -19,7 +19,9 @@ gradients keep roughly the same size in every block.
 
 Sized for a two-core CPU: 10,000 training images, 3 epochs (468 steps), 8-16-32 filters instead of
 the paper's 16-32-64 (a quarter of the compute, the same depth, which is what the experiment is
-about); about 17 minutes on a lightly loaded machine (``--subset``, ``--epochs`` to change it).
+about); 17 to 30 minutes on a two-core CPU (17 measured on a lightly loaded machine; ``--subset``,
+``--epochs`` to change it). The progress lines count *rounds* (two per epoch, each followed by an
+evaluation), so 3 epochs show as ``round 1/6`` ... ``round 6/6``.
 The same recipe for all four: SGD with momentum, the learning rate warmed up from 0.01 to 0.1 over
 the first half epoch (as He et al. do for their deepest net), then a cosine decay.
 
