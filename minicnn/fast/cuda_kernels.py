@@ -155,8 +155,102 @@ extern "C" __global__ void minicnn_lrn_backward(
 }
 """
 
+BN_SUMS_SOURCE = r"""
+// Batch norm's per-channel sums: one block per channel c of an (N, C, S) array, m = N*S values.
+//   centered == 0:  sum1[c] = sum_i a_i / m,  sum2[c] = sum_i a_i^2 / m - sum1[c]^2
+//                   (the mean and the biased variance of a = x: the forward's statistics)
+//   centered == 1:  sum1[c] = sum_i a_i,      sum2[c] = inv_std[c] * sum_i a_i (b_i - mean[c])
+//                   (sum g and sum g*xhat for a = g, b = x: what backward needs)
+// Each thread adds a strided share of the channel in double precision, then the block adds the
+// shares in a tree (blockDim.x must be a power of two). One pass over the data, two results.
+extern "C" __global__ void minicnn_bn_sums(
+    const T* __restrict__ a, const T* __restrict__ b,   // (N, C, S); b unused when centered == 0
+    const T* __restrict__ mean, const T* __restrict__ inv_std,  // (C,), used when centered == 1
+    T* __restrict__ sum1, T* __restrict__ sum2,          // (C,) the results
+    long long N, long long C, long long S, long long centered)
+{
+    __shared__ double part1[256];
+    __shared__ double part2[256];
+    const long long m = N * S;
+    for (long long c = blockIdx.x; c < C; c += gridDim.x) {
+        const double center = centered ? (double)mean[c] : 0.0;
+        double s1 = 0.0, s2 = 0.0;
+        for (long long j = threadIdx.x; j < m; j += blockDim.x) {
+            const long long i = ((j / S) * C + c) * S + j % S;
+            const double v = a[i];
+            s1 += v;
+            s2 += centered ? v * ((double)b[i] - center) : v * v;
+        }
+        part1[threadIdx.x] = s1;
+        part2[threadIdx.x] = s2;
+        __syncthreads();
+        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+            if (threadIdx.x < half) {
+                part1[threadIdx.x] += part1[threadIdx.x + half];
+                part2[threadIdx.x] += part2[threadIdx.x + half];
+            }
+            __syncthreads();
+        }
+        if (threadIdx.x == 0) {
+            if (centered) {
+                sum1[c] = (T)part1[0];
+                sum2[c] = (T)(part2[0] * (double)inv_std[c]);
+            } else {
+                const double mu = part1[0] / (double)m;
+                const double var = part2[0] / (double)m - mu * mu;
+                sum1[c] = (T)mu;
+                sum2[c] = (T)(var > 0.0 ? var : 0.0);
+            }
+        }
+        __syncthreads();
+    }
+}
+"""
+
+BN_FORWARD_SOURCE = r"""
+// Batch norm, normalise: one thread per element (n, c, p) of an (N, C, S) array.
+//   y = (x - mean[c]) * scale[c] + shift[c],   scale = gamma / sigma, shift = beta
+extern "C" __global__ void minicnn_bn_forward(
+    const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ scale,
+    const T* __restrict__ shift, T* __restrict__ y, long long total, long long C, long long S)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        const long long c = (i / S) % C;
+        y[i] = (x[i] - mean[c]) * scale[c] + shift[c];
+    }
+}
+"""
+
+BN_BACKWARD_SOURCE = r"""
+// Batch norm, input gradient: one thread per element (n, c, p) of an (N, C, S) array.
+//   training (batch statistics):  dx = scale[c] * (g - (sum_g[c] + xhat * sum_gxhat[c]) / m)
+//   evaluation (constants):       dx = scale[c] * g
+// with xhat = (x - mean[c]) * inv_std[c] and scale = gamma / sigma.
+extern "C" __global__ void minicnn_bn_backward(
+    const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ mean,
+    const T* __restrict__ inv_std, const T* __restrict__ scale, const T* __restrict__ sum_g,
+    const T* __restrict__ sum_gxhat, T* __restrict__ dx,
+    long long total, long long C, long long S, long long m, long long training)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        const long long c = (i / S) % C;
+        if (training) {
+            const T xhat = (x[i] - mean[c]) * inv_std[c];
+            dx[i] = scale[c] * (g[i] - (sum_g[c] + xhat * sum_gxhat[c]) / (T)m);
+        } else {
+            dx[i] = scale[c] * g[i];
+        }
+    }
+}
+"""
+
 SOURCES = {
     "minicnn_col2im": COL2IM_SOURCE,
+    "minicnn_bn_sums": BN_SUMS_SOURCE,
+    "minicnn_bn_forward": BN_FORWARD_SOURCE,
+    "minicnn_bn_backward": BN_BACKWARD_SOURCE,
     "minicnn_lrn_forward": LRN_FORWARD_SOURCE,
     "minicnn_lrn_backward": LRN_BACKWARD_SOURCE,
 }
@@ -275,3 +369,54 @@ def lrn_backward_cuda(cupy, a, s, g, size, alpha, beta):
             (a, s, g, da) + _ints(n, c, s_len, (size - 1) // 2, size // 2)  # the mirrored window
             + (dtype.type(-2.0 * alpha * beta / size), dtype.type(beta)))
     return da
+
+
+def _channels(x):
+    """(N, C, S) of an (N, C, *) array: S is the product of the trailing dimensions (1 for (N, C))."""
+    return int(x.shape[0]), int(x.shape[1]), math.prod(int(d) for d in x.shape[2:])
+
+
+def bn_statistics_cuda(cupy, x):
+    """Per-channel mean and biased variance of an (N, C, *) CuPy array: ``(mean, var)``, each (C,),
+    in one pass (``minicnn_bn_sums``, sums in double precision)."""
+    dtype = _float_dtype("bn_statistics_cuda", x)
+    x = cupy.ascontiguousarray(x)
+    n, c, s_len = _channels(x)
+    mean, var = cupy.empty(c, dtype=dtype), cupy.empty(c, dtype=dtype)
+    _launch(cupy, "minicnn_bn_sums", dtype, c * BLOCK, (x, x, x, x, mean, var) + _ints(n, c, s_len, 0))
+    return mean, var
+
+
+def bn_gradient_sums_cuda(cupy, g, x, mean, inv_std):
+    """``(sum g, sum g * xhat)`` per channel, xhat = (x - mean) * inv_std, in one pass."""
+    dtype = _float_dtype("bn_gradient_sums_cuda", g, x, mean, inv_std)
+    g, x = cupy.ascontiguousarray(g), cupy.ascontiguousarray(x)
+    n, c, s_len = _channels(x)
+    sum_g, sum_gxhat = cupy.empty(c, dtype=dtype), cupy.empty(c, dtype=dtype)
+    _launch(cupy, "minicnn_bn_sums", dtype, c * BLOCK,
+            (g, x, cupy.ascontiguousarray(mean), cupy.ascontiguousarray(inv_std), sum_g, sum_gxhat)
+            + _ints(n, c, s_len, 1))
+    return sum_g, sum_gxhat
+
+
+def bn_forward_cuda(cupy, x, mean, scale, shift):
+    """``y = (x - mean[c]) * scale[c] + shift[c]`` over an (N, C, *) CuPy array, one pass."""
+    dtype = _float_dtype("bn_forward_cuda", x, mean, scale, shift)
+    x = cupy.ascontiguousarray(x)
+    n, c, s_len = _channels(x)
+    y = cupy.empty_like(x)
+    _launch(cupy, "minicnn_bn_forward", dtype, x.size,
+            (x, mean, scale, shift, y) + _ints(x.size, c, s_len))
+    return y
+
+
+def bn_backward_cuda(cupy, g, x, mean, inv_std, scale, sum_g, sum_gxhat, training):
+    """Batch norm's dx in one pass (see ``BN_BACKWARD_SOURCE``); ``m`` = values per channel."""
+    dtype = _float_dtype("bn_backward_cuda", g, x, mean, inv_std, scale, sum_g, sum_gxhat)
+    g, x = cupy.ascontiguousarray(g), cupy.ascontiguousarray(x)
+    n, c, s_len = _channels(x)
+    dx = cupy.empty_like(x)
+    _launch(cupy, "minicnn_bn_backward", dtype, x.size,
+            (g, x, mean, inv_std, scale, sum_g, sum_gxhat, dx)
+            + _ints(x.size, c, s_len, n * s_len, 1 if training else 0))
+    return dx

@@ -9,12 +9,15 @@ compute what the references compute (tested equal), with
   (``cuda_kernels.col2im_cuda``: one pass, no atomics) instead of kh*kw strided scatter-adds;
 * ``CudaMaxPool2d``: max-pool backward folded by the same kernel;
 * ``CudaLocalResponseNorm``: forward and backward as one fused kernel each, instead of ``size``
-  shifted slice-adds and a temporary per formula term.
+  shifted slice-adds and a temporary per formula term;
+* ``CudaBatchNorm``: the statistics in one pass (a block per channel), the normalisation in one
+  more; backward likewise (two kernels instead of about a dozen whole-array operations).
 
 The stand-in runs ``DeviceConv2d`` (whole-array code only); CUDA runs the kernel classes. Nothing
 here ever reaches the CPU thread pool (``threads`` raises if a device array does).
 """
 from .. import backend
+from ..functional.batchnorm import BatchNorm
 from ..functional.conv import Conv2d, col2im
 from ..functional.lrn import LocalResponseNorm
 from ..functional.pooling import MaxPool2d
@@ -99,7 +102,47 @@ class CudaLocalResponseNorm(LocalResponseNorm):
         return cuda_kernels.lrn_backward_cuda(xp, self.a, self.s, g, self.size, self.alpha, self.beta)
 
 
+class CudaBatchNorm(BatchNorm):
+    """Batch norm in four kernels (statistics, normalise; gradient sums, dx): the reference's
+    formulas; saves x, the mean, 1/sigma and gamma/sigma (never xhat)."""
+
+    def forward(self, x, weight, bias):
+        params = [t for t in (weight, bias) if t is not None]
+        if not _kernel_dtype(x) or any(t.dtype != x.dtype for t in params):
+            return super().forward(x, weight, bias)
+        xp = backend.get_array_module(x)
+        c = x.shape[1]
+        self.m = m = x.size // c
+        self.batch_stats = self.training or self.running_mean is None
+        if self.m < 2 and self.training:
+            return super().forward(x, weight, bias)  # the reference raises the clear error
+        if self.batch_stats:
+            mean, var = cuda_kernels.bn_statistics_cuda(xp, x)
+            if self.training and self.running_mean is not None:   # in place, as the reference
+                mom = self.momentum
+                self.running_mean[...] = (1.0 - mom) * self.running_mean + mom * mean
+                self.running_var[...] = (1.0 - mom) * self.running_var + (mom * m / (m - 1)) * var
+        else:
+            mean = self.running_mean.astype(x.dtype)
+            var = self.running_var.astype(x.dtype)
+        self.inv_std = 1.0 / xp.sqrt(var + self.eps)
+        self.scale = self.inv_std if weight is None else weight * self.inv_std      # gamma / sigma
+        shift = xp.zeros_like(mean) if bias is None else bias
+        self.x, self.mean, self.fused = x, mean, True
+        return cuda_kernels.bn_forward_cuda(xp, x, mean, self.scale, shift)
+
+    def backward(self, g):
+        if not getattr(self, "fused", False):
+            return super().backward(g)
+        xp = backend.get_array_module(g)
+        sum_g, sum_gxhat = cuda_kernels.bn_gradient_sums_cuda(xp, g, self.x, self.mean, self.inv_std)
+        dx = cuda_kernels.bn_backward_cuda(xp, g, self.x, self.mean, self.inv_std, self.scale, sum_g,
+                                           sum_gxhat, self.batch_stats)
+        return dx, sum_gxhat, sum_g
+
+
 register(Conv2d, DeviceConv2d, devices=("standin",))
 register(Conv2d, CudaConv2d, devices=("cuda",))
 register(MaxPool2d, CudaMaxPool2d, devices=("cuda",))
 register(LocalResponseNorm, CudaLocalResponseNorm, devices=("cuda",))
+register(BatchNorm, CudaBatchNorm, devices=("cuda",))

@@ -30,6 +30,8 @@ static const minicnn_dim3 blockIdx = {0, 0, 0}, threadIdx = {0, 0, 0};
 static const minicnn_dim3 blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
 #define __global__
 #define __restrict__
+#define __shared__ static
+static inline void __syncthreads() {}
 """
 """Prepended to a kernel source to compile it as C++ on the CPU (one thread, the loop is serial)."""
 
@@ -269,3 +271,44 @@ def test_importing_the_kernels_needs_no_cupy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parents[2])  # the repository root
     assert out.returncode == 0, out.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Batch normalization
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (7, 5), (2, 4, 9), (1, 2, 1, 3)])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_kernels_match_the_reference(cupy, shape, dtype, training):
+    """Statistics, normalisation, gradient sums and dx against ``BatchNorm`` (reference code)."""
+    import minicnn as mc
+    import minicnn.functional as F
+    from minicnn import fast
+    rng = np.random.default_rng(sum(shape))
+    c = shape[1]
+    axes = (0,) + tuple(range(2, len(shape)))
+    x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
+    gamma, beta = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    running_mean, running_var = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+
+    mean, var = gk.bn_statistics_cuda(cupy, x)
+    _check(mean, x.mean(axis=axes, dtype=np.float64).astype(dtype))
+    _check(var, x.var(axis=axes, dtype=np.float64).astype(dtype))
+    if not training:
+        mean, var = running_mean, running_var
+    inv_std = (1 / np.sqrt(var + 1e-5)).astype(dtype)
+    scale = gamma * inv_std
+    y = gk.bn_forward_cuda(cupy, x, mean, scale, beta)
+    sum_g, sum_gxhat = gk.bn_gradient_sums_cuda(cupy, g, x, mean, inv_std)
+    dx = gk.bn_backward_cuda(cupy, g, x, mean, inv_std, scale, sum_g, sum_gxhat, training)
+
+    tx, tw, tb = (mc.Tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    with fast.disabled():
+        ty = F.batch_norm(tx, running_mean.copy(), running_var.copy(), tw, tb, training=training)
+        ty.backward(g)
+    loose = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else TOLERANCE[np.dtype(dtype)]
+    np.testing.assert_allclose(y, ty.data, **loose)
+    np.testing.assert_allclose(dx, tx.grad, **loose)
+    np.testing.assert_allclose(sum_gxhat, tw.grad, **loose)
+    np.testing.assert_allclose(sum_g, tb.grad, **loose)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One call on a GPU machine: the CUDA test suite, then the benchmarks, each under its own time
+# limit, everything written to one folder ($OUT, else ./gpu-report). Run from the repository root:
+#
+#     bash benchmarks/gpu_report.sh            # on a machine with CuPy, a GPU and (optionally) PyTorch
+#
+# Fashion-MNIST is found through $MINICNN_DATA (copy /usr/share/datasets/fashion-mnist there).
+# Limits (seconds) can be changed: T_TESTS, T_LAYERS, T_MODELS, T_TRAIN.
+set -u
+OUT=${OUT:-gpu-report}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.txt, note the exit code
+    local name=$1 limit=$2; shift 2
+    local start=$(date +%s)
+    timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1
+    echo "$name: exit $? after $(( $(date +%s) - start )) s (limit $limit s)" | tee -a "$OUT/summary.txt"
+}
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  python3 -c "import cupy, numpy; print('cupy', cupy.__version__, 'cuda', cupy.cuda.runtime.runtimeGetVersion(), 'numpy', numpy.__version__)"
+  python3 -c "import torch; print('torch', torch.__version__, 'cudnn', torch.backends.cudnn.version())" 2>/dev/null
+} > "$OUT/versions.txt" 2>&1
+step tests "${T_TESTS:-240}" env MINICNN_TEST_DEVICES=cuda python3 -m pytest -q -p no:cacheprovider \
+    tests/core tests/functional tests/fast tests/nn tests/models tests/optim
+step layers "${T_LAYERS:-120}" python3 benchmarks/layers.py --device cuda --quick --json "$OUT/layers_cuda.json"
+step models "${T_MODELS:-150}" python3 benchmarks/models.py --device cuda --quick --json "$OUT/models_cuda.json"
+step train "${T_TRAIN:-100}" python3 -m minicnn train --device cuda --epochs 2 --out "$OUT/train-run"
+cp "$OUT/train-run/metrics.json" "$OUT/train_metrics.json" 2>/dev/null
+rm -rf "$OUT/train-run"
+tail -n 3 "$OUT"/tests.txt "$OUT"/layers.txt "$OUT"/models.txt "$OUT"/train.txt
