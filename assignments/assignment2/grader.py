@@ -1,0 +1,339 @@
+"""The grader of Assignment 2: questions, points, public checks and hidden checks.
+
+Run it yourself at any time::
+
+    python grader.py            (or: minicnn assignment grade .)
+
+to run the *public* checks: gradient checks with ``mc.gradcheck`` and small examples. The final
+grade also runs *hidden* checks, which compare the gradients your ``backward`` methods compute on
+other inputs with the instructor's solution. Every check returns the values it looked at; the real
+grade compares them with the solution's.
+
+``sub.functions``, ``sub.topo`` and ``sub.network`` are your files.
+"""
+from pathlib import Path
+
+import numpy as np
+
+import minicnn as mc
+from minicnn import optim
+from minicnn.assignment import Question, collect_references
+
+TITLE = "Assignment 2: Autograd"
+SUBMISSION_FILES = ["functions.py", "topo.py", "network.py"]
+
+
+def random(seed, *shape, positive=False):
+    """Float64 standard normal numbers (or uniform in [0.5, 2] with ``positive``), seeded."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.5, 2.0, shape) if positive else rng.standard_normal(shape)
+
+
+def tensors(*arrays):
+    """float64 tensors that require gradients."""
+    return [mc.Tensor(np.asarray(a, dtype=np.float64), requires_grad=True) for a in arrays]
+
+
+def gradients(op, arrays, upstream_seed):
+    """Run ``op()`` on tensors of ``arrays`` through the engine, backward with a random upstream
+    gradient; returns ``{"out": ..., "d0": ..., "d1": ...}``."""
+    inputs = tensors(*arrays)
+    out = op()(*inputs)
+    out.backward(random(upstream_seed, *out.shape))
+    result = {"out": out.numpy()}
+    for i, t in enumerate(inputs):
+        assert t.grad is not None, f"{op.__name__}.backward returned no gradient for input {i}"
+        assert t.grad.shape == t.shape, (f"{op.__name__}.backward: the gradient of input {i} has "
+                                         f"shape {t.grad.shape}, the input {t.shape}")
+        result[f"d{i}"] = t.grad
+    return result
+
+
+def gradcheck(op, arrays, upstream_seed):
+    """``mc.gradcheck`` of ``op`` on ``arrays`` (float64), then the values it checked."""
+    name = op.__name__
+    try:
+        mc.gradcheck(lambda *ts: op()(*ts), tensors(*arrays))
+    except mc.GradcheckError as error:
+        raise AssertionError(f"{name}.backward disagrees with the numerical gradient: {error}") from None
+    return gradients(op, arrays, upstream_seed)
+
+
+# --------------------------------------------------------------------------------------------
+q1 = Question("q1", "Elementwise: Multiply, Exp, Log", points=15)
+
+
+@q1.public
+def multiply_gradcheck(sub):
+    return gradcheck(sub.functions.Multiply, [random(1, 3, 4), random(2, 3, 4)], 3)
+
+
+@q1.public
+def exp_log_gradcheck(sub):
+    out = gradcheck(sub.functions.Exp, [random(4, 2, 5)], 5)
+    out.update({f"log_{k}": v for k, v in
+                gradcheck(sub.functions.Log, [random(6, 2, 5, positive=True)], 7).items()})
+    return out
+
+
+@q1.hidden
+def multiply_values(sub):
+    return gradients(sub.functions.Multiply, [random(11, 2, 3, 4), random(12, 2, 3, 4)], 13)
+
+
+@q1.hidden
+def exp_log_values(sub):
+    out = gradients(sub.functions.Exp, [random(14, 6, 2)], 15)
+    out.update({f"log_{k}": v for k, v in
+                gradients(sub.functions.Log, [random(16, 3, 3, 2, positive=True)], 17).items()})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+q2 = Question("q2", "Activations: ReLU, Sigmoid, Tanh", points=15)
+
+
+def away_from_zero(x):
+    """Move inputs away from ReLU's kink, where the numerical gradient is meaningless."""
+    return x + 0.05 * np.sign(x)
+
+
+@q2.public
+def relu_gradcheck(sub):
+    return gradcheck(sub.functions.ReLU, [away_from_zero(random(21, 4, 5))], 22)
+
+
+@q2.public
+def sigmoid_tanh_gradcheck(sub):
+    out = gradcheck(sub.functions.Sigmoid, [random(23, 4, 3)], 24)
+    out.update({f"tanh_{k}": v for k, v in gradcheck(sub.functions.Tanh, [random(25, 4, 3)], 26).items()})
+    return out
+
+
+@q2.hidden
+def relu_values(sub):
+    return gradients(sub.functions.ReLU, [away_from_zero(random(27, 3, 2, 4))], 28)
+
+
+@q2.hidden
+def sigmoid_tanh_values(sub):
+    out = gradients(sub.functions.Sigmoid, [3 * random(29, 5, 2)], 30)
+    out.update({f"tanh_{k}": v for k, v in gradients(sub.functions.Tanh, [3 * random(31, 2, 7)], 32).items()})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+q3 = Question("q3", "MatMul and AddBias", points=20)
+
+
+@q3.public
+def matmul_gradcheck(sub):
+    return gradcheck(sub.functions.MatMul, [random(41, 3, 4), random(42, 4, 2)], 43)
+
+
+@q3.public
+def add_bias_gradcheck(sub):
+    result = gradcheck(sub.functions.AddBias, [random(44, 5, 3), random(45, 3)], 46)
+    assert result["d1"].shape == (3,), "AddBias: the bias gradient must have the bias's shape (M,)"
+    return result
+
+
+@q3.hidden
+def matmul_values(sub):
+    return gradients(sub.functions.MatMul, [random(47, 6, 2), random(48, 2, 5)], 49)
+
+
+@q3.hidden
+def add_bias_values(sub):
+    return gradients(sub.functions.AddBias, [random(50, 7, 4), random(51, 4)], 52)
+
+
+# --------------------------------------------------------------------------------------------
+q4 = Question("q4", "Softmax cross-entropy", points=15)
+
+
+def cross_entropy(sub, scores, labels, upstream=1.0):
+    (s,) = tensors(scores)
+    loss = sub.functions.SoftmaxCrossEntropy()(s, mc.Tensor(np.asarray(labels, dtype=np.int64)))
+    loss.backward(np.array(upstream))
+    return {"loss": loss.numpy(), "dscores": s.grad}
+
+
+@q4.public
+def cross_entropy_uniform(sub):
+    result = cross_entropy(sub, np.zeros((4, 10)), [0, 1, 2, 3])
+    assert abs(float(result["loss"]) - np.log(10)) < 1e-9, "the loss of all-zero scores is log(10)"
+    assert result["dscores"] is not None and result["dscores"].shape == (4, 10), \
+        "dscores must have the shape of the scores, (4, 10)"
+    assert np.allclose(result["dscores"].sum(axis=1), 0), "each row of dscores must sum to 0"
+    return result
+
+
+@q4.public
+def cross_entropy_gradcheck(sub):
+    labels = mc.Tensor(np.array([0, 2, 1, 2]))
+    try:
+        mc.gradcheck(lambda s: sub.functions.SoftmaxCrossEntropy()(s, labels), tensors(random(61, 4, 3)))
+    except mc.GradcheckError as error:
+        raise AssertionError(f"SoftmaxCrossEntropy.backward: {error}") from None
+    return cross_entropy(sub, random(61, 4, 3), [0, 2, 1, 2])
+
+
+@q4.hidden
+def cross_entropy_values(sub):
+    labels = np.random.default_rng(63).integers(0, 6, 9)
+    return cross_entropy(sub, 4 * random(62, 9, 6), labels, upstream=2.5)
+
+
+# --------------------------------------------------------------------------------------------
+q5 = Question("q5", "Topological order", points=15)
+
+
+class Node:
+    """A node of a test graph: compared by identity, as ``topological_order`` must."""
+
+    def __init__(self, label):
+        self.label = label
+
+    def __repr__(self):
+        return f"Node({self.label!r})"
+
+
+def short(items, limit=12):
+    items = list(items)
+    return repr(items) if len(items) <= limit else f"{items[:limit]!r}[:{limit}] (of {len(items)})"
+
+
+def check_order(sub, edges, output):
+    """Run ``topological_order`` on the graph ``{label: [parent labels]}``; asserts that the
+    order is valid and returns what it found."""
+    nodes = {label: Node(label) for label in edges}
+    parents = {id(nodes[label]): [nodes[p] for p in ps] for label, ps in edges.items()}
+    order = sub.topo.topological_order(nodes[output], lambda node: parents[id(node)])
+    assert isinstance(order, list), f"topological_order must return a list, got {type(order).__name__}"
+    labels = [getattr(node, "label", node) for node in order]
+    reachable, todo = set(), [output]
+    while todo:
+        label = todo.pop()
+        if label not in reachable:
+            reachable.add(label)
+            todo.extend(edges[label])
+    assert len(labels) == len(set(labels)), f"a node appears more than once: {short(labels)}"
+    assert set(labels) == reachable, \
+        f"expected the {len(reachable)} reachable nodes once each, got {short(labels)}"
+    position = {label: i for i, label in enumerate(labels)}
+    late = [(p, n) for n in labels for p in edges[n] if position[p] > position[n]]
+    assert not late, f"{late[0][0]} feeds {late[0][1]} but comes after it in {short(labels)}"
+    return {"count": len(labels), "last_is_output": labels[-1] == output, "misplaced": len(late)}
+
+
+@q5.public
+def diamond_graph(sub):
+    #   a -> b -> d,  a -> c -> d:  a feeds two nodes
+    return check_order(sub, {"d": ["b", "c"], "b": ["a"], "c": ["a"], "a": []}, "d")
+
+
+@q5.public
+def minicnn_graph(sub):
+    f = sub.functions
+    x = mc.Tensor(np.ones((2, 3)), requires_grad=True)
+    e = f.Exp()(x)
+    loss = f.SoftmaxCrossEntropy()(f.Multiply()(e, e), mc.Tensor(np.array([0, 1])))
+    names = [type(fn).__name__ for fn in sub.topo.backward_order(loss)]
+    assert names == ["SoftmaxCrossEntropy", "Multiply", "Exp"], f"backward order: {names}"
+    return {"count": len(names)}
+
+
+@q5.hidden
+def wide_graph(sub):
+    edges = {0: [1, 2, 3], 1: [4, 5], 2: [4, 6], 3: [6, 7], 4: [8], 5: [8], 6: [8, 7], 7: [8], 8: [],
+             9: [0]}
+    return check_order(sub, edges, 9)
+
+
+@q5.hidden
+def deep_graph(sub):
+    depth = 3000                              # deeper than Python's recursion limit
+    edges = {i: ([i + 1, i + 2] if i + 2 <= depth else [depth] if i < depth else []) for i in range(depth + 1)}
+    return check_order(sub, edges, 0)
+
+
+# --------------------------------------------------------------------------------------------
+q6 = Question("q6", "A two-layer network through the engine", points=20)
+
+
+def network_gradients(sub, activation, seed):
+    model = sub.network.TwoLayerNet(6, 5, 4, activation=activation, seed=seed, dtype=np.float64)
+    x = mc.Tensor(random(seed + 1, 7, 6))
+    y = mc.Tensor(np.random.default_rng(seed + 2).integers(0, 4, 7))
+    total = model.loss(x, y)
+    total.backward()
+    out = {"loss": total.numpy()}
+    for name, p in zip(["w1", "b1", "w2", "b2"], model.parameters()):
+        assert p.grad is not None, f"{name} got no gradient: is it used in scores()?"
+        out[name] = p.grad
+    return out
+
+
+@q6.public
+def network_gradcheck(sub):
+    model = sub.network.TwoLayerNet(4, 3, 3, activation="tanh", seed=71, dtype=np.float64)
+    x, y = mc.Tensor(random(72, 5, 4)), mc.Tensor(np.array([0, 1, 2, 1, 0]))
+    try:
+        mc.gradcheck(lambda *params: _loss_with(model, params, x, y), model.parameters())
+    except mc.GradcheckError as error:
+        raise AssertionError(f"the network's gradients are wrong: {error}") from None
+    return network_gradients(sub, "tanh", 71)
+
+
+def _loss_with(model, params, x, y):
+    model.w1, model.b1, model.w2, model.b2 = params
+    return model.loss(x, y)
+
+
+@q6.public
+def network_learns(sub):
+    net = sub.network
+    x_train, y_train, x_test, y_test = net.load_data(300, 200, synthetic=True, seed=3)
+    model = net.TwoLayerNet(784, 32, 10, seed=4)
+    history = net.train(model, x_train, y_train, x_test, y_test, epochs=2, batch_size=32,
+                        lr=0.02, log=lambda message: None)
+    assert history[-1]["test_acc"] > 0.6, \
+        f"after 2 epochs on an easy problem the test accuracy is only {history[-1]['test_acc']:.0%}"
+    return {"learned": history[-1]["test_acc"] > 0.6}
+
+
+@q6.hidden
+def network_relu_values(sub):
+    return network_gradients(sub, "relu", 81)
+
+
+@q6.hidden
+def network_sigmoid_values(sub):
+    return network_gradients(sub, "sigmoid", 91)
+
+
+@q6.hidden
+def train_step_values(sub):
+    net = sub.network
+    model = net.TwoLayerNet(6, 5, 3, seed=101, dtype=np.float64)
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    x, y = mc.Tensor(random(102, 8, 6)), mc.Tensor(np.arange(8) % 3)
+    losses = [net.train_step(model, optimizer, x, y) for _ in range(3)]
+    return {"losses": np.array(losses), "w1": model.w1.numpy(), "b2": model.b2.numpy()}
+
+
+QUESTIONS = [q1, q2, q3, q4, q5, q6]
+
+#: Written questions, graded by hand from ``answers.md`` (not part of the automatic total).
+WRITTEN = {"w1": ("The order of the backward walk", 10), "w2": ("Reading the gradients", 5)}
+
+
+def make_references(sub):
+    """The checks' outputs on ``sub`` (the instructor's solution, when building)."""
+    return collect_references(QUESTIONS, sub)
+
+
+if __name__ == "__main__":
+    from minicnn.assignment import grade
+    grade(Path(__file__).resolve().parent)
