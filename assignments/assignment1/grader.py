@@ -11,6 +11,9 @@ and gradients on other inputs (other shapes, strides and paddings) with the inst
 they are written out below, so you can see exactly what they compute, but not the expected results.
 
 Each function below receives ``sub``, the code being graded: ``sub.layers`` is your ``layers.py``.
+Each returns the outputs of your code that it looked at. When you run the grader yourself, a
+public check passes when its assertions hold; the final grade compares the returned outputs of
+every check, public and hidden, with those of the instructor's solution.
 """
 from pathlib import Path
 
@@ -35,7 +38,11 @@ def expect_close(actual, expected, what, tolerance=1e-7):
 
 
 def expect_gradients(sub, forward, backward, inputs, what, tolerance=1e-7):
-    """Assert that ``backward`` matches the numerical gradients of ``forward`` (float64)."""
+    """Assert that ``backward`` matches the numerical gradients of ``forward`` (float64).
+
+    Returns the layer's output and its analytic gradients (``{"out", "d0", "d1", ...}``) for the
+    upstream gradient the check used.
+    """
     try:
         errors = sub.gradient_check.check_layer(forward, backward, inputs)
     except AssertionError as error:             # a gradient of the wrong shape
@@ -43,6 +50,12 @@ def expect_gradients(sub, forward, backward, inputs, what, tolerance=1e-7):
     for index, error in errors.items():
         assert error <= tolerance, (f"{what}: the gradient of input {index} differs from the "
                                     f"numerical gradient (relative error {error:.1e})")
+    inputs = [np.array(value, dtype=np.float64) for value in inputs]
+    out, cache = forward(*inputs)
+    gradients = backward(np.random.default_rng(0).standard_normal(np.shape(out)), cache)
+    if not isinstance(gradients, tuple):
+        gradients = (gradients,)
+    return {"out": out, **{f"d{k}": gradient for k, gradient in enumerate(gradients)}}
 
 
 def random(seed, *shape):
@@ -61,11 +74,12 @@ def affine_small_example(sub):
     b = np.array([0.0, 0.0, 1.0])
     out, _ = sub.layers.affine_forward(x, w, b)
     expect_close(out, [[1, 2, 4], [3, 4, 8]], "affine_forward on the small example")
+    return {"out": out}
 
 
 @q1.public
 def affine_gradients(sub):
-    expect_gradients(sub, sub.layers.affine_forward, sub.layers.affine_backward,
+    return expect_gradients(sub, sub.layers.affine_forward, sub.layers.affine_backward,
                      [random(1, 3, 2, 3), random(2, 4, 6), random(3, 4)], "affine_backward")
 
 
@@ -90,13 +104,15 @@ q2 = Question("q2", "ReLU", points=5)
 def relu_small_example(sub):
     out, _ = sub.layers.relu_forward(np.array([[-1.0, 0.0, 2.5], [3.0, -0.5, 0.1]]))
     expect_close(out, [[0, 0, 2.5], [3, 0, 0.1]], "relu_forward on the small example")
+    return {"out": out}
 
 
 @q2.public
 def relu_gradients(sub):
     x = random(21, 4, 5)
     x += 0.01 * np.sign(x)                  # stay away from the kink at 0
-    expect_gradients(sub, sub.layers.relu_forward, sub.layers.relu_backward, [x], "relu_backward")
+    return expect_gradients(sub, sub.layers.relu_forward, sub.layers.relu_backward, [x],
+                            "relu_backward")
 
 
 @q2.hidden
@@ -121,6 +137,7 @@ SMALL_OUT = [[[[9.0, 13.0], [21.0, 25.0]]]]     # e.g. 0 + 1 + 3 + 4 + 1 = 9
 def conv_naive_small_example(sub):
     out, _ = sub.layers.conv_forward_naive(SMALL_X, SMALL_W, SMALL_B)
     expect_close(out, SMALL_OUT, "conv_forward_naive on the small example")
+    return {"out": out}
 
 
 @q3.public
@@ -129,12 +146,13 @@ def conv_naive_output_shape(sub):
                                            random(33, 4), stride=2, pad=1)
     assert np.shape(out) == (2, 4, 3, 3), \
         f"stride 2, pad 1, 5x5 input, 3x3 filters: expected shape (2, 4, 3, 3), got {np.shape(out)}"
+    return {"out": out}
 
 
 @q3.public
 def conv_naive_gradients(sub):
     layers = sub.layers
-    expect_gradients(sub, lambda x, w, b: layers.conv_forward_naive(x, w, b, stride=2, pad=1),
+    return expect_gradients(sub, lambda x, w, b: layers.conv_forward_naive(x, w, b, stride=2, pad=1),
                      layers.conv_backward_naive,
                      [random(34, 2, 2, 5, 5), random(35, 3, 2, 3, 3), random(36, 3)],
                      "conv_backward_naive (stride 2, pad 1)")
@@ -164,6 +182,7 @@ def im2col_small_example(sub):
     cols = sub.layers.im2col(SMALL_X, 2, 2)
     expect_close(cols, [[0, 1, 3, 4], [1, 2, 4, 5], [3, 4, 6, 7], [4, 5, 7, 8]],
                  "im2col of the 3x3 example with a 2x2 kernel")
+    return {"cols": cols}
 
 
 @q4.public
@@ -178,18 +197,20 @@ def col2im_is_adjoint_of_im2col(sub):
     left, right = np.sum(cols * c), np.sum(x * back)
     assert abs(left - right) <= 1e-9 * max(abs(left), 1.0), \
         f"sum(im2col(x) * c) = {left:.6f} but sum(x * col2im(c)) = {right:.6f}; they must be equal"
+    return {"cols": cols, "back": back}
 
 
 @q4.public
 def conv_im2col_small_example(sub):
     out, _ = sub.layers.conv_forward_im2col(SMALL_X, SMALL_W, SMALL_B)
     expect_close(out, SMALL_OUT, "conv_forward_im2col on the small example")
+    return {"out": out}
 
 
 @q4.public
 def conv_im2col_gradients(sub):
     layers = sub.layers
-    expect_gradients(sub, lambda x, w, b: layers.conv_forward_im2col(x, w, b, stride=2, pad=1),
+    return expect_gradients(sub, lambda x, w, b: layers.conv_forward_im2col(x, w, b, stride=2, pad=1),
                      layers.conv_backward_im2col,
                      [random(53, 2, 2, 5, 5), random(54, 3, 2, 3, 3), random(55, 3)],
                      "conv_backward_im2col (stride 2, pad 1)")
@@ -234,6 +255,7 @@ POOL_X = np.array([[1.0, 2.0, 5.0, 0.0],
 def max_pool_small_example(sub):
     out, _ = sub.layers.max_pool_forward(POOL_X, size=2, stride=2)
     expect_close(out, [[[[4, 5], [9, 3]]]], "max_pool_forward on the 4x4 example")
+    return {"out": out}
 
 
 @q5.public
@@ -243,13 +265,14 @@ def max_pool_backward_small_example(sub):
     expected = np.zeros((1, 1, 4, 4))
     expected[0, 0, 1, 1], expected[0, 0, 0, 2], expected[0, 0, 3, 0], expected[0, 0, 3, 2] = 1, 2, 3, 4
     expect_close(dx, expected, "max_pool_backward on the 4x4 example, dout = [[1, 2], [3, 4]]")
+    return {"dx": dx}
 
 
 @q5.public
 def max_pool_gradients(sub):
     layers = sub.layers
     x = np.random.default_rng(71).permutation(2 * 2 * 7 * 7).reshape(2, 2, 7, 7) / 10.0
-    expect_gradients(sub, lambda x: layers.max_pool_forward(x, size=3, stride=2),
+    return expect_gradients(sub, lambda x: layers.max_pool_forward(x, size=3, stride=2),
                      layers.max_pool_backward, [x], "max_pool_backward (size 3, stride 2)")
 
 
@@ -274,6 +297,7 @@ def softmax_uniform_scores(sub):
     loss, dscores = sub.layers.softmax_loss(np.zeros((5, 10)), np.arange(5))
     expect_close(loss, np.log(10), "loss of all-zero scores over 10 classes (log 10)")
     expect_close(np.sum(dscores, axis=1), np.zeros(5), "rows of dscores must sum to 0")
+    return {"loss": loss, "dscores": dscores}
 
 
 @q6.public
@@ -282,6 +306,7 @@ def softmax_large_scores(sub):
                                             np.array([0, 0]))
     expect_close(loss, 500.0, "loss of scores in the thousands (overflow?)")
     expect_close(dscores, [[0, 0], [-0.5, 0.5]], "dscores of scores in the thousands")
+    return {"loss": loss, "dscores": dscores}
 
 
 @q6.public
@@ -292,6 +317,7 @@ def softmax_gradient(sub):
     _, dscores = sub.layers.softmax_loss(scores, y)
     error = sub.gradient_check.rel_error(dscores, numerical)
     assert error <= 1e-7, f"dscores differs from the numerical gradient (relative error {error:.1e})"
+    return {"dscores": dscores}
 
 
 @q6.hidden

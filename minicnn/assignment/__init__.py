@@ -18,6 +18,10 @@ Two steps::
 
 The same from Python: :func:`build` and :func:`grade`. ``python -m minicnn.assignment`` runs the
 same command line without the rest of minicnn's.
+
+A submission's code never runs in the grading process: every submission gets its own
+resource-limited Python process (:mod:`~minicnn.assignment.sandbox`), which sends back the arrays
+its checks returned; the grading process compares them with the references and scores.
 """
 import argparse
 import json
@@ -26,13 +30,19 @@ import sys
 from .build import BuildError, LeakError, MarkerError, build, strip_solutions
 from .grade import GradeError, GradeReport, grade
 from .questions import Question, collect_references, relative_error
+from .sandbox import Limits
 from .submission import Submission
 
 __all__ = [
     "build", "grade", "cli_build", "cli_grade", "main",
     "Question", "collect_references", "relative_error", "Submission", "strip_solutions",
-    "BuildError", "MarkerError", "LeakError", "GradeError", "GradeReport",
+    "BuildError", "MarkerError", "LeakError", "GradeError", "GradeReport", "Limits",
+    "EXIT_INCOMPLETE",
 ]
+
+#: Exit status of ``grade`` when the report was written but the submission could not be graded
+#: completely (a check timed out, crashed the grading process or was not run).
+EXIT_INCOMPLETE = 3
 
 
 def cli_build(src, out):
@@ -51,21 +61,27 @@ def cli_build(src, out):
     return 0
 
 
-def cli_grade(submission, references=None, json_path=None):
+def cli_grade(submission, references=None, json_path=None, limits=None):
     """``minicnn assignment grade SUBMISSION [--references KIT]``: prints the report.
 
-    Returns 0 whenever a report was produced, whatever the score, and 1 when the tooling could not
-    grade at all (no grader, unreadable references). ``json_path`` also saves the report as JSON.
+    Returns 0 when every check was graded (whatever the score), :data:`EXIT_INCOMPLETE` (3) when
+    the report was written but some check timed out, crashed the grading process or was not run,
+    and 1 when the tooling could not grade at all (no grader, unreadable references, a JSON file
+    that cannot be written). ``json_path`` also saves the report as JSON.
     """
     try:
-        report = grade(submission, references)
+        report = grade(submission, references, limits=limits)
     except GradeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as handle:
-            json.dump(report.to_dict(), handle, indent=2)
-    return 0
+        try:
+            with open(json_path, "w", encoding="utf-8") as handle:
+                json.dump(report.to_dict(), handle, indent=2)
+        except OSError as error:
+            print(f"error: could not write the JSON report {json_path}: {error}", file=sys.stderr)
+            return 1
+    return 0 if report.complete else EXIT_INCOMPLETE
 
 
 def main(argv=None):
@@ -82,7 +98,18 @@ def main(argv=None):
                          help="the grading kit folder (or its references.npz); "
                               "without it only the public checks run")
     p_grade.add_argument("--json", dest="json_path", default=None, help="also write the report here")
+    p_grade.add_argument("--time-budget", type=float, default=Limits.total_seconds,
+                         help="seconds for the whole submission (default %(default)g)")
+    p_grade.add_argument("--memory-mb", type=int, default=Limits.memory_bytes // 2 ** 20,
+                         help="address-space limit of the grading process, MiB; 0: none "
+                              "(default %(default)d)")
     args = parser.parse_args(argv)
     if args.command == "build":
         return cli_build(args.src, args.out)
-    return cli_grade(args.submission, args.references, args.json_path)
+    if not args.time_budget > 0:
+        parser.error(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
+    if args.memory_mb < 0:
+        parser.error(f"--memory-mb must be >= 0, got {args.memory_mb}")
+    limits = Limits(total_seconds=args.time_budget,
+                    memory_bytes=args.memory_mb * 2 ** 20 if args.memory_mb else None)
+    return cli_grade(args.submission, args.references, args.json_path, limits)

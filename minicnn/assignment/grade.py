@@ -1,40 +1,51 @@
-"""Grade a submission: run an assignment's questions and print a score report.
+"""Grade a submission: run an assignment's checks in a sandboxed process, score them here.
 
 ::
 
     report = grade("alice/", references="build/assignment1/grader")
     report.earned, report.possible        # 87.5, 100
+    report.complete                       # False when a check crashed, timed out or did not run
 
-What runs:
+How it works:
 
-* The grader is the ``grader.py`` next to the references (the private kit written by the build),
-  or, without one there, the submission's own ``grader.py``. Only the files the grader lists in
-  ``SUBMISSION_FILES`` are taken from the submission; other modules come from the grader's folder.
-* Every check runs on its own: an exception (``NotImplementedError`` from an untouched stub, a
-  wrong shape, a failed assertion) or a time-out scores 0 for that check and the grader moves on.
-  A question's points are shared among its checks by weight.
-* Public checks pass unless they raise. Hidden checks pass when every array they return is within
-  ``rtol`` relative error (:func:`~minicnn.assignment.questions.relative_error`) of the stored
-  reference. Without references (``references=None``, what students run themselves) hidden checks
-  are skipped, each question is scored on its public checks alone, and the report says so.
+* With references, the grader is the ``grader.py`` of the private kit written by the build
+  (next to ``references.npz``); it is imported here, and it alone says which questions, points,
+  weights and tolerances there are. Without references (what students run themselves) the
+  submission's own ``grader.py`` is used, and only the public checks run.
+* The submission's code never runs in this process. :func:`~minicnn.assignment.sandbox.run_checks`
+  runs the checks in a separate Python process, in a temporary folder that holds the kit's files
+  (never ``references.npz``) and the handed-in ``SUBMISSION_FILES``, under resource limits and a
+  time budget. That process sends back, per check, the arrays the check returned.
+* This process alone reads the references and compares: with references, a check (public or
+  hidden) passes when every array it returned is within ``rtol`` relative error
+  (:func:`~minicnn.assignment.questions.relative_error`) of the solution's. What the sandboxed
+  process says about itself ("passed") is never believed then; without references it is (the
+  students' own run is a self-check). A question's points are shared among its checks by weight.
+* A check that fails, raises (``NotImplementedError`` from an untouched stub), runs past its time
+  limit, crashes the process (``os._exit``, a segfault, the memory limit) or is left when the
+  time budget is used up scores 0 and is reported as such; the grading goes on.
 
 Problems with the tooling itself (no grader, unreadable references, a malformed ``QUESTIONS``)
 raise :class:`GradeError`; problems with the submission never do.
 """
 import dataclasses
 import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
 
-from .questions import Question, reference_arrays, relative_error
-from .submission import CheckTimeout, Submission, time_limit
+from .questions import Question, relative_error
+from .sandbox import CRASHED, NOT_RUN, TIMEOUT, SandboxError, run_checks
+from .submission import CheckTimeout, Submission
 
-__all__ = ["grade", "GradeError", "GradeReport", "QuestionResult", "CheckResult", "load_grader"]
+__all__ = ["grade", "GradeError", "GradeReport", "QuestionResult", "CheckResult", "load_grader",
+           "INCOMPLETE"]
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
-NOT_IMPLEMENTED, TIMEOUT, SKIPPED, PARTIAL = "not implemented", "timeout", "skipped", "partial"
+NOT_IMPLEMENTED, SKIPPED, PARTIAL = "not implemented", "skipped", "partial"
+#: Statuses of checks the grader could not finish: the submission was not graded completely.
+INCOMPLETE = (TIMEOUT, CRASHED, NOT_RUN)
+_CHILD_FAILURES = (FAILED, ERROR, NOT_IMPLEMENTED, TIMEOUT, CRASHED, NOT_RUN)
 
 
 class GradeError(Exception):
@@ -74,6 +85,12 @@ class GradeReport:
     submission: str
     references: str              # None when hidden checks were skipped
     questions: list
+    output: str = ""             # the end of what the submission's process printed
+
+    @property
+    def complete(self):
+        """False when a check timed out, crashed the grading process or was not run."""
+        return not any(c.status in INCOMPLETE for q in self.questions for c in q.checks)
 
     @property
     def earned(self):
@@ -91,7 +108,8 @@ class GradeReport:
     def to_dict(self):
         """A JSON-able copy of the report."""
         result = dataclasses.asdict(self)
-        result.update(earned=self.earned, possible=self.possible, fraction=self.fraction)
+        result.update(earned=self.earned, possible=self.possible, fraction=self.fraction,
+                      complete=self.complete)
         return result
 
     def format(self):
@@ -123,7 +141,17 @@ class GradeReport:
             lines += ["", "checks that did not pass:"]
             for q, c in details:
                 lines.append(f"  {q.name}.{c.name} [{c.kind}, {c.status}]: {c.message}")
+        if not self.complete:
+            lines += ["", "NOT GRADED COMPLETELY: some checks timed out, crashed or did not run"]
+        printed = self.output.strip().splitlines()[-OUTPUT_LINES:]
+        if printed:
+            lines += ["", f"what the submission printed (last {len(printed)} lines):"]
+            lines += [f"  | {line}" for line in printed]
         return "\n".join(lines)
+
+
+#: Lines of the submission's printed output shown at the end of the report.
+OUTPUT_LINES = 15
 
 
 def _points(value):
@@ -163,8 +191,10 @@ def _locate_references(references):
         path = path / "references.npz"
     if not path.is_file():
         raise GradeError(f"no references file at {path}")
-    kit = path.parent if (path.parent / "grader.py").is_file() else None
-    return path, kit
+    if not (path.parent / "grader.py").is_file():
+        raise GradeError(f"no grader.py next to the references {path}: grading with references "
+                         f"needs the whole grading kit written by the build")
+    return path, path.parent
 
 
 def _load_references(path):
@@ -176,28 +206,12 @@ def _load_references(path):
 
 
 # ----------------------------------------------------------------------------------------------
-# Running the checks
+# Scoring (in this process only, from the arrays the sandboxed process sent back)
 # ----------------------------------------------------------------------------------------------
 
-def _innermost(error, folder):
-    """``(file name, line, function)`` of the innermost frame of ``error`` in ``folder``, or None."""
-    found = None
-    for frame, line in traceback.walk_tb(error.__traceback__):
-        path = Path(frame.f_code.co_filename)
-        if path.parent == folder:
-            found = (path.name, line, frame.f_code.co_name)
-    return found
-
-
-def _where(error, folder):
-    """`` (layers.py:57 in relu_forward)``, or "" when the error did not pass through ``folder``."""
-    found = _innermost(error, folder)
-    return f" ({found[0]}:{found[1]} in {found[2]})" if found else ""
-
-
 def _compare(question, check, outputs, references):
-    """Compare a hidden check's outputs with the references: (status, message)."""
-    prefix = question.reference_key(check, "")
+    """Compare a check's returned arrays with the references: (status, message)."""
+    prefix = f"{question['name']}.{check['name']}."
     expected = {key[len(prefix):]: value for key, value in references.items() if key.startswith(prefix)}
     if not expected:
         return ERROR, "no reference values for this check (rebuild the assignment)"
@@ -205,55 +219,45 @@ def _compare(question, check, outputs, references):
         return ERROR, (f"the check returned {sorted(outputs)} but the references hold "
                        f"{sorted(expected)} (rebuild the assignment)")
     worst = 0.0
-    for key in expected:
+    for key in sorted(expected):
         try:
             error = relative_error(outputs[key], expected[key])
-        except ValueError as problem:
+        except (ValueError, TypeError) as problem:
             return FAILED, f"{key}: {problem}"
-        if not error <= check.rtol:
-            return FAILED, f"{key}: relative error {error:.2e} (at most {check.rtol:.0e} allowed)"
+        if not error <= check["rtol"]:
+            return FAILED, f"{key}: relative error {error:.2e} (at most {check['rtol']:.0e} allowed)"
         worst = max(worst, error)
     return PASSED, f"largest relative error {worst:.1e}"
 
 
-def _run_check(question, check, sub, references):
-    """Run one check; never raises (except KeyboardInterrupt)."""
-    result = CheckResult(check.name, check.kind, SKIPPED, "", check.weight)
-    if check.kind == "hidden" and references is None:
-        result.message = "no references"
-        return result
-    try:
-        with time_limit(question.timeout):
-            value = check.function(sub)
-            outputs = reference_arrays(value, "this check") if check.kind == "hidden" else None
-    except CheckTimeout as error:
-        result.status, result.message = TIMEOUT, str(error) + _where(error, sub.directory)
-    except NotImplementedError as error:
-        result.status = NOT_IMPLEMENTED
-        found = _innermost(error, sub.directory)
-        result.message = (f"{found[2]} is not implemented yet ({found[0]}:{found[1]})" if found
-                          else f"NotImplementedError: {error}".rstrip(": "))
-    except AssertionError as error:
-        result.status = FAILED
-        result.message = (str(error) or "assertion failed") + _where(error, sub.directory)
-    except (Exception, SystemExit) as error:
-        result.status = ERROR
-        result.message = f"{type(error).__name__}: {error}{_where(error, sub.directory)}"
-    else:
-        if check.kind == "hidden":
-            result.status, result.message = _compare(question, check, outputs, references)
-        else:
-            result.status = PASSED
-    return result
+def _decide(question, check, raw, references):
+    """The status and message of one check, decided here; ``raw`` is the child's (untrusted) word."""
+    if check["kind"] == "hidden" and references is None:
+        return SKIPPED, "no references"
+    if raw is None:
+        return NOT_RUN, "no result came back for this check"
+    if references is not None and raw.outputs is not None:
+        return _compare(question, check, raw.outputs, references)   # the arrays alone decide
+    if raw.status == PASSED:
+        if raw.outputs is None:
+            return ERROR, "the check sent back no outputs"
+        return PASSED, ""            # students' own run (no references): the public check ran
+    if raw.status not in _CHILD_FAILURES:
+        return ERROR, f"unexpected status {raw.status!r} from the grading process"
+    return raw.status, raw.message
 
 
-def _grade_question(question, sub, references):
-    checks = [_run_check(question, check, sub, references) for check in question.checks]
+def _grade_question(question, results, references):
+    checks = []
+    for check in question["checks"]:
+        raw = results.get(f"{question['name']}.{check['name']}")
+        status, message = _decide(question, check, raw, references)
+        checks.append(CheckResult(check["name"], check["kind"], status, message, check["weight"]))
     counted = [c for c in checks if c.status != SKIPPED]
     weight = sum(c.weight for c in counted)
     passed = [c for c in counted if c.passed]
     failed = [c for c in counted if not c.passed]
-    earned = question.points * sum(c.weight for c in passed) / weight if weight else 0.0
+    earned = question["points"] * sum(c.weight for c in passed) / weight if weight else 0.0
     if not counted:
         status = SKIPPED
     elif not failed:
@@ -268,16 +272,47 @@ def _grade_question(question, sub, references):
         message = failed[0].message
     else:
         message = f"{failed[0].name}: {failed[0].message}" if failed else ""
-    return QuestionResult(question.name, question.title, question.points, earned, status,
+    return QuestionResult(question["name"], question["title"], question["points"], earned, status,
                           message, checks)
 
 
-def grade(submission_dir, references=None, *, quiet=False, file=None):
+def _questions_from_manifest(manifest, folder):
+    """The questions as the submission's own grader listed them (students' own run only)."""
+    try:
+        questions = []
+        for q in manifest["questions"]:
+            checks = [{"name": str(c["name"]), "kind": str(c["kind"]), "weight": float(c["weight"]),
+                       "rtol": float(c["rtol"])} for c in q["checks"]]
+            questions.append({"name": str(q["name"]), "title": str(q["title"]),
+                              "points": float(q["points"]), "checks": checks})
+        return questions
+    except (KeyError, TypeError, ValueError) as error:
+        raise GradeError(f"the grader in {folder} listed its questions in an unexpected form "
+                         f"({type(error).__name__}: {error})") from None
+
+
+def _trusted_grader(kit):
+    """The kit's questions (as data), title and SUBMISSION_FILES, imported in this process.
+
+    The kit's ``grader.py`` is the instructor's code; no file of the submission is involved.
+    """
+    with Submission(kit) as own:
+        grader = load_grader(own, kit / "grader.py")
+        questions = [q.describe() for q in grader.QUESTIONS]
+        title = getattr(grader, "TITLE", None)
+        submission_files = [str(name) for name in getattr(grader, "SUBMISSION_FILES", ())]
+    return questions, title, submission_files
+
+
+def grade(submission_dir, references=None, *, quiet=False, file=None, limits=None):
     """Grade the assignment in ``submission_dir``; print and return a :class:`GradeReport`.
 
     ``references`` is the kit folder written by the build (``out/grader``) or the path of its
-    ``references.npz``; ``None`` runs the public checks only. The report is printed to ``file``
-    (standard output by default) unless ``quiet``.
+    ``references.npz`` (with the kit's ``grader.py`` next to it); ``None`` runs the public checks
+    only, with the submission's own ``grader.py`` (what students do). The submission's code runs
+    in a separate process under ``limits`` (:class:`~minicnn.assignment.sandbox.Limits`); this
+    process compares and scores. The report is printed to ``file`` (standard output by default)
+    unless ``quiet``.
     """
     folder = Path(submission_dir).resolve()
     if not folder.is_dir():
@@ -288,15 +323,28 @@ def grade(submission_dir, references=None, *, quiet=False, file=None):
         raise GradeError(f"no grader.py in {grader_path.parent}")
     reference_values = _load_references(references_path) if references_path else None
 
-    with Submission(folder, provided_dir=kit) as sub:
-        grader = load_grader(sub, grader_path)
-        sub.submission_files = set(getattr(grader, "SUBMISSION_FILES", ()))
-        results = [_grade_question(q, sub, reference_values) for q in grader.QUESTIONS]
-        title = getattr(grader, "TITLE", folder.name)
+    if kit is not None:
+        questions, title, submission_files = _trusted_grader(kit)
+        plan = [f"{q['name']}.{c['name']}" for q in questions for c in q["checks"]]
+        try:
+            run = run_checks(folder, kit, submission_files, plan, limits)
+        except SandboxError as error:
+            raise GradeError(str(error)) from None
+    else:
+        try:
+            run = run_checks(folder, None, (), None, limits, kinds=("public",))
+        except SandboxError as error:
+            raise GradeError(str(error)) from None
+        if run.manifest is None:
+            detail = f"\n{run.output.rstrip()}" if run.output.strip() else ""
+            raise GradeError(f"could not run the grader {grader_path}: {run.failure}{detail}")
+        questions = _questions_from_manifest(run.manifest, folder)
+        title = str(run.manifest.get("title") or "")
 
-    report = GradeReport(title=title, submission=str(folder),
+    results = [_grade_question(q, run.results, reference_values) for q in questions]
+    report = GradeReport(title=title or folder.name, submission=str(folder),
                          references=str(references_path) if references_path else None,
-                         questions=results)
+                         questions=results, output=run.output)
     if not quiet:
         print(report.format(), file=file or sys.stdout)
     return report

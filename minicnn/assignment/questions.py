@@ -1,7 +1,8 @@
 """The vocabulary of an assignment's ``grader.py``: questions, their checks, and references.
 
 An assignment's ``grader.py`` lists its questions; each question is worth some points and owns
-checks of two kinds::
+checks of two kinds. **Every check returns the student's outputs it looked at**, as a dict of
+arrays::
 
     from minicnn.assignment import Question, collect_references
 
@@ -14,6 +15,7 @@ checks of two kinds::
     def relu_small_example(sub):
         out, _ = sub.layers.relu_forward(np.array([-1.0, 0.0, 2.0]))
         assert np.array_equal(out, [0, 0, 2]), f"expected [0, 0, 2], got {out}"
+        return {"out": out}
 
     @q1.hidden
     def relu_values(sub):
@@ -28,16 +30,21 @@ checks of two kinds::
 
 ``sub`` is a :class:`~minicnn.assignment.submission.Submission`: ``sub.layers`` is the module
 ``layers.py`` of the code under test (the student's when grading, the instructor's solution when
-the build makes the references). Modules listed in ``SUBMISSION_FILES`` come from the submission;
-every other module (``sub.gradient_check``) from the grader's own folder, so students cannot change
-the helpers the grader relies on.
+the build makes the references). When grading, the checks run in a separate, resource-limited
+process that holds only the handed-in ``SUBMISSION_FILES`` and the released helper files
+(:mod:`minicnn.assignment.sandbox`).
 
-*Public* checks are plain tests that students see and can run themselves: they pass unless they
-raise (an ``AssertionError`` with a helpful message, usually). *Hidden* checks return a dict of
-arrays (forward values, gradients) computed on fixed, seeded inputs; the build stores the solution's
-arrays in ``references.npz`` and grading compares the submission's arrays with them by
-:func:`relative_error`. A question's points are shared among its checks in proportion to their
-``weight`` (1 by default).
+*Public* checks are tests that students see and run themselves: with ``minicnn assignment grade .``
+(no references) a public check passes when it returns without raising (an ``AssertionError`` with a
+helpful message, usually). *Hidden* checks compute on inputs students do not know about. The
+build runs every check, public and hidden, on the instructor's solution and stores the returned
+arrays in ``references.npz``; the real grade (with references) then decides **every** check in the
+grading process, by comparing the arrays the submission's process sent back with the references
+(:func:`relative_error` within ``rtol``), never by what that process says about itself. A
+question's points are shared among its checks in proportion to their ``weight`` (1 by default).
+
+Values a check may return: a dict of ``str`` to anything :func:`numpy.asarray` turns into a
+numeric array (floats, integers, booleans, complex numbers, scalars such as a loss).
 """
 import dataclasses
 import re
@@ -78,6 +85,8 @@ class Question:
             raise ValueError(f"question name {name!r}: use letters, digits, '_' or '-'")
         if points < 0:
             raise ValueError(f"question {name!r}: points must be >= 0, got {points}")
+        if not timeout > 0:
+            raise ValueError(f"question {name!r}: timeout must be > 0 seconds, got {timeout}")
         self.name, self.title, self.points = name, title, points
         self.rtol, self.timeout = rtol, timeout
         self.checks = []
@@ -87,7 +96,10 @@ class Question:
 
     def _register(self, kind, function, weight, rtol):
         def register(function):
-            name = function.__name__
+            name = getattr(function, "__name__", "")
+            if not _NAME.match(name):
+                raise ValueError(f"question {self.name!r}: a check must be a named function "
+                                 f"(letters, digits, '_'), got {name!r}")
             if any(check.name == name for check in self.checks):
                 raise ValueError(f"question {self.name!r} already has a check named {name!r}")
             self.checks.append(Check(name, kind, function, float(weight),
@@ -95,13 +107,28 @@ class Question:
             return function
         return register(function) if function is not None else register
 
-    def public(self, function=None, *, weight=1.0):
-        """Decorator: ``function(sub)`` is a public test; it passes unless it raises."""
-        return self._register("public", function, weight, None)
+    def public(self, function=None, *, weight=1.0, rtol=None):
+        """Decorator: ``function(sub)`` is a test students see; it returns ``{name: array}``.
+
+        Run by students (no references), it passes unless it raises; in the real grade its
+        arrays are compared with the solution's.
+        """
+        return self._register("public", function, weight, rtol)
 
     def hidden(self, function=None, *, weight=1.0, rtol=None):
         """Decorator: ``function(sub)`` returns ``{name: array}`` to compare with the references."""
         return self._register("hidden", function, weight, rtol)
+
+    def check_id(self, check):
+        """The name of one check in reports and result files: ``"q1.relu_values"``."""
+        return f"{self.name}.{check.name}"
+
+    def describe(self):
+        """The question as plain data (JSON-able): what the grading process needs to score it."""
+        return {"name": self.name, "title": str(self.title), "points": float(self.points),
+                "timeout": float(self.timeout),
+                "checks": [{"name": c.name, "kind": c.kind, "weight": float(c.weight),
+                            "rtol": float(c.rtol)} for c in self.checks]}
 
     def reference_key(self, check, key):
         """The name under which one output of a hidden check is stored: ``"q1.relu_values.out"``."""
@@ -115,8 +142,10 @@ def relative_error(actual, expected):
     happen to be close to zero (where round-off dominates) do not blow the error up. Raises
     ``ValueError`` when the shapes differ.
     """
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
+    complex_values = np.iscomplexobj(actual) or np.iscomplexobj(expected)
+    dtype = np.complex128 if complex_values else np.float64
+    actual = np.asarray(actual, dtype=dtype)
+    expected = np.asarray(expected, dtype=dtype)
     if actual.shape != expected.shape:
         raise ValueError(f"shape {actual.shape}, expected {expected.shape}")
     if actual.size == 0:
@@ -129,9 +158,12 @@ def relative_error(actual, expected):
 
 
 def reference_arrays(outputs, where):
-    """Check that a hidden check returned ``{str: numeric array}``; return it with arrays."""
+    """Check that a check returned ``{str: numeric array}``; return it with arrays."""
     if not isinstance(outputs, dict):
-        raise TypeError(f"{where} must return a dict of arrays, got {type(outputs).__name__}")
+        raise TypeError(f"{where} must return a dict of arrays (the outputs it checked, which the "
+                        f"real grade compares with the solution's), got {type(outputs).__name__}")
+    if not outputs:
+        raise TypeError(f"{where} returned an empty dict: return the outputs it checked")
     arrays = {}
     for key, value in outputs.items():
         try:
@@ -146,16 +178,15 @@ def reference_arrays(outputs, where):
 
 
 def collect_references(questions, sub):
-    """Run every hidden check of ``questions`` on ``sub``; return one flat dict of arrays.
+    """Run every check of ``questions`` (public and hidden) on ``sub``; return one flat dict.
 
-    The keys are :meth:`Question.reference_key` names. Used by the build on the instructor's
-    solution; any exception propagates (the solution must run).
+    The keys are :meth:`Question.reference_key` names, the values arrays. Used by the build on
+    the instructor's solution; any exception propagates (the solution must run).
     """
     references = {}
     for question in questions:
         for check in question.checks:
-            if check.kind == "hidden":
-                outputs = reference_arrays(check.function(sub), f"{question.name}.{check.name}")
-                for key, array in outputs.items():
-                    references[question.reference_key(check, key)] = array
+            outputs = reference_arrays(check.function(sub), question.check_id(check))
+            for key, array in outputs.items():
+                references[question.reference_key(check, key)] = array
     return references
