@@ -282,7 +282,9 @@ q1 = Question("q1", "Doubling", points=2)
 
 @q1.public
 def doubles_one(sub):
-    assert sub.mod.double(1.0) == 2.0, "double(1) should be 2"
+    y = sub.mod.double(1.0)
+    assert y == 2.0, "double(1) should be 2"
+    return {"y": y}
 
 @q1.hidden
 def doubles_many(sub):
@@ -296,9 +298,25 @@ def make_references(sub):
 
 
 def test_build_refuses_a_solution_that_fails_its_own_grader(tmp_path):
+    # The public check's assertion fails on the solution: making the references stops.
     src = write(tmp_path / "src", {"grader.py": GRADER,
                                    "mod.py": "def double(x):\n    # BEGIN SOLUTION\n"
                                              "    return x + x + 1\n    # END SOLUTION\n"})
+    with pytest.raises(BuildError, match="(?s)make_references.*double\\(1\\) should be 2"):
+        build(src, tmp_path / "out")
+    assert_nothing_written(tmp_path, tmp_path / "out")
+
+
+def test_build_refuses_a_solution_that_differs_from_its_own_references(tmp_path):
+    # A solution whose outputs change from run to run cannot match the references it made.
+    src = write(tmp_path / "src", {"grader.py": GRADER,
+                                   "mod.py": "import os\n"
+                                             "def double(x):\n    # BEGIN SOLUTION\n"
+                                             "    return 2 * x\n"
+                                             "    # END SOLUTION\n"
+                                             "def noise():\n    return os.getpid()\n"})
+    (src / "grader.py").write_text(GRADER.replace('return {"y": sub.mod.double(np.arange(5.0))}',
+                                                  'return {"y": sub.mod.noise()}'))
     with pytest.raises(BuildError, match="does not get full marks"):
         build(src, tmp_path / "out")
     assert_nothing_written(tmp_path, tmp_path / "out")
@@ -319,7 +337,8 @@ def test_references_are_plain_arrays(tmp_path):
                                              "    return 2 * x\n    # END SOLUTION\n"})
     result = build(src, tmp_path / "out")
     with np.load(result.references, allow_pickle=False) as data:
-        assert data.files == ["q1.doubles_many.y"]
+        assert sorted(data.files) == ["q1.doubles_many.y", "q1.doubles_one.y"]
         np.testing.assert_array_equal(data["q1.doubles_many.y"], 2 * np.arange(5.0))
+        assert data["q1.doubles_one.y"] == 2.0
     kit = sorted(p.name for p in result.grader_dir.iterdir())
     assert kit == ["grader.py", "references.npz"]             # mod.py is the student's to give

@@ -84,7 +84,8 @@ def test_references_and_kit(built):
     with np.load(built.references, allow_pickle=False) as data:
         keys = data.files
         assert all(data[key].dtype == np.float64 for key in keys)
-    assert "q4.conv_im2col_backward_values.dx" in keys and len(keys) == 20
+    assert "q4.conv_im2col_backward_values.dx" in keys and "q1.affine_small_example.out" in keys
+    assert len({key.rsplit(".", 1)[0] for key in keys}) == 29          # every check, public too
     kit = sorted(p.name for p in built.grader_dir.iterdir())
     assert "grader.py" in kit and "gradient_check.py" in kit and "references.npz" in kit
     assert "layers.py" not in kit and "notes_hidden.md" not in kit
@@ -219,19 +220,20 @@ q = Question("q", "Robustness", points=6, timeout=0.3)
 
 @q.public
 def loops_forever(sub):
-    sub.mod.loop()
+    return {"v": sub.mod.loop()}
 
 @q.public
 def exits(sub):
-    sub.mod.leave()
+    return {"v": sub.mod.leave()}
 
 @q.public
 def swallows_everything(sub):
-    sub.mod.swallow()
+    return {"v": sub.mod.swallow()}
 
 @q.public
 def returns_none(sub):
     assert sub.mod.value() is not None, "value() returned None"
+    return {"v": sub.mod.value()}
 
 @q.hidden
 def bad_output(sub):
@@ -240,6 +242,7 @@ def bad_output(sub):
 @q.public
 def fine(sub):
     assert sub.mod.ok() == 1
+    return {"v": sub.mod.ok()}
 
 QUESTIONS = [q]
 """
@@ -275,7 +278,9 @@ def test_timeouts_exits_and_bad_outputs_score_zero_without_crashing(tmp_path):
     folder.mkdir()
     (folder / "grader.py").write_text(ROBUST_GRADER)
     (folder / "mod.py").write_text(ROBUST_MOD)
-    np.savez(folder / "references.npz", **{"q.bad_output.v": np.zeros(3)})
+    np.savez(folder / "references.npz", **{f"q.{name}.v": np.zeros(3) for name in
+                                           ["loops_forever", "exits", "swallows_everything",
+                                            "returns_none", "bad_output"]}, **{"q.fine.v": 1})
     report = grade(folder, folder / "references.npz", quiet=True)
     statuses = {c.name: c.status for c in report.questions[0].checks}
     assert statuses == {"loops_forever": "timeout", "exits": "error", "swallows_everything": "timeout",
