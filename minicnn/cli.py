@@ -19,6 +19,14 @@ import inspect
 import os
 import sys
 
+import numpy
+
+from . import __version__, assignment, backend, models
+from .gradcheck import check, run_registered
+from .lecture import add_lecture_arguments, run_lecture
+from .models.convert import convert_torch
+from .summary import summary
+from .tensor import Tensor
 from .train.args import add_evaluate_arguments, add_train_arguments
 from .train.run import evaluate_main, train_main
 
@@ -48,12 +56,6 @@ def _load_student_function(spec):
 
 def _check_student_function(cls, shape, device, out=print):
     """Gradient-check a user's ``Function`` subclass on random float64 inputs."""
-    import numpy
-
-    from . import backend
-    from .gradcheck import check
-    from .tensor import Tensor
-
     if hasattr(cls, "gradcheck_inputs"):
         inputs = list(cls.gradcheck_inputs())
     else:
@@ -74,8 +76,6 @@ def _check_student_function(cls, shape, device, out=print):
 
 
 def cmd_gradcheck(args):
-    from .gradcheck import run_registered
-
     ops = [t for t in args.targets if ":" not in t]
     students = [t for t in args.targets if ":" in t]
     ok = True
@@ -87,15 +87,11 @@ def cmd_gradcheck(args):
 
 
 def _model_names():
-    from . import models
     return models.names()
 
 
 # -- summary ------------------------------------------------------------------------------------------
 def cmd_summary(args):
-    from . import models
-    from .summary import summary
-
     model = models.get(args.model, **({"num_classes": args.num_classes} if args.num_classes else {}))
     shape = args.input or models.input_size(args.model)
     summary(model, shape)
@@ -103,19 +99,16 @@ def cmd_summary(args):
 
 
 def cmd_convert(args):
-    from .models.convert import convert_torch
     convert_torch(args.input, args.output)
     print(f"wrote {args.output}")
     return 0
 
 
 def cmd_lecture(args):
-    from .lecture import run_lecture
     return run_lecture(args)
 
 
 def cmd_assignment(args):
-    from . import assignment
     if args.action == "build":
         return assignment.cli_build(args.src, args.out)
     return assignment.cli_grade(args.submission, references=args.references, json_path=args.json)
@@ -154,7 +147,6 @@ def build_parser():
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("lecture", help="run one of the lecture's experiments")
-    from .lecture import add_lecture_arguments
     add_lecture_arguments(p)
     p.set_defaults(func=cmd_lecture)
 
@@ -177,7 +169,6 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from . import __version__
         print(__version__)
         return 0
     if not getattr(args, "func", None):

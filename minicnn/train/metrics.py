@@ -14,6 +14,7 @@ import numpy
 
 from .. import backend
 from ..serialization import atomic_write
+from ..tensor import Tensor
 
 
 def topk_correct(logits, targets, ks=(1, 5)):
@@ -22,7 +23,6 @@ def topk_correct(logits, targets, ks=(1, 5)):
     ``logits`` ``(N, C)`` and ``targets`` ``(N,)`` are backend arrays (or Tensors) on one device;
     ``k`` larger than ``C`` counts every row.
     """
-    from ..tensor import Tensor
     logits = logits.data if isinstance(logits, Tensor) else logits
     targets = targets.data if isinstance(targets, Tensor) else targets
     xp = backend.get_array_module(logits)

@@ -6,6 +6,8 @@ path written, or ``None`` when matplotlib is missing (silently: pictures are an 
 """
 import os
 
+import numpy
+
 
 def _figure(width, height):
     try:
@@ -50,7 +52,6 @@ def plot_curves(history, path, title=None):
 
 def plot_confusion(matrix, classes, path, title="confusion matrix"):
     """The confusion matrix as an image, counts written in the cells."""
-    import numpy
     matrix = numpy.asarray(matrix)
     c = len(matrix)
     fig = _figure(1.0 + 0.6 * c, 1.0 + 0.55 * c)
