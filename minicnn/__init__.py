@@ -21,13 +21,13 @@ from .serialization import load, save
 from .tensor import Tensor, tensor
 from .threads import get_num_threads, set_num_threads
 
-from . import fast, functional  # noqa: E402  (fast: the registry that picks each op's implementation)
+from . import fast, functional, utils  # noqa: E402  (fast: the registry that picks each op's implementation)
 from .summary import summary  # noqa: E402
 
 __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "concat",
            "cat", "stack", "gradcheck", "GradcheckError", "manual_seed", "save", "load",
            "get_array_module", "cuda", "functional", "summary", "threads", "get_num_threads",
-           "set_num_threads", "fast",
+           "set_num_threads", "fast", "utils",
            # PyTorch's top-level spellings (minicnn/factories.py, minicnn/dtypes.py)
            "zeros", "ones", "full", "zeros_like", "ones_like", "rand", "randn", "randint", "arange",
            "from_numpy", "flatten", "reshape", "max", "min", "argmax", "argmin", "sum", "mean",

@@ -4,11 +4,26 @@
 stored as ``"model.fc.weight"``) and writes atomically: to a temporary file in the same folder,
 then ``os.replace`` onto the real name, so a crash mid-save never leaves a half-written file there.
 
-``load(path)`` reads with ``allow_pickle=False``: a file holding pickled objects (object arrays,
-or a pickle in disguise) is refused with ``ValueError``, because unpickling runs arbitrary code.
-It returns the flat dict (dotted keys -> NumPy arrays; strings come back as ``str``).
+``load(path)`` never unpickles (unpickling runs arbitrary code): it opens the zip archive itself
+and reads each member's ``.npy`` header before allocating anything, refusing with ``ValueError``
+
+* pickled content (object arrays, or a pickle -- e.g. a ``torch.save`` file -- in disguise);
+* a member whose header declares more (or fewer) bytes than the zip entry holds, or a compressed
+  entry claiming more than deflate can produce (a "zip bomb": a tiny file that would allocate
+  gigabytes);
+* complex numbers (minicnn never writes them: such a file is not a minicnn state);
+* anything that is not a zip archive, with a message that says so.
+
+Float entries holding NaN or inf are returned as they are: ``load`` returns data, and whether a
+value is acceptable is decided where it is used (``load_state_dict``, the fine-tuning and
+evaluation code refuse non-finite weights, naming the entry).
+
+It returns the flat dict (dotted keys -> NumPy arrays; strings come back as ``str``), a
+:class:`LoadedState`: ``state["model"]`` also works, giving the ``"model.*"`` entries as a dict
+of their own, as when a nested dict is loaded in PyTorch.
 """
 import contextlib
+import math
 import os
 import tempfile
 import zipfile
@@ -16,6 +31,9 @@ import zipfile
 import numpy
 
 from . import backend
+
+#: Deflate never compresses better than about 1032:1; a zip entry claiming more is lying.
+MAX_DEFLATE_RATIO = 1100
 
 
 def flatten(state, prefix=""):
@@ -73,31 +91,121 @@ def atomic_write(path, mode="wb", **open_kwargs):
 
 
 def save(state, path):
-    """Write ``state`` (a possibly nested dict of arrays/Tensors/numbers/strings) to ``path``."""
+    """Write ``state`` (a possibly nested dict of arrays/Tensors/numbers/strings) to ``path``.
+
+    ``mc.save(model.state_dict(), path)`` saves a model's weights; a whole Module (or an
+    optimizer) is refused: minicnn stores arrays, never pickled Python objects.
+    """
+    if not isinstance(state, dict):
+        what = type(state).__name__
+        if callable(getattr(state, "state_dict", None)):
+            raise TypeError(f"save: got a {what} object; minicnn saves arrays, never pickled "
+                            f"objects: save its state_dict() instead, mc.save(model.state_dict(), "
+                            f"path), and restore with model.load_state_dict(mc.load(path))")
+        raise TypeError(f"save: expected a dict of arrays/tensors/numbers (e.g. model.state_dict()), "
+                        f"got a {what}; wrap a single tensor as {{'name': t}}")
     flat = flatten(state)
     with atomic_write(path) as f:
         numpy.savez(f, **flat)
     return os.fspath(path)
 
 
-def load(path):
-    """Read a file written by :func:`save` into a flat dict; pickled content raises ``ValueError``."""
+class LoadedState(dict):
+    """What :func:`load` returns: a flat dict with dotted keys (``"model.fc.weight"``), which also
+    answers a prefix as PyTorch's nested dicts do: ``state["model"]`` is the dict of the
+    ``"model.*"`` entries with the prefix removed, and ``"model" in state`` is true."""
+
+    def __missing__(self, key):
+        sub = subdict(self, key) if isinstance(key, str) else {}
+        if not sub:
+            raise KeyError(key)
+        return LoadedState(sub)
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key) or (
+            isinstance(key, str) and any(k.startswith(key + ".") for k in self))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
+def _read_member(archive, info, path):
+    """One ``.npy`` member as an array, its header checked against the entry before allocating."""
+    key = info.filename[:-4]
+    claimed_ratio = info.file_size / max(info.compress_size, 1)
+    if info.compress_type != zipfile.ZIP_STORED and claimed_ratio > MAX_DEFLATE_RATIO:
+        raise ValueError(f"load: {path}: entry {key!r} claims {info.file_size} bytes from "
+                         f"{info.compress_size} compressed (more than deflate can produce); refused")
+    with archive.open(info) as member:
+        version = numpy.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran, dtype = numpy.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran, dtype = numpy.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"load: {path}: entry {key!r} has .npy format {version}, not 1.0 or 2.0")
+        if dtype.hasobject:
+            raise ValueError(f"load: {path}: entry {key!r} holds pickled Python objects; minicnn "
+                             f"never unpickles (it could run arbitrary code)")
+        if dtype.kind == "c":
+            raise ValueError(f"load: {path}: entry {key!r} holds complex numbers ({dtype}); minicnn "
+                             f"states are real arrays")
+        nbytes = math.prod(shape) * dtype.itemsize
+        header = member.tell()
+        if header + nbytes != info.file_size:
+            raise ValueError(f"load: {path}: entry {key!r} declares shape {shape} of {dtype} "
+                             f"({nbytes} bytes) but the archive entry holds {info.file_size - header} "
+                             f"bytes; the file is damaged or forged")
+        data = bytearray(member.read(nbytes))
+    if len(data) != nbytes:
+        raise ValueError(f"load: {path}: entry {key!r} is truncated")
+    array = numpy.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return key, array
+
+
+def _not_an_archive(path, start):
+    """The ``ValueError`` for a file that is not a zip archive, saying what it seems to be."""
+    if start.startswith(b"\x93NUMPY"):
+        kind = "a single .npy array (numpy.save), not an .npz archive of named arrays"
+    elif start[:1] == b"\x80":
+        kind = ("a Python pickle (a torch.save file, for example); minicnn never unpickles: "
+                "export the state dict's tensors as NumPy arrays to an .npz instead")
+    elif not start:
+        kind = "empty"
+    else:
+        kind = "not an .npz (zip) archive"
+    return ValueError(f"load: {path} is {kind}")
+
+
+def load(path, map_location=None, weights_only=True):
+    """Read a file written by :func:`save` into a flat :class:`LoadedState` (see the module
+    docstring for what is refused).
+
+    ``map_location`` (PyTorch's argument): ``None`` or ``"cpu"`` keeps NumPy arrays; ``"cuda"``
+    (or ``mc.device("cuda")``) returns CuPy arrays. ``weights_only`` is accepted for PyTorch code:
+    minicnn files only ever hold arrays, so both values load them the same way.
+    """
     path = os.fspath(path)
+    if map_location is not None and not isinstance(map_location, str):
+        raise TypeError(f"load: map_location must be None or a device name such as 'cpu' or "
+                        f"'cuda', got {map_location!r}")
+    device = backend.normalize_device(map_location or "cpu")
+    with open(path, "rb") as f:
+        start = f.read(8)
+    if not start.startswith(b"PK"):
+        raise _not_an_archive(path, start)
     try:
-        with numpy.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, numpy.lib.npyio.NpzFile):
-                raise ValueError(f"load: {path} is a single .npy array, not an .npz archive")
-            out = {}
-            for key in npz.files:
-                array = npz[key]
-                out[key] = str(array) if array.dtype.kind == "U" and array.ndim == 0 else array
-            return out
-    except ValueError as e:
-        if "pickle" in str(e).lower() or "object arrays" in str(e).lower():
-            raise ValueError(f"load: {path} holds pickled Python objects; minicnn never unpickles "
-                             f"(it could run arbitrary code)") from e
-        raise
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
+        with zipfile.ZipFile(path) as archive:
+            out = LoadedState()
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(f"load: {path}: entry {info.filename!r} is not a .npy array")
+                key, array = _read_member(archive, info, path)
+                if array.dtype.kind == "U" and array.ndim == 0:
+                    out[key] = str(array)
+                else:
+                    out[key] = array if device == "cpu" else backend.to_device(array, device)
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as e:
         raise ValueError(f"load: {path} is not a readable .npz archive ({e})") from e
+    return out
+

@@ -6,21 +6,42 @@ examples in arrays (all minicnn datasets do), so loading costs about as much as 
 bytes, even for 60,000 images:
 
 >>> loader = DataLoader(FashionMNIST(train=True), batch_size=128, shuffle=True)
->>> for x, y in loader:          # x: float32 (128, 1, 28, 28) in [0, 1], y: int64 (128,)
+>>> for x, y in loader:          # x: float32 Tensor (128, 1, 28, 28) in [0, 1], y: int64 (128,)
 ...     ...
 
-Shuffling draws from :func:`minicnn.rng.generator`, so ``mc.manual_seed(seed)`` fixes the order.
+Batches are :class:`~minicnn.Tensor`\\ s on the CPU, as PyTorch's loader gives; move them with
+``x.to(device)``. Shuffling draws from :func:`minicnn.rng.generator`, so ``mc.manual_seed(seed)``
+fixes the order.
+
+``num_workers`` and ``pin_memory`` are accepted, for PyTorch code, and change nothing: a batch
+is one NumPy indexing step in the main thread (faster than handing examples to worker
+processes would be), and worker threads would make the order of random draws -- augmentation
+-- depend on timing, so that ``manual_seed`` no longer repeated a run. NumPy has no pinned
+memory.
 """
 import math
+import numbers
 
 import numpy as np
 
 from .. import rng
+from ..tensor import Tensor
 from .datasets import fetch_batch
 
 
+def _to_tensors(batch):
+    """A batch of arrays (a tuple, a list, a dict or one array) -> the same of Tensors."""
+    if isinstance(batch, Tensor):
+        return batch
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_tensors(b) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_tensors(v) for k, v in batch.items()}
+    return Tensor(np.asarray(batch))
+
+
 class DataLoader:
-    """Iterate over ``dataset`` in batches ``(x, y)``.
+    """Iterate over ``dataset`` in batches ``(x, y)`` of Tensors.
 
     Parameters
     ----------
@@ -32,23 +53,39 @@ class DataLoader:
         Examples per batch. The last batch may be smaller, unless ``drop_last``.
     shuffle : bool
         Visit the examples in a fresh random order on every pass.
+    num_workers, pin_memory
+        Accepted for PyTorch code; they change nothing (see the module docstring).
     drop_last : bool
         Leave out a last batch smaller than ``batch_size``.
+    collate_fn : callable, optional
+        As PyTorch: receives the list ``[dataset[i] for i in batch]`` and returns the batch,
+        which is yielded as it is (the vectorised ``get_batch`` path is then not used).
     transform : callable, optional
-        Applied to each float batch ``(B, C, H, W)`` after the dataset's own transform, e.g. an
-        augmentation from :func:`~minicnn.data.transforms.parse_augment`.
+        minicnn's own: applied to each float batch ``(B, C, H, W)`` (an array) after the
+        dataset's transform, e.g. an augmentation from
+        :func:`~minicnn.data.transforms.parse_augment`.
 
     Each batch is ``x``: ``float32`` ``(B, C, H, W)`` (pixel values scaled to [0, 1] before any
-    transform), and ``y``: ``int64`` ``(B,)``. ``len(loader)`` is the number of batches per pass.
+    transform), and ``y``: ``int64`` ``(B,)``, both Tensors on the CPU (a
+    :class:`~minicnn.data.TensorDataset` gives its own dtypes). ``len(loader)`` is the number of
+    batches per pass.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, transform=None):
-        if not isinstance(batch_size, int) or batch_size < 1:
+    def __init__(self, dataset, batch_size=1, shuffle=False, num_workers=0, pin_memory=False,
+                 drop_last=False, collate_fn=None, transform=None):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be an int >= 0, got {num_workers!r}")
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"DataLoader: collate_fn must be callable, got {collate_fn!r}")
         self.dataset = dataset
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.num_workers = int(num_workers)
+        self.pin_memory = pin_memory
         self.drop_last = drop_last
+        self.collate_fn = collate_fn
         self.transform = transform
 
     def __len__(self):
@@ -63,10 +100,14 @@ class DataLoader:
 
     def _batches(self, order):
         for b in range(len(self)):
-            x, y = fetch_batch(self.dataset, order[b * self.batch_size:(b + 1) * self.batch_size])
+            indices = order[b * self.batch_size:(b + 1) * self.batch_size]
+            if self.collate_fn is not None:
+                yield self.collate_fn([self.dataset[int(i)] for i in indices])
+                continue
+            batch = fetch_batch(self.dataset, indices)
             if self.transform is not None:
-                x = self.transform(x)
-            yield x, y
+                batch = (self.transform(batch[0]),) + tuple(batch[1:])
+            yield _to_tensors(tuple(batch))
 
     def __repr__(self):
         return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size="

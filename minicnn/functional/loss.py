@@ -1,42 +1,19 @@
 r"""Softmax, log-softmax and the cross-entropy loss of a classifier.
 
-Softmax
-=======
-Along one axis (the classes), for logits z_1..z_C:
+Softmax along the class axis (``dim=`` as PyTorch, or ``axis=``), for logits z_1..z_C:
+softmax(z)_j = e^{z_j} / sum_k e^{z_k}. e^z overflows for z > 88 in float32, but softmax is
+unchanged when a constant is subtracted from every logit, so we subtract M = max_k z_k first.
+Backward: dy_j/dz_i = y_j ([i = j] - y_i), so with g = dL/dy:  dz_i = y_i (g_i - sum_j g_j y_j).
 
-    softmax(z)_j = e^{z_j} / sum_k e^{z_k}
+Log-softmax:  log_softmax(z)_j = z_j - logsumexp(z),  logsumexp(z) = M + log sum_k e^{z_k - M},
+computed directly (never as log(softmax(z)), which gives -inf once a probability underflows).
+Backward, with p = softmax(z) = exp(y):  dz_i = g_i - p_i sum_j g_j.
 
-Stability: e^{z} overflows for z > 88 in float32 (709 in float64). Softmax is unchanged when a
-constant is subtracted from every logit, so we subtract ``M = max_k z_k``: then every exponent is
-<= 0, the largest term is exactly 1, and nothing overflows (logits of 1e4 are fine).
-
-Backward: dy_j/dz_i = y_j ([i = j] - y_i), so with g = dL/dy
-
-    dz_i = y_i (g_i - sum_j g_j y_j)
-
-Log-softmax
-===========
-    log_softmax(z)_j = z_j - logsumexp(z),   logsumexp(z) = M + log sum_k e^{z_k - M}
-
-computed directly (never as ``log(softmax(z))``, which gives -inf once a probability underflows to 0).
-Backward: dy_j/dz_i = [i = j] - p_i with p = softmax(z) = exp(y), so
-
-    dz_i = g_i - p_i sum_j g_j
-
-Cross-entropy
-=============
-Logits ``z`` of shape ``(N, C)`` and integer class labels ``t`` of shape ``(N,)``, each in
-``[0, C)``. The loss is the mean negative log-likelihood of the correct classes:
-
+Cross-entropy of logits z (N, C) against integer labels t (N,), each in [0, C):
     L = (1/N) sum_n ( logsumexp(z_n) - z_{n, t_n} ) = -(1/N) sum_n log p_{n, t_n}
-
-Backward (the fused softmax + NLL gradient, never going through log p):
-
-    dL/dz_nk = (p_nk - [k = t_n]) / N
-
+Backward (the fused softmax + NLL gradient, never going through log p):  dL/dz_nk = (p_nk - [k = t_n]) / N.
 ``nll_loss(log_probs, t) = -(1/N) sum_n log_probs_{n, t_n}`` is the second half alone
-(``cross_entropy(z, t) == nll_loss(log_softmax(z, axis=1), t)``); its gradient is
-``-[k = t_n] / N``.
+(``cross_entropy(z, t) == nll_loss(log_softmax(z, dim=1), t)``); its gradient is -[k = t_n] / N.
 """
 import numpy  # host side only: turning a Python list of labels into an array, gradcheck cases
 
@@ -45,69 +22,57 @@ from ..function import Function
 from ..tensor import Tensor, as_tensor
 
 
-class Softmax(Function):
-    """y = exp(z - max z) / sum exp(z - max z) along ``axis``;  dz = y * (g - sum(g * y))."""
-
+class _AlongAxis(Function):
     def __init__(self, axis=-1):
-        self.axis = axis
+        self.axis = axis  # the class axis
+
+
+class Softmax(_AlongAxis):
+    """y = exp(z - max z) / sum exp(z - max z) along ``axis``;  dz = y * (g - sum(g * y))."""
 
     def forward(self, z):
         xp = backend.get_array_module(z)
         y = xp.exp(z - z.max(axis=self.axis, keepdims=True))
-        y /= y.sum(axis=self.axis, keepdims=True)
-        self.y = y
-        return y
+        self.y = y / y.sum(axis=self.axis, keepdims=True)
+        return self.y
 
     def backward(self, g):
-        gy = g * self.y
-        dz = g - gy.sum(axis=self.axis, keepdims=True)
-        dz *= self.y
-        return dz
+        return self.y * (g - (g * self.y).sum(axis=self.axis, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmax(_AlongAxis):
     """y = z - M - log sum exp(z - M) along ``axis`` (M = max z);  dz = g - exp(y) * sum(g)."""
-
-    def __init__(self, axis=-1):
-        self.axis = axis
 
     def forward(self, z):
         xp = backend.get_array_module(z)
         y = z - z.max(axis=self.axis, keepdims=True)
-        y -= xp.log(xp.exp(y).sum(axis=self.axis, keepdims=True))
-        self.y = y
-        return y
+        self.y = y - xp.log(xp.exp(y).sum(axis=self.axis, keepdims=True))
+        return self.y
 
     def backward(self, g):
         xp = backend.get_array_module(g)
         return g - xp.exp(self.y) * g.sum(axis=self.axis, keepdims=True)
 
 
-def _class_targets(target, logits, op):
+def _class_targets(target, logits, op, what="input"):
     """Labels as an integer backend array on the logits' device; ``ValueError`` on a bad label."""
+    if logits.ndim != 2:
+        raise ValueError(f"{op}: expected {what} (N, C), got {tuple(logits.shape)}")
     t = target.data if isinstance(target, Tensor) else target
-    if not backend.is_array(t):
-        t = numpy.asarray(t)  # a Python list or number of labels
+    t = t if backend.is_array(t) else numpy.asarray(t)  # a Python list or number of labels
     N, C = logits.shape
     if t.dtype.kind not in "iu":
         raise ValueError(f"{op}: target must hold integer class indices, got dtype {t.dtype}")
     if tuple(t.shape) != (N,):
         raise ValueError(f"{op}: expected target of shape ({N},) for input {tuple(logits.shape)}, "
                          f"got {tuple(t.shape)}")
-    device = backend.device_of(logits.data)
-    if backend.device_of(t) != device:
-        t = backend.to_device(t, device)  # explicit host -> device copy (xp.asarray)
+    t = backend.to_device(t, logits.device)  # an explicit host -> device copy, if needed
     bad = (t < 0) | (t >= C)
     if N and bool(bad.any()):
         i = int(bad.argmax())
         raise ValueError(f"{op}: target label {int(t[i])} at index {i} is outside the valid range "
                          f"[0, {C}) for input {tuple(logits.shape)}")
     return t
-
-
-def _check_logits(x, op, what="input"):
-    if x.ndim != 2:
-        raise ValueError(f"{op}: expected {what} (N, C), got {tuple(x.shape)}")
 
 
 class CrossEntropy(Function):
@@ -118,22 +83,17 @@ class CrossEntropy(Function):
 
     def forward(self, z):
         xp = backend.get_array_module(z)
-        N = z.shape[0]
-        self.rows = xp.arange(N)
+        self.rows = xp.arange(z.shape[0])
         shifted = z - z.max(axis=1, keepdims=True)
         p = xp.exp(shifted)
         s = p.sum(axis=1, keepdims=True)
-        loss = (xp.log(s).reshape(N) - shifted[self.rows, self.t]).mean()
-        p /= s
-        self.p = p
-        return loss
+        self.p = p / s
+        return (xp.log(s).reshape(-1) - shifted[self.rows, self.t]).mean()
 
     def backward(self, g):
-        N = self.p.shape[0]
         dz = self.p.copy()
         dz[self.rows, self.t] -= 1
-        dz *= g * (1.0 / N)
-        return dz
+        return dz * (g * (1.0 / self.p.shape[0]))
 
 
 class NLLLoss(Function):
@@ -154,31 +114,32 @@ class NLLLoss(Function):
         return d
 
 
-def softmax(x, axis=-1):
-    """``exp(x) / sum(exp(x))`` along ``axis``, computed stably (max subtracted first)."""
-    return Softmax(axis)(x)
+def _class_axis(op, dim, axis):  # dim= (PyTorch) or axis= (NumPy)
+    if dim is not None and axis is not None:
+        raise TypeError(f"{op}: give dim= or axis=, not both")
+    return -1 if dim is None and axis is None else (axis if dim is None else dim)
 
 
-def log_softmax(x, axis=-1):
-    """``x - logsumexp(x)`` along ``axis``, computed stably (max subtracted first)."""
-    return LogSoftmax(axis)(x)
+def softmax(x, dim=None, *, axis=None):
+    """``exp(x) / sum(exp(x))`` along ``dim`` (or ``axis``; default -1), max subtracted first."""
+    return Softmax(_class_axis("softmax", dim, axis))(x)
+
+
+def log_softmax(x, dim=None, *, axis=None):
+    """``x - logsumexp(x)`` along ``dim`` (or ``axis``; default -1), max subtracted first."""
+    return LogSoftmax(_class_axis("log_softmax", dim, axis))(x)
 
 
 def cross_entropy(logits, target):
-    """Mean cross-entropy of ``logits`` ``(N, C)`` against integer labels ``target`` ``(N,)``.
-
-    ``target`` is an integer Tensor, backend array, NumPy array or list; labels outside ``[0, C)``
-    (negative ones included) raise ``ValueError``. Returns a 0-d tensor.
-    """
+    """Mean cross-entropy (a 0-d tensor) of ``logits`` ``(N, C)`` against integer labels ``target``
+    ``(N,)`` (a Tensor, array or list); a label outside ``[0, C)`` raises ``ValueError``."""
     logits = as_tensor(logits)
-    _check_logits(logits, "cross_entropy", "logits")
-    return CrossEntropy(_class_targets(target, logits, "cross_entropy"))(logits)
+    return CrossEntropy(_class_targets(target, logits, "cross_entropy", "logits"))(logits)
 
 
 def nll_loss(log_probs, target):
     """Mean negative log-likelihood ``-log_probs[n, target[n]]`` over the batch (``(N, C)``, ``(N,)``)."""
     log_probs = as_tensor(log_probs)
-    _check_logits(log_probs, "nll_loss")
     return NLLLoss(_class_targets(target, log_probs, "nll_loss"))(log_probs)
 
 
@@ -192,20 +153,19 @@ def _ce_case(N, C, scale=1.0, loss=None):
         labels = numpy.random.default_rng(1).integers(0, C, N)
 
         def fn(z):  # labels follow the logits to the checker's device
-            t = backend.to_device(labels, z.device)
-            return cross_entropy(z, t) if loss is None else loss(z, t)
+            return (loss or cross_entropy)(z, backend.to_device(labels, z.device))
         return fn, [_logits(N, C, scale=scale)]
     return make
 
 
 GRADCHECK_CASES = [  # (op, case, make): make() returns (fn, inputs) for gradcheck
     ("softmax", "(3,5) axis=-1", lambda: (lambda x: softmax(x), [_logits(3, 5)])),
-    ("softmax", "(2,4,3) axis=1", lambda: (lambda x: softmax(x, axis=1), [_logits(2, 4, 3)])),
+    ("softmax", "(2,4,3) dim=1", lambda: (lambda x: softmax(x, dim=1), [_logits(2, 4, 3)])),
     ("log_softmax", "(3,5) axis=-1", lambda: (lambda x: log_softmax(x), [_logits(3, 5)])),
     ("log_softmax", "(2,3,4) axis=0, logits ~ 30",
                   lambda: (lambda x: log_softmax(x, axis=0), [_logits(2, 3, 4, scale=30.0)])),
     ("cross_entropy", "(5,4)", _ce_case(5, 4)),
     ("cross_entropy", "(3,6) logits ~ 20", _ce_case(3, 6, scale=20.0)),
     ("nll_loss", "(4,3) of log_softmax",
-                  _ce_case(4, 3, loss=lambda z, t: nll_loss(log_softmax(z, 1), t))),
+                  _ce_case(4, 3, loss=lambda z, t: nll_loss(log_softmax(z, dim=1), t))),
 ]

@@ -1,5 +1,5 @@
 """Layers: ``Module``s that hold parameters and call :mod:`minicnn.functional` for the math."""
-from . import init
+from . import functional, init
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
 # convolution and pooling
