@@ -1,0 +1,274 @@
+"""The grader of Assignment 3: questions, points, public checks and hidden checks.
+
+Run it yourself at any time::
+
+    python grader.py            (or: minicnn assignment grade .)
+
+to run the *public* checks: the lecture's numbers, shapes, and gradient checks. The final grade
+also runs *hidden* checks on other architectures, other blocks and other inputs, and compares
+every returned value with the instructor's solution. ``sub.counting`` and ``sub.blocks`` are your
+files.
+"""
+from pathlib import Path
+
+import numpy as np
+
+import minicnn as mc
+from minicnn.assignment import Question, collect_references
+
+TITLE = "Assignment 3: Architectures"
+SUBMISSION_FILES = ["counting.py", "blocks.py"]
+
+
+def random(seed, *shape):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def table_arrays(rows):
+    """The rows of ``layer_table`` as arrays: output sizes (padded with zeros), params, MACs."""
+    assert isinstance(rows, list) and rows, f"layer_table must return a non-empty list, got {rows!r}"
+    shapes = np.zeros((len(rows), 3), dtype=np.int64)
+    for i, row in enumerate(rows):
+        shape = tuple(row["output_shape"])
+        shapes[i, :len(shape)] = shape
+    return {"shapes": shapes, "params": np.array([r["params"] for r in rows], dtype=np.int64),
+            "macs": np.array([r["macs"] for r in rows], dtype=np.int64)}
+
+
+# --------------------------------------------------------------------------------------------
+q1 = Question("q1", "Shapes, parameters, MACs: AlexNet's table", points=25)
+
+
+@q1.public
+def conv_params_examples(sub):
+    found = [sub.counting.conv_params(3, 96, 11), sub.counting.conv_params(64, 64, 3, bias=False)]
+    assert found == [34944, 36864], f"conv_params: expected [34944, 36864], got {found}"
+    return {"params": np.array(found)}
+
+
+@q1.public
+def alexnet_totals(sub):
+    c = sub.counting
+    result = table_arrays(c.layer_table(c.ALEXNET, c.ALEXNET_INPUT))
+    assert tuple(result["shapes"][0]) == (96, 55, 55), \
+        f"conv1 of AlexNet: expected output (96, 55, 55), got {tuple(result['shapes'][0])}"
+    total = int(result["params"].sum())
+    assert total == 62_378_344, f"AlexNet has 62,378,344 parameters, the table adds up to {total:,}"
+    fc = int(result["params"][-3:].sum())
+    assert round(100 * fc / total) == 94, f"the fc layers should hold 94% of them, not {100 * fc / total:.0f}%"
+    return result
+
+
+@q1.hidden
+def another_network(sub):
+    layers = [("conv", 32, 5, 2, 2), ("pool", 2, 2), ("conv", 48, 3, 1, 0), ("conv", 64, 3, 2, 1),
+              ("pool", 3, 2), ("fc", 100), ("fc", 7)]
+    return table_arrays(sub.counting.layer_table(layers, (3, 97, 83)))
+
+
+@q1.hidden
+def fc_only(sub):
+    return table_arrays(sub.counting.layer_table([("fc", 30), ("fc", 5)], (2, 4, 6)))
+
+
+# --------------------------------------------------------------------------------------------
+q2 = Question("q2", "Receptive fields: 3x3 stacks against 7x7", points=15)
+
+
+@q2.public
+def three_3x3_see_like_one_7x7(sub):
+    c = sub.counting
+    field = c.receptive_field([(3, 1)] * 3)
+    assert field == 7, f"three stacked 3x3 convolutions see 7 pixels, got {field}"
+    result = c.stack_versus_single(64)
+    assert result["single_params"] / result["stack_params"] == 49 / 27, \
+        f"parameters of 3 x (3x3) against one 7x7 should be 27C^2 against 49C^2: got {result}"
+    return {"field": field, **{k: result[k] for k in sorted(result)}}
+
+
+@q2.hidden
+def strided_fields(sub):
+    c = sub.counting
+    fields = [c.receptive_field(layers) for layers in
+              ([(7, 2), (3, 2), (3, 1), (3, 1)], [(11, 4), (3, 2), (5, 1), (3, 2), (3, 1)], [(1, 1)],
+               [(2, 2)] * 5)]
+    return {"fields": np.array(fields)}
+
+
+@q2.hidden
+def other_stacks(sub):
+    c = sub.counting
+    a, b = c.stack_versus_single(32, n=2, small=5), c.stack_versus_single(10, n=4)
+    return {f"{name}_{k}": v for name, r in (("a", a), ("b", b)) for k, v in sorted(r.items())}
+
+
+# --------------------------------------------------------------------------------------------
+q3 = Question("q3", "Inception: naive against bottleneck", points=15)
+
+
+@q3.public
+def lecture_inception(sub):
+    c = sub.counting
+    naive = c.inception_cost((256, 28, 28), 128, 192, 96)
+    bottleneck = c.inception_cost((256, 28, 28), 128, 192, 96, reduce=64)
+    assert naive["params"] == 1_089_952, f"naive module: 1,089,952 parameters, got {naive['params']:,}"
+    assert bottleneck["params"] == 330_272, \
+        f"bottleneck module: 330,272 parameters, got {bottleneck['params']:,}"
+    assert naive["out_channels"] == bottleneck["out_channels"] == 672, "both output 672 channels"
+    return {f"{name}_{k}": v for name, r in (("naive", naive), ("bottleneck", bottleneck))
+            for k, v in sorted(r.items())}
+
+
+@q3.hidden
+def other_inception(sub):
+    c = sub.counting
+    naive = c.inception_cost((192, 14, 12), 64, 96, 32)
+    bottleneck = c.inception_cost((192, 14, 12), 64, 96, 32, reduce=24)
+    return {f"{name}_{k}": v for name, r in (("naive", naive), ("bottleneck", bottleneck))
+            for k, v in sorted(r.items())}
+
+
+# --------------------------------------------------------------------------------------------
+q4 = Question("q4", "Residual blocks", points=25)
+
+
+def run_block(block, x, seed):
+    """Forward (training mode) and backward of a float64 ``block`` with a random upstream
+    gradient; returns the output, the input's gradient and the first conv's weight gradient."""
+    block.double()
+    x = mc.Tensor(x, requires_grad=True)
+    out = block(x)
+    out.backward(random(seed, *out.shape))
+    return {"out": out.numpy(), "dx": x.grad, "dconv1": block.conv1.weight.grad}
+
+
+@q4.public
+def basic_block_shapes(sub):
+    mc.manual_seed(41)
+    same = sub.blocks.BasicBlock(4, 4)
+    result = run_block(same, random(42, 2, 4, 6, 6), 43)
+    assert result["out"].shape == (2, 4, 6, 6), f"BasicBlock(4, 4): output {result['out'].shape}"
+    assert result["out"].min() >= 0, "a block ends with a ReLU: no negative outputs"
+    mc.manual_seed(44)
+    down = sub.blocks.BasicBlock(4, 8, stride=2)
+    shape = run_block(down, random(45, 2, 4, 6, 6), 46)["out"].shape
+    assert shape == (2, 8, 3, 3), f"BasicBlock(4, 8, stride=2) on (2, 4, 6, 6): output {shape}"
+    return result
+
+
+@q4.public
+def shortcut_carries_the_input(sub):
+    # With the last batch norm's scale at 0, the residual branch adds nothing: the block is
+    # relu(x + 0) = relu(x) (for the identity shortcut), and the plain block outputs 0.
+    mc.manual_seed(47)
+    block = sub.blocks.BasicBlock(3, 3)
+    block.bn2.weight.data[...] = 0
+    x = random(48, 2, 3, 5, 5)
+    result = run_block(block, x, 49)
+    assert np.allclose(result["out"], np.maximum(x, 0)), \
+        "with bn2's scale at 0, a residual block must output relu(x)"
+    mc.manual_seed(47)
+    plain = sub.blocks.BasicBlock(3, 3, residual=False)
+    plain.bn2.weight.data[...] = 0
+    assert np.allclose(run_block(plain, x, 49)["out"], 0), "a plain block with bn2 scale 0 outputs 0"
+    return result
+
+
+@q4.public
+def bottleneck_shape(sub):
+    mc.manual_seed(50)
+    block = sub.blocks.Bottleneck(8, 4, stride=2)
+    result = run_block(block, random(51, 2, 8, 6, 6), 52)
+    assert result["out"].shape == (2, 16, 3, 3), f"Bottleneck(8, 4, stride=2): output {result['out'].shape}"
+    return result
+
+
+@q4.hidden
+def basic_block_values(sub):
+    mc.manual_seed(61)
+    return run_block(sub.blocks.BasicBlock(3, 6, stride=2), random(62, 3, 3, 7, 5), 63)
+
+
+@q4.hidden
+def plain_block_values(sub):
+    mc.manual_seed(64)
+    return run_block(sub.blocks.BasicBlock(5, 5, residual=False), random(65, 2, 5, 4, 4), 66)
+
+
+@q4.hidden
+def bottleneck_values(sub):
+    mc.manual_seed(67)
+    identity = run_block(sub.blocks.Bottleneck(8, 2), random(68, 2, 8, 5, 5), 69)
+    mc.manual_seed(70)
+    projected = run_block(sub.blocks.Bottleneck(6, 3, stride=2), random(71, 2, 6, 5, 4), 72)
+    return {**identity, **{f"projected_{k}": v for k, v in projected.items()}}
+
+
+# --------------------------------------------------------------------------------------------
+q5 = Question("q5", "Batch norm's backward pass", points=20)
+
+
+def numerical_gradient(f, x, dout, h=1e-5):
+    """Central differences of ``sum(f(x) * dout)`` with respect to ``x`` (changed and restored)."""
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        old = x[index]
+        x[index] = old + h
+        plus = np.sum(f(x) * dout)
+        x[index] = old - h
+        minus = np.sum(f(x) * dout)
+        x[index] = old
+        grad[index] = (plus - minus) / (2 * h)
+    return grad
+
+
+def batchnorm_gradients(sub, x, gamma, beta, dout):
+    _, cache = sub.blocks.batchnorm_forward(x, gamma, beta)
+    dx, dgamma, dbeta = sub.blocks.batchnorm_backward(dout, cache)
+    return {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
+
+
+@q5.public
+def batchnorm_gradcheck(sub):
+    x, gamma, beta, dout = 2 + 3 * random(81, 6, 4), random(82, 4), random(83, 4), random(84, 6, 4)
+    result = batchnorm_gradients(sub, x, gamma, beta, dout)
+    forward = sub.blocks.batchnorm_forward
+    expected = {"dx": numerical_gradient(lambda v: forward(v, gamma, beta)[0], x, dout),
+                "dgamma": numerical_gradient(lambda v: forward(x, v, beta)[0], gamma, dout),
+                "dbeta": numerical_gradient(lambda v: forward(x, gamma, v)[0], beta, dout)}
+    for name, value in expected.items():
+        assert result[name] is not None and np.shape(result[name]) == value.shape, \
+            f"{name}: expected shape {value.shape}, got {np.shape(result[name])}"
+        error = np.max(np.abs(result[name] - value)) / max(np.max(np.abs(value)), 1e-8)
+        assert error < 1e-6, f"{name} differs from the numerical gradient (relative error {error:.1e})"
+    return result
+
+
+@q5.hidden
+def batchnorm_values(sub):
+    return batchnorm_gradients(sub, -1 + 0.5 * random(91, 9, 7), random(92, 7), random(93, 7),
+                               random(94, 9, 7))
+
+
+@q5.hidden
+def batchnorm_unit_scale(sub):
+    # gamma = 1, beta = 0: the plain normalisation, on a batch of 5.
+    x, dout = random(95, 5, 3), random(96, 5, 3)
+    return batchnorm_gradients(sub, x, np.ones(3), np.zeros(3), dout)
+
+
+QUESTIONS = [q1, q2, q3, q4, q5]
+
+#: Written questions, graded by hand from ``answers.md`` (not part of the automatic total).
+WRITTEN = {"w1": ("Where the parameters and the compute are", 5),
+           "w2": ("The degradation experiment: explain the curves", 15)}
+
+
+def make_references(sub):
+    """The checks' outputs on ``sub`` (the instructor's solution, when building)."""
+    return collect_references(QUESTIONS, sub)
+
+
+if __name__ == "__main__":
+    from minicnn.assignment import grade
+    grade(Path(__file__).resolve().parent)
