@@ -29,14 +29,16 @@ After an interruption, build the same objects again, then ``trainer.resume()`` (
 
 (Without ``Normalize`` the inputs are in [0, 1]; the ``train`` command also normalises them.)
 """
-from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
-from .finetune import (find_head, freeze, head_classes, load_pretrained, read_state_dict,
-                       replace_head, train_only_head, trainable_parameters, unfreeze)
+from .checkpoint import (CHECKPOINT_NAME, Checkpoint, CheckpointError, load_checkpoint,
+                         save_checkpoint)
+from .finetune import (check_weights, find_head, freeze, head_classes, load_pretrained,
+                       read_state_dict, replace_head, train_only_head, trainable_parameters,
+                       unfreeze)
 from .metrics import confusion_matrix, format_confusion, topk_correct
 from .progress import ProgressBar
 from .trainer import Trainer, TrainingDiverged, evaluate, fit
 
 __all__ = ["Trainer", "TrainingDiverged", "evaluate", "fit", "save_checkpoint", "load_checkpoint",
-           "Checkpoint", "CHECKPOINT_NAME", "load_pretrained", "read_state_dict", "replace_head",
+           "Checkpoint", "CheckpointError", "CHECKPOINT_NAME", "load_pretrained", "check_weights", "read_state_dict", "replace_head",
            "find_head", "freeze", "unfreeze", "train_only_head", "trainable_parameters",
            "head_classes", "confusion_matrix", "format_confusion", "topk_correct", "ProgressBar"]
