@@ -89,7 +89,7 @@ normalize = transforms.Normalize([0.2860], [0.3530])
 train_loader = DataLoader(train_set, batch_size=64, shuffle=True, transform=normalize)
 test_loader = DataLoader(test_set, batch_size=256, transform=normalize)
 x, y = next(iter(train_loader))
-print(x.shape, x.dtype, y.shape, y.dtype, f"mean {x.mean():.3f} std {x.std():.3f}")
+print(x.shape, x.dtype, y.shape, y.dtype, f"mean {x.numpy().mean():.3f} std {x.numpy().std():.3f}")
 
 # %% [markdown]
 # What the images look like (with matplotlib; text otherwise):
