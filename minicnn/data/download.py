@@ -5,8 +5,9 @@ its MD5 on the way, and renames it into place only when the checksum matches. An
 corrupted download therefore never leaves a half-written file under the real name, and a later
 run never mistakes one for data.
 
-The progress bar comes from ``tqdm`` when it is installed (``pip install minicnn[progress]``);
-otherwise a plain text line is rewritten on standard error.
+The progress bar comes from ``tqdm`` when it is installed (``pip install minicnn[progress]``) and
+standard error is a terminal; otherwise a plain text line is rewritten there (or, in a log file,
+written once at the end).
 """
 import hashlib
 import os
@@ -14,6 +15,11 @@ import sys
 import urllib.request
 
 from ..serialization import atomic_write
+
+try:  # optional extra: pip install 'minicnn[progress]'
+    from tqdm import tqdm
+except ImportError:
+    tqdm = None
 
 _CHUNK = 1 << 16  # bytes read per step
 
@@ -37,29 +43,43 @@ def _size(n):
 
 
 class _TextProgress:
-    """A minimal stand-in for a tqdm bar: ``name  1.2 MB / 26.4 MB  4%`` on one rewritten line."""
+    """A minimal stand-in for a tqdm bar: ``name  1.2 MB / 26.4 MB  4%`` on one rewritten line.
+
+    On a stream that is not a terminal (a log file) nothing is redrawn: the line is written
+    once, when the download ends."""
 
     def __init__(self, total, desc, stream=None):
         self.total, self.desc, self.done = total, desc, 0
         self.stream = stream if stream is not None else sys.stderr
+        self.tty = _is_terminal(self.stream)
 
-    def update(self, n):
-        self.done += n
+    def _line(self):
         line = f"{self.desc}  {_size(self.done)}"
         if self.total:
             line += f" / {_size(self.total)}  {100 * self.done // self.total}%"
-        self.stream.write("\r" + line)
-        self.stream.flush()
+        return line
+
+    def update(self, n):
+        self.done += n
+        if self.tty:
+            self.stream.write("\r" + self._line())
+            self.stream.flush()
 
     def close(self):
-        self.stream.write("\n")
+        self.stream.write(("\r" if self.tty else "") + self._line() + "\n")
         self.stream.flush()
+
+
+def _is_terminal(stream):
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _progress_bar(total, desc):
-    try:
-        from tqdm import tqdm
-    except ImportError:
+    """tqdm's bar on a terminal (when installed), else :class:`_TextProgress`."""
+    if tqdm is None or not _is_terminal(sys.stderr):
         return _TextProgress(total, desc)
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024)
 

@@ -165,3 +165,15 @@ def test_inconsistent_files_are_refused(fake_mnist, tmp_path, isolated):
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((12, 32, 32), dtype=np.uint8))
     with pytest.raises(ValueError, match=r"\(N, 28, 28\)"):
         FashionMNIST(root=tmp_path, download=False)
+
+
+def test_download_progress_in_a_log_file_is_one_line():
+    import io
+
+    from minicnn.data.download import _TextProgress
+    log = io.StringIO()  # not a terminal
+    bar = _TextProgress(3000, "train-images-idx3-ubyte.gz", stream=log)
+    for _ in range(30):
+        bar.update(100)
+    bar.close()
+    assert log.getvalue() == "train-images-idx3-ubyte.gz  3.0 kB / 3.0 kB  100%\n"
