@@ -21,13 +21,14 @@ from .serialization import load, save
 from .tensor import Tensor, tensor
 from .threads import get_num_threads, set_num_threads
 
-from . import fast, functional, utils  # noqa: E402  (fast: the registry that picks each op's implementation)
+# fast: the registry that picks each op's implementation; nn, optim, utils: as torch.nn ...
+from . import fast, functional, nn, optim, utils  # noqa: E402
 from .summary import summary  # noqa: E402
 
 __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "concat",
            "cat", "stack", "gradcheck", "GradcheckError", "manual_seed", "save", "load",
            "get_array_module", "cuda", "functional", "summary", "threads", "get_num_threads",
-           "set_num_threads", "fast", "utils",
+           "set_num_threads", "fast", "nn", "optim", "utils",
            # PyTorch's top-level spellings (minicnn/factories.py, minicnn/dtypes.py)
            "zeros", "ones", "full", "zeros_like", "ones_like", "rand", "randn", "randint", "arange",
            "from_numpy", "flatten", "reshape", "max", "min", "argmax", "argmin", "sum", "mean",

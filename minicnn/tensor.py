@@ -344,6 +344,20 @@ class Tensor:
         keep = _one_spelling("mean", keepdims, None, "keepdims", "keepdim", default=keepdim)
         return _ops.Mean(axis, bool(keep))(self)
 
+    def var(self, dim=None, keepdim=False, *, unbiased=True, axis=None, keepdims=None):
+        """Variance over ``dim`` (or ``axis``; all by default), divided by ``n - 1`` as PyTorch's
+        default (``unbiased=False``: by ``n``, as NumPy's); differentiable."""
+        axis = _one_spelling("var", dim, axis, "dim", "axis")
+        keep = bool(_one_spelling("var", keepdims, None, "keepdims", "keepdim", default=keepdim))
+        centred = self - self.mean(axis=axis, keepdims=True)
+        squares = (centred * centred).sum(axis=axis, keepdims=keep)
+        n = self.numel() // max(squares.numel(), 1)  # elements per reduced value
+        return squares / (n - 1 if unbiased else n)
+
+    def std(self, dim=None, keepdim=False, *, unbiased=True, axis=None, keepdims=None):
+        """Standard deviation, ``var(...) ** 0.5`` (unbiased by default, as PyTorch)."""
+        return self.var(dim, keepdim, unbiased=unbiased, axis=axis, keepdims=keepdims) ** 0.5
+
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """The maximum; the gradient goes to the maximum (split between ties).
 
