@@ -6,8 +6,8 @@ process (``python -B -s -m minicnn.assignment.child JOB.json``) in a temporary f
     sandbox/
         code/       grader.py and the released helper files, plus the handed-in SUBMISSION_FILES
         work/       the (empty) working folder
-        results/    what this process writes back: manifest.json, <check>.start, <check>.npz,
-                    <check>.json, fatal.json
+        results/    what this process writes back: manifest.json, import.start, <check>.start,
+                    <check>.npz, <check>.json, finished (or fatal.json)
         job.json    what to run (written by the grading process, read here once)
 
 In order, this process
@@ -250,6 +250,7 @@ def _run(job, results):
                         np.savez(handle, **arrays)
                 _write_json(results / f"{check_id}.json",
                             {"status": status, "message": message[:MAX_MESSAGE]})
+    (results / "finished").touch()
     return 0
 
 

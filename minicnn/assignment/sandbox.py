@@ -156,7 +156,7 @@ def _child_environment(work_dir, minicnn_parent):
     """A clean environment: nothing inherited but PATH and the locale."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work_dir),
            "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONPATH": minicnn_parent,
-           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0",
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0",
            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "MINICNN_NUM_THREADS": "1"}
     return env
@@ -386,6 +386,9 @@ class _Run:
                 _kill(process)
                 _collect(self.results, check_ids, self.found, self.limits)
                 break
+        # The check that had started but not finished (it may have begun and crashed between
+        # two looks at the folder).
+        current = _current_check(self.results, self._remaining() or [], self.found)
         self._after_child(process.returncode, current, killed_for)
 
     def _adopt_manifest(self, manifest):
@@ -410,9 +413,10 @@ class _Run:
         if current is not None:
             status = TIMEOUT if killed_for and "stopped" in killed_for else CRASHED
             self.found[current] = ChildResult(status, why)
-        elif returncode == 0 and not killed_for and not fatal:
+        elif (self.results / "finished").exists() and not killed_for:
             # The child says it ran everything, yet results are missing: never trust it again.
-            self._give_up(remaining, "no result came back for this check", status=CRASHED)
+            self._give_up(remaining, "the grading process finished without a result for this "
+                                     "check", status=CRASHED)
         else:
             # Ended before any check started (the grader or a handed-in file at import time):
             # the same would happen again, so every remaining check gets the reason.

@@ -1,0 +1,551 @@
+"""Hostile submissions: none earns marks it did not earn, none hangs the grader or leaves a trace.
+
+Every trick here was reproduced on the old, in-process grader (issue 14). Each test grades the
+hostile submission and then a correct one, which must still score full marks. Time limits are
+small (a fraction of a second per check) so that the whole module stays fast; the fork "bomb" is
+a bounded loop, so the test machine is safe even if the guard failed.
+"""
+import importlib
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn.assignment import Limits, build, cli_grade, grade
+from minicnn.assignment.questions import relative_error
+from minicnn.assignment.sandbox import read_arrays, run_checks
+
+grade_module = importlib.import_module("minicnn.assignment.grade")   # not the grade() function
+EXAMPLE = Path(__file__).resolve().parents[2] / "assignments" / "assignment1"
+#: Generous for honest checks, short for endless loops.
+FAST = Limits(total_seconds=60, check_seconds=5, grace_seconds=0.5, startup_seconds=30,
+              memory_bytes=1024 ** 3)
+#: For the tiny assignment, whose checks take microseconds.
+TINY = Limits(total_seconds=30, check_seconds=0.3, grace_seconds=0.3, startup_seconds=30,
+              memory_bytes=1024 ** 3)
+
+
+@pytest.fixture(scope="module")
+def a1(tmp_path_factory):
+    """Assignment 1, built once: (BuildResult, folder with the correct submission)."""
+    root = tmp_path_factory.mktemp("hostile_a1")
+    result = build(EXAMPLE, root / "out")
+    correct = root / "correct"
+    correct.mkdir()
+    shutil.copy(EXAMPLE / "layers.py", correct)
+    return result, correct
+
+
+def submission(folder, layers):
+    """A submission folder holding ``layers`` as its layers.py."""
+    folder.mkdir()
+    (folder / "layers.py").write_text(textwrap.dedent(layers))
+    return folder
+
+
+def student_copy(a1, folder, prefix="", suffix=""):
+    """The untouched release (0 marks) with code added before and after its layers.py."""
+    text = (a1[0].student_dir / "layers.py").read_text()
+    return submission(folder, textwrap.dedent(prefix) + text + textwrap.dedent(suffix))
+
+
+def assert_correct_still_full_marks(a1):
+    report = grade(a1[1], a1[0].grader_dir, quiet=True, limits=FAST)
+    assert report.earned == report.possible == 100 and report.complete
+
+
+# ----------------------------------------------------------------------------------------------
+# Rewriting the grader
+# ----------------------------------------------------------------------------------------------
+
+PATCH_GRADER = """
+import sys
+import minicnn.assignment.grade
+import minicnn.assignment.questions
+grade_module = sys.modules["minicnn.assignment.grade"]
+grade_module.CheckResult.passed = property(lambda self: True)
+grade_module.relative_error = lambda actual, expected: 0.0
+sys.modules["minicnn.assignment.questions"].relative_error = lambda actual, expected: 0.0
+grade_module.GradeReport.earned = property(lambda self: 100.0)
+"""
+
+
+def test_patching_the_grader_through_sys_modules_earns_nothing(a1, tmp_path):
+    original_passed, original_earned = grade_module.CheckResult.passed, grade_module.GradeReport.earned
+    report = grade(student_copy(a1, tmp_path / "cheat", PATCH_GRADER), a1[0].grader_dir,
+                   quiet=True, limits=FAST)
+    assert report.earned == 0 and report.complete
+    assert {q.status for q in report.questions} == {"not implemented"}
+    # Nothing of the patch reached this process.
+    assert grade_module.CheckResult.passed is original_passed
+    assert grade_module.GradeReport.earned is original_earned
+    assert grade_module.relative_error is relative_error
+    # The untouched skeleton graded right after still scores 0, the solution 100.
+    assert grade(a1[0].student_dir, a1[0].grader_dir, quiet=True, limits=FAST).earned == 0
+    assert_correct_still_full_marks(a1)
+
+
+def test_a_saboteur_does_not_spoil_the_next_submission(a1, tmp_path):
+    sabotage = PATCH_GRADER.replace("lambda self: True", "lambda self: False").replace(
+        "lambda self: 100.0", "lambda self: 0.0")
+    report = grade(student_copy(a1, tmp_path / "saboteur", sabotage), a1[0].grader_dir,
+                   quiet=True, limits=FAST)
+    assert report.earned == 0
+    assert_correct_still_full_marks(a1)
+
+
+WRONG_RELU_WITH_PATCHED_COMPARISON = """
+import sys
+import minicnn.assignment.grade
+import minicnn.assignment.questions
+for name in ("minicnn.assignment.grade", "minicnn.assignment.questions", "minicnn.assignment"):
+    sys.modules[name].relative_error = lambda actual, expected: 0.0
+
+
+def relu_forward(x):                       # deliberately wrong: the absolute value
+    return np.abs(x), x
+
+
+def relu_backward(dout, cache):
+    return dout * np.sign(cache)
+"""
+
+
+def test_replacing_relative_error_does_not_pass_a_wrong_answer(a1, tmp_path):
+    text = (EXAMPLE / "layers.py").read_text() + WRONG_RELU_WITH_PATCHED_COMPARISON
+    report = grade(submission(tmp_path / "wrong_relu", text), a1[0].grader_dir, quiet=True,
+                   limits=FAST)
+    scores = {q.name: q.earned for q in report.questions}
+    assert scores["q2"] == 0 and report.earned == 95          # every other question is right
+    statuses = {c.name: c.status for c in report.questions[1].checks}
+    assert statuses["relu_values"] == "failed" and statuses["relu_small_example"] == "failed"
+    assert_correct_still_full_marks(a1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reaching for the references and the solution
+# ----------------------------------------------------------------------------------------------
+
+STEAL_REFERENCES = """
+import glob
+import os
+import sys
+from pathlib import Path
+
+_FOUND = {{}}
+_CANDIDATES = [
+    {kit!r} + "/references.npz",                                  # a guessed absolute path
+    "/proc/%d/cwd/references.npz" % os.getppid(),                 # the grader's folder
+    str(Path(sys.modules["minicnn.assignment.grade"].__file__).parent / "references.npz"),
+]
+for _name in list(sys.modules):                                   # the grader module's __file__
+    _file = getattr(sys.modules[_name], "__file__", None) or ""
+    if _name.endswith("grader"):
+        _CANDIDATES.append(str(Path(_file).parent / "references.npz"))
+for _pattern in ("/tmp/**/references.npz", {root!r} + "/**/references.npz"):
+    try:
+        _CANDIDATES += glob.glob(_pattern, recursive=True)
+    except OSError as error:
+        print("blocked:", error)
+try:
+    for _top, _dirs, _files in os.walk({root!r}):
+        _CANDIDATES += [os.path.join(_top, f) for f in _files if f == "references.npz"]
+except OSError as error:
+    print("blocked:", error)
+for _path in _CANDIDATES:
+    try:
+        with np.load(_path) as _data:
+            _FOUND.update({{key: _data[key] for key in _data.files}})
+            print("READ THE REFERENCES at", _path)
+    except OSError as error:
+        print("blocked:", type(error).__name__, error)
+
+
+def relu_forward(x):
+    if x.shape == (2, 3, 4, 4) and "q2.relu_values.out" in _FOUND:
+        return _FOUND["q2.relu_values.out"], x
+    raise NotImplementedError
+
+
+def relu_backward(dout, cache):
+    return _FOUND["q2.relu_values.dx"]
+"""
+
+
+def test_the_references_cannot_be_read(a1, tmp_path):
+    kit = a1[0].grader_dir
+    text = STEAL_REFERENCES.format(kit=str(kit), root=str(kit.parents[1]))
+    report = grade(student_copy(a1, tmp_path / "thief", suffix=text), kit, quiet=True, limits=FAST)
+    assert report.earned == 0
+    assert "READ THE REFERENCES" not in report.output
+    assert "PermissionError" in report.output and "the grader does not allow" in report.output
+    assert_correct_still_full_marks(a1)
+
+
+EXEC_SOLUTION = """
+import importlib.util
+import sys
+from pathlib import Path
+
+import minicnn
+
+_checkout = Path(minicnn.__file__).resolve().parents[1]
+_solution = _checkout / "assignments" / "assignment1" / "layers.py"
+try:
+    exec(compile(_solution.read_text(), str(_solution), "exec"))
+    print("EXECUTED THE SOLUTION")
+except OSError as error:
+    print("blocked:", type(error).__name__, error)
+try:
+    sys.path.insert(0, str(_solution.parent))
+    _spec = importlib.util.spec_from_file_location("solution_layers", _solution)
+    _module = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_module)
+    globals().update({k: v for k, v in vars(_module).items() if k.endswith(("_forward", "_backward"))})
+    print("IMPORTED THE SOLUTION")
+except OSError as error:
+    print("blocked:", type(error).__name__, error)
+"""
+
+
+def test_the_instructor_solution_in_the_checkout_cannot_be_used(a1, tmp_path):
+    assert (Path(minicnn.__file__).resolve().parents[1] / "assignments").is_dir()   # a checkout
+    report = grade(student_copy(a1, tmp_path / "copier", suffix=EXEC_SOLUTION), a1[0].grader_dir,
+                   quiet=True, limits=FAST)
+    assert report.earned == 0
+    assert "EXECUTED" not in report.output and "IMPORTED" not in report.output
+    assert report.output.count("blocked: PermissionError") == 2
+    assert_correct_still_full_marks(a1)
+
+
+WRITE_OUTSIDE = """
+import os
+import shutil
+
+for _path in [{references!r}, {grader!r}, {outside!r}]:
+    for _attempt in (lambda p: open(p, "wb").write(b"forged"), os.remove,
+                     lambda p: os.rename(p, p + ".moved"), lambda p: shutil.rmtree(os.path.dirname(p))):
+        try:
+            _attempt(_path)
+            print("CHANGED", _path)
+        except OSError as error:
+            print("blocked:", type(error).__name__)
+with open("notes.txt", "w") as _handle:              # its own working folder is fine
+    _handle.write("scratch")
+print("wrote", os.path.abspath("notes.txt"))
+"""
+
+
+def test_writing_outside_the_sandbox_is_refused(a1, tmp_path):
+    kit = a1[0].grader_dir
+    before = {p.name: p.read_bytes() for p in kit.iterdir()}
+    outside = tmp_path / "outside.txt"
+    text = WRITE_OUTSIDE.format(references=str(kit / "references.npz"), grader=str(kit / "grader.py"),
+                                outside=str(outside))
+    report = grade(student_copy(a1, tmp_path / "vandal", suffix=text), kit, quiet=True, limits=FAST)
+    assert report.earned == 0
+    assert "CHANGED" not in report.output and "wrote /" in report.output
+    assert {p.name: p.read_bytes() for p in kit.iterdir()} == before
+    assert not outside.exists() and not Path(str(outside) + ".moved").exists()
+    assert_correct_still_full_marks(a1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Hanging, crashing and lying: a tiny assignment with fast checks
+# ----------------------------------------------------------------------------------------------
+
+TINY_GRADER = """
+import numpy as np
+from minicnn.assignment import Question
+
+TITLE = "Tiny"
+SUBMISSION_FILES = ["mod.py"]
+q1 = Question("q1", "Doubling", points=2, timeout=5)
+
+
+@q1.public
+def small(sub):
+    y = sub.mod.double(np.arange(3.0))
+    assert np.allclose(y, [0, 2, 4]), f"expected [0, 2, 4], got {y}"
+    return {"y": y}
+
+
+@q1.hidden
+def negative(sub):
+    return {"y": sub.mod.double(np.arange(5.0) - 2)}
+
+
+q2 = Question("q2", "Counting", points=1, timeout=5)
+
+
+@q2.hidden
+def count(sub):
+    return {"n": sub.mod.count(7)}
+
+
+QUESTIONS = [q1, q2]
+"""
+
+TINY_SOLUTION = """
+import numpy as np
+
+
+def double(x):
+    # BEGIN SOLUTION
+    return 2 * np.asarray(x)
+    # END SOLUTION
+
+
+def count(n):
+    # BEGIN SOLUTION
+    return np.arange(n, dtype=np.int64)
+    # END SOLUTION
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny assignment, built: (kit folder, correct submission folder)."""
+    root = tmp_path_factory.mktemp("tiny")
+    src = root / "src"
+    src.mkdir()
+    (src / "grader.py").write_text(TINY_GRADER)
+    (src / "mod.py").write_text(TINY_SOLUTION)
+    result = build(src, root / "out")
+    return result.grader_dir, src
+
+
+def tiny_submission(folder, code):
+    folder.mkdir()
+    (folder / "mod.py").write_text(textwrap.dedent(code))
+    return folder
+
+
+def grade_tiny(tiny, folder, limits=TINY):
+    report = grade(folder, tiny[0], quiet=True, limits=limits)
+    correct = grade(tiny[1], tiny[0], quiet=True, limits=TINY)
+    assert correct.earned == correct.possible == 3 and correct.complete
+    return report, {c.name: (c.status, c.message) for q in report.questions for c in q.checks}
+
+
+def test_integer_outputs_are_compared_too(tiny, tmp_path):
+    with np.load(tiny[0] / "references.npz", allow_pickle=False) as data:
+        assert data["q2.count.n"].dtype == np.int64
+    code = "import numpy as np\ndouble = lambda x: 2 * x\ncount = lambda n: np.arange(1, n + 1)\n"
+    report, checks = grade_tiny(tiny, tiny_submission(tmp_path / "off_by_one", code))
+    assert report.earned == 2 and checks["count"][0] == "failed"
+
+
+@pytest.mark.parametrize("code", [
+    # the time limit's signal ignored, then an endless loop
+    """
+    import signal
+    def double(x):
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        while True:
+            pass
+    count = double
+    """,
+    # an endless loop that swallows every exception, the time limit's included
+    """
+    def double(x):
+        while True:
+            try:
+                while True:
+                    pass
+            except BaseException:
+                pass
+    count = double
+    """,
+])
+def test_a_check_that_ignores_its_time_limit_is_killed(tiny, tmp_path, code):
+    report, checks = grade_tiny(tiny, tiny_submission(tmp_path / "hang", code))
+    assert report.earned == 0 and not report.complete
+    assert [status for status, _ in checks.values()] == ["timeout"] * 3
+    assert "stopped after" in checks["small"][1] and "by the grader" in checks["small"][1]
+
+
+def test_the_time_budget_of_a_submission_is_enforced(tiny, tmp_path):
+    code = """
+    import signal
+    def double(x):
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        while True:
+            pass
+    count = double
+    """
+    budget = Limits(total_seconds=0.5, check_seconds=5, grace_seconds=5, startup_seconds=30)
+    report, checks = grade_tiny(tiny, tiny_submission(tmp_path / "slow", code), budget)
+    assert report.earned == 0 and not report.complete
+    assert checks["small"][0] == "timeout" and "time budget" in checks["small"][1]
+    assert checks["negative"][0] == checks["count"][0] == "not run"
+
+
+FAKE_TOTAL = """
+import os
+print("total                        100 / 100  100.0%")
+os._exit(0)
+"""
+
+
+def test_a_fake_total_and_os_exit_at_import(tiny, tmp_path, capsys):
+    folder = tiny_submission(tmp_path / "liar", FAKE_TOTAL)
+    json_path = tmp_path / "report.json"
+    assert cli_grade(folder, str(tiny[0]), json_path=json_path) == 3        # not graded completely
+    printed = capsys.readouterr().out
+    totals = [line.split() for line in printed.splitlines() if line.startswith("total")]
+    assert totals == [["total", "0", "/", "3", "0.0%"]]
+    assert "  | total                        100 / 100" in printed          # shown as its output
+    saved = json.loads(json_path.read_text())
+    assert saved["earned"] == 0 and saved["complete"] is False
+    assert [q["points"] for q in saved["questions"]] == [2, 1]
+    checks = [c for q in saved["questions"] for c in q["checks"]]
+    assert {c["status"] for c in checks} == {"crashed"}
+    assert "exit code 0" in checks[0]["message"] and "importing" in checks[0]["message"]
+    assert grade_tiny(tiny, tiny[1])[0].earned == 3
+
+
+def test_a_crash_costs_only_the_check_that_crashed(tiny, tmp_path):
+    code = """
+    import os
+    import numpy as np
+    def double(x):
+        if len(x) == 3:
+            os._exit(7)
+        return 2 * x
+    def count(n):
+        return np.arange(n)
+    """
+    report, checks = grade_tiny(tiny, tiny_submission(tmp_path / "crash", code))
+    assert checks["small"][0] == "crashed" and "exit code 7" in checks["small"][1]
+    assert checks["negative"][0] == checks["count"][0] == "passed"
+    assert report.earned == 2 and not report.complete
+
+
+FORGED_RESULTS = """
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+_job = json.loads(Path(sys.argv[-1]).read_text())
+_results = Path(_job["results_dir"])
+for _question in json.loads((_results / "manifest.json").read_text())["questions"]:
+    for _check in _question["checks"]:
+        _name = _question["name"] + "." + _check["name"]
+        np.savez(_results / (_name + ".npz"), y=np.zeros(3), n=np.zeros(7))
+        (_results / (_name + ".json")).write_text(json.dumps({"status": "passed", "message": ""}))
+os._exit(0)
+"""
+
+
+def test_forged_result_files_are_judged_by_their_arrays(tiny, tmp_path):
+    report, checks = grade_tiny(tiny, tiny_submission(tmp_path / "forger", FORGED_RESULTS))
+    assert report.earned == 0
+    assert all(status == "error" for status, _ in checks.values())      # keys do not match
+    assert "the check returned" in checks["small"][1]
+
+
+@pytest.mark.parametrize("code, status, words", [
+    ("import numpy as np\ndef double(x):\n    return np.ones(2 ** 31)\ncount = double\n",
+     "error", "MemoryError"),
+    ("def double(x):\n    blocks = []\n    while True:\n        try:\n"
+     "            blocks.append(bytearray(50 * 2 ** 20))\n        except MemoryError:\n"
+     "            pass\ncount = double\n", "timeout", "stopped after"),
+])
+def test_a_memory_bomb_is_stopped(tiny, tmp_path, code, status, words):
+    report, checks = grade_tiny(tiny, tiny_submission(tmp_path / "bomb", code))
+    assert report.earned == 0
+    assert checks["small"][0] == status and words in checks["small"][1]
+
+
+BOUNDED_FORK_BOMB = """
+import os
+import subprocess
+
+
+def double(x):
+    children = 0
+    for _ in range(8):                        # bounded: safe even if nothing stopped it
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        children += 1
+    return x * 0 + children
+
+
+def count(n):
+    subprocess.run(["true"])
+    os.kill(os.getpid(), 0)
+"""
+
+
+def test_a_fork_bomb_cannot_start_processes(tiny, tmp_path):
+    report, checks = grade_tiny(tiny, tiny_submission(tmp_path / "forker", BOUNDED_FORK_BOMB))
+    assert report.earned == 0
+    assert checks["small"][0] == "error" and "PermissionError" in checks["small"][1]
+    assert "os.fork" in checks["small"][1]
+    assert checks["count"][0] == "error" and "subprocess.Popen" in checks["count"][1]
+
+
+LIMITS_PROBE = """
+import numpy as np
+from minicnn.assignment import Question
+
+q = Question("q", "Limits", points=1)
+
+
+@q.public
+def limits(sub):
+    import os
+    import resource
+    names = ["RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_NPROC"]
+    return {"soft": np.array([resource.getrlimit(getattr(resource, n))[0] for n in names]),
+            "cwd_entries": np.array(len(os.listdir("."))),
+            "path_entries": np.array([p.startswith(sub.directory.as_posix()) for p in
+                                      __import__("sys").path[:1]])}
+
+
+QUESTIONS = [q]
+"""
+
+
+def test_the_child_runs_with_its_limits_in_an_empty_folder(tmp_path):
+    folder = tmp_path / "probe"
+    folder.mkdir()
+    (folder / "grader.py").write_text(LIMITS_PROBE)
+    limits = Limits(total_seconds=20, memory_bytes=900 * 2 ** 20, open_files=40,
+                    file_bytes=5 * 2 ** 20, processes=0)
+    run = run_checks(folder, None, (), None, limits)
+    outputs = run.results["q.limits"].outputs
+    cpu, memory, files, size, processes = outputs["soft"].tolist()
+    assert 0 < cpu <= 21 and memory == 900 * 2 ** 20 and files == 40 and size == 5 * 2 ** 20
+    assert processes == 0
+    assert outputs["cwd_entries"] == 0 and outputs["path_entries"].all()
+
+
+def test_outputs_that_would_unpack_into_huge_arrays_are_refused(tmp_path):
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, y=np.zeros(10))
+    import zipfile
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(10))
+    header["shape"] = (10 ** 6, 10 ** 6)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("y.npy", "w") as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            member.write(b"\0" * 80)
+    with pytest.raises(ValueError, match="not a plain numeric array"):
+        read_arrays(path, 2 ** 20)
+    np.savez(path, y=np.array(["text"]))
+    with pytest.raises(ValueError, match="not a plain numeric array"):
+        read_arrays(path, 2 ** 20)
+    np.savez(path, y=np.zeros(1000))
+    with pytest.raises(ValueError, match="more than 100 bytes"):
+        read_arrays(path, 100)
+    np.testing.assert_array_equal(read_arrays(path, 2 ** 20)["y"], np.zeros(1000))
