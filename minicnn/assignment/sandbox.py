@@ -352,8 +352,10 @@ class _Run:
 
     def _watch(self, process):
         """Follow one child until it ends or is killed; record what happened to its checks."""
-        started = time.monotonic()
-        current, current_since, killed_for = None, None, None
+        # ``current_since``: when the running check started, or, between checks, when the child
+        # last made progress (it started, or a check finished).
+        current, current_since, killed_for = None, time.monotonic(), None
+        done = len(self.found)
         timeouts = self._timeouts() if self.manifest else {}
         while True:
             try:
@@ -372,16 +374,19 @@ class _Run:
                 break
             now = time.monotonic()
             running = _current_check(self.results, check_ids, self.found)
-            if running != current:
-                current, current_since = running, now
+            if running != current or len(self.found) != done:
+                current, current_since, done = running, now, len(self.found)
             if now >= self.deadline:
                 killed_for = (f"stopped: the submission used up its time budget of "
                               f"{self.limits.total_seconds:g} s")
             elif current is not None and now - current_since > timeouts.get(current, 0):
                 killed_for = (f"stopped after {now - current_since:.1f} s by the grader "
                               f"(the check ignored its time limit: an endless loop?)")
-            elif current is None and now - started > self.limits.startup_seconds:
-                killed_for = f"the grading process did not start within {self.limits.startup_seconds:g} s"
+            elif current is None and (now - current_since >
+                                      self.limits.startup_seconds + self.limits.grace_seconds):
+                killed_for = (f"the grading process made no progress for "
+                              f"{self.limits.startup_seconds:g} s (starting Python and importing "
+                              f"the grader and the handed-in files)")
             if killed_for:
                 _kill(process)
                 _collect(self.results, check_ids, self.found, self.limits)

@@ -385,6 +385,22 @@ def test_the_time_budget_of_a_submission_is_enforced(tiny, tmp_path):
     assert checks["negative"][0] == checks["count"][0] == "not run"
 
 
+def test_an_endless_loop_at_import_is_stopped(tiny, tmp_path):
+    code = """
+    while True:
+        try:
+            while True:
+                pass
+        except BaseException:
+            pass
+    """
+    limits = Limits(total_seconds=30, check_seconds=1, grace_seconds=0.3, startup_seconds=2)
+    report, checks = grade_tiny(tiny, tiny_submission(tmp_path / "stuck", code), limits)
+    assert report.earned == 0 and not report.complete
+    assert {status for status, _ in checks.values()} == {"crashed"}
+    assert "made no progress" in checks["small"][1]
+
+
 FAKE_TOTAL = """
 import os
 print("total                        100 / 100  100.0%")
