@@ -1,6 +1,8 @@
 """Import a folder of student (or instructor) Python files without side effects, and time-box calls.
 
-Two tools for the grader:
+Two tools, used by the build (on the instructor's solution, in the build's own process) and by the
+sandboxed grading process (:mod:`minicnn.assignment.child`), which runs a submission's checks. The
+grading process itself never imports a submission (:mod:`minicnn.assignment.sandbox`).
 
 * :class:`Submission` imports the top-level ``.py`` files of a folder by file path, each under a
   fresh, unique module name, inside a context that restores ``sys.path`` and ``sys.modules`` when it
@@ -12,9 +14,10 @@ Two tools for the grader:
   submission's folder.
 * :func:`time_limit` stops a call that runs too long (an infinite loop in a student's code) by
   raising :class:`CheckTimeout`. It uses ``SIGALRM``, so it only works on POSIX systems and in the
-  main thread; elsewhere it does nothing, and a check that never returns hangs the grader. A
-  limit interrupts Python code, not a single long-running NumPy call, which is stopped as soon as
-  it returns.
+  main thread; elsewhere it does nothing. A limit interrupts Python code, not a single
+  long-running NumPy call, which is stopped as soon as it returns. Code that ignores the signal
+  or catches :class:`CheckTimeout` is not stopped by it: when grading, the grading process kills
+  the sandboxed process instead.
 """
 import contextlib
 import importlib

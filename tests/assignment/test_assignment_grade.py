@@ -328,3 +328,34 @@ def test_tooling_errors(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip file")
     with pytest.raises(GradeError, match="could not read the references"):
         grade(tmp_path, tmp_path / "bad.npz")
+
+
+def test_relative_error_of_complex_and_integer_values():
+    from minicnn.assignment import relative_error
+    assert relative_error(np.array([1 + 1j]), np.array([1 - 1j])) == pytest.approx(2 / np.sqrt(2))
+    assert relative_error(np.arange(4), np.arange(4)) == 0.0
+    assert relative_error(np.array(3), np.array(4)) == pytest.approx(0.25)
+
+
+def test_command_line_limits_are_checked(capsys):
+    from minicnn.assignment import main
+    with pytest.raises(SystemExit):
+        main(["grade", ".", "--time-budget", "0"])
+    assert "--time-budget must be a positive number" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["grade", ".", "--memory-mb", "-1"])
+    assert "--memory-mb must be >= 0" in capsys.readouterr().err
+
+
+def test_a_check_must_return_arrays(tmp_path):
+    from minicnn.assignment import Question, collect_references
+    q = Question("q", "Nothing back", points=1)
+
+    @q.public
+    def asserts_only(sub):
+        assert True
+
+    with pytest.raises(TypeError, match="q.asserts_only must return a dict of arrays"):
+        collect_references([q], None)
+    with pytest.raises(ValueError, match="named function"):
+        q.public(lambda sub: {"y": 1})
