@@ -144,3 +144,15 @@ def test_subset_of_classes_with_relabelling():
     assert relabelled.classes == ["three", "one"]
     _, y = next(iter(DataLoader(relabelled, batch_size=6)))
     assert y.tolist() == [1, 0, 1, 0, 1, 0]
+
+
+def test_batches_are_cpu_tensors_that_backend_helpers_accept():
+    """The loader yields Tensors (as PyTorch's); code that moves arrays with
+    ``backend.to_device`` (the trainer) keeps working, through ``numpy.asarray(tensor)``."""
+    import minicnn as mc
+    from minicnn import backend
+    x, y = next(iter(DataLoader(_dataset(6), batch_size=4, num_workers=3, pin_memory=True)))
+    assert isinstance(x, mc.Tensor) and isinstance(y, mc.Tensor) and x.device == "cpu"
+    moved = backend.to_device(x, "standin")
+    assert backend.device_of(moved) == "standin" and tuple(moved.shape) == (4, 2, 3, 3)
+    np.testing.assert_array_equal(np.asarray(y), [0, 1, 2, 3])
