@@ -21,7 +21,7 @@ setup(
     install_requires=["numpy>=1.22"],
     extras_require={
         "gpu": ["cupy-cuda12x"],
-        "test": ["pytest>=7", "hypothesis>=6"],
+        "test": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6", "jupytext>=1.14"],
         "plot": ["matplotlib>=3.5"],
         "progress": ["tqdm>=4.60"],
         "threads": ["threadpoolctl>=3"],  # BLAS thread control beyond Linux's OpenBLAS

@@ -8,6 +8,16 @@
 #     name: python3
 # ---
 
+# %%
+# Setup: install minicnn where it is missing (Colab), and look for a GPU.
+import importlib.util, os, subprocess, sys
+if importlib.util.find_spec("minicnn") is None:
+    # On Colab: install minicnn from its repository (set MINICNN_REPO to your course's copy)
+    repo = os.environ.get("MINICNN_REPO", "https://github.com/minicnn/minicnn")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{repo}"])
+import minicnn
+print("GPU available:", minicnn.cuda.is_available())
+
 # %% [markdown]
 # # Tutorial 2: write your own layer, and prove its gradient right
 #
@@ -119,10 +129,22 @@ print("gradcheck:", mc.gradcheck(lambda x, b: SwishFunction()(x, b), [x, beta]))
 # (from a terminal it is the same command).
 
 # %%
+def class_source(cls):
+    """The source code of ``cls``. In a notebook ``inspect.getsource`` cannot find a class (it has
+    no file), so look it up in the cell that defined its ``forward`` method."""
+    try:
+        return inspect.getsource(cls)
+    except (OSError, TypeError):
+        import linecache
+        lines = linecache.getlines(cls.forward.__code__.co_filename)
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"class {cls.__name__}"))
+        return "".join(inspect.getblock(lines[start:]))
+
+
 folder = tempfile.mkdtemp(prefix="minicnn-tutorial2-")
 path = os.path.join(folder, "my_swish.py")
 with open(path, "w") as f:
-    f.write("import numpy as np\nimport minicnn as mc\n\n\n" + inspect.getsource(SwishFunction))
+    f.write("import numpy as np\nimport minicnn as mc\n\n\n" + class_source(SwishFunction))
 print(f"$ minicnn gradcheck {path}:SwishFunction")
 
 from minicnn.cli import main as minicnn_main  # noqa: E402  (the `minicnn` command)

@@ -8,6 +8,16 @@
 #     name: python3
 # ---
 
+# %%
+# Setup: install minicnn where it is missing (Colab), and look for a GPU.
+import importlib.util, os, subprocess, sys
+if importlib.util.find_spec("minicnn") is None:
+    # On Colab: install minicnn from its repository (set MINICNN_REPO to your course's copy)
+    repo = os.environ.get("MINICNN_REPO", "https://github.com/minicnn/minicnn")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{repo}"])
+import minicnn
+print("GPU available:", minicnn.cuda.is_available())
+
 # %% [markdown]
 # # Tutorial 3: fine-tune a pretrained network
 #
