@@ -255,3 +255,28 @@ def test_var_and_std_are_unbiased_by_default_as_pytorch():
     np.testing.assert_allclose(t.std(axis=0, keepdims=True, unbiased=False).data,
                                array.std(axis=0, keepdims=True))
     assert mc.gradcheck(lambda x: x.std(dim=0), [t])
+
+
+def test_same_results_as_pytorch_when_it_is_installed():
+    torch = pytest.importorskip("torch")
+    array = np.random.default_rng(7).standard_normal((4, 5)).astype(np.float32)
+    ours, theirs = mc.tensor(array), torch.tensor(array)
+    for dim in (0, 1, -1):
+        v, i = ours.max(dim)
+        tv, ti = theirs.max(dim)
+        np.testing.assert_array_equal(v.numpy(), tv.numpy())
+        np.testing.assert_array_equal(i.numpy(), ti.numpy())
+        np.testing.assert_array_equal(ours.min(dim, keepdim=True).indices.numpy(),
+                                      theirs.min(dim, keepdim=True).indices.numpy())
+        np.testing.assert_allclose(ours.softmax(dim=dim).numpy(), theirs.softmax(dim=dim).numpy(), rtol=1e-5)
+        np.testing.assert_allclose(ours.log_softmax(dim).numpy(), theirs.log_softmax(dim).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ours.std(dim=dim).numpy(), theirs.std(dim=dim).numpy(), rtol=1e-5)
+        np.testing.assert_array_equal(ours.argmax(dim=dim, keepdim=True).numpy(),
+                                      theirs.argmax(dim=dim, keepdim=True).numpy())
+    assert mc.tensor([1, 2]).dtype.name == str(torch.tensor([1, 2]).dtype).split(".")[1]
+    assert mc.tensor([1.0]).dtype.name == str(torch.tensor([1.0]).dtype).split(".")[1]
+    assert mc.arange(5).tolist() == torch.arange(5).tolist() and mc.arange(0, 1, 0.25).tolist() == \
+        torch.arange(0, 1, 0.25).tolist()
+    assert mc.zeros(2, 3).transpose(0, 1).shape == tuple(torch.zeros(2, 3).transpose(0, 1).shape)
+    assert mc.zeros(2, 3, 4).flatten(1).shape == tuple(torch.zeros(2, 3, 4).flatten(1).shape)
