@@ -51,6 +51,12 @@ from .progress import ProgressBar
 AUX_LOSS_WEIGHT = 0.3
 
 
+REFRESH_STEPS = 20
+"""The running loss and accuracy are summed on the model's device and read back (one host-device
+synchronisation) every this many steps and after the last, not after every step: on a GPU a read
+back waits for every queued kernel. A NaN or inf loss is therefore noticed within 20 steps."""
+
+
 class TrainingDiverged(RuntimeError):
     """The training loss, the test loss, a parameter or a buffer became NaN or infinite.
     ``epoch``, ``step``, ``loss`` say where (``step`` is ``None`` when the problem was found at
@@ -77,6 +83,14 @@ def _forward(model, x, y, loss_fn):
             loss = loss + AUX_LOSS_WEIGHT * loss_fn(a, y)
         return logits, loss
     return out, loss_fn(out, y)
+
+
+def _read_back(pending):
+    """The losses (float64) and hit counts of ``pending`` steps, copied to the host in one go."""
+    xp = backend.get_array_module(pending[0][1])
+    losses = backend.to_numpy(xp.stack([loss.reshape(()) for _, loss, _ in pending])).astype(numpy.float64)
+    hits = backend.to_numpy(xp.stack([h.reshape(()) for _, _, h in pending]))
+    return losses.tolist(), hits.tolist()
 
 
 def model_device(model):
@@ -275,13 +289,11 @@ class Trainer:
         n, loss_sum, correct = 0, 0.0, 0
         start = time.perf_counter()
         bar = ProgressBar(steps, f"{self.epoch_label} {epoch}/{self.epochs}", enabled=self.progress)
+        pending = []  # (batch size, loss, hits) of the steps since the last read-back, on the device
         try:
             for step, (x, y) in enumerate(self.train_loader, start=1):
                 x_dev, y_dev = backend.to_device(x, self.device), backend.to_device(y, self.device)
                 logits, loss = _forward(model, Tensor(x_dev), y_dev, self.loss_fn)
-                value = float(loss.item())
-                if not math.isfinite(value):
-                    raise self._diverged(epoch, step, steps, value)
                 opt.zero_grad()
                 model.zero_grad()
                 loss.backward()
@@ -290,10 +302,16 @@ class Trainer:
                 opt.step()
                 if self.scheduler is not None and self.scheduler_interval == "step":
                     self.scheduler.step()
-                b = int(len(y))
-                n += b
-                loss_sum += value * b
-                correct += int((logits.data.argmax(axis=1) == y_dev).sum())
+                pending.append((int(len(y)), loss.data, (logits.data.argmax(axis=1) == y_dev).sum()))
+                if step % REFRESH_STEPS and step != steps:
+                    bar.update(1)
+                    continue
+                losses, hits = _read_back(pending)  # the one synchronisation
+                for i, ((b, _, _), value) in enumerate(zip(pending, losses)):
+                    if not math.isfinite(value):
+                        raise self._diverged(epoch, step - len(pending) + 1 + i, steps, value)
+                    n, loss_sum, correct = n + b, loss_sum + value * b, correct + int(hits[i])
+                pending.clear()
                 elapsed = time.perf_counter() - start
                 bar.update(1, loss=f"{loss_sum / n:.4f}", acc=f"{100.0 * correct / n:.2f}%",
                            **{"img/s": f"{n / elapsed:.0f}" if elapsed > 0 else "-"})
