@@ -57,6 +57,17 @@ class enable_grad(no_grad):
         _state.enabled = True
 
 
+_tensor_type = {}
+"""``Tensor`` and ``as_tensor``, handed over by ``tensor.py`` when it is imported (``use_tensor_type``):
+``Function.__call__`` wraps arrays in Tensors, while ``tensor.py`` needs this module's backward walk,
+so this module does not import ``tensor.py`` (the two would import each other)."""
+
+
+def use_tensor_type(tensor_class, as_tensor):
+    """Called once by ``tensor.py``: the class that ``Function.__call__`` returns its outputs in."""
+    _tensor_type.update(Tensor=tensor_class, as_tensor=as_tensor)
+
+
 _choose_implementation = None
 """Set by :mod:`minicnn.fast` (``fast.registry.choose``): called with each ``Function`` about to run
 and its input arrays, it may switch the instance to a registered faster subclass for their device.
@@ -83,8 +94,7 @@ class Function:
 
     def __call__(self, *inputs):
         """Apply the op to tensors: run forward on their arrays and record the call in the graph."""
-        from .tensor import Tensor, as_tensor
-
+        Tensor, as_tensor = _tensor_type["Tensor"], _tensor_type["as_tensor"]
         name = type(self).__name__
         tensors = [x if (x is None or isinstance(x, Tensor)) else as_tensor(x) for x in inputs]
         arrays = [None if t is None else t.data for t in tensors]

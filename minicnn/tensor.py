@@ -15,6 +15,7 @@ import types
 import numpy
 
 from . import backend
+from . import function
 from .function import backward as _backward_walk
 
 _ops = types.SimpleNamespace()
@@ -538,3 +539,6 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     if device is not None:
         array = backend.to_device(array, device)
     return Tensor(array, requires_grad=requires_grad)
+
+
+function.use_tensor_type(Tensor, as_tensor)  # Function.__call__ returns Tensors
