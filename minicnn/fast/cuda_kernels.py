@@ -155,6 +155,180 @@ extern "C" __global__ void minicnn_lrn_backward(
 }
 """
 
+IM2COL_SOURCE = r"""
+// im2col, gather form: one thread per entry of cols (C*kh*kw, N*Ho*Wo), rows (c, u, v), columns
+// (n, i, j):  cols = x[n, c, i*sh - ph + u, j*sw - pw + v], or 0 where that lands in the padding.
+// The padding is never materialised (no padded copy of x).
+extern "C" __global__ void minicnn_im2col(
+    const T* __restrict__ x,   // (N, C, H, W)
+    T* __restrict__ cols,      // (C*kh*kw, N*Ho*Wo), written in full
+    long long N, long long C, long long H, long long W,
+    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw,
+    long long Ho, long long Wo)
+{
+    const long long npix = N * Ho * Wo;
+    const long long total = C * kh * kw * npix;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        const long long col = i % npix, row = i / npix;
+        const long long oj = col % Wo, oi = (col / Wo) % Ho, n = col / (Wo * Ho);
+        const long long v = row % kw, u = (row / kw) % kh, c = row / (kw * kh);
+        const long long h = oi * sh - ph + u, w = oj * sw - pw + v;
+        cols[i] = (h >= 0 && h < H && w >= 0 && w < W) ? x[((n * C + c) * H + h) * W + w] : (T)0;
+    }
+}
+"""
+
+MAX_POOL_FORWARD_SOURCE = r"""
+// Max pooling forward: one thread per output element (plane, i, j) of (N*C, Ho, Wo).
+//   y = the max over the window's pixels inside the image (padding never wins);
+//   argmax = h*W + w of the first maximum in row-major window order (a NaN wins, as NumPy's argmax).
+// A window always holds at least one pixel of the image (padding is at most half the kernel).
+extern "C" __global__ void minicnn_max_pool_forward(
+    const T* __restrict__ x,         // (N*C, H, W)
+    T* __restrict__ y,               // (N*C, Ho, Wo)
+    long long* __restrict__ argmax,  // (N*C, Ho, Wo): index in the plane, for backward
+    long long planes, long long H, long long W, long long Ho, long long Wo,
+    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw)
+{
+    const long long total = planes * Ho * Wo;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        const long long oj = i % Wo, oi = (i / Wo) % Ho, plane = i / (Wo * Ho);
+        const T* xp = x + plane * H * W;
+        T best = 0;
+        long long arg = -1;
+        for (long long u = 0; u < kh; ++u) {
+            const long long h = oi * sh - ph + u;
+            if (h < 0 || h >= H) continue;
+            for (long long v = 0; v < kw; ++v) {
+                const long long w = oj * sw - pw + v;
+                if (w < 0 || w >= W) continue;
+                const T value = xp[h * W + w];
+                if (arg < 0 || value > best || (value != value && best == best)) {
+                    best = value;
+                    arg = h * W + w;
+                }
+            }
+        }
+        y[i] = best;
+        argmax[i] = arg;
+    }
+}
+"""
+
+MAX_POOL_BACKWARD_SOURCE = r"""
+// Max pooling backward, gather form: one thread per input pixel (plane, h, w). It adds the
+// gradient of every window (i, j) that contains the pixel and whose argmax is this pixel:
+//   i from max(0, ceil((h + ph - kh + 1) / sh)) to min(Ho - 1, floor((h + ph) / sh)), j likewise.
+// Each pixel is written once: no atomics, and the same sum order every run.
+extern "C" __global__ void minicnn_max_pool_backward(
+    const T* __restrict__ g,               // (N*C, Ho, Wo)
+    const long long* __restrict__ argmax,  // (N*C, Ho, Wo)
+    T* __restrict__ dx,                    // (N*C, H, W), written in full
+    long long planes, long long H, long long W, long long Ho, long long Wo,
+    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw)
+{
+    const long long total = planes * H * W;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        const long long w = i % W, h = (i / W) % H, plane = i / (W * H);
+        const long long here = h * W + w;
+        const long long hp = h + ph, wp = w + pw;
+        const long long i0 = hp - kh + 1 > 0 ? (hp - kh + 1 + sh - 1) / sh : 0;
+        const long long j0 = wp - kw + 1 > 0 ? (wp - kw + 1 + sw - 1) / sw : 0;
+        const long long i1 = hp / sh < Ho - 1 ? hp / sh : Ho - 1;
+        const long long j1 = wp / sw < Wo - 1 ? wp / sw : Wo - 1;
+        T sum = 0;
+        for (long long oi = i0; oi <= i1; ++oi)
+            for (long long oj = j0; oj <= j1; ++oj) {
+                const long long o = (plane * Ho + oi) * Wo + oj;
+                if (argmax[o] == here) sum += g[o];
+            }
+        dx[i] = sum;
+    }
+}
+"""
+
+AVG_POOL_FORWARD_SOURCE = r"""
+// Average pooling forward (padding counted in the divisor, PyTorch's default): one thread per
+// output (plane, i, j). The window rows r0 = i*sh - ph .. r0 + kh - 1 are clipped to the padded
+// border [-ph, H + ph) for the divisor d, and to the image [0, H) for the sum (padding adds 0).
+extern "C" __global__ void minicnn_avg_pool_forward(
+    const T* __restrict__ x, T* __restrict__ y,
+    long long planes, long long H, long long W, long long Ho, long long Wo,
+    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw)
+{
+    const long long total = planes * Ho * Wo;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        const long long oj = i % Wo, oi = (i / Wo) % Ho, plane = i / (Wo * Ho);
+        const long long r0 = oi * sh - ph, q0 = oj * sw - pw;
+        const long long r1 = r0 + kh < H + ph ? r0 + kh : H + ph, q1 = q0 + kw < W + pw ? q0 + kw : W + pw;
+        const T* xp = x + plane * H * W;
+        T sum = 0;
+        for (long long h = r0 > 0 ? r0 : 0; h < (r1 < H ? r1 : H); ++h)
+            for (long long w = q0 > 0 ? q0 : 0; w < (q1 < W ? q1 : W); ++w)
+                sum += xp[h * W + w];
+        y[i] = sum / (T)((r1 - r0) * (q1 - q0));
+    }
+}
+"""
+
+AVG_POOL_BACKWARD_SOURCE = r"""
+// Average pooling backward, gather form: one thread per input pixel (plane, h, w) adds g / d of
+// every window (i, j) that contains it (the windows are found as in max pooling's backward).
+extern "C" __global__ void minicnn_avg_pool_backward(
+    const T* __restrict__ g, T* __restrict__ dx,
+    long long planes, long long H, long long W, long long Ho, long long Wo,
+    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw)
+{
+    const long long total = planes * H * W;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        const long long w = i % W, h = (i / W) % H, plane = i / (W * H);
+        const long long hp = h + ph, wp = w + pw;
+        const long long i0 = hp - kh + 1 > 0 ? (hp - kh + 1 + sh - 1) / sh : 0;
+        const long long j0 = wp - kw + 1 > 0 ? (wp - kw + 1 + sw - 1) / sw : 0;
+        const long long i1 = hp / sh < Ho - 1 ? hp / sh : Ho - 1;
+        const long long j1 = wp / sw < Wo - 1 ? wp / sw : Wo - 1;
+        T sum = 0;
+        for (long long oi = i0; oi <= i1; ++oi) {
+            const long long r0 = oi * sh - ph, r1 = r0 + kh < H + ph ? r0 + kh : H + ph;
+            for (long long oj = j0; oj <= j1; ++oj) {
+                const long long q0 = oj * sw - pw, q1 = q0 + kw < W + pw ? q0 + kw : W + pw;
+                sum += g[(plane * Ho + oi) * Wo + oj] / (T)((r1 - r0) * (q1 - q0));
+            }
+        }
+        dx[i] = sum;
+    }
+}
+"""
+
+SGD_UPDATE_SOURCE = r"""
+// One SGD step of one parameter (PyTorch's rule, minicnn/optim/sgd.py), one thread per element:
+//   d = g + weight_decay * p
+//   buf = first ? d : momentum * buf + (1 - dampening) * d        (when momentum != 0)
+//   d = nesterov ? d + momentum * buf : buf                         (when momentum != 0)
+//   p = p - lr * d
+// Six whole-array operations per parameter become one launch.
+extern "C" __global__ void minicnn_sgd_update(
+    T* __restrict__ p, const T* __restrict__ g, T* __restrict__ buf, long long total,
+    T lr, T momentum, T dampening, T weight_decay, long long nesterov, long long first)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        T d = g[i] + weight_decay * p[i];
+        if (momentum != (T)0) {
+            const T b = first ? d : momentum * buf[i] + ((T)1 - dampening) * d;
+            buf[i] = b;
+            d = nesterov ? d + momentum * b : b;
+        }
+        p[i] = p[i] - lr * d;
+    }
+}
+"""
+
 BN_SUMS_SOURCE = r"""
 // Batch norm's per-channel sums: one block per channel c of an (N, C, S) array, m = N*S values.
 //   centered == 0:  sum1[c] = sum_i a_i / m,  sum2[c] = sum_i a_i^2 / m - sum1[c]^2
@@ -207,6 +381,34 @@ extern "C" __global__ void minicnn_bn_sums(
 }
 """
 
+BN_FINALIZE_SOURCE = r"""
+// Batch norm, per-channel constants after the statistics: one thread per channel c.
+//   inv_std = 1 / sqrt(var + eps),  scale = gamma * inv_std (or inv_std),  shift = beta (or 0)
+//   when update_running: running_mean = (1 - momentum) running_mean + momentum mean
+//                        running_var  = (1 - momentum) running_var  + momentum var * m / (m - 1)
+// About fifteen tiny whole-array operations on (C,) vectors become one launch.
+extern "C" __global__ void minicnn_bn_finalize(
+    const T* __restrict__ mean, const T* __restrict__ var,
+    const T* __restrict__ gamma, const T* __restrict__ beta,      // read when has_gamma / has_beta
+    T* __restrict__ running_mean, T* __restrict__ running_var,    // written when update_running
+    T* __restrict__ inv_std, T* __restrict__ scale, T* __restrict__ shift,
+    long long C, long long m, long long has_gamma, long long has_beta, long long update_running,
+    T eps, T momentum)
+{
+    for (long long c = blockIdx.x * (long long)blockDim.x + threadIdx.x; c < C;
+         c += (long long)blockDim.x * gridDim.x) {
+        const T inv = (T)1 / sqrt(var[c] + eps);
+        inv_std[c] = inv;
+        scale[c] = has_gamma ? gamma[c] * inv : inv;
+        shift[c] = has_beta ? beta[c] : (T)0;
+        if (update_running) {
+            running_mean[c] = ((T)1 - momentum) * running_mean[c] + momentum * mean[c];
+            running_var[c] = ((T)1 - momentum) * running_var[c] + momentum * var[c] * (T)m / (T)(m - 1);
+        }
+    }
+}
+"""
+
 BN_FORWARD_SOURCE = r"""
 // Batch norm, normalise: one thread per element (n, c, p) of an (N, C, S) array.
 //   y = (x - mean[c]) * scale[c] + shift[c],   scale = gamma / sigma, shift = beta
@@ -248,7 +450,14 @@ extern "C" __global__ void minicnn_bn_backward(
 
 SOURCES = {
     "minicnn_col2im": COL2IM_SOURCE,
+    "minicnn_sgd_update": SGD_UPDATE_SOURCE,
+    "minicnn_im2col": IM2COL_SOURCE,
+    "minicnn_max_pool_forward": MAX_POOL_FORWARD_SOURCE,
+    "minicnn_max_pool_backward": MAX_POOL_BACKWARD_SOURCE,
+    "minicnn_avg_pool_forward": AVG_POOL_FORWARD_SOURCE,
+    "minicnn_avg_pool_backward": AVG_POOL_BACKWARD_SOURCE,
     "minicnn_bn_sums": BN_SUMS_SOURCE,
+    "minicnn_bn_finalize": BN_FINALIZE_SOURCE,
     "minicnn_bn_forward": BN_FORWARD_SOURCE,
     "minicnn_bn_backward": BN_BACKWARD_SOURCE,
     "minicnn_lrn_forward": LRN_FORWARD_SOURCE,
@@ -419,4 +628,94 @@ def bn_backward_cuda(cupy, g, x, mean, inv_std, scale, sum_g, sum_gxhat, trainin
     _launch(cupy, "minicnn_bn_backward", dtype, x.size,
             (g, x, mean, inv_std, scale, sum_g, sum_gxhat, dx)
             + _ints(x.size, c, s_len, n * s_len, 1 if training else 0))
+    return dx
+
+
+def im2col_cuda(cupy, x, kh, kw, stride, padding):
+    """``conv.im2col`` on the GPU in one pass, padding included: (N, C, H, W) -> (C*kh*kw, N*Ho*Wo)."""
+    dtype = _float_dtype("im2col_cuda", x)
+    x = cupy.ascontiguousarray(x)
+    n, c, h, w = (int(d) for d in x.shape)
+    (sh, sw), (ph, pw) = stride, padding
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1  # conv_output_size
+    cols = cupy.empty((c * kh * kw, n * ho * wo), dtype=dtype)
+    _launch(cupy, "minicnn_im2col", dtype, cols.size,
+            (x, cols) + _ints(n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo))
+    return cols
+
+
+def max_pool_forward_cuda(cupy, x, kernel, stride, padding, out_hw):
+    """Max pooling of (N, C, H, W) to (N, C, Ho, Wo) in one pass: returns ``(y, argmax)``, argmax
+    (int64, y's shape) holding each maximum's index ``h*W + w`` in its channel plane."""
+    dtype = _float_dtype("max_pool_forward_cuda", x)
+    x = cupy.ascontiguousarray(x)
+    n, c, h, w = (int(d) for d in x.shape)
+    ho, wo = out_hw
+    y = cupy.empty((n, c, ho, wo), dtype=dtype)
+    argmax = cupy.empty((n, c, ho, wo), dtype=numpy.int64)
+    _launch(cupy, "minicnn_max_pool_forward", dtype, y.size,
+            (x, y, argmax) + _ints(n * c, h, w, ho, wo, *kernel, *stride, *padding))
+    return y, argmax
+
+
+def max_pool_backward_cuda(cupy, g, argmax, x_shape, kernel, stride, padding):
+    """Max pooling's dx (``x_shape``) from g and the forward's argmax, one thread per pixel."""
+    dtype = _float_dtype("max_pool_backward_cuda", g)
+    g = cupy.ascontiguousarray(g)
+    n, c, h, w = (int(d) for d in x_shape)
+    ho, wo = int(g.shape[2]), int(g.shape[3])
+    dx = cupy.empty((n, c, h, w), dtype=dtype)
+    _launch(cupy, "minicnn_max_pool_backward", dtype, dx.size,
+            (g, argmax, dx) + _ints(n * c, h, w, ho, wo, *kernel, *stride, *padding))
+    return dx
+
+
+def sgd_update_cuda(cupy, p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
+    """``optim.sgd.sgd_update`` in one kernel: ``p`` and ``buf`` (None when momentum is 0) change
+    in place. All arrays C-contiguous, of one float dtype."""
+    arrays = (p, g) if buf is None else (p, g, buf)
+    dtype = _float_dtype("sgd_update_cuda", *arrays)
+    if not all(a.flags.c_contiguous for a in arrays):
+        raise ValueError("sgd_update_cuda: parameters, gradients and buffers must be C-contiguous")
+    _launch(cupy, "minicnn_sgd_update", dtype, p.size,
+            (p, g, p if buf is None else buf) + _ints(p.size)
+            + tuple(dtype.type(v) for v in (lr, momentum, dampening, weight_decay))
+            + _ints(1 if nesterov else 0, 1 if first else 0))
+
+
+def bn_finalize_cuda(cupy, mean, var, gamma, beta, running_mean, running_var, m, eps, momentum):
+    """Per-channel ``(inv_std, scale, shift)`` from the statistics, and, when ``running_mean`` is
+    given, the running estimates updated in place (all (C,) arrays of one dtype; gamma, beta and
+    the running buffers may be None)."""
+    given = [a for a in (mean, var, gamma, beta, running_mean, running_var) if a is not None]
+    dtype = _float_dtype("bn_finalize_cuda", *given)
+    c = int(mean.shape[0])
+    inv_std, scale, shift = (cupy.empty(c, dtype=dtype) for _ in range(3))
+    update = running_mean is not None
+    _launch(cupy, "minicnn_bn_finalize", dtype, c,
+            (mean, var, mean if gamma is None else gamma, mean if beta is None else beta,
+             running_mean if update else inv_std, running_var if update else inv_std, inv_std, scale, shift)
+            + _ints(c, m, gamma is not None, beta is not None, update) + (dtype.type(eps), dtype.type(momentum)))
+    return inv_std, scale, shift
+
+
+def avg_pool_forward_cuda(cupy, x, kernel, stride, padding, out_hw):
+    """Average pooling (padding counted in the divisor) of (N, C, H, W) to (N, C, Ho, Wo), one pass."""
+    dtype = _float_dtype("avg_pool_forward_cuda", x)
+    x = cupy.ascontiguousarray(x)
+    n, c, h, w = (int(d) for d in x.shape)
+    y = cupy.empty((n, c) + tuple(out_hw), dtype=dtype)
+    _launch(cupy, "minicnn_avg_pool_forward", dtype, y.size,
+            (x, y) + _ints(n * c, h, w, *out_hw, *kernel, *stride, *padding))
+    return y
+
+
+def avg_pool_backward_cuda(cupy, g, x_shape, kernel, stride, padding):
+    """Average pooling's dx (``x_shape``) from g, one thread per input pixel."""
+    dtype = _float_dtype("avg_pool_backward_cuda", g)
+    g = cupy.ascontiguousarray(g)
+    n, c, h, w = (int(d) for d in x_shape)
+    dx = cupy.empty((n, c, h, w), dtype=dtype)
+    _launch(cupy, "minicnn_avg_pool_backward", dtype, dx.size,
+            (g, dx) + _ints(n * c, h, w, int(g.shape[2]), int(g.shape[3]), *kernel, *stride, *padding))
     return dx

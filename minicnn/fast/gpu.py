@@ -5,11 +5,16 @@ what is slow there differs from the CPU: many small launches, not cache misses. 
 compute what the references compute (tested equal), with
 
 * ``DeviceConv2d``: the reference's single im2col and batched GEMM, computing only the gradients
-  that are needed; ``CudaConv2d`` folds the columns back with the CUDA gather kernel
-  (``cuda_kernels.col2im_cuda``: one pass, no atomics) instead of kh*kw strided scatter-adds;
-* ``CudaMaxPool2d``: max-pool backward folded by the same kernel;
+  that are needed; ``CudaConv2d`` builds the columns with one kernel (padding included, no padded
+  copy) and folds them back with the gather kernel (``cuda_kernels.col2im_cuda``: one pass, no
+  atomics) instead of kh*kw strided scatter-adds;
+* ``CudaMaxPool2d``: forward one thread per output (max and argmax), backward one thread per
+  input pixel gathering the gradients of the windows it won (no atomics); ``CudaAvgPool2d`` the
+  same for average pooling;
 * ``CudaLocalResponseNorm``: forward and backward as one fused kernel each, instead of ``size``
   shifted slice-adds and a temporary per formula term;
+* ``cuda_sgd_update``: an SGD step of a parameter (weight decay, momentum, Nesterov) in one
+  launch instead of about six;
 * ``CudaBatchNorm``: the statistics in one pass (a block per channel), the normalisation in one
   more; backward likewise (two kernels instead of about a dozen whole-array operations).
 
@@ -18,11 +23,12 @@ here ever reaches the CPU thread pool (``threads`` raises if a device array does
 """
 from .. import backend
 from ..functional.batchnorm import BatchNorm
-from ..functional.conv import Conv2d, col2im
+from ..functional.conv import Conv2d, col2im, im2col
+from ..functional.geometry import conv_output_size
 from ..functional.lrn import LocalResponseNorm
-from ..functional.pooling import MaxPool2d
+from ..functional.pooling import AvgPool2d, MaxPool2d
 from . import cuda_kernels
-from .registry import register
+from .registry import register, register_function
 
 
 def _needs(fn):
@@ -31,12 +37,33 @@ def _needs(fn):
 
 
 class DeviceConv2d(Conv2d):
-    """The reference forward; backward computes only the gradients asked for."""
+    """One im2col and one batched GEMM, as the reference; the output's transpose and the bias
+    in one operation; backward computes only the gradients asked for. ``unfold``/``fold`` are
+    im2col/col2im (whole-array on the stand-in, CUDA kernels on the GPU)."""
+
+    def unfold(self, x, kh, kw):
+        return im2col(x, kh, kw, self.stride, self.padding)
 
     def fold(self, dcols):
-        """col2im of the input gradient's columns (whole-array: one += per kernel offset)."""
         kh, kw = self.weight.shape[2:]
         return col2im(dcols, self.x_shape, kh, kw, self.stride, self.padding)
+
+    def forward(self, x, weight, bias=None):
+        xp = backend.get_array_module(x)
+        n, g = x.shape[0], self.groups
+        c_out, cg, kh, kw = weight.shape
+        self.cols = self.unfold(x, kh, kw)                               # (C*kh*kw, N*Ho*Wo)
+        self.x_shape, self.weight = x.shape, weight
+        y = weight.reshape(g, c_out // g, cg * kh * kw) @ self.cols.reshape(g, cg * kh * kw, -1)
+        ho = conv_output_size(x.shape[2], kh, self.stride[0], self.padding[0])
+        wo = conv_output_size(x.shape[3], kw, self.stride[1], self.padding[1])
+        y = y.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
+        out = xp.empty(y.shape, dtype=y.dtype)
+        if bias is None:
+            out[...] = y
+        else:
+            xp.add(y, bias.reshape(1, c_out, 1, 1), out=out)
+        return out
 
     def backward(self, gy):
         want_dx, want_dw, want_db = _needs(self)
@@ -61,7 +88,13 @@ def _kernel_dtype(x):
 
 
 class CudaConv2d(DeviceConv2d):
-    """``DeviceConv2d`` with col2im as one CUDA gather kernel."""
+    """``DeviceConv2d`` with im2col and col2im as one CUDA kernel each (no padded copy of x)."""
+
+    def unfold(self, x, kh, kw):
+        if not _kernel_dtype(x):
+            return super().unfold(x, kh, kw)
+        xp = backend.get_array_module(x)
+        return cuda_kernels.im2col_cuda(xp, x, kh, kw, self.stride, self.padding)
 
     def fold(self, dcols):
         if not _kernel_dtype(dcols):
@@ -71,17 +104,49 @@ class CudaConv2d(DeviceConv2d):
         return cuda_kernels.col2im_cuda(xp, dcols, self.x_shape, kh, kw, self.stride, self.padding)
 
 
-class CudaMaxPool2d(MaxPool2d):
-    """Max pooling whose backward folds the routed gradients with the CUDA col2im kernel."""
+class _CudaPool:
+    """What the pooling kernels share: the output size, and the fall-back for other dtypes."""
 
-    def _fold(self, dcols):
-        if not _kernel_dtype(dcols):
-            return super()._fold(dcols)
-        (kh, kw), (ph, pw) = self.kernel, self.padding
-        n, c, h, w = self.x_shape
-        xp = backend.get_array_module(dcols)
-        dx_pad = cuda_kernels.col2im_cuda(xp, dcols, self.padded_shape, kh, kw, self.stride, (0, 0))
-        return dx_pad[:, 0, ph:ph + h, pw:pw + w].reshape(n, c, h, w)
+    def _output_size(self, x):
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        return (conv_output_size(x.shape[2], kh, sh, ph, ceil_mode=self.ceil_mode),
+                conv_output_size(x.shape[3], kw, sw, pw, ceil_mode=self.ceil_mode))
+
+
+class CudaMaxPool2d(_CudaPool, MaxPool2d):
+    """Max pooling as two CUDA kernels: forward (max and argmax per window) and backward (each
+    pixel gathers the gradients of the windows whose maximum it is)."""
+
+    def forward(self, x):
+        if not _kernel_dtype(x):
+            return super().forward(x)
+        self.x_shape, self.fused = x.shape, True
+        y, self.argmax = cuda_kernels.max_pool_forward_cuda(backend.get_array_module(x), x, self.kernel,
+                                                            self.stride, self.padding, self._output_size(x))
+        return y
+
+    def backward(self, g):
+        if not getattr(self, "fused", False):
+            return super().backward(g)
+        return cuda_kernels.max_pool_backward_cuda(backend.get_array_module(g), g, self.argmax, self.x_shape,
+                                                   self.kernel, self.stride, self.padding)
+
+
+class CudaAvgPool2d(_CudaPool, AvgPool2d):
+    """Average pooling as two CUDA kernels (window sums; each pixel gathers its windows' g / d)."""
+
+    def forward(self, x):
+        if not _kernel_dtype(x):
+            return super().forward(x)
+        self.x_shape, self.fused = x.shape, True
+        return cuda_kernels.avg_pool_forward_cuda(backend.get_array_module(x), x, self.kernel, self.stride,
+                                                  self.padding, self._output_size(x))
+
+    def backward(self, g):
+        if not getattr(self, "fused", False):
+            return super().backward(g)
+        return cuda_kernels.avg_pool_backward_cuda(backend.get_array_module(g), g, self.x_shape, self.kernel,
+                                                   self.stride, self.padding)
 
 
 class CudaLocalResponseNorm(LocalResponseNorm):
@@ -107,28 +172,22 @@ class CudaBatchNorm(BatchNorm):
     formulas; saves x, the mean, 1/sigma and gamma/sigma (never xhat)."""
 
     def forward(self, x, weight, bias):
-        params = [t for t in (weight, bias) if t is not None]
-        if not _kernel_dtype(x) or any(t.dtype != x.dtype for t in params):
-            return super().forward(x, weight, bias)
+        given = [t for t in (weight, bias, self.running_mean, self.running_var) if t is not None]
+        if (not _kernel_dtype(x) or any(t.dtype != x.dtype for t in given)
+                or (self.training and x.size // x.shape[1] < 2)):
+            return super().forward(x, weight, bias)  # other dtypes; the reference's clear errors
         xp = backend.get_array_module(x)
-        c = x.shape[1]
-        self.m = m = x.size // c
+        self.m = m = x.size // x.shape[1]
         self.batch_stats = self.training or self.running_mean is None
-        if self.m < 2 and self.training:
-            return super().forward(x, weight, bias)  # the reference raises the clear error
         if self.batch_stats:
             mean, var = cuda_kernels.bn_statistics_cuda(xp, x)
-            if self.training and self.running_mean is not None:   # in place, as the reference
-                mom = self.momentum
-                self.running_mean[...] = (1.0 - mom) * self.running_mean + mom * mean
-                self.running_var[...] = (1.0 - mom) * self.running_var + (mom * m / (m - 1)) * var
         else:
-            mean = self.running_mean.astype(x.dtype)
-            var = self.running_var.astype(x.dtype)
-        self.inv_std = 1.0 / xp.sqrt(var + self.eps)
-        self.scale = self.inv_std if weight is None else weight * self.inv_std      # gamma / sigma
-        shift = xp.zeros_like(mean) if bias is None else bias
-        self.x, self.mean, self.fused = x, mean, True
+            mean, var = self.running_mean, self.running_var
+        update = self.training and self.running_mean is not None
+        self.inv_std, self.scale, shift = cuda_kernels.bn_finalize_cuda(
+            xp, mean, var, weight, bias, self.running_mean if update else None,
+            self.running_var if update else None, m, self.eps, self.momentum)
+        self.x, self.mean, self.fused = x, (mean.copy() if not self.batch_stats else mean), True
         return cuda_kernels.bn_forward_cuda(xp, x, mean, self.scale, shift)
 
     def backward(self, g):
@@ -141,8 +200,19 @@ class CudaBatchNorm(BatchNorm):
         return dx, sum_gxhat, sum_g
 
 
+def cuda_sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
+    """The SGD step of one parameter as one kernel (the reference: ``optim.sgd.sgd_update``)."""
+    arrays = (p, g) if buf is None else (p, g, buf)
+    if not all(_kernel_dtype(a) and a.dtype == p.dtype and a.flags.c_contiguous for a in arrays):
+        return NotImplemented  # the registry then runs the reference
+    cuda_kernels.sgd_update_cuda(backend.get_array_module(p), p, g, buf, lr, momentum, dampening,
+                                 weight_decay, nesterov, first)
+
+
 register(Conv2d, DeviceConv2d, devices=("standin",))
 register(Conv2d, CudaConv2d, devices=("cuda",))
 register(MaxPool2d, CudaMaxPool2d, devices=("cuda",))
+register(AvgPool2d, CudaAvgPool2d, devices=("cuda",))
 register(LocalResponseNorm, CudaLocalResponseNorm, devices=("cuda",))
 register(BatchNorm, CudaBatchNorm, devices=("cuda",))
+register_function("sgd_update", cuda_sgd_update, devices=("cuda",))

@@ -13,6 +13,9 @@ device, switches the instance to it (``fn.__class__ = ...``: same attributes, sa
 student wrote. Inside ``with disabled():``, or with ``MINICNN_FAST=0`` in the environment, nothing
 is replaced: every op runs the code in ``minicnn/functional``.
 
+Code that is no ``Function`` (an optimizer's update of a parameter) asks :func:`call` instead,
+with the reference as an argument; fast versions register under a name (:func:`register_function`).
+
 This module and ``minicnn/backend.py`` are the only code that looks at the device.
 """
 import contextlib
@@ -24,6 +27,7 @@ from .. import backend
 _FAST = {}          # (reference class, device) -> fast subclass
 _REFERENCE_OF = {}  # fast subclass -> the reference class it replaces
 _HAS_FAST = set()   # reference classes with at least one fast path
+_FAST_FUNCTIONS = {}  # (name, device) -> fast function (updates that are not Functions: optimizers)
 _state = threading.local()
 
 
@@ -93,6 +97,27 @@ def choose(fn, arrays):
         fn.__class__ = chosen
 
 
+def register_function(name, fast, devices):
+    """Use ``fast`` for the plain function called ``name`` (see :func:`call`) on each device."""
+    for device in devices:
+        _FAST_FUNCTIONS[(name, backend.normalize_device(device))] = fast
+    return fast
+
+
+def call(name, reference, *arrays, **kwargs):
+    """``reference(*arrays, **kwargs)``, or the fast function registered as ``name`` for the device
+    of ``arrays``: how code that is no ``Function`` (an optimizer's update rule) gets a fast path."""
+    if is_enabled():
+        device = next((backend.device_of(a) for a in arrays if backend.is_array(a)), "cpu")
+        fast = _FAST_FUNCTIONS.get((name, device))
+        if fast is not None:
+            result = fast(*arrays, **kwargs)
+            if result is not NotImplemented:  # the fast function declined (a dtype it lacks)
+                return result
+    return reference(*arrays, **kwargs)
+
+
 def registered():
     """``{(reference class name, device): fast class name}``: what is registered (for docs, tests)."""
-    return {(ref.__name__, device): fast.__name__ for (ref, device), fast in _FAST.items()}
+    classes = {(ref.__name__, device): fast.__name__ for (ref, device), fast in _FAST.items()}
+    return {**classes, **{(name, device): fn.__name__ for (name, device), fn in _FAST_FUNCTIONS.items()}}

@@ -78,7 +78,7 @@ class FakeKernel:
         converted = []
         for arg in args:
             if isinstance(arg, np.ndarray):
-                assert arg.flags.c_contiguous and arg.dtype == self.dtype, (arg.dtype, arg.flags)
+                assert arg.flags.c_contiguous and arg.dtype in (self.dtype, np.int64), (arg.dtype, arg.flags)
                 converted.append(ctypes.c_void_p(arg.ctypes.data))
             elif isinstance(arg, np.int64):
                 converted.append(ctypes.c_longlong(int(arg)))
@@ -297,18 +297,103 @@ def test_batch_norm_kernels_match_the_reference(cupy, shape, dtype, training):
     _check(var, x.var(axis=axes, dtype=np.float64).astype(dtype))
     if not training:
         mean, var = running_mean, running_var
-    inv_std = (1 / np.sqrt(var + 1e-5)).astype(dtype)
-    scale = gamma * inv_std
-    y = gk.bn_forward_cuda(cupy, x, mean, scale, beta)
+    rm_gpu, rv_gpu = running_mean.copy(), running_var.copy()
+    inv_std, scale, shift = gk.bn_finalize_cuda(cupy, mean, var, gamma, beta, rm_gpu if training else None,
+                                                rv_gpu if training else None, x.size // c, 1e-5, 0.1)
+    _check(inv_std, (1 / np.sqrt(var.astype(np.float64) + 1e-5)).astype(dtype))
+    y = gk.bn_forward_cuda(cupy, x, mean, scale, shift)
     sum_g, sum_gxhat = gk.bn_gradient_sums_cuda(cupy, g, x, mean, inv_std)
     dx = gk.bn_backward_cuda(cupy, g, x, mean, inv_std, scale, sum_g, sum_gxhat, training)
 
     tx, tw, tb = (mc.Tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    rm_ref, rv_ref = running_mean.copy(), running_var.copy()
     with fast.disabled():
-        ty = F.batch_norm(tx, running_mean.copy(), running_var.copy(), tw, tb, training=training)
+        ty = F.batch_norm(tx, rm_ref, rv_ref, tw, tb, training=training)
         ty.backward(g)
     loose = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else TOLERANCE[np.dtype(dtype)]
     np.testing.assert_allclose(y, ty.data, **loose)
     np.testing.assert_allclose(dx, tx.grad, **loose)
     np.testing.assert_allclose(sum_gxhat, tw.grad, **loose)
     np.testing.assert_allclose(sum_g, tb.grad, **loose)
+    np.testing.assert_allclose(rm_gpu, rm_ref, **loose)   # updated in training, untouched in eval
+    np.testing.assert_allclose(rv_gpu, rv_ref, **loose)
+
+
+# ------------------------------------------------------------------------------------------------
+# im2col and max pooling
+# ------------------------------------------------------------------------------------------------
+@given(case=col2im_cases(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 31))
+def test_im2col_kernel_matches_numpy(cupy, case, dtype, seed):
+    x_shape, kh, kw, stride, padding = case
+    x = np.random.default_rng(seed).standard_normal(x_shape).astype(dtype)
+    _check(gk.im2col_cuda(cupy, x, kh, kw, stride, padding), conv.im2col(x, kh, kw, stride, padding))
+
+
+@given(k=st.tuples(st.integers(1, 4), st.integers(1, 4)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       pad=st.tuples(st.integers(0, 2), st.integers(0, 2)), extra=st.tuples(st.integers(0, 5), st.integers(0, 5)),
+       ceil_mode=st.booleans(), ties=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2 ** 31))
+def test_max_pool_kernels_match_the_reference(cupy, k, stride, pad, extra, ceil_mode, ties, dtype, seed):
+    """Forward values and the routed gradient (ties to the first maximum, overlapping windows,
+    padding and ceil mode) against ``MaxPool2d``'s reference code."""
+    import minicnn as mc
+    import minicnn.functional as F
+    from minicnn import fast
+    pad = tuple(min(p, kk // 2) for p, kk in zip(pad, k))
+    h, w = (max(1, k[i] - 2 * pad[i]) + extra[i] for i in range(2))
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (2, 3, h, w)).astype(dtype) if ties else rng.standard_normal((2, 3, h, w)).astype(dtype)
+    t = mc.Tensor(x, requires_grad=True)
+    with fast.disabled():
+        y_ref = F.max_pool2d(t, k, stride, pad, ceil_mode)
+        g = rng.standard_normal(y_ref.shape).astype(dtype)
+        y_ref.backward(g)
+    y, argmax = gk.max_pool_forward_cuda(cupy, x, k, stride, pad, y_ref.shape[2:])
+    _check(y, y_ref.data)
+    _check(gk.max_pool_backward_cuda(cupy, g, argmax, x.shape, k, stride, pad), t.grad)
+
+
+# ------------------------------------------------------------------------------------------------
+# The SGD update
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum, dampening, weight_decay, nesterov", [
+    (0.0, 0.0, 0.0, False), (0.9, 0.0, 5e-4, True), (0.9, 0.1, 0.0, False), (0.5, 0.0, 1e-2, False)])
+def test_sgd_update_kernel_matches_the_optimizer(cupy, dtype, momentum, dampening, weight_decay, nesterov):
+    """Two steps (the first starts the buffer at the gradient) against ``optim.sgd.sgd_update``."""
+    from minicnn.optim.sgd import sgd_update
+    rng = np.random.default_rng(5)
+    p_ref = rng.standard_normal((7, 5)).astype(dtype)
+    p_gpu = p_ref.copy()
+    buf_ref, buf_gpu = (np.empty_like(p_ref), np.empty_like(p_ref)) if momentum else (None, None)
+    for first in (True, False):
+        g = rng.standard_normal(p_ref.shape).astype(dtype)
+        hyper = dict(lr=0.1, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                     nesterov=nesterov, first=first)
+        sgd_update(p_ref, g, buf_ref, **hyper)
+        gk.sgd_update_cuda(cupy, p_gpu, g, buf_gpu, **hyper)
+        _check(p_gpu, p_ref)
+        if momentum:
+            _check(buf_gpu, buf_ref)
+
+
+@given(k=st.tuples(st.integers(1, 4), st.integers(1, 4)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       pad=st.tuples(st.integers(0, 2), st.integers(0, 2)), extra=st.tuples(st.integers(0, 5), st.integers(0, 5)),
+       ceil_mode=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 31))
+def test_avg_pool_kernels_match_the_reference(cupy, k, stride, pad, extra, ceil_mode, dtype, seed):
+    """Window means (divisor clipped to the padded border in ceil mode) and the spread gradient
+    against ``AvgPool2d``'s reference code."""
+    import minicnn as mc
+    import minicnn.functional as F
+    from minicnn import fast
+    pad = tuple(min(p, kk // 2) for p, kk in zip(pad, k))
+    h, w = (max(1, k[i] - 2 * pad[i]) + extra[i] for i in range(2))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, h, w)).astype(dtype)
+    t = mc.Tensor(x, requires_grad=True)
+    with fast.disabled():
+        y_ref = F.avg_pool2d(t, k, stride, pad, ceil_mode)
+        g = rng.standard_normal(y_ref.shape).astype(dtype)
+        y_ref.backward(g)
+    _check(gk.avg_pool_forward_cuda(cupy, x, k, stride, pad, y_ref.shape[2:]), y_ref.data)
+    _check(gk.avg_pool_backward_cuda(cupy, g, x.shape, k, stride, pad), t.grad)
