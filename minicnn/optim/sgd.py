@@ -11,6 +11,8 @@ For each parameter ``p`` with gradient ``g``, one ``step()`` does::
 Note that PyTorch (and so minicnn) folds the learning rate in *after* the momentum, unlike
 Sutskever et al., and starts the buffer at the first gradient rather than at zero.
 """
+from .. import backend
+from ..fast import registry
 from .optimizer import Optimizer
 
 
@@ -35,22 +37,31 @@ class SGD(Optimizer):
     def step(self):
         """Update every parameter that has a gradient (in place)."""
         for group in self.param_groups:
-            lr = float(group["lr"])
-            momentum = float(group["momentum"])
-            dampening = float(group["dampening"])
-            weight_decay = float(group["weight_decay"])
+            hyper = dict(lr=float(group["lr"]), momentum=float(group["momentum"]),
+                         dampening=float(group["dampening"]), weight_decay=float(group["weight_decay"]),
+                         nesterov=bool(group["nesterov"]))
             for p in self._params_with_grad(group):
-                g = p.grad
-                if weight_decay != 0:
-                    g = g + weight_decay * p.data
-                if momentum != 0:
+                buf, first = None, False
+                if hyper["momentum"] != 0:
                     state = self.state.setdefault(p, {})
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = g.copy()
-                    else:
-                        buf *= momentum
-                        buf += g if dampening == 0 else (1.0 - dampening) * g
-                        buf = state["momentum_buffer"]
-                    g = g + momentum * buf if group["nesterov"] else buf
-                p.data -= lr * g
+                    first = "momentum_buffer" not in state
+                    if first:
+                        state["momentum_buffer"] = backend.get_array_module(p.data).empty_like(p.data)
+                    buf = state["momentum_buffer"]
+                registry.call("sgd_update", sgd_update, p.data, p.grad, buf, first=first, **hyper)
+
+
+def sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
+    """One SGD step of one parameter, in place: ``p`` (and the momentum buffer ``buf``, unless
+    ``momentum`` is 0) change; ``first`` says the buffer is new (it then starts at the gradient).
+    The formulas are the module docstring's. (On the GPU ``minicnn.fast`` runs them as one kernel.)"""
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    if momentum != 0:
+        if first:
+            buf[...] = g
+        else:
+            buf *= momentum
+            buf += g if dampening == 0 else (1.0 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    p -= lr * g
