@@ -206,7 +206,8 @@ def _load_questions(sub, path):
     """Import the grader and return (module, QUESTIONS); raises ImportError/TypeError."""
     grader = sub.load_file(path, "grader")
     questions = getattr(grader, "QUESTIONS", None)
-    if not isinstance(questions, (list, tuple)) or not all(isinstance(q, Question) for q in questions):
+    if not (isinstance(questions, (list, tuple))
+            and all(isinstance(q, Question) for q in questions)):
         raise TypeError(f"{path.name} must define QUESTIONS, a list of minicnn.assignment.Question")
     return grader, list(questions)
 
@@ -217,7 +218,8 @@ def _run(job, results):
         try:
             grader, questions = _load_questions(sub, code / "grader.py")
         except (ImportError, TypeError, CheckTimeout) as error:
-            _write_json(results / "fatal.json", {"message": f"could not import the grader: {error}"})
+            _write_json(results / "fatal.json",
+                        {"message": f"could not import the grader: {error}"})
             return 2
         submission_files = [str(name) for name in getattr(grader, "SUBMISSION_FILES", ())]
         _write_json(results / "manifest.json", {

@@ -156,7 +156,8 @@ def _child_environment(work_dir, minicnn_parent):
     """A clean environment: nothing inherited but PATH and the locale."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work_dir),
            "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONPATH": minicnn_parent,
-           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0",
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONNOUSERSITE": "1",
+           "PYTHONHASHSEED": "0",
            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "MINICNN_NUM_THREADS": "1"}
     return env
@@ -248,7 +249,8 @@ def _describe_end(returncode, killed_for):
                    "SIGXFSZ": " (it wrote more than the file-size limit)",
                    "SIGSEGV": " (segmentation fault)"}
         return f"the grading process was killed by {name}{reasons.get(name, '')}"
-    return f"the grading process ended early (exit code {returncode}; os._exit or sys.exit at import?)"
+    return (f"the grading process ended early (exit code {returncode}; "
+            f"os._exit or sys.exit at import?)")
 
 
 def _output_tail(path):
@@ -325,7 +327,8 @@ class _Run:
             if self.limits.check_seconds:
                 seconds = min(seconds, self.limits.check_seconds)
             for check in question["checks"]:
-                timeouts[f"{question['name']}.{check['name']}"] = seconds + self.limits.grace_seconds
+                check_id = f"{question['name']}.{check['name']}"
+                timeouts[check_id] = seconds + self.limits.grace_seconds
         return timeouts
 
     def _remaining(self):
