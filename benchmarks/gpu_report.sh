@@ -5,7 +5,7 @@
 #     bash benchmarks/gpu_report.sh            # on a machine with CuPy, a GPU and (optionally) PyTorch
 #
 # Fashion-MNIST is found through $MINICNN_DATA (copy /usr/share/datasets/fashion-mnist there).
-# Limits (seconds) can be changed: T_TESTS, T_LAYERS, T_MODELS, T_TRAIN.
+# Limits (seconds) can be changed: T_TESTS, T_LAYERS, T_MODELS, T_TRAIN; TESTS: the test folders.
 set -u
 OUT=${OUT:-gpu-report}
 mkdir -p "$OUT"
@@ -21,7 +21,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.txt
   python3 -c "import torch; print('torch', torch.__version__, 'cudnn', torch.backends.cudnn.version())" 2>/dev/null
 } > "$OUT/versions.txt" 2>&1
 step tests "${T_TESTS:-240}" env MINICNN_TEST_DEVICES=cuda python3 -m pytest -q -p no:cacheprovider \
-    tests/core tests/functional tests/fast tests/nn tests/models tests/optim
+    ${TESTS:-tests/core tests/functional tests/fast tests/nn tests/models tests/optim}
 step layers "${T_LAYERS:-120}" python3 benchmarks/layers.py --device cuda --quick --json "$OUT/layers_cuda.json"
 step models "${T_MODELS:-150}" python3 benchmarks/models.py --device cuda --quick --json "$OUT/models_cuda.json"
 step train "${T_TRAIN:-100}" python3 -m minicnn train --device cuda --epochs 2 --out "$OUT/train-run"
