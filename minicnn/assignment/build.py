@@ -42,8 +42,8 @@ Clutter
     are never copied.
 The grader
     When the source folder has a ``grader.py`` (see :mod:`minicnn.assignment.questions`), the build
-    imports it with the instructor's solution, stores the forward values and gradients of every
-    hidden check in ``grader/references.npz`` (plain arrays, readable with ``allow_pickle=False``),
+    imports it with the instructor's solution, stores the arrays every check returns (public and
+    hidden) in ``grader/references.npz`` (plain arrays, readable with ``allow_pickle=False``),
     copies every released file except the ones students hand in (the grader's ``SUBMISSION_FILES``)
     to ``grader/``, and finally grades the instructor's solution with that kit, which must score full
     marks.
