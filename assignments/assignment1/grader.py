@@ -327,7 +327,42 @@ def softmax_values(sub):
     return {"loss": loss, "dscores": dscores}
 
 
-QUESTIONS = [q1, q2, q3, q4, q5, q6]
+# --------------------------------------------------------------------------------------------
+q7 = Question("q7", "Dropout", points=10)
+
+
+@q7.public
+def dropout_statistics(sub):
+    x = np.ones((200, 50))
+    out, _ = sub.layers.dropout_forward(x, 0.3, train=True, seed=1)
+    assert out is not None and np.shape(out) == x.shape, "dropout_forward: output shaped like x"
+    kept = np.mean(out != 0)
+    assert abs(kept - 0.7) < 0.02, f"p = 0.3 should keep about 70% of the values, kept {kept:.1%}"
+    assert abs(np.mean(out) - 1.0) < 0.03, \
+        f"inverted dropout keeps the mean: expected about 1.0, got {np.mean(out):.3f}"
+    test_out, _ = sub.layers.dropout_forward(x, 0.3, train=False, seed=1)
+    expect_close(test_out, x, "dropout at test time (train=False) changes nothing")
+    return {"out": out, "test_out": test_out}
+
+
+@q7.public
+def dropout_gradients(sub):
+    layers = sub.layers
+    return expect_gradients(sub, lambda x: layers.dropout_forward(x, 0.4, train=True, seed=2),
+                            layers.dropout_backward, [random(91, 3, 4, 5)],
+                            "dropout_backward (p = 0.4)")
+
+
+@q7.hidden
+def dropout_values(sub):
+    x = random(92, 2, 3, 4, 4)
+    out, cache = sub.layers.dropout_forward(x, 0.6, train=True, seed=93)
+    dx = sub.layers.dropout_backward(random(94, 2, 3, 4, 4), cache)
+    _, test_cache = sub.layers.dropout_forward(x, 0.6, train=False, seed=93)
+    return {"out": out, "dx": dx, "test_dx": sub.layers.dropout_backward(random(95, 2, 3, 4, 4), test_cache)}
+
+
+QUESTIONS = [q1, q2, q3, q4, q5, q6, q7]
 
 
 def make_references(sub):

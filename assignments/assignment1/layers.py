@@ -369,3 +369,39 @@ def softmax_loss(scores, y):
     dscores /= N
     # END SOLUTION
     return loss, dscores
+
+
+# ------------------------------------------------------------------------------------------------
+# Q7. Dropout (inverted)
+# ------------------------------------------------------------------------------------------------
+
+def dropout_forward(x, p, train=True, seed=None):
+    """Inverted dropout: in training, zero each value with probability ``p`` and scale the ones kept
+    by ``1 / (1 - p)``, so that the expected output equals ``x``; at test time (``train=False``)
+    return ``x`` unchanged.
+
+    The values kept are those where ``mask`` (drawn below, True with probability ``1 - p``) is
+    True. ``seed`` makes the draw repeatable (the grader uses it).
+
+    Returns ``(out, cache)`` with ``cache = (mask, p, train)``.
+    """
+    mask = np.random.default_rng(seed).random(x.shape) >= p
+    out = None
+    # BEGIN SOLUTION (hint: multiply by the mask and rescale in training; nothing to do at test time)
+    if train:
+        out = x * mask / (1.0 - p)
+    else:
+        out = x
+    # END SOLUTION
+    cache = (mask, p, train)
+    return out, cache
+
+
+def dropout_backward(dout, cache):
+    """Backward pass of :func:`dropout_forward`: returns ``dx``, shaped like ``dout``."""
+    mask, p, train = cache
+    dx = None
+    # BEGIN SOLUTION (hint: the forward pass was multiplication by a constant array)
+    dx = dout * mask / (1.0 - p) if train else dout
+    # END SOLUTION
+    return dx

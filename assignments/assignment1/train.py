@@ -79,8 +79,12 @@ def conv_functions(kind):
     return layers.conv_forward_im2col, layers.conv_backward_im2col
 
 
-def scores_and_caches(params, x, conv="im2col"):
-    """The forward pass: class scores (N, 10) and the caches of every layer, in order."""
+def scores_and_caches(params, x, conv="im2col", dropout=0.0, train=False, seed=None):
+    """The forward pass: class scores (N, 10) and the caches of every layer, in order.
+
+    With ``dropout > 0``, your ``dropout_forward`` (Q7) runs before the affine layer (active only
+    when ``train``; ``seed`` draws its mask).
+    """
     conv_forward, _ = conv_functions(conv)
     h, c1 = conv_forward(x, params["w1"], params["b1"], stride=1, pad=1)
     h, r1 = layers.relu_forward(h)
@@ -88,17 +92,23 @@ def scores_and_caches(params, x, conv="im2col"):
     h, c2 = conv_forward(h, params["w2"], params["b2"], stride=1, pad=1)
     h, r2 = layers.relu_forward(h)
     h, p2 = layers.max_pool_forward(h, size=2, stride=2)
+    drop = None
+    if dropout > 0:
+        h, drop = layers.dropout_forward(h, dropout, train=train, seed=seed)
     scores, a3 = layers.affine_forward(h, params["w3"], params["b3"])
-    return scores, (c1, r1, p1, c2, r2, p2, a3)
+    return scores, (c1, r1, p1, c2, r2, p2, drop, a3)
 
 
-def loss_and_grads(params, x, y, conv="im2col"):
+def loss_and_grads(params, x, y, conv="im2col", dropout=0.0, seed=None):
     """Forward and backward pass on one batch: ``(loss, grads, scores)``."""
     _, conv_backward = conv_functions(conv)
-    scores, (c1, r1, p1, c2, r2, p2, a3) = scores_and_caches(params, x, conv)
+    scores, (c1, r1, p1, c2, r2, p2, drop, a3) = scores_and_caches(params, x, conv, dropout,
+                                                                   train=True, seed=seed)
     loss, d = layers.softmax_loss(scores, y)
     grads = {}
     d, grads["w3"], grads["b3"] = layers.affine_backward(d, a3)
+    if drop is not None:
+        d = layers.dropout_backward(d, drop)
     d = layers.max_pool_backward(d, p2)
     d = layers.relu_backward(d, r2)
     d, grads["w2"], grads["b2"] = conv_backward(d, c2)
@@ -129,7 +139,7 @@ def sgd_momentum(params, grads, velocity, lr, momentum=0.9):
 # ------------------------------------------------------------------------------------------------
 
 def train(x_train, y_train, x_test, y_test, epochs=5, batch_size=64, lr=0.01, seed=0,
-          conv="im2col", max_steps=None, log=print):
+          conv="im2col", max_steps=None, dropout=0.0, log=print):
     """Train the network; returns ``(params, history)``, one history record per epoch."""
     params, velocity = init_params(seed), {}
     rng = np.random.default_rng(seed)
@@ -140,7 +150,7 @@ def train(x_train, y_train, x_test, y_test, epochs=5, batch_size=64, lr=0.01, se
         for first in range(0, len(order), batch_size):
             batch = order[first:first + batch_size]
             x, y = normalize(x_train[batch]), y_train[batch]
-            loss, grads, scores = loss_and_grads(params, x, y, conv)
+            loss, grads, scores = loss_and_grads(params, x, y, conv, dropout, seed=seed * 100003 + step)
             sgd_momentum(params, grads, velocity, lr)
             losses.append(loss)
             correct += int(np.sum(scores.argmax(axis=1) == y))
@@ -174,6 +184,8 @@ def main(argv=None):
     parser.add_argument("--conv", choices=["im2col", "naive"], default="im2col",
                         help="which of your convolutions to use (naive is very slow)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="dropout probability before the last layer (your Q7; 0: none)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -190,7 +202,8 @@ def main(argv=None):
     epochs = args.epochs or (3 if args.quick else 5)
     print(f"training on {len(x_train)} images, testing on {len(x_test)}, {epochs} epochs")
     _, history = train(x_train, y_train, x_test, y_test, epochs=epochs, batch_size=args.batch_size,
-                       lr=args.lr, seed=args.seed, conv=args.conv, max_steps=args.max_steps)
+                       lr=args.lr, seed=args.seed, conv=args.conv, max_steps=args.max_steps,
+                       dropout=args.dropout)
     return history
 
 

@@ -53,7 +53,7 @@ def test_release_of_the_example(built):
     assert "SOLUTION" not in layers
     blocks = sum(len(f.stripped.blocks) for f in files if f.stripped)
     stubs = [line for line in layers.splitlines() if line.strip() == "raise NotImplementedError"]
-    assert len(stubs) == blocks == built.blocks == 13
+    assert len(stubs) == blocks == built.blocks == 15
     assert "# TODO: your code here (hint: np.maximum compares elementwise)" in layers
     compile(layers, "layers.py", "exec")
 
@@ -85,7 +85,7 @@ def test_references_and_kit(built):
         keys = data.files
         assert all(data[key].dtype == np.float64 for key in keys)
     assert "q4.conv_im2col_backward_values.dx" in keys and "q1.affine_small_example.out" in keys
-    assert len({key.rsplit(".", 1)[0] for key in keys}) == 29          # every check, public too
+    assert len({key.rsplit(".", 1)[0] for key in keys}) == 32          # every check, public too
     kit = sorted(p.name for p in built.grader_dir.iterdir())
     assert "grader.py" in kit and "gradient_check.py" in kit and "references.npz" in kit
     assert "layers.py" not in kit and "notes_hidden.md" not in kit
@@ -93,19 +93,19 @@ def test_references_and_kit(built):
 
 def test_instructor_solution_gets_full_marks(built, capsys):
     report = grade(EXAMPLE, built.grader_dir)
-    assert report.earned == report.possible == 100
+    assert report.earned == report.possible == 110
     assert all(q.status == "passed" for q in report.questions)
     printed = capsys.readouterr().out
-    assert "Assignment 1: CNN layers" in printed and "100 / 100" in printed
+    assert "Assignment 1: CNN layers" in printed and "110 / 110" in printed
     assert "q4  Convolution with im2col" in printed
 
 
 def test_untouched_student_copy_gets_zero(built, tmp_path, capsys):
     report = grade(copy_student(built, tmp_path), built.references)
-    assert report.earned == 0 and report.possible == 100
+    assert report.earned == 0 and report.possible == 110
     assert {q.status for q in report.questions} == {"not implemented"}
     assert "layers.py" in report.questions[0].message and "affine_forward" in report.questions[0].message
-    assert "0 / 100" in capsys.readouterr().out
+    assert "0 / 110" in capsys.readouterr().out
     json.dumps(report.to_dict())
 
 
@@ -154,7 +154,7 @@ def test_without_references_only_public_checks_run(built, tmp_path):
     assert hidden and all(c.status == "skipped" for c in hidden)
     assert scores(report)["q1"] == 5 and scores(report)["q2"] == 5        # 1 of 2 public checks
     assert "public checks only" in report.format()
-    assert grade(EXAMPLE, quiet=True).earned == 100
+    assert grade(EXAMPLE, quiet=True).earned == 110
 
 
 def test_grader_helpers_come_from_the_kit(built, tmp_path):
@@ -165,7 +165,7 @@ def test_grader_helpers_come_from_the_kit(built, tmp_path):
     (folder / "gradient_check.py").write_text("def check_layer(*a, **k):\n    return {}\n"
                                               "rel_error = lambda *a: 0.0\n")
     (folder / "grader.py").write_text("QUESTIONS = []\n")
-    assert grade(folder, built.grader_dir, quiet=True).earned == 100
+    assert grade(folder, built.grader_dir, quiet=True).earned == 110
     tampered = copy_student(built, tmp_path, "")
     shutil.copy(folder / "gradient_check.py", tampered)
     assert grade(tampered, built.grader_dir, quiet=True).earned == 0
@@ -188,7 +188,7 @@ def test_cli_functions(built, tmp_path, capsys):
     assert cli_grade(copy_student(built, tmp_path), str(built.grader_dir),
                      json_path=tmp_path / "report.json") == 0
     saved = json.loads((tmp_path / "report.json").read_text())
-    assert saved["earned"] == 0 and saved["possible"] == 100
+    assert saved["earned"] == 0 and saved["possible"] == 110
     assert cli_grade(tmp_path / "missing") == 1
     assert cli_grade(EXAMPLE, tmp_path / "missing.npz") == 1
     assert cli_build(EXAMPLE, tmp_path / "cli_out") == 0
