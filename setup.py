@@ -20,12 +20,15 @@ setup(
     python_requires=">=3.9",
     install_requires=["numpy>=1.22"],
     extras_require={
-        "gpu": ["cupy-cuda12x"],
+        "gpu": ["cupy-cuda12x"],        # NVIDIA driver for CUDA 12.x
+        "gpu13": ["cupy-cuda13x"],      # NVIDIA driver for CUDA 13.x
         "test": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6", "jupytext>=1.14"],
         "plot": ["matplotlib>=3.5"],
         "progress": ["tqdm>=4.60"],
         "threads": ["threadpoolctl>=3"],  # BLAS thread control beyond Linux's OpenBLAS
-        "all": ["matplotlib>=3.5", "tqdm>=4.60", "threadpoolctl>=3", "pytest>=7", "hypothesis>=6"],
+        "notebooks": ["jupyterlab>=4", "matplotlib>=3.5", "tqdm>=4.60"],
+        "all": ["matplotlib>=3.5", "tqdm>=4.60", "threadpoolctl>=3", "pytest>=7", "hypothesis>=6",
+                "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6", "jupytext>=1.14"],
     },
     entry_points={"console_scripts": ["minicnn=minicnn.cli:main"]},
     include_package_data=True,
