@@ -6,7 +6,7 @@
     minicnn gradcheck [OP ...] [FILE.py:Class]   finite-difference check of every registered op
     minicnn convert-torch IN.pth OUT.npz     torchvision weights -> minicnn .npz (needs torch)
     minicnn lecture NAME                     run one of the lecture's experiments
-    minicnn assignment build SRC OUT | grade SUBMISSION
+    minicnn assignment build SRC OUT | grade SUBMISSION | grade-all FOLDER --references KIT --csv F
 
 Each sub-command's work lives in its own module; this file only parses arguments.
 
@@ -111,6 +111,8 @@ def cmd_lecture(args):
 def cmd_assignment(args):
     if args.action == "build":
         return assignment.cli_build(args.src, args.out)
+    if args.action == "grade-all":
+        return assignment.cli_grade_all(args.submissions, args.references, args.csv, args.json_dir)
     return assignment.cli_grade(args.submission, references=args.references, json_path=args.json)
 
 
@@ -161,6 +163,11 @@ def build_parser():
                    help="the grader kit folder (OUT/grader from `build`) or its references.npz; "
                         "without it only the public checks run")
     g.add_argument("--json", default=None, help="also write the report as JSON")
+    a = asub.add_parser("grade-all", help="grade every submission folder in a folder into one CSV")
+    a.add_argument("submissions", help="a folder holding one folder per student")
+    a.add_argument("--references", required=True, help="the grader kit folder (OUT/grader from `build`)")
+    a.add_argument("--csv", default="marks.csv", help="where to write the marks (default marks.csv)")
+    a.add_argument("--json-dir", default=None, help="also write each student's report as JSON here")
     p.set_defaults(func=cmd_assignment)
     return parser
 

@@ -28,13 +28,14 @@ import json
 import sys
 
 from .build import BuildError, LeakError, MarkerError, build, strip_solutions
+from .classroom import grade_folder
 from .grade import GradeError, GradeReport, grade
 from .questions import Question, collect_references, relative_error
 from .sandbox import Limits
 from .submission import Submission
 
 __all__ = [
-    "build", "grade", "cli_build", "cli_grade", "main",
+    "build", "grade", "grade_folder", "cli_build", "cli_grade", "cli_grade_all", "main",
     "Question", "collect_references", "relative_error", "Submission", "strip_solutions",
     "BuildError", "MarkerError", "LeakError", "GradeError", "GradeReport", "Limits",
     "EXIT_INCOMPLETE",
@@ -84,8 +85,23 @@ def cli_grade(submission, references=None, json_path=None, limits=None):
     return 0 if report.complete else EXIT_INCOMPLETE
 
 
+def cli_grade_all(submissions, references, csv_path, json_dir=None, limits=None):
+    """``minicnn assignment grade-all SUBMISSIONS --references KIT --csv FILE``: one row per student.
+
+    Returns 0 when every submission was graded completely, :data:`EXIT_INCOMPLETE` (3) when some
+    could not be (a timeout, a crash, a folder the grader could not run), 1 on a tooling problem.
+    """
+    try:
+        results = grade_folder(submissions, references, csv_path, json_dir, limits)
+    except (GradeError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {csv_path}: {len(results)} submissions")
+    return 0 if all(r is not None and r.complete for _, r in results) else EXIT_INCOMPLETE
+
+
 def main(argv=None):
-    """The ``build``/``grade`` command line; returns the exit code."""
+    """The ``build``/``grade``/``grade-all`` command line; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m minicnn.assignment",
                                      description="Build and grade minicnn assignments.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -103,9 +119,16 @@ def main(argv=None):
     p_grade.add_argument("--memory-mb", type=int, default=Limits.memory_bytes // 2 ** 20,
                          help="address-space limit of the grading process, MiB; 0: none "
                               "(default %(default)d)")
+    p_all = commands.add_parser("grade-all", help="grade every submission folder in a folder; one CSV")
+    p_all.add_argument("submissions", help="a folder holding one folder per student")
+    p_all.add_argument("--references", required=True, help="the grading kit folder (OUT/grader)")
+    p_all.add_argument("--csv", dest="csv_path", default="marks.csv", help="where to write the marks")
+    p_all.add_argument("--json-dir", default=None, help="also write each student's report as JSON here")
     args = parser.parse_args(argv)
     if args.command == "build":
         return cli_build(args.src, args.out)
+    if args.command == "grade-all":
+        return cli_grade_all(args.submissions, args.references, args.csv_path, args.json_dir)
     if not args.time_budget > 0:
         parser.error(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
     if args.memory_mb < 0:

@@ -304,6 +304,17 @@ def _trusted_grader(kit):
     return questions, title, submission_files
 
 
+def written_questions(references):
+    """The kit grader's ``WRITTEN`` questions, graded by hand: ``{key: (title, points)}``."""
+    _, kit = _locate_references(references)
+    if kit is None:
+        raise GradeError("grading a class needs the kit folder written by the build (--references)")
+    with Submission(kit) as own:
+        grader = load_grader(own, kit / "grader.py")
+        written = getattr(grader, "WRITTEN", {}) or {}
+    return {str(key): (str(title), float(points)) for key, (title, points) in written.items()}
+
+
 def grade(submission_dir, references=None, *, quiet=False, file=None, limits=None):
     """Grade the assignment in ``submission_dir``; print and return a :class:`GradeReport`.
 

@@ -15,7 +15,7 @@ from minicnn.assignment import build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("[0-9][0-9]_*.py"))
-ASSIGNMENTS = [ROOT / "assignments" / f"assignment{n}" for n in (2, 3, 4)]
+ASSIGNMENTS = [ROOT / "assignments" / f"assignment{n}" for n in (1, 2, 3, 4)]
 NOTEBOOKS = sorted((ROOT / "docs" / "tutorials").glob("*.ipynb")) + \
     [a / f"{a.name}.ipynb" for a in ASSIGNMENTS]
 

@@ -1,0 +1,58 @@
+"""Grading a whole class: one folder per student, one CSV of marks (``grade-all``)."""
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from minicnn import cli
+from minicnn.assignment import EXIT_INCOMPLETE, build, cli_grade_all
+
+A2 = Path(__file__).resolve().parents[2] / "assignments" / "assignment2"
+HANDED_IN = ("functions.py", "topo.py", "network.py")
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    return build(A2, tmp_path_factory.mktemp("a2") / "out")
+
+
+def _hand_in(folder, source):
+    folder.mkdir(parents=True)
+    for name in HANDED_IN:
+        shutil.copy(source / name, folder / name)
+
+
+def test_a_class_is_graded_into_one_csv(kit, tmp_path, capsys):
+    submissions = tmp_path / "submissions"
+    _hand_in(submissions / "alice", A2)                       # the instructor's solution
+    _hand_in(submissions / "bob", kit.student_dir)            # the untouched handout
+    _hand_in(submissions / "carol", A2)
+    crash = submissions / "carol" / "topo.py"
+    crash.write_text("import os\nos._exit(0)\n" + crash.read_text())   # dies at import
+    marks = tmp_path / "marks.csv"
+    status = cli_grade_all(submissions, kit.grader_dir, marks, json_dir=tmp_path / "reports")
+    assert status == EXIT_INCOMPLETE                          # carol could not be graded completely
+    rows = {row["student"]: row for row in csv.DictReader(marks.open())}
+    assert set(rows) == {"alice", "bob", "carol"}
+    assert rows["alice"]["automatic total"] == rows["alice"]["automatic possible"] == "100"
+    assert rows["alice"]["complete"] == "yes"
+    assert rows["bob"]["automatic total"] == "0" and rows["bob"]["complete"] == "yes"
+    assert rows["carol"]["complete"] == "no" and float(rows["carol"]["automatic total"]) < 100
+    written = [column for column in rows["alice"] if column.endswith("by hand)")]
+    assert written and all(rows["alice"][column] == "" for column in written)   # for the instructor
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["alice.json", "bob.json", "carol.json"]
+    assert "alice" in capsys.readouterr().out
+
+
+def test_the_command_line_and_its_errors(kit, tmp_path, capsys):
+    submissions = tmp_path / "class"
+    _hand_in(submissions / "alice", A2)
+    marks = tmp_path / "m.csv"
+    assert cli.main(["assignment", "grade-all", str(submissions), "--references", str(kit.grader_dir),
+                     "--csv", str(marks)]) == 0
+    assert "alice" in marks.read_text()
+    (tmp_path / "empty").mkdir()
+    assert cli_grade_all(tmp_path / "empty", kit.grader_dir, tmp_path / "x.csv") == 1
+    assert "no submission folders" in capsys.readouterr().err
+    assert cli_grade_all(submissions, tmp_path / "nowhere", tmp_path / "x.csv") == 1
