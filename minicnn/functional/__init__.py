@@ -12,7 +12,7 @@
     loss.py           softmax, log_softmax, cross_entropy, nll_loss
     reference.py      plain-loop versions (the teaching code and the tests' oracle); pooling loops in reference_pooling.py
 
-Nothing here knows about threads, devices or kernels: ``minicnn/fast/`` holds the faster
+Nothing here knows about cores, devices or kernels: ``minicnn/fast/`` holds the faster
 implementations and its registry swaps them in (``with minicnn.fast.disabled():`` runs these).
 """
 from .activation import relu, sigmoid, tanh

@@ -32,7 +32,7 @@ Summing over j gives the compact formula (sums over the m values of the channel)
 In evaluation mode mu and sigma are constants: dx_i = gamma g_i / sigma, with the same dgamma and
 dbeta.
 
-``minicnn/fast/`` computes the same formulas in fewer passes (channel groups on threads on the CPU,
+``minicnn/fast/`` computes the same formulas in fewer passes (channel groups spread over the CPU's cores,
 fused kernels on the GPU), tested equal to this file.
 """
 import numpy  # host side only: the gradient-check cases' data

@@ -19,7 +19,7 @@ col2im is im2col's adjoint: each column entry is *added* back onto the pixel it 
 so a pixel shared by overlapping patches receives the sum of their gradients.
 
 This file is the reference: short and exact. ``minicnn/fast/`` replaces ``Conv2d`` by faster
-subclasses (cache-sized chunks on threads, CUDA kernels) that are tested equal to it.
+subclasses (cache-sized chunks spread over the cores, CUDA kernels) that are tested equal to it.
 """
 import numpy  # host side only: the gradient-check cases' data
 

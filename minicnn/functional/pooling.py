@@ -18,7 +18,7 @@ Adaptive average: output size fixed; bin i of ``out`` along an axis of ``size`` 
 [floor(i*size/out), ceil((i+1)*size/out)) (PyTorch's bins). y = the mean of each bin;
 dx: g / (bin size) added to every pixel of the bin. (1, 1) is global average pooling.
 
-``minicnn/fast/`` replaces these by separable passes on threads and a CUDA scatter, tested equal.
+``minicnn/fast/`` replaces these by separable passes on the CPU's cores and CUDA kernels, tested equal.
 """
 import numpy  # host side only: the gradient-check cases' data
 
