@@ -36,10 +36,10 @@ def child(model_name, batch, whole_batch):
     import minicnn as mc
     import minicnn.functional as F
     from minicnn import models, optim
-    from minicnn.functional import conv
+    from minicnn.fast import conv_cpu
 
-    if whole_batch:
-        conv.CPU_CHUNK_BYTES = conv.COLUMN_BUDGET_BYTES = 1 << 62
+    if whole_batch:  # one chunk: the whole batch's columns at once
+        conv_cpu.CPU_CHUNK_BYTES = conv_cpu.CPU_SPLIT_BYTES = 1 << 62
     mc.manual_seed(0)
     model = models.get(model_name).train()
     size = 227 if model_name in ("alexnet", "zfnet") else 224

@@ -16,10 +16,11 @@ def _scratch_buffer(like, name, shape, dtype):
     """A scratch array of ``shape``, reused from call to call (its old contents are garbage).
 
     Fresh large NumPy arrays are slow to fill the first time: the operating system maps their
-    pages in one fault at a time, which costs about as much as the copy itself. So conv keeps one
-    buffer per ``name`` ("columns", "padded"), thread, device and dtype, and every layer reuses it.
-    It only grows, to the largest chunk seen (at most about ``COLUMN_BUDGET_BYTES`` for the
-    columns); ``release_buffers()`` frees them. Nothing is kept in it from one call to the next.
+    pages in one fault at a time, which costs about as much as the copy itself. So the CPU fast
+    paths keep one buffer per ``name`` ("columns", "padded", "pool_rows" ...), thread and dtype,
+    and every layer reuses it. It only grows, to the largest chunk seen (about
+    ``conv_cpu.CPU_CHUNK_BYTES`` for the columns, or one band of a sample); ``release_buffers()``
+    frees them. Nothing is kept in it from one call to the next.
     """
     xp = backend.get_array_module(like)
     key = (threading.get_ident(), name, xp.__name__, str(getattr(like, "device", "")), str(dtype))
