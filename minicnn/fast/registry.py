@@ -43,9 +43,16 @@ _default = _env_enabled()
 
 
 def register(reference, fast, devices):
-    """Use ``fast`` (a subclass of ``reference``) for ``reference`` on each of ``devices``."""
+    """Use ``fast`` (a subclass of ``reference``) for ``reference`` on each of ``devices``.
+
+    The instance is built by the reference's ``__init__`` and only switched to ``fast`` when it
+    runs, so ``fast`` works from the reference's attributes and defines no ``__init__`` of its own.
+    """
     if not issubclass(fast, reference):
         raise TypeError(f"{fast.__name__} must subclass {reference.__name__} to replace it")
+    if "__init__" in vars(fast):
+        raise TypeError(f"{fast.__name__} must not define __init__: it takes over instances that "
+                        f"{reference.__name__}.__init__ built")
     for device in devices:
         _FAST[(reference, backend.normalize_device(device))] = fast
     _REFERENCE_OF[fast] = reference

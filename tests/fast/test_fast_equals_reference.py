@@ -127,3 +127,20 @@ def test_environment_variable_turns_fast_paths_off():
     env = dict(__import__("os").environ, MINICNN_FAST="maybe")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode != 0 and "MINICNN_FAST" in out.stderr
+
+
+def test_register_refuses_what_could_not_replace_the_reference():
+    from minicnn.fast.registry import register
+
+    class NotASubclass(ReLU.__mro__[1]):   # a Function, but not a ReLU
+        pass
+
+    class WithInit(ReLU):
+        def __init__(self):
+            super().__init__()
+
+    with pytest.raises(TypeError, match="must subclass ReLU"):
+        register(ReLU, NotASubclass, devices=("cpu",))
+    with pytest.raises(TypeError, match="must not define __init__"):
+        register(ReLU, WithInit, devices=("cpu",))
+    assert fast.implementation(ReLU, "cpu").__name__ == "ThreadedReLU"   # nothing was registered
