@@ -20,6 +20,7 @@ import numpy  # host side only: turning a Python list of labels into an array, g
 from .. import backend
 from ..function import Function
 from ..tensor import Tensor, as_tensor
+from .validation import class_targets
 
 
 class _AlongAxis(Function):
@@ -52,27 +53,6 @@ class LogSoftmax(_AlongAxis):
     def backward(self, g):
         xp = backend.get_array_module(g)
         return g - xp.exp(self.y) * g.sum(axis=self.axis, keepdims=True)
-
-
-def _class_targets(target, logits, op, what="input"):
-    """Labels as an integer backend array on the logits' device; ``ValueError`` on a bad label."""
-    if logits.ndim != 2:
-        raise ValueError(f"{op}: expected {what} (N, C), got {tuple(logits.shape)}")
-    t = target.data if isinstance(target, Tensor) else target
-    t = t if backend.is_array(t) else numpy.asarray(t)  # a Python list or number of labels
-    N, C = logits.shape
-    if t.dtype.kind not in "iu":
-        raise ValueError(f"{op}: target must hold integer class indices, got dtype {t.dtype}")
-    if tuple(t.shape) != (N,):
-        raise ValueError(f"{op}: expected target of shape ({N},) for input {tuple(logits.shape)}, "
-                         f"got {tuple(t.shape)}")
-    t = backend.to_device(t, logits.device)  # an explicit host -> device copy, if needed
-    bad = (t < 0) | (t >= C)
-    if N and bool(bad.any()):
-        i = int(bad.argmax())
-        raise ValueError(f"{op}: target label {int(t[i])} at index {i} is outside the valid range "
-                         f"[0, {C}) for input {tuple(logits.shape)}")
-    return t
 
 
 class CrossEntropy(Function):
@@ -134,13 +114,13 @@ def cross_entropy(logits, target):
     """Mean cross-entropy (a 0-d tensor) of ``logits`` ``(N, C)`` against integer labels ``target``
     ``(N,)`` (a Tensor, array or list); a label outside ``[0, C)`` raises ``ValueError``."""
     logits = as_tensor(logits)
-    return CrossEntropy(_class_targets(target, logits, "cross_entropy", "logits"))(logits)
+    return CrossEntropy(class_targets(target, logits, "cross_entropy", "logits"))(logits)
 
 
 def nll_loss(log_probs, target):
     """Mean negative log-likelihood ``-log_probs[n, target[n]]`` over the batch (``(N, C)``, ``(N,)``)."""
     log_probs = as_tensor(log_probs)
-    return NLLLoss(_class_targets(target, log_probs, "nll_loss"))(log_probs)
+    return NLLLoss(class_targets(target, log_probs, "nll_loss"))(log_probs)
 
 
 # -- gradient-check cases (float64; ``minicnn gradcheck``) ------------------------------------

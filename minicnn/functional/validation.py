@@ -3,6 +3,10 @@
 Every check raises ``ValueError`` whose message names the layer (``"conv2d"``, ``"Conv2d(3, 8, ...)"``)
 and states the expected and the received shape, before any array is touched.
 """
+import numpy  # a Python list of labels becomes a host array first
+
+from .. import backend
+from ..tensor import Tensor
 from .geometry import adaptive_output_size, pair
 
 
@@ -107,3 +111,24 @@ def validate_linear(layer, x_shape, in_features):
     if len(x_shape) == 0 or x_shape[-1] != in_features:
         expected = f"(N, {in_features})" if len(x_shape) <= 2 else f"(*, {in_features})"
         raise ValueError(f"{layer}: expected input {expected}, got {x_shape}")
+
+
+def class_targets(target, logits, op, what="input"):
+    """Labels as an integer backend array on the logits' device; ``ValueError`` on a bad label."""
+    if logits.ndim != 2:
+        raise ValueError(f"{op}: expected {what} (N, C), got {tuple(logits.shape)}")
+    t = target.data if isinstance(target, Tensor) else target
+    t = t if backend.is_array(t) else numpy.asarray(t)  # a Python list or number of labels
+    N, C = logits.shape
+    if t.dtype.kind not in "iu":
+        raise ValueError(f"{op}: target must hold integer class indices, got dtype {t.dtype}")
+    if tuple(t.shape) != (N,):
+        raise ValueError(f"{op}: expected target of shape ({N},) for input {tuple(logits.shape)}, "
+                         f"got {tuple(t.shape)}")
+    t = backend.to_device(t, logits.device)  # an explicit host -> device copy, if needed
+    bad = (t < 0) | (t >= C)
+    if N and bool(bad.any()):
+        i = int(bad.argmax())
+        raise ValueError(f"{op}: target label {int(t[i])} at index {i} is outside the valid range "
+                         f"[0, {C}) for input {tuple(logits.shape)}")
+    return t
