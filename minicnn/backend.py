@@ -291,8 +291,11 @@ def to_numpy(x):
 
 
 def to_device(x, device):
-    """Move a backend array (or array-like) to ``device``; a no-op when it is already there."""
+    """Move a backend array (or a Tensor's array, or an array-like) to ``device``; a no-op when it
+    is already there (a Tensor's array is then returned as it is, never copied via the host)."""
     device = normalize_device(device)
+    if not is_array(x) and is_array(getattr(x, "data", None)):
+        x = x.data
     if is_array(x) and device_of(x) == device:
         return x
     host = to_numpy(x)

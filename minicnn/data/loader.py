@@ -13,6 +13,12 @@ Batches are :class:`~minicnn.Tensor`\\ s on the CPU, as PyTorch's loader gives; 
 ``x.to(device)``. Shuffling draws from :func:`minicnn.rng.generator`, so ``mc.manual_seed(seed)``
 fixes the order.
 
+``device="cuda"`` (or ``"standin"``) keeps the whole data set on that device: a data set held in
+arrays, with no transform of its own, is copied there once, at the first pass, and every batch
+is then gathered, shuffled and augmented there (the images never come back to the host; only the
+order, a few hundred KB per epoch, goes over). Other data sets are loaded on the host and each
+batch is copied over. This is what ``minicnn train --device cuda`` uses.
+
 ``num_workers`` and ``pin_memory`` are accepted, for PyTorch code, and change nothing: a batch
 is one NumPy indexing step in the main thread (faster than handing examples to worker
 processes would be), and worker threads would make the order of random draws -- augmentation
@@ -24,7 +30,7 @@ import numbers
 
 import numpy as np
 
-from .. import rng
+from .. import backend, rng
 from ..tensor import Tensor
 from .datasets import fetch_batch
 
@@ -37,7 +43,7 @@ def _to_tensors(batch):
         return type(batch)(_to_tensors(b) for b in batch)
     if isinstance(batch, dict):
         return {k: _to_tensors(v) for k, v in batch.items()}
-    return Tensor(np.asarray(batch))
+    return Tensor(batch if backend.is_array(batch) else np.asarray(batch))
 
 
 class DataLoader:
@@ -64,6 +70,8 @@ class DataLoader:
         minicnn's own: applied to each float batch ``(B, C, H, W)`` (an array) after the
         dataset's transform, e.g. an augmentation from
         :func:`~minicnn.data.transforms.parse_augment`.
+    device : str, optional
+        minicnn's own: where the batches live (default ``"cpu"``); see the module docstring.
 
     Each batch is ``x``: ``float32`` ``(B, C, H, W)`` (pixel values scaled to [0, 1] before any
     transform), and ``y``: ``int64`` ``(B,)``, both Tensors on the CPU (a
@@ -72,7 +80,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, num_workers=0, pin_memory=False,
-                 drop_last=False, collate_fn=None, transform=None):
+                 drop_last=False, collate_fn=None, transform=None, device="cpu"):
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
@@ -87,6 +95,8 @@ class DataLoader:
         self.drop_last = drop_last
         self.collate_fn = collate_fn
         self.transform = transform
+        self.device = backend.normalize_device(device)
+        self._on_device = None  # (images, labels) on self.device, made at the first pass
 
     def __len__(self):
         n = len(self.dataset)
@@ -96,7 +106,28 @@ class DataLoader:
         # The order is drawn here, when a pass starts (not lazily at the first batch).
         n = len(self.dataset)
         order = rng.generator().permutation(n) if self.shuffle else np.arange(n)
+        if self.device != "cpu" and self._resident():
+            return self._device_batches(backend.to_device(order, self.device))
         return self._batches(order)
+
+    def _resident(self):
+        """Whether the whole data set can live on ``self.device`` (arrays, no per-example code)."""
+        dataset = self.dataset
+        return (self.collate_fn is None and getattr(dataset, "transform", None) is None
+                and (hasattr(dataset, "get_batch")
+                     or isinstance(getattr(dataset, "data", None), np.ndarray)))
+
+    def _device_batches(self, order):
+        if self._on_device is None:  # once: the whole data set, as the host path would batch it
+            x, y = fetch_batch(self.dataset, np.arange(len(self.dataset)))[:2]
+            self._on_device = (backend.to_device(x, self.device), backend.to_device(y, self.device))
+        images, labels = self._on_device
+        for b in range(len(self)):
+            indices = order[b * self.batch_size:(b + 1) * self.batch_size]
+            x = images[indices]
+            if self.transform is not None:
+                x = self.transform(x)
+            yield Tensor(x), Tensor(labels[indices])
 
     def _batches(self, order):
         for b in range(len(self)):
@@ -107,6 +138,8 @@ class DataLoader:
             batch = fetch_batch(self.dataset, indices)
             if self.transform is not None:
                 batch = (self.transform(batch[0]),) + tuple(batch[1:])
+            if self.device != "cpu":
+                batch = tuple(backend.to_device(b, self.device) for b in batch)
             yield _to_tensors(tuple(batch))
 
     def __repr__(self):

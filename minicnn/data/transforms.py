@@ -7,7 +7,9 @@ horizontal flip flips the chosen images with one masked assignment, a random cro
 through one strided view, and so on. This is what keeps augmentation cheap next to the network.
 
 The random transforms draw from :func:`minicnn.rng.generator`, so ``mc.manual_seed(seed)`` makes
-them repeatable. Each image of a batch gets its own random choice (its own flip, crop position,
+them repeatable. They work on the batch's own device (NumPy, CuPy or the stand-in): the random
+numbers, one or two per image, are drawn on the host and copied over; the images never leave
+the device. Each image of a batch gets its own random choice (its own flip, crop position,
 jitter factors), exactly as if the transform had been applied to the images one by one.
 
 Names and arguments follow ``torchvision.transforms``. Pixel values are floats in ``[0, 1]``
@@ -16,9 +18,8 @@ Names and arguments follow ``torchvision.transforms``. Pixel values are floats i
 import numbers
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import rng
+from .. import backend, rng
 
 # ITU-R 601-2 luma weights, as torchvision's rgb_to_grayscale.
 _LUMA = (0.2989, 0.587, 0.114)
@@ -44,7 +45,7 @@ class Transform:
     _repr_fields = ()
 
     def __call__(self, x):
-        x = np.asarray(x)
+        x = x if backend.is_array(x) else np.asarray(x)
         if x.ndim == 3:
             return self.forward(x[None])[0]
         if x.ndim != 4:
@@ -84,8 +85,8 @@ class Compose:
 class RandomHorizontalFlip(Transform):
     """Mirror each image left-right with probability ``p``.
 
-    One uniform number per image decides; the chosen images are flipped together by a masked
-    assignment of the reversed view ``x[mask, :, :, ::-1]``.
+    One uniform number per image decides; ``where`` takes each chosen image from the reversed
+    view ``x[..., ::-1]`` and the others from ``x``.
     """
 
     _repr_fields = ("p",)
@@ -96,10 +97,9 @@ class RandomHorizontalFlip(Transform):
         self.p = p
 
     def forward(self, x):
-        flip = rng.generator().random(len(x)) < self.p
-        out = x.copy()
-        out[flip] = x[flip][..., ::-1]
-        return out
+        xp = backend.get_array_module(x)
+        flip = xp.asarray(rng.generator().random(len(x)) < self.p)
+        return xp.where(flip[:, None, None, None], x[..., ::-1], x)
 
 
 class RandomCrop(Transform):
@@ -109,10 +109,9 @@ class RandomCrop(Transform):
     a 32x32 image is shifted by up to 4 pixels in each direction, the gaps filled with zeros:
     the classic CIFAR augmentation.
 
-    All crops are read at once: ``sliding_window_view`` gives a (copy-free) array of every
-    possible crop, ``windows[n, c, top, left]`` is the ``size`` crop whose top-left corner is
-    at ``(top, left)``, and indexing it with one ``(top, left)`` pair per image gathers the batch.
-    The row offsets of all images are drawn first, then the column offsets.
+    All crops are read at once, by one gather: image ``n`` contributes rows ``top[n] + i`` and
+    columns ``left[n] + j`` for ``i < height``, ``j < width`` of the crop. The row offsets of all
+    images are drawn first, then the column offsets.
     """
 
     _repr_fields = ("size", "padding")
@@ -124,10 +123,11 @@ class RandomCrop(Transform):
         self.padding = int(padding)
 
     def forward(self, x):
+        xp = backend.get_array_module(x)
         n = len(x)
         p = self.padding
         if p:
-            x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+            x = xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
         height, width = x.shape[2:]
         th, tw = self.size
         if th > height or tw > width:
@@ -136,9 +136,11 @@ class RandomCrop(Transform):
         gen = rng.generator()
         top = gen.integers(0, height - th + 1, size=n)
         left = gen.integers(0, width - tw + 1, size=n)
-        windows = sliding_window_view(x, (th, tw), axis=(2, 3))  # (N, C, H-th+1, W-tw+1, th, tw)
-        # Advanced indices on axes 0, 2, 3 (split by the slice) put the batch axis first.
-        return windows[np.arange(n), :, top, left]  # (N, C, th, tw)
+        rows = xp.asarray(top[:, None] + np.arange(th))[:, :, None]      # (N, th, 1)
+        cols = xp.asarray(left[:, None] + np.arange(tw))[:, None, :]     # (N, 1, tw)
+        # Advanced indices on axes 0, 2, 3 (split by the slice) come first: (N, th, tw, C).
+        crops = x[xp.arange(n)[:, None, None], :, rows, cols]
+        return xp.ascontiguousarray(crops.transpose(0, 3, 1, 2))         # (N, C, th, tw)
 
 
 def _grayscale(x):
@@ -154,7 +156,7 @@ def _grayscale(x):
 def _blend(image, other, factor):
     """``factor * image + (1 - factor) * other`` per image, clipped to [0, 1] (torchvision's _blend)."""
     factor = factor[:, None, None, None]
-    return np.clip(factor * image + (1 - factor) * other, 0, 1)
+    return backend.get_array_module(image).clip(factor * image + (1 - factor) * other, 0, 1)
 
 
 class ColorJitter(Transform):
@@ -199,7 +201,8 @@ class ColorJitter(Transform):
         gen = rng.generator()
 
         def factors(bounds):
-            return gen.uniform(bounds[0], bounds[1], size=len(x)).astype(x.dtype)
+            return backend.get_array_module(x).asarray(
+                gen.uniform(bounds[0], bounds[1], size=len(x)).astype(x.dtype))
 
         out = x
         if self.brightness is not None:
@@ -233,8 +236,9 @@ class Normalize(Transform):
     def forward(self, x):
         if x.shape[1] != len(self.mean):
             raise ValueError(f"Normalize: expected {len(self.mean)} channels, got {x.shape[1]}")
-        mean = np.asarray(self.mean, dtype=x.dtype)[:, None, None]
-        std = np.asarray(self.std, dtype=x.dtype)[:, None, None]
+        xp = backend.get_array_module(x)
+        mean = xp.asarray(np.asarray(self.mean, dtype=x.dtype)[:, None, None])
+        std = xp.asarray(np.asarray(self.std, dtype=x.dtype)[:, None, None])
         return (x - mean) / std
 
 
@@ -294,8 +298,9 @@ class Resize(Transform):
     def forward(self, x):
         height, width = x.shape[2:]
         out_h, out_w = self.output_size(height, width)
-        c0, c1, wc = _linear_source(width, out_w, x.dtype)
-        r0, r1, wr = _linear_source(height, out_h, x.dtype)
+        xp = backend.get_array_module(x)
+        c0, c1, wc = (xp.asarray(a) for a in _linear_source(width, out_w, x.dtype))
+        r0, r1, wr = (xp.asarray(a) for a in _linear_source(height, out_h, x.dtype))
         wr = wr[:, None]
         cols = x[..., c0] * (1 - wc) + x[..., c1] * wc  # (N, C, H, out_w)
         return cols[:, :, r0] * (1 - wr) + cols[:, :, r1] * wr  # (N, C, out_h, out_w)
@@ -317,7 +322,7 @@ class Grayscale(Transform):
 
     def forward(self, x):
         gray = _grayscale(x)
-        return np.repeat(gray, self.num_output_channels, axis=1)
+        return backend.get_array_module(x).repeat(gray, self.num_output_channels, axis=1)
 
 
 # ---------------------------------------------------------------------------------------------

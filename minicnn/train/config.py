@@ -347,11 +347,12 @@ def build_transforms(config, train):
 def make_loaders(config, train_set, test_set):
     """The training loader (shuffled, no final batch of one) and the test loader."""
     bs = config["batch_size"]
+    device = config.get("device") or "cpu"   # off the CPU, the data sets live on the device
     train_loader = DataLoader(train_set, batch_size=bs, shuffle=True,
                               drop_last=len(train_set) > bs,  # no batch of one for batch norm
-                              transform=build_transforms(config, train=True))
+                              transform=build_transforms(config, train=True), device=device)
     test_loader = DataLoader(test_set, batch_size=max(bs, 256), shuffle=False,
-                             transform=build_transforms(config, train=False))
+                             transform=build_transforms(config, train=False), device=device)
     return train_loader, test_loader
 
 

@@ -156,3 +156,31 @@ def test_batches_are_cpu_tensors_that_backend_helpers_accept():
     moved = backend.to_device(x, "standin")
     assert backend.device_of(moved) == "standin" and tuple(moved.shape) == (4, 2, 3, 3)
     np.testing.assert_array_equal(np.asarray(y), [0, 1, 2, 3])
+
+
+def test_loader_keeps_the_data_set_on_the_device(device):
+    """``device=...``: the same batches as on the host (same seed), as Tensors on the device; an
+    array data set is copied there once, and every later batch is gathered there."""
+    import minicnn as mc
+    from minicnn import backend
+    from minicnn.data import ArrayDataset, DataLoader
+    from minicnn.data.transforms import Compose, RandomCrop, RandomHorizontalFlip
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(rng.integers(0, 256, (37, 1, 8, 8), dtype=np.uint8), rng.integers(0, 10, 37))
+    augment = Compose([RandomCrop(8, padding=2), RandomHorizontalFlip()])
+
+    def batches(where):
+        mc.manual_seed(5)
+        loader = DataLoader(data, batch_size=10, shuffle=True, transform=augment, device=where)
+        out = [(x, y) for x, y in loader]
+        return loader, out
+
+    _, host = batches("cpu")
+    loader, there = batches(device)
+    assert len(there) == len(host) == 4
+    for (xh, yh), (xd, yd) in zip(host, there):
+        assert xd.device == yd.device == device and xd.dtype == np.float32 and yd.dtype == np.int64
+        np.testing.assert_array_equal(backend.to_numpy(xd.data), xh.data)
+        np.testing.assert_array_equal(backend.to_numpy(yd.data), yh.data)
+    if device != "cpu":
+        assert loader._on_device is not None and backend.device_of(loader._on_device[0]) == device

@@ -260,3 +260,22 @@ def test_parse_augment_builds_the_lecture_pipeline():
 def test_parse_augment_unknown_name():
     with pytest.raises(ValueError, match="unknown augmentation.*rotate.*choose from crop, flip, jitter"):
         parse_augment("flip,rotate", 32)
+
+
+@pytest.mark.parametrize("name", ["flip", "crop", "jitter", "normalize", "resize", "gray"])
+def test_transforms_run_on_the_batch_device_and_draw_the_same_numbers(device, name):
+    """Every transform works on device arrays (the stand-in fails on any host array mixed in) and,
+    with the same seed, gives the CPU's result."""
+    import minicnn as mc
+    from minicnn import backend
+    from minicnn.data import transforms as T
+    make = {"flip": lambda: T.RandomHorizontalFlip(), "crop": lambda: T.RandomCrop(6, padding=2),
+            "jitter": lambda: T.ColorJitter(0.4, 0.4, 0.4), "normalize": lambda: T.Normalize([0.5] * 3, [0.2] * 3),
+            "resize": lambda: T.Resize((9, 5)), "gray": lambda: T.Grayscale(3)}[name]
+    x = np.random.default_rng(0).random((5, 3, 6, 7)).astype(np.float32)
+    mc.manual_seed(3)
+    expected = make()(x)
+    mc.manual_seed(3)
+    got = make()(backend.to_device(x, device))
+    assert backend.device_of(got) == device
+    np.testing.assert_allclose(backend.to_numpy(got), expected, rtol=1e-6, atol=1e-7)
