@@ -17,8 +17,9 @@ from ..serialization import atomic_write
 from ..tensor import Tensor
 
 
-def topk_correct(logits, targets, ks=(1, 5)):
-    """``{k: number of rows whose true class is among the k largest logits}``.
+def topk_hits(logits, targets, ks=(1, 5)):
+    """``{k: rows whose true class is among the k largest logits}``, each a 0-d array on the
+    logits' device (no synchronisation with the host; :func:`topk_correct` gives ints).
 
     ``logits`` ``(N, C)`` and ``targets`` ``(N,)`` are backend arrays (or Tensors) on one device;
     ``k`` larger than ``C`` counts every row.
@@ -28,18 +29,22 @@ def topk_correct(logits, targets, ks=(1, 5)):
     xp = backend.get_array_module(logits)
     n, c = logits.shape
     out = {}
-    top1 = logits.argmax(axis=1)
     order = None
     for k in ks:
         if k <= 1:
-            out[k] = int((top1 == targets).sum())
+            out[k] = (logits.argmax(axis=1) == targets).sum()
         elif k >= c:
-            out[k] = int(n)
+            out[k] = xp.asarray(n)
         else:
             if order is None:
                 order = xp.argsort(logits, axis=1)[:, ::-1][:, :max(ks)]
-            out[k] = int((order[:, :k] == targets[:, None]).any(axis=1).sum())
+            out[k] = (order[:, :k] == targets[:, None]).any(axis=1).sum()
     return out
+
+
+def topk_correct(logits, targets, ks=(1, 5)):
+    """``{k: number of rows whose true class is among the k largest logits}`` (Python ints)."""
+    return {k: int(v) for k, v in topk_hits(logits, targets, ks).items()}
 
 
 def confusion_matrix(targets, predictions, num_classes):

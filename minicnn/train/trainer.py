@@ -43,7 +43,7 @@ from ..functional import cross_entropy
 from ..optim import SGD, clip_grad_norm_
 from ..tensor import Tensor
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from .metrics import confusion_matrix, format_confusion, topk_correct, write_confusion, write_json
+from .metrics import confusion_matrix, format_confusion, topk_hits, write_confusion, write_json
 from .plots import plot_confusion, plot_curves
 from .progress import ProgressBar
 
@@ -85,12 +85,10 @@ def _forward(model, x, y, loss_fn):
     return out, loss_fn(out, y)
 
 
-def _read_back(pending):
-    """The losses (float64) and hit counts of ``pending`` steps, copied to the host in one go."""
-    xp = backend.get_array_module(pending[0][1])
-    losses = backend.to_numpy(xp.stack([loss.reshape(()) for _, loss, _ in pending])).astype(numpy.float64)
-    hits = backend.to_numpy(xp.stack([h.reshape(()) for _, _, h in pending]))
-    return losses.tolist(), hits.tolist()
+def _to_host(values):
+    """A list of 0-d device arrays as Python numbers, copied to the host in one go."""
+    xp = backend.get_array_module(values[0])
+    return backend.to_numpy(xp.stack([v.reshape(()) for v in values])).tolist()
 
 
 def model_device(model):
@@ -113,21 +111,29 @@ def evaluate(model, loader, device=None, loss_fn=None, progress=False, desc="tes
     model.eval()
     n, loss_sum, hits = 0, 0.0, {k: 0 for k in topk}
     targets, predictions = [], []
+    pending = []  # (batch size, loss, hits, predictions, targets) since the last read-back, on the device
     start = time.perf_counter()
     bar = ProgressBar(len(loader), desc, enabled=progress)
     try:
         with no_grad():
-            for x, y in loader:
+            for step, (x, y) in enumerate(loader, start=1):
                 x_dev, y_dev = backend.to_device(x, device), backend.to_device(y, device)
                 logits, loss = _forward(model, Tensor(x_dev), y_dev, loss_fn)
-                b = int(len(y))
-                n += b
-                loss_sum += float(loss.item()) * b
-                for k, v in topk_correct(logits.data, y_dev, topk).items():
-                    hits[k] += v
-                targets.append(numpy.asarray(backend.to_numpy(y)))
-                predictions.append(backend.to_numpy(logits.data.argmax(axis=1)))
                 num_classes = logits.shape[1]
+                pending.append((int(len(y_dev)), loss.data, topk_hits(logits.data, y_dev, topk),
+                                logits.data.argmax(axis=1), y_dev))
+                if step % REFRESH_STEPS and step != len(loader):
+                    bar.update(1)
+                    continue
+                xp = backend.get_array_module(pending[0][1])   # the read-back: one copy per kind
+                losses = _to_host([loss_ for _, loss_, _, _, _ in pending])
+                for k in topk:
+                    hits[k] += int(sum(_to_host([h[k] for _, _, h, _, _ in pending])))
+                predictions.append(backend.to_numpy(xp.concatenate([p for _, _, _, p, _ in pending])))
+                targets.append(numpy.asarray(backend.to_numpy(xp.concatenate([t for *_, t in pending]))))
+                n += sum(b for b, *_ in pending)
+                loss_sum += sum(value * b for (b, *_), value in zip(pending, losses))
+                pending.clear()
                 bar.update(1, loss=f"{loss_sum / n:.4f}", acc=f"{100.0 * hits[topk[0]] / n:.2f}%")
     finally:
         bar.close()
@@ -306,7 +312,8 @@ class Trainer:
                 if step % REFRESH_STEPS and step != steps:
                     bar.update(1)
                     continue
-                losses, hits = _read_back(pending)  # the one synchronisation
+                losses = _to_host([loss_ for _, loss_, _ in pending])  # the one synchronisation
+                hits = _to_host([h for _, _, h in pending])
                 for i, ((b, _, _), value) in enumerate(zip(pending, losses)):
                     if not math.isfinite(value):
                         raise self._diverged(epoch, step - len(pending) + 1 + i, steps, value)
