@@ -15,8 +15,9 @@ compute what the references compute (tested equal), with
   shifted slice-adds and a temporary per formula term;
 * ``cuda_sgd_update``: an SGD step of a parameter (weight decay, momentum, Nesterov) in one
   launch instead of about six;
-* ``CudaBatchNorm``: the statistics in one pass (a block per channel), the normalisation in one
-  more; backward likewise (two kernels instead of about a dozen whole-array operations).
+* ``CudaBatchNorm``: the statistics in one pass (a block per channel), the per-channel constants
+  and running estimates in one launch, the normalisation in one more; backward: the gradient
+  sums and dx (five launches instead of about thirty whole-array operations).
 
 The stand-in runs ``DeviceConv2d`` (whole-array code only); CUDA runs the kernel classes. Nothing
 here ever reaches the CPU thread pool (``threads`` raises if a device array does).
