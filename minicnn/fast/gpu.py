@@ -169,8 +169,8 @@ class CudaLocalResponseNorm(LocalResponseNorm):
 
 
 class CudaBatchNorm(BatchNorm):
-    """Batch norm in four kernels (statistics, normalise; gradient sums, dx): the reference's
-    formulas; saves x, the mean, 1/sigma and gamma/sigma (never xhat)."""
+    """Batch norm in five kernels (statistics, per-channel constants, normalise; gradient sums,
+    dx): the reference's formulas; saves x, the mean, 1/sigma and gamma/sigma (never xhat)."""
 
     def forward(self, x, weight, bias):
         given = [t for t in (weight, bias, self.running_mean, self.running_var) if t is not None]
