@@ -15,26 +15,25 @@ from .config import DATASETS, DEFAULT_EPOCHS, MAX_IMAGE_SIZE, SCHEDULES, dataset
 
 
 # -- value types: each raises ArgumentTypeError, which argparse reports with the option's name -----
-def positive_int(text):
-    """argparse type: an int >= 1 (also used by ``minicnn lecture``)."""
+def _int_at_least(text, minimum, words):
+    """``int(text)`` if it is at least ``minimum``, else ArgumentTypeError ("expected a <words>")."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a {words}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a {words}, got {text!r}")
     return value
+
+
+def positive_int(text):
+    """argparse type: an int >= 1 (also used by ``minicnn lecture``)."""
+    return _int_at_least(text, 1, "positive integer")
 
 
 def non_negative_int(text):
     """argparse type: an int >= 0 (``--seed``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+    return _int_at_least(text, 0, "non-negative integer")
 
 
 def non_negative_float(text):
