@@ -18,7 +18,12 @@ to break GPU support. The stand-in is a small fake of CuPy's *strictness*: its a
 
 Its array module (:data:`standin`) mirrors NumPy's namespace and returns stand-in arrays. Running
 the test suite on ``"standin"`` therefore proves that an op takes its array module from its inputs.
+
+It can also be watched (:func:`watch_standin`): every operation is reported with what it would be
+on a GPU (a kernel launch, a view, an allocation, a copy to or from the host), which is how
+``benchmarks/launches.py`` counts the launches of a training step without a GPU.
 """
+import contextlib
 import numbers
 import types
 
@@ -37,6 +42,66 @@ DEVICES = ("cpu", "standin", "cuda")
 # ---------------------------------------------------------------------------------------------
 # The stand-in device
 # ---------------------------------------------------------------------------------------------
+_watchers = []  # callbacks of watch_standin(), called as callback(kind, name)
+
+
+@contextlib.contextmanager
+def watch_standin(callback):
+    """``with watch_standin(callback):`` report each stand-in operation as ``callback(kind, name)``.
+
+    ``kind`` says what the operation would cost on a GPU: ``"launch"`` (a kernel: any result that
+    is new data, an in-place write, a reduction), ``"view"`` (a result sharing its input's memory:
+    reshape, transpose, basic slicing), ``"alloc"`` (``empty``/``empty_like``: memory, no launch),
+    ``"upload"`` (host to device) or ``"download"`` (device to host: a sync, the GPU is waited for).
+    ``name`` is the NumPy function or method (``"numpy.add"``, ``"ndarray.sum"``, ``"__setitem__"``).
+    """
+    _watchers.append(callback)
+    try:
+        yield callback
+    finally:
+        _watchers.remove(callback)
+
+
+def notify_standin(kind, name):
+    """Report an operation to the watchers (``minicnn.fast.cuda_on_cpu`` reports its kernels)."""
+    for callback in list(_watchers):
+        callback(kind, name)
+
+
+def _buffers(obj):
+    """The NumPy arrays inside (nested) arguments or results."""
+    if isinstance(obj, numpy.ndarray):
+        yield obj
+    elif isinstance(obj, StandinArray):
+        yield obj._a
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from _buffers(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from _buffers(o)
+
+
+def _note(name, inputs, result, in_place=False):
+    """Classify one operation for the watchers (see :func:`watch_standin`)."""
+    if not _watchers:
+        return
+    results = list(_buffers(result))
+    if name in ("numpy.empty", "numpy.empty_like"):
+        kind = "alloc"
+    elif in_place or result is None:
+        kind = "launch"
+    elif isinstance(result, numpy.generic):
+        kind = "launch"  # a reduction to one value (a 0-d device array on the stand-in and CuPy)
+    elif not results:
+        kind = "download"  # a Python value out of device data: .item(), .tolist()
+    elif any(numpy.may_share_memory(r, i) for r in results for i in _buffers(inputs)):
+        kind = "view"
+    else:
+        kind = "launch"
+    notify_standin(kind, name)
+
+
 def _unwrap(obj, where):
     """Stand-in arrays -> their NumPy buffers; plain ndarrays are refused (as CuPy refuses them)."""
     if isinstance(obj, StandinArray):
@@ -83,13 +148,17 @@ class StandinArray(numpy.lib.mixins.NDArrayOperatorsMixin):
         inputs = _unwrap(inputs, where)
         kwargs = _unwrap(kwargs, where)
         out = getattr(ufunc, method)(*inputs, **kwargs)
+        _note(where, inputs, out, in_place=method == "at" or "out" in kwargs)
         if method == "at":
             return None
         return _wrap(out)
 
     def __array_function__(self, func, types_, args, kwargs):
         where = f"numpy.{func.__name__}"
-        return _wrap(func(*_unwrap(args, where), **_unwrap(kwargs, where)))
+        args, kwargs = _unwrap(args, where), _unwrap(kwargs, where)
+        out = func(*args, **kwargs)
+        _note(where, (args, kwargs), out, in_place="out" in kwargs)
+        return _wrap(out)
 
     # -- the ndarray surface ---------------------------------------------------------------
     def __getattr__(self, name):
@@ -99,15 +168,21 @@ class StandinArray(numpy.lib.mixins.NDArrayOperatorsMixin):
         if callable(attr):
             def method(*args, **kwargs):
                 where = f"ndarray.{name}"
-                return _wrap(attr(*_unwrap(args, where), **_unwrap(kwargs, where)))
+                args, kwargs = _unwrap(args, where), _unwrap(kwargs, where)
+                out = attr(*args, **kwargs)
+                _note(where, (self._a, args, kwargs), out, in_place=name == "fill" or "out" in kwargs)
+                return _wrap(out)
             return method
         return _wrap(attr)
 
     def __getitem__(self, index):
-        return _wrap(self._a[_unwrap(index, "__getitem__")])
+        out = self._a[_unwrap(index, "__getitem__")]
+        _note("__getitem__", self._a, out)
+        return _wrap(out)
 
     def __setitem__(self, index, value):
         self._a[_unwrap(index, "__setitem__")] = _unwrap(value, "__setitem__")
+        _note("__setitem__", (), None)
 
     def __len__(self):
         return len(self._a)
@@ -119,21 +194,27 @@ class StandinArray(numpy.lib.mixins.NDArrayOperatorsMixin):
         return "standin." + repr(self._a)
 
     def __float__(self):
+        _note("__float__", (), 0)
         return float(self._a)
 
     def __int__(self):
+        _note("__int__", (), 0)
         return int(self._a)
 
     def __index__(self):
+        _note("__index__", (), 0)
         return self._a.__index__()
 
     def __bool__(self):
+        _note("__bool__", (), 0)
         return bool(self._a)
 
     def __complex__(self):
+        _note("__complex__", (), 0)
         return complex(self._a)
 
     def __format__(self, spec):
+        _note("__format__", (), 0)
         return format(self._a.item() if self._a.ndim == 0 else self._a, spec)
 
     @property
@@ -156,8 +237,15 @@ class StandinArray(numpy.lib.mixins.NDArrayOperatorsMixin):
     def T(self):
         return StandinArray(self._a.T)
 
+    @property
+    def data(self):
+        """The buffer, as CuPy's ``x.data`` (its address is ``x.data.ptr``: kernels that take tables
+        of array addresses read it; on the stand-in those kernels run on the CPU)."""
+        return types.SimpleNamespace(ptr=self._a.ctypes.data)
+
     def get(self):
         """Copy to the host, as ``cupy.ndarray.get()``."""
+        _note("ndarray.get", (), 0)
         return self._a.copy()
 
 
@@ -169,9 +257,18 @@ class _StandinFunction:
 
     def __call__(self, *args, **kwargs):
         if self._host_ok:  # xp.asarray / xp.array: the explicit host -> device copy is allowed
+            from_host = args and not isinstance(args[0], StandinArray)
             args = tuple(a._a if isinstance(a, StandinArray) else a for a in args)
-            return _wrap(self._fn(*args, **kwargs))
-        return _wrap(self._fn(*_unwrap(args, self._name), **_unwrap(kwargs, self._name)))
+            out = self._fn(*args, **kwargs)
+            if from_host:
+                notify_standin("upload", f"numpy.{self._name}")
+            else:
+                _note(f"numpy.{self._name}", args, out)
+            return _wrap(out)
+        args, kwargs = _unwrap(args, self._name), _unwrap(kwargs, self._name)
+        out = self._fn(*args, **kwargs)
+        _note(f"numpy.{self._name}", (args, kwargs), out, in_place="out" in kwargs)
+        return _wrap(out)
 
     def __getattr__(self, name):  # ufunc methods: xp.add.at, xp.maximum.reduce, ...
         attr = getattr(self._fn, name)
@@ -284,6 +381,7 @@ def normalize_device(device):
 def to_numpy(x):
     """A host ``numpy.ndarray`` copy (or view, on the CPU) of a backend array."""
     if isinstance(x, StandinArray):
+        _note("to_numpy", (), 0)
         return x._a
     if _is_cupy(x):
         return _cupy.asnumpy(x)
@@ -302,6 +400,7 @@ def to_device(x, device):
     if device == "cpu":
         return host
     if device == "standin":
+        notify_standin("upload", "to_device")
         return StandinArray(numpy.array(host, copy=True))
     return module_for_device("cuda").asarray(host)
 

@@ -19,7 +19,9 @@ order, found iteratively (no recursion: a ResNet-152 graph is thousands of nodes
     1. depth-first from the output, record each function after all functions feeding it;
     2. walk that list backwards: sum the gradients arriving at each function's outputs, call its
        ``backward``, and pass each input's gradient on (summed over broadcast axes if needed);
-    3. leaves (tensors made by the user, ``requires_grad=True``) accumulate ``grad += g``;
+    3. leaves (tensors made by the user, ``requires_grad=True``) accumulate ``grad += g``; a
+       leaf's first gradient is kept without a copy when it is a fresh array (not a view) that
+       no other leaf got in this walk;
     4. the graph is freed: each function drops its inputs and saved arrays -- unless
        ``backward(retain_graph=True)`` asked to keep it for another backward pass.
 """
@@ -154,6 +156,7 @@ def backward(tensor, grad, retain_graph=False):
         tensor._accumulate(grad)
         return
     grads = {id(tensor): grad}  # gradients of non-leaf tensors, keyed by identity
+    handed = set()  # ids of the arrays handed to leaves in this walk (each is kept by one at most)
     order = _topological_order(tensor._creator)
     try:
         for fn in reversed(order):
@@ -177,7 +180,8 @@ def backward(tensor, grad, retain_graph=False):
                 xp = backend.get_array_module(g)
                 g = _sum_to(xp, g, t.shape)
                 if t._creator is None:
-                    t._accumulate(g)
+                    t._accumulate(g, borrow=getattr(g, "base", None) is None and id(g) not in handed)
+                    handed.add(id(g))
                 elif id(t) in grads:
                     grads[id(t)] = grads[id(t)] + g
                 else:

@@ -305,26 +305,40 @@ extern "C" __global__ void minicnn_avg_pool_backward(
 }
 """
 
-SGD_UPDATE_SOURCE = r"""
-// One SGD step of one parameter (PyTorch's rule, minicnn/optim/sgd.py), one thread per element:
+SGD_STEP_SOURCE = r"""
+// One SGD step of MANY parameters in one launch (PyTorch's rule, minicnn/optim/sgd.py):
 //   d = g + weight_decay * p
 //   buf = first ? d : momentum * buf + (1 - dampening) * d        (when momentum != 0)
 //   d = nesterov ? d + momentum * buf : buf                         (when momentum != 0)
 //   p = p - lr * d
-// Six whole-array operations per parameter become one launch.
-extern "C" __global__ void minicnn_sgd_update(
-    T* __restrict__ p, const T* __restrict__ g, T* __restrict__ buf, long long total,
+// The parameters are laid end to end in one virtual range of `total` elements: parameter k owns
+// [offsets[k], offsets[k+1]). `table` holds offsets[0..count], then the addresses of the count
+// parameters, of their gradients and of their momentum buffers. Thread i finds its parameter by
+// binary search over the offsets (a few reads of a small, cached table), then updates element
+// i - offsets[k] of it. About six whole-array operations per parameter become one launch in all.
+extern "C" __global__ void minicnn_sgd_step(
+    const long long* __restrict__ table, long long count, long long total,
     T lr, T momentum, T dampening, T weight_decay, long long nesterov, long long first)
 {
+    const long long* offsets = table;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
          i += (long long)blockDim.x * gridDim.x) {
-        T d = g[i] + weight_decay * p[i];
+        long long lo = 0, hi = count;              // offsets[lo] <= i < offsets[hi]
+        while (hi - lo > 1) {
+            const long long mid = (lo + hi) / 2;
+            if (offsets[mid] <= i) lo = mid; else hi = mid;
+        }
+        T* p = (T*)table[count + 1 + lo];
+        const T* g = (const T*)table[2 * count + 1 + lo];
+        T* buf = (T*)table[3 * count + 1 + lo];
+        const long long j = i - offsets[lo];
+        T d = g[j] + weight_decay * p[j];
         if (momentum != (T)0) {
-            const T b = first ? d : momentum * buf[i] + ((T)1 - dampening) * d;
-            buf[i] = b;
+            const T b = first ? d : momentum * buf[j] + ((T)1 - dampening) * d;
+            buf[j] = b;
             d = nesterov ? d + momentum * b : b;
         }
-        p[i] = p[i] - lr * d;
+        p[j] = p[j] - lr * d;
     }
 }
 """
@@ -450,7 +464,7 @@ extern "C" __global__ void minicnn_bn_backward(
 
 SOURCES = {
     "minicnn_col2im": COL2IM_SOURCE,
-    "minicnn_sgd_update": SGD_UPDATE_SOURCE,
+    "minicnn_sgd_step": SGD_STEP_SOURCE,
     "minicnn_im2col": IM2COL_SOURCE,
     "minicnn_max_pool_forward": MAX_POOL_FORWARD_SOURCE,
     "minicnn_max_pool_backward": MAX_POOL_BACKWARD_SOURCE,
@@ -670,17 +684,29 @@ def max_pool_backward_cuda(cupy, g, argmax, x_shape, kernel, stride, padding):
     return dx
 
 
-def sgd_update_cuda(cupy, p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
-    """``optim.sgd.sgd_update`` in one kernel: ``p`` and ``buf`` (None when momentum is 0) change
-    in place. All arrays C-contiguous, of one float dtype."""
-    arrays = (p, g) if buf is None else (p, g, buf)
-    dtype = _float_dtype("sgd_update_cuda", *arrays)
-    if not all(a.flags.c_contiguous for a in arrays):
-        raise ValueError("sgd_update_cuda: parameters, gradients and buffers must be C-contiguous")
-    _launch(cupy, "minicnn_sgd_update", dtype, p.size,
-            (p, g, p if buf is None else buf) + _ints(p.size)
-            + tuple(dtype.type(v) for v in (lr, momentum, dampening, weight_decay))
-            + _ints(1 if nesterov else 0, 1 if first else 0))
+def sgd_step_cuda(cupy, params, grads, bufs, firsts, lr, momentum, dampening, weight_decay, nesterov):
+    """``optim.sgd.sgd_step`` in one launch per (dtype, first) pair: every ``params[k]`` (and
+    ``bufs[k]``, None when momentum is 0) changes in place. Arrays C-contiguous; each parameter's
+    gradient and buffer of its dtype. The address table goes to the device in one copy."""
+    groups = {}
+    for k, p in enumerate(params):
+        arrays = (p, grads[k]) if bufs[k] is None else (p, grads[k], bufs[k])
+        dtype = _float_dtype("sgd_step_cuda", *arrays)
+        if not all(a.flags.c_contiguous for a in arrays) or any(a.shape != p.shape for a in arrays):
+            raise ValueError("sgd_step_cuda: parameters, gradients and buffers must be C-contiguous "
+                             "and of one shape")
+        groups.setdefault((dtype, bool(firsts[k])), []).append(k)
+    for (dtype, first), ks in groups.items():
+        sizes = [int(params[k].size) for k in ks]
+        offsets = numpy.concatenate([[0], numpy.cumsum(sizes)])
+        addresses = [[int(a.data.ptr) for a in column] for column in
+                     ([params[k] for k in ks], [grads[k] for k in ks],
+                      [params[k] if bufs[k] is None else bufs[k] for k in ks])]
+        table = cupy.asarray(numpy.concatenate([offsets] + addresses).astype(numpy.int64))
+        _launch(cupy, "minicnn_sgd_step", dtype, int(offsets[-1]),
+                (table,) + _ints(len(ks), offsets[-1])
+                + tuple(dtype.type(v) for v in (lr, momentum, dampening, weight_decay))
+                + _ints(1 if nesterov else 0, 1 if first else 0))
 
 
 def bn_finalize_cuda(cupy, mean, var, gamma, beta, running_mean, running_var, m, eps, momentum):

@@ -13,8 +13,8 @@ compute what the references compute (tested equal), with
   same for average pooling;
 * ``CudaLocalResponseNorm``: forward and backward as one fused kernel each, instead of ``size``
   shifted slice-adds and a temporary per formula term;
-* ``cuda_sgd_update``: an SGD step of a parameter (weight decay, momentum, Nesterov) in one
-  launch instead of about six;
+* ``cuda_sgd_step``: the SGD step of every parameter (weight decay, momentum, Nesterov) in one
+  launch, instead of about six per parameter;
 * ``CudaBatchNorm``: the statistics in one pass (a block per channel), the per-channel constants
   and running estimates in one launch, the normalisation in one more; backward: the gradient
   sums and dx (five launches instead of about thirty whole-array operations).
@@ -201,13 +201,14 @@ class CudaBatchNorm(BatchNorm):
         return dx, sum_gxhat, sum_g
 
 
-def cuda_sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
-    """The SGD step of one parameter as one kernel (the reference: ``optim.sgd.sgd_update``)."""
-    arrays = (p, g) if buf is None else (p, g, buf)
-    if not all(_kernel_dtype(a) and a.dtype == p.dtype and a.flags.c_contiguous for a in arrays):
-        return NotImplemented  # the registry then runs the reference
-    cuda_kernels.sgd_update_cuda(backend.get_array_module(p), p, g, buf, lr, momentum, dampening,
-                                 weight_decay, nesterov, first)
+def cuda_sgd_step(params, grads, bufs, firsts, lr, momentum, dampening, weight_decay, nesterov):
+    """The SGD step of all parameters as one kernel (the reference: ``optim.sgd.sgd_step``)."""
+    for k, p in enumerate(params):
+        arrays = (p, grads[k]) if bufs[k] is None else (p, grads[k], bufs[k])
+        if not all(_kernel_dtype(a) and a.dtype == p.dtype and a.flags.c_contiguous for a in arrays):
+            return NotImplemented  # the registry then runs the reference
+    cuda_kernels.sgd_step_cuda(backend.get_array_module(params[0]), params, grads, bufs, firsts, lr,
+                               momentum, dampening, weight_decay, nesterov)
 
 
 register(Conv2d, DeviceConv2d, devices=("standin",))
@@ -216,4 +217,4 @@ register(MaxPool2d, CudaMaxPool2d, devices=("cuda",))
 register(AvgPool2d, CudaAvgPool2d, devices=("cuda",))
 register(LocalResponseNorm, CudaLocalResponseNorm, devices=("cuda",))
 register(BatchNorm, CudaBatchNorm, devices=("cuda",))
-register_function("sgd_update", cuda_sgd_update, devices=("cuda",))
+register_function("sgd_step", cuda_sgd_step, devices=("cuda",))

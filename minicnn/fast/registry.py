@@ -28,6 +28,7 @@ _FAST = {}          # (reference class, device) -> fast subclass
 _REFERENCE_OF = {}  # fast subclass -> the reference class it replaces
 _HAS_FAST = set()   # reference classes with at least one fast path
 _FAST_FUNCTIONS = {}  # (name, device) -> fast function (updates that are not Functions: optimizers)
+_PATHS_OF = {}  # device -> the device whose fast paths it runs (see paths_of)
 _state = threading.local()
 
 
@@ -85,11 +86,33 @@ def enabled():
     return _set(True)
 
 
+@contextlib.contextmanager
+def paths_of(device, on):
+    """``with paths_of("cuda", on="standin"):`` arrays on device ``on`` get the fast paths that are
+    registered for ``device``. ``minicnn.fast.cuda_on_cpu`` runs the CUDA classes on the stand-in
+    this way, their kernels compiled for the CPU, to test and count them without a GPU."""
+    device, on = backend.normalize_device(device), backend.normalize_device(on)
+    previous = _PATHS_OF.get(on)
+    _PATHS_OF[on] = device
+    try:
+        yield
+    finally:
+        if previous is None:
+            del _PATHS_OF[on]
+        else:
+            _PATHS_OF[on] = previous
+
+
+def _paths_device(device):
+    device = backend.normalize_device(device)
+    return _PATHS_OF.get(device, device)
+
+
 def implementation(reference, device):
     """The class that runs ``reference`` on ``device`` now (``reference`` itself if no fast path)."""
     if not is_enabled():
         return reference
-    return _FAST.get((reference, backend.normalize_device(device)), reference)
+    return _FAST.get((reference, _paths_device(device)), reference)
 
 
 def choose(fn, arrays):
@@ -113,10 +136,12 @@ def register_function(name, fast, devices):
 
 def call(name, reference, *arrays, **kwargs):
     """``reference(*arrays, **kwargs)``, or the fast function registered as ``name`` for the device
-    of ``arrays``: how code that is no ``Function`` (an optimizer's update rule) gets a fast path."""
+    of ``arrays`` (arrays, or lists of arrays): how code that is no ``Function`` (an optimizer's
+    update rule) gets a fast path."""
     if is_enabled():
-        device = next((backend.device_of(a) for a in arrays if backend.is_array(a)), "cpu")
-        fast = _FAST_FUNCTIONS.get((name, device))
+        flat = [a for x in arrays for a in (x if isinstance(x, (list, tuple)) else (x,))]
+        device = next((backend.device_of(a) for a in flat if backend.is_array(a)), "cpu")
+        fast = _FAST_FUNCTIONS.get((name, _paths_device(device)))
         if fast is not None:
             result = fast(*arrays, **kwargs)
             if result is not NotImplemented:  # the fast function declined (a dtype it lacks)

@@ -40,6 +40,7 @@ class SGD(Optimizer):
             hyper = dict(lr=float(group["lr"]), momentum=float(group["momentum"]),
                          dampening=float(group["dampening"]), weight_decay=float(group["weight_decay"]),
                          nesterov=bool(group["nesterov"]))
+            params, grads, bufs, firsts = [], [], [], []
             for p in self._params_with_grad(group):
                 buf, first = None, False
                 if hyper["momentum"] != 0:
@@ -48,13 +49,22 @@ class SGD(Optimizer):
                     if first:
                         state["momentum_buffer"] = backend.get_array_module(p.data).empty_like(p.data)
                     buf = state["momentum_buffer"]
-                registry.call("sgd_update", sgd_update, p.data, p.grad, buf, first=first, **hyper)
+                params.append(p.data), grads.append(p.grad), bufs.append(buf), firsts.append(first)
+            if params:
+                registry.call("sgd_step", sgd_step, params, grads, bufs, firsts, **hyper)
+
+
+def sgd_step(params, grads, bufs, firsts, lr, momentum, dampening, weight_decay, nesterov):
+    """One SGD step of every parameter in the lists (``sgd_update`` on each). On the GPU
+    ``minicnn.fast`` runs all of them as one kernel, which is why the step takes lists."""
+    for p, g, buf, first in zip(params, grads, bufs, firsts):
+        sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first)
 
 
 def sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
     """One SGD step of one parameter, in place: ``p`` (and the momentum buffer ``buf``, unless
     ``momentum`` is 0) change; ``first`` says the buffer is new (it then starts at the gradient).
-    The formulas are the module docstring's. (On the GPU ``minicnn.fast`` runs them as one kernel.)"""
+    The formulas are the module docstring's."""
     if weight_decay != 0:
         g = g + weight_decay * p
     if momentum != 0:

@@ -218,3 +218,33 @@ def test_item_numpy_and_repr(to_device):
     assert x.item() == 1.5
     assert isinstance(x.numpy(), np.ndarray)
     assert "tensor(" in repr(x)
+
+
+# -- leaves keep fresh gradients without a copy, and never share one ------------------------------
+def test_a_leaf_keeps_a_fresh_gradient_and_two_leaves_never_share_one(to_device):
+    a = to_device([1.0, 2.0], requires_grad=True)
+    b = to_device([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()  # Add's backward hands the same array to both leaves
+    assert a.grad is not b.grad
+    a.grad *= 10  # an in-place change (clip_grad_norm_ does this) must not reach b
+    np.testing.assert_array_equal(backend.to_numpy(b.grad), [1.0, 1.0])
+    np.testing.assert_array_equal(backend.to_numpy(a.grad), [10.0, 10.0])
+
+
+def test_a_borrowed_gradient_is_never_written_while_the_walk_may_read_it(to_device):
+    # y = a + h + k with h = 2a and k = 3a: the walk hands a's first gradient while the same array
+    # is still the pending gradient of h; a's later gradients must not be added into it in place.
+    a = to_device([1.0, -2.0], requires_grad=True)
+    h, k = a * 2.0, a * 3.0
+    ((a + h) + k).sum().backward()
+    np.testing.assert_allclose(backend.to_numpy(a.grad), [6.0, 6.0])
+    ((a + a * 2.0) * a).sum().backward()  # accumulates: d/da 3a^2 = 6a on top
+    np.testing.assert_allclose(backend.to_numpy(a.grad), [12.0, -6.0])
+
+
+def test_the_callers_gradient_array_is_never_kept(to_device):
+    a = to_device([1.0, 2.0], requires_grad=True)
+    g = to_device([5.0, 7.0])
+    (a + 0.0).backward(g)
+    g.data[...] = 0
+    np.testing.assert_array_equal(backend.to_numpy(a.grad), [5.0, 7.0])

@@ -73,3 +73,24 @@ def test_host_code_in_an_op_is_caught_on_the_standin():
     Bad()(mc.Tensor(np.ones(2)))            # works on the CPU ...
     with pytest.raises(TypeError):
         Bad()(mc.Tensor(np.ones(2)).to("standin"))   # ... and fails like CuPy would
+
+
+def test_watching_the_standin_classifies_what_a_gpu_would_do():
+    seen = []
+    xp = backend.standin
+    with backend.watch_standin(lambda kind, name: seen.append((kind, name))):
+        a = xp.asarray(np.ones((4, 3)))          # host -> device
+        a.reshape(3, 4)                          # a view
+        b = a * 2                                # a kernel
+        s = b.sum()                              # a reduction: a kernel (a 0-d device array)
+        float(s)                                 # device -> host: a sync
+        a[0] = 1                                 # an in-place write
+        xp.empty_like(a)                         # memory only
+        xp.add(a, a, out=b)                      # into an existing array: a kernel
+        a.T.copy()                               # a view, then a kernel
+    assert [kind for kind, _ in seen] == ["upload", "view", "launch", "launch", "download", "launch",
+                                          "alloc", "launch", "launch"]
+    assert seen[2] == ("launch", "numpy.multiply") and seen[4] == ("download", "__float__")
+    before = len(seen)
+    a + a  # after the block: not watched
+    assert len(seen) == before

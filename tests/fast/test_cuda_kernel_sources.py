@@ -1,14 +1,11 @@
 """The CUDA kernels of ``minicnn.fast.cuda_kernels``, checked on the CPU (no GPU, no CuPy).
 
-Each kernel source is compiled as plain C++ with a small shim in front (``SHIM``) that defines
-``__global__`` away and sets ``blockIdx = threadIdx = 0``, ``blockDim = gridDim = 1``: the
-grid-stride loop then visits every element in turn. The resulting shared library is loaded with
-ctypes and driven through a stand-in for CuPy (``FakeCupy``), so the very wrappers that run on a
-GPU (``col2im_cuda``, ``lrn_forward_cuda``, ``lrn_backward_cuda``) are tested here, argument
+``minicnn.fast.cuda_on_cpu`` compiles each kernel source as plain C++ behind a small shim (one
+block of one thread: the grid-stride loop visits every element in turn) and loads it with ctypes.
+The wrappers that run on a GPU (``col2im_cuda``, ``bn_statistics_cuda``, ``sgd_step_cuda`` ...)
+are driven here through a stand-in for CuPy (``FakeCupy``, or the stand-in device), argument
 order and typed scalars included, against the NumPy code they replace.
 """
-import ctypes
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,112 +16,38 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minicnn.functional import conv, geometry
+from minicnn import backend
 from minicnn.fast import cuda_kernels as gk
+from minicnn.fast import cuda_on_cpu
 from minicnn.functional.normalization import LocalResponseNorm
 from minicnn.functional.reference import local_response_norm_naive
-
-SHIM = r"""
-#include <math.h>
-struct minicnn_dim3 { unsigned x, y, z; };
-static const minicnn_dim3 blockIdx = {0, 0, 0}, threadIdx = {0, 0, 0};
-static const minicnn_dim3 blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
-#define __global__
-#define __restrict__
-#define __shared__ static
-static inline void __syncthreads() {}
-"""
-"""Prepended to a kernel source to compile it as C++ on the CPU (one thread, the loop is serial)."""
 
 TOLERANCE = {np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12),
              np.dtype(np.float32): dict(rtol=1e-5, atol=1e-6)}
 
 
-def cxx_compiler():
-    """The command that compiles C++ here (``g++``, or ``gcc -x c++``), or None."""
-    if shutil.which("g++"):
-        return ["g++"]
-    if shutil.which("gcc"):
-        return ["gcc", "-x", "c++"]
-    return None
-
-
-def cpu_build_commands(directory, dtypes=(np.float32, np.float64)):
-    """{source text: (shared library path, compile command)} for every kernel and dtype."""
-    builds = {}
-    for name in gk.SOURCES:
-        for dtype in dtypes:
-            source = gk._source(name, dtype)
-            stem = directory / f"{name}_{np.dtype(dtype).name}"
-            stem.with_suffix(".cpp").write_text(SHIM + source)
-            library = stem.with_suffix(".so")
-            command = cxx_compiler() + ["-O1", "-shared", "-fPIC", "-o", str(library),
-                                        str(stem.with_suffix(".cpp")), "-lm"]
-            builds[source] = (library, command)
-    return builds
-
-
-class FakeKernel:
-    """A CPU-compiled kernel called as CuPy calls a RawKernel: ``kernel(grid, block, args)``.
-
-    It refuses what CuPy would get wrong: arrays that are not C-contiguous or not of the kernel's
-    float type, and untyped (Python) or mistyped scalars.
-    """
-
-    def __init__(self, function, dtype):
-        self.function, self.dtype, self.launches, self.grids = function, np.dtype(dtype), 0, []
-
-    def __call__(self, grid, block, args):
-        assert len(grid) == 1 and len(block) == 1 and 1 <= grid[0] <= gk.MAX_BLOCKS
-        converted = []
-        for arg in args:
-            if isinstance(arg, np.ndarray):
-                assert arg.flags.c_contiguous and arg.dtype in (self.dtype, np.int64), (arg.dtype, arg.flags)
-                converted.append(ctypes.c_void_p(arg.ctypes.data))
-            elif isinstance(arg, np.int64):
-                converted.append(ctypes.c_longlong(int(arg)))
-            elif isinstance(arg, np.floating):
-                assert arg.dtype == self.dtype, f"a {arg.dtype} scalar for a {self.dtype} kernel"
-                converted.append((ctypes.c_float if self.dtype == np.float32 else ctypes.c_double)(arg))
-            else:
-                raise TypeError(f"untyped kernel argument {arg!r} ({type(arg).__name__})")
-        self.launches += 1
-        self.grids.append(tuple(grid))
-        self.function(*converted)
-
-
 class FakeCupy:
-    """Just enough of the ``cupy`` module for the wrappers, over NumPy and the CPU-built kernels."""
+    """Just enough of the ``cupy`` module for the wrappers, over NumPy arrays and the CPU-built
+    kernels of ``cuda_on_cpu`` (which refuse what CuPy would get wrong: non-contiguous arrays,
+    other dtypes, untyped scalars)."""
     ascontiguousarray = staticmethod(np.ascontiguousarray)
     empty = staticmethod(np.empty)
     empty_like = staticmethod(np.empty_like)
 
     def __init__(self, libraries):
-        self.libraries = libraries  # source text -> (ctypes.CDLL, dtype)
-
-    def RawKernel(self, source, name):  # noqa: N802 (CuPy's name)
-        library, dtype = self.libraries[source]  # exactly the text that CuPy would compile
-        function = getattr(library, name)
-        function.restype = None
-        return FakeKernel(function, dtype)
+        self.RawKernel = cuda_on_cpu.CpuRawKernels(libraries)  # noqa: N815 (CuPy's name)
+        self.libraries = libraries
 
 
 @pytest.fixture(scope="module")
-def cupy(tmp_path_factory):
-    """A ``FakeCupy`` with every kernel built for float32 and float64 (once per test session).
+def cupy():
+    """A ``FakeCupy`` with every kernel built for float32 and float64 (cached by source hash).
 
-    While this module's tests run, ``gk._kernels`` is a fresh dict: the fake kernels never reach
-    the cache that real CuPy kernels use in the same session (the GPU tests)."""
-    if cxx_compiler() is None:
+    While this module's tests run, ``gk._kernels`` is a fresh dict: the CPU-built kernels never
+    reach the cache that real CuPy kernels use in the same session (the GPU tests)."""
+    if cuda_on_cpu.cxx_compiler() is None:
         pytest.skip("no C++ compiler (g++ or gcc) to build the kernel sources on the CPU")
-    builds = cpu_build_commands(tmp_path_factory.mktemp("gpu_kernels"))
-    jobs = {source: subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-            for source, (_, command) in builds.items()}  # compile in parallel
-    libraries = {}
-    for source, job in jobs.items():
-        _, errors = job.communicate(timeout=300)
-        assert job.returncode == 0, f"the kernel source does not compile as C++:\n{errors}"
-        dtype = np.float32 if source.startswith("typedef float T;") else np.float64
-        libraries[source] = (ctypes.CDLL(str(builds[source][0])), dtype)
+    libraries = cuda_on_cpu.build_kernels()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gk, "_kernels", {})
         yield FakeCupy(libraries)
@@ -359,22 +282,55 @@ def test_max_pool_kernels_match_the_reference(cupy, k, stride, pad, extra, ceil_
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("momentum, dampening, weight_decay, nesterov", [
     (0.0, 0.0, 0.0, False), (0.9, 0.0, 5e-4, True), (0.9, 0.1, 0.0, False), (0.5, 0.0, 1e-2, False)])
-def test_sgd_update_kernel_matches_the_optimizer(cupy, dtype, momentum, dampening, weight_decay, nesterov):
-    """Two steps (the first starts the buffer at the gradient) against ``optim.sgd.sgd_update``."""
+def test_sgd_step_kernel_matches_the_optimizer(cupy, dtype, momentum, dampening, weight_decay, nesterov):
+    """Two steps of three parameters (one empty) in one launch each, against ``optim.sgd.sgd_update``
+    per parameter; the first starts the buffers at the gradients. The kernel reads the arrays'
+    addresses from a table, so it runs on stand-in arrays (``x.data.ptr`` as on CuPy)."""
     from minicnn.optim.sgd import sgd_update
     rng = np.random.default_rng(5)
-    p_ref = rng.standard_normal((7, 5)).astype(dtype)
-    p_gpu = p_ref.copy()
-    buf_ref, buf_gpu = (np.empty_like(p_ref), np.empty_like(p_ref)) if momentum else (None, None)
-    for first in (True, False):
-        g = rng.standard_normal(p_ref.shape).astype(dtype)
-        hyper = dict(lr=0.1, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                     nesterov=nesterov, first=first)
-        sgd_update(p_ref, g, buf_ref, **hyper)
-        gk.sgd_update_cuda(cupy, p_gpu, g, buf_gpu, **hyper)
-        _check(p_gpu, p_ref)
-        if momentum:
-            _check(buf_gpu, buf_ref)
+    shapes = [(7, 5), (0,), (300,)]
+    p_ref = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    p_dev = [backend.to_device(p, "standin") for p in p_ref]
+    buf_ref = [np.empty_like(p) if momentum else None for p in p_ref]
+    buf_dev = [backend.standin.empty_like(p) if momentum else None for p in p_dev]
+    with cuda_on_cpu.cuda_paths_on_standin(cupy.libraries):
+        for first in (True, False):
+            grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+            hyper = dict(lr=0.1, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                         nesterov=nesterov)
+            for p, g, buf in zip(p_ref, grads, buf_ref):
+                sgd_update(p, g, buf, first=first, **hyper)
+            launches = _launches(lambda: gk.sgd_step_cuda(
+                backend.standin, p_dev, [backend.to_device(g, "standin") for g in grads], buf_dev,
+                [first] * 3, **hyper))
+            assert launches == 1
+            for k in range(3):
+                _check(backend.to_numpy(p_dev[k]), p_ref[k])
+                if momentum:
+                    _check(backend.to_numpy(buf_dev[k]), buf_ref[k])
+
+
+def test_sgd_step_kernel_groups_by_dtype_and_first_step(cupy):
+    rng = np.random.default_rng(6)
+    ps = [backend.to_device(rng.standard_normal(4).astype(t), "standin") for t in (np.float32, np.float64, np.float32)]
+    gs = [backend.standin.ones_like(p) for p in ps]
+    bufs = [backend.standin.zeros_like(p) for p in ps]
+    with cuda_on_cpu.cuda_paths_on_standin(cupy.libraries):
+        n = _launches(lambda: gk.sgd_step_cuda(backend.standin, ps, gs, bufs, [True, True, False],
+                                               lr=1.0, momentum=0.5, dampening=0.0, weight_decay=0.0,
+                                               nesterov=False))
+        assert n == 3  # (float32, first), (float64, first), (float32, not first)
+        with pytest.raises(ValueError, match="one shape"):
+            gk.sgd_step_cuda(backend.standin, ps[:1], [backend.standin.ones(5, dtype=np.float32)], [None], [True],
+                             lr=1.0, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False)
+
+
+def _launches(fn):
+    """How many kernels ``fn()`` launches (the stand-in's watcher sees each CPU-built kernel)."""
+    seen = []
+    with backend.watch_standin(lambda kind, name: seen.append(name) if name.startswith("kernel ") else None):
+        fn()
+    return len(seen)
 
 
 @given(k=st.tuples(st.integers(1, 4), st.integers(1, 4)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),

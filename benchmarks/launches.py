@@ -1,0 +1,145 @@
+"""Device operations per training step, counted without a GPU: the launch overhead, as a number.
+
+    python benchmarks/launches.py [--models lenet5,resnet20] [--path cuda|standin] [--json OUT]
+                                  [--by-op] [--top 15]
+
+On a GPU each whole-array operation is (at least) one kernel launch of a few microseconds, so a
+small model's step is bound by how many there are, not by arithmetic. This script runs one
+training step (forward, cross-entropy, backward, SGD with momentum) of each model on the stand-in
+device, watched (``backend.watch_standin``), and counts what each operation would be on the GPU:
+
+* ``launch``: a kernel (any new data, an in-place write, a reduction, a hand-written kernel);
+* ``download``: a device-to-host copy, which waits for the GPU (a sync);
+* ``upload``, ``alloc``, ``view``: host-to-device copies, allocations, free reshapes.
+
+``--path cuda`` (the default) takes the CUDA code path: the CUDA classes of ``minicnn/fast/gpu.py``
+with their kernels compiled for the CPU (``minicnn.fast.cuda_on_cpu``), which is what
+``--device cuda`` runs. ``--path standin`` takes the whole-array device code instead (what runs
+where a class has no kernel). Counts do not depend on the batch size; small batches keep it quick.
+Each launch is attributed to the op (``BatchNorm.forward``), the optimizer or the engine code
+that issued it.
+"""
+import argparse
+import collections
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import minicnn as mc  # noqa: E402
+import minicnn.functional as F  # noqa: E402
+from minicnn import backend, models, optim  # noqa: E402
+from minicnn.function import Function  # noqa: E402
+
+CASES = {  # name -> input shape (those of benchmarks/models.py)
+    "lenet5": (1, 28, 28),
+    "fashion_cnn": (1, 28, 28),
+    "resnet20": (3, 32, 32),
+    "alexnet": (3, 227, 227),
+    "vgg11": (3, 224, 224),
+}
+KINDS = ("launch", "download", "upload", "alloc", "view")
+PACKAGE = str(Path(mc.__file__).parent)
+
+
+def where(frame):
+    """Who issued the operation: ``Class.forward``/``.backward`` of the innermost Function, else
+    the optimizer, else the innermost minicnn function outside the backend and fast paths."""
+    fallback = None
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        name = frame.f_code.co_name
+        if isinstance(owner, Function) and name in ("forward", "backward"):
+            return f"{type(owner).__name__}.{name}"
+        if isinstance(owner, optim.Optimizer):
+            return f"{type(owner).__name__}.{name}"
+        path = frame.f_code.co_filename
+        if fallback is None and path.startswith(PACKAGE) and not path.endswith(("backend.py", "cuda_on_cpu.py")):
+            fallback = f"{Path(path).stem}.{name}"
+        frame = frame.f_back
+    return fallback or "caller"
+
+
+def count_step(name, batch, path, seed=0):
+    """``{"kinds": {kind: n}, "by_issuer": {issuer: launches}, "by_op": {op: launches}}`` of one
+    training step (the second one: the first builds momentum buffers and compiles kernels)."""
+    mc.manual_seed(seed)
+    model = models.get(name).to("standin").train()
+    rng = np.random.default_rng(seed)
+    x = mc.Tensor(backend.to_device(rng.random((batch,) + CASES[name], dtype=np.float32), "standin"))
+    y = backend.to_device(rng.integers(0, 10, size=batch), "standin")
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    kinds, issuers, ops = collections.Counter(), collections.Counter(), collections.Counter()
+
+    def watch(kind, op):
+        kinds[kind] += 1
+        if kind in ("launch", "download"):
+            issuers[where(sys._getframe(2))] += 1
+            ops[op] += 1
+
+    context = _cuda_context() if path == "cuda" else _nothing()
+    with context:
+        step()
+        with backend.watch_standin(watch):
+            step()
+    return {"model": name, "path": path, "batch": batch,
+            "kinds": {k: kinds[k] for k in KINDS},
+            "parameters": sum(1 for _ in model.parameters()),
+            "by_issuer": dict(issuers.most_common()), "by_op": dict(ops.most_common())}
+
+
+def _cuda_context():
+    from minicnn.fast import cuda_on_cpu
+    return cuda_on_cpu.cuda_paths_on_standin()
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(CASES))
+    parser.add_argument("--path", choices=("cuda", "standin"), default="cuda")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--top", type=int, default=12, help="issuers (or ops) listed per model")
+    parser.add_argument("--by-op", action="store_true", help="list launches by NumPy op, not by issuer")
+    parser.add_argument("--json", help="write the counts to this file")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {sorted(CASES)}")
+    results = []
+    print(f"device operations per training step ({args.path} path, SGD with momentum)")
+    print(f"{'model':<12} {'params':>6} " + " ".join(f"{k:>8}" for k in KINDS))
+    for name in names:
+        r = count_step(name, args.batch, args.path)
+        results.append(r)
+        print(f"{name:<12} {r['parameters']:>6} " + " ".join(f"{r['kinds'][k]:>8}" for k in KINDS))
+    for r in results:
+        table = r["by_op"] if args.by_op else r["by_issuer"]
+        print(f"\n{r['model']}: launches and downloads by {'op' if args.by_op else 'issuer'}")
+        for key, n in list(table.items())[:args.top]:
+            print(f"  {n:>5}  {key}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"benchmark": "launches", "results": results}, indent=1) + "\n")
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The whole CUDA code path, run on a machine without a GPU, against the reference.
+
+``cuda_on_cpu.cuda_paths_on_standin()`` makes stand-in arrays take the CUDA classes of
+``minicnn/fast/gpu.py`` (kernels compiled as C++ for the CPU). Two SGD steps of each model on that
+path must give the losses and the parameters, momentum buffers and running statistics of the
+same two steps with every op's reference code on the CPU (float64). This is what ``--device
+cuda`` runs, wrappers, kernel arguments and launch configuration included; only the compiler
+and the hardware differ.
+"""
+import numpy as np
+import pytest
+
+import minicnn as mc
+import minicnn.functional as F
+from minicnn import backend, fast, models, optim
+from minicnn.fast import cuda_kernels, cuda_on_cpu, gpu
+
+CASES = {  # name -> (model builder, input shape, batch): small, the kernels run on one CPU thread
+    "lenet5": (models.lenet5, (1, 28, 28), 3),
+    "fashion_cnn": (models.fashion_cnn, (1, 28, 28), 3),
+    "resnet20": (models.resnet20, (3, 32, 32), 2),
+    "vgg11_bn": (lambda: models.vgg11_bn(num_classes=10, hidden=32), (3, 32, 32), 2),     # adaptive pool 1 -> 7
+    "alexnet": (lambda: models.alexnet(num_classes=10, hidden=32), (3, 227, 227), 2),      # LRN, 11x11/4
+    "densenet": (lambda: models.densenet_cifar(depth=10, growth_rate=4), (3, 32, 32), 2),  # concatenation
+}
+
+
+@pytest.fixture(scope="module")
+def libraries():
+    if cuda_on_cpu.cxx_compiler() is None:
+        pytest.skip("no C++ compiler (g++ or gcc) to build the kernel sources on the CPU")
+    return cuda_on_cpu.build_kernels()
+
+
+def _two_steps(build, shape, batch, device):
+    mc.manual_seed(0)
+    model = build().double().to(device).train()
+    rng = np.random.default_rng(1)
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True)
+    losses = []
+    for _ in range(2):
+        x = mc.Tensor(backend.to_device(rng.standard_normal((batch,) + shape), device))
+        y = backend.to_device(rng.integers(0, 10, size=batch), device)
+        opt.zero_grad()
+        out = model(x)
+        loss = F.cross_entropy(out[0] if isinstance(out, tuple) else out, y)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    state = {k: backend.to_numpy(v) for k, v in model.state_dict().items()}
+    buffers = [backend.to_numpy(s["momentum_buffer"]) for s in opt.state.values()]
+    return losses, state, buffers
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_training_step_on_the_cuda_path_equals_the_reference(libraries, name):
+    build, shape, batch = CASES[name]
+    with fast.disabled():
+        expected = _two_steps(build, shape, batch, "cpu")
+    with cuda_on_cpu.cuda_paths_on_standin(libraries):
+        launched = []
+        with backend.watch_standin(lambda kind, op: launched.append(op) if op.startswith("kernel ") else None):
+            actual = _two_steps(build, shape, batch, "standin")
+    assert "kernel minicnn_sgd_step" in launched and "kernel minicnn_im2col" in launched  # not vacuous
+    np.testing.assert_allclose(actual[0], expected[0], rtol=1e-10)
+    assert actual[1].keys() == expected[1].keys()
+    for key in expected[1]:
+        np.testing.assert_allclose(actual[1][key], expected[1][key], rtol=1e-9, atol=1e-11, err_msg=key)
+    for a, e in zip(actual[2], expected[2]):
+        np.testing.assert_allclose(a, e, rtol=1e-9, atol=1e-11)
+
+
+def test_the_cuda_classes_run_on_the_standin_only_inside_the_block(libraries):
+    x = mc.Tensor(backend.standin.ones((1, 1, 4, 4)))
+    with cuda_on_cpu.cuda_paths_on_standin(libraries):
+        assert fast.implementation(F.MaxPool2d if hasattr(F, "MaxPool2d") else gpu.MaxPool2d,
+                                   "standin") is gpu.CudaMaxPool2d
+        F.max_pool2d(x, 2)
+        assert cuda_kernels._kernels  # built by the block's own kernels
+    assert fast.implementation(gpu.MaxPool2d, "standin") is gpu.MaxPool2d
+    assert not hasattr(backend.standin, "RawKernel")
