@@ -131,7 +131,7 @@ def main(argv=None):
         r = count_step(name, args.batch, args.path)
         results.append(r)
         print(f"{name:<12} {r['parameters']:>6} " + " ".join(f"{r['kinds'][k]:>8}" for k in KINDS))
-    for r in results:
+    for r in results if args.top > 0 else ():
         table = r["by_op"] if args.by_op else r["by_issuer"]
         print(f"\n{r['model']}: launches and downloads by {'op' if args.by_op else 'issuer'}")
         for key, n in list(table.items())[:args.top]:

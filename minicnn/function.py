@@ -156,7 +156,7 @@ def backward(tensor, grad, retain_graph=False):
         tensor._accumulate(grad)
         return
     grads = {id(tensor): grad}  # gradients of non-leaf tensors, keyed by identity
-    handed = set()  # ids of the arrays handed to leaves in this walk (each is kept by one at most)
+    handed = set()  # ids of the arrays leaves kept uncopied in this walk (one leaf per array)
     order = _topological_order(tensor._creator)
     try:
         for fn in reversed(order):
@@ -180,8 +180,10 @@ def backward(tensor, grad, retain_graph=False):
                 xp = backend.get_array_module(g)
                 g = _sum_to(xp, g, t.shape)
                 if t._creator is None:
-                    t._accumulate(g, borrow=getattr(g, "base", None) is None and id(g) not in handed)
-                    handed.add(id(g))
+                    borrow = getattr(g, "base", None) is None and id(g) not in handed
+                    t._accumulate(g, borrow=borrow)
+                    if borrow:
+                        handed.add(id(g))
                 elif id(t) in grads:
                     grads[id(t)] = grads[id(t)] + g
                 else:

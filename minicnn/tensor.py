@@ -196,7 +196,8 @@ class Tensor:
         if self._graph_freed:
             raise RuntimeError("backward through a graph that was already freed by an earlier "
                                "backward(); recompute the forward pass")
-        g = g.astype(self.dtype, copy=False)
+        if g.dtype != self.dtype:
+            g, borrow = g.astype(self.dtype), True  # a new array of our own
         if self.grad is None:
             self.grad = g if borrow else g.copy()
             self._borrowed = id(g) if borrow else None

@@ -462,6 +462,60 @@ extern "C" __global__ void minicnn_bn_backward(
 }
 """
 
+RELU_BACKWARD_SOURCE = r"""
+// ReLU's gradient from the forward's output y = max(x, 0): dx = g where y > 0 (that is, x > 0),
+// else 0. One launch, where the whole-array code takes two (the mask, then the product).
+extern "C" __global__ void minicnn_relu_backward(
+    const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ dx, long long total)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        dx[i] = y[i] > (T)0 ? g[i] : (T)0;
+    }
+}
+"""
+
+CROSS_ENTROPY_FORWARD_SOURCE = r"""
+// Softmax cross-entropy of (N, C) logits z against labels t, one thread per row n:
+//   m = max_j z[n, j],  p[n, j] = exp(z[n, j] - m) / s  with  s = sum_j exp(z[n, j] - m),
+//   loss[n] = log(s) - (z[n, t[n]] - m)
+// p is kept for backward. The labels were checked (0 <= t[n] < C) before the launch.
+extern "C" __global__ void minicnn_cross_entropy_forward(
+    const T* __restrict__ z, const long long* __restrict__ t, T* __restrict__ p,
+    T* __restrict__ loss, long long n, long long c)
+{
+    for (long long row = blockIdx.x * (long long)blockDim.x + threadIdx.x; row < n;
+         row += (long long)blockDim.x * gridDim.x) {
+        const T* zr = z + row * c;
+        T* pr = p + row * c;
+        T m = zr[0];
+        for (long long j = 1; j < c; ++j) m = zr[j] > m ? zr[j] : m;
+        T s = 0;
+        for (long long j = 0; j < c; ++j) {
+            pr[j] = exp(zr[j] - m);
+            s += pr[j];
+        }
+        for (long long j = 0; j < c; ++j) pr[j] = pr[j] / s;
+        loss[row] = log(s) - (zr[t[row]] - m);
+    }
+}
+"""
+
+CROSS_ENTROPY_BACKWARD_SOURCE = r"""
+// dz[n, j] = (p[n, j] - [j == t[n]]) * (g / N), g the loss's (0-d) gradient, one thread per entry.
+extern "C" __global__ void minicnn_cross_entropy_backward(
+    const T* __restrict__ p, const long long* __restrict__ t, const T* __restrict__ g,
+    T* __restrict__ dz, long long n, long long c)
+{
+    const T scale = g[0] * (T)(1.0 / (double)n);
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n * c;
+         i += (long long)blockDim.x * gridDim.x) {
+        const T hit = (i % c) == t[i / c] ? (T)1 : (T)0;
+        dz[i] = (p[i] - hit) * scale;
+    }
+}
+"""
+
 SOURCES = {
     "minicnn_col2im": COL2IM_SOURCE,
     "minicnn_sgd_step": SGD_STEP_SOURCE,
@@ -476,6 +530,9 @@ SOURCES = {
     "minicnn_bn_backward": BN_BACKWARD_SOURCE,
     "minicnn_lrn_forward": LRN_FORWARD_SOURCE,
     "minicnn_lrn_backward": LRN_BACKWARD_SOURCE,
+    "minicnn_relu_backward": RELU_BACKWARD_SOURCE,
+    "minicnn_cross_entropy_forward": CROSS_ENTROPY_FORWARD_SOURCE,
+    "minicnn_cross_entropy_backward": CROSS_ENTROPY_BACKWARD_SOURCE,
 }
 """Kernel name -> CUDA source over the float type ``T``."""
 
@@ -745,3 +802,36 @@ def avg_pool_backward_cuda(cupy, g, x_shape, kernel, stride, padding):
     _launch(cupy, "minicnn_avg_pool_backward", dtype, dx.size,
             (g, dx) + _ints(n * c, h, w, int(g.shape[2]), int(g.shape[3]), *kernel, *stride, *padding))
     return dx
+
+
+def relu_backward_cuda(cupy, y, g):
+    """ReLU's dx from its output ``y`` and the gradient ``g`` (one shape and float dtype), one pass."""
+    dtype = _float_dtype("relu_backward_cuda", y, g)
+    if y.shape != g.shape:
+        raise ValueError(f"relu_backward_cuda: y {tuple(y.shape)} and g {tuple(g.shape)} differ")
+    y, g = cupy.ascontiguousarray(y), cupy.ascontiguousarray(g)
+    dx = cupy.empty_like(y)
+    _launch(cupy, "minicnn_relu_backward", dtype, y.size, (y, g, dx) + _ints(y.size))
+    return dx
+
+
+def cross_entropy_forward_cuda(cupy, z, t):
+    """``(loss per row (N,), softmax p (N, C))`` of logits ``z`` and checked int labels ``t``."""
+    dtype = _float_dtype("cross_entropy_forward_cuda", z)
+    n, c = (int(d) for d in z.shape)
+    z, t = cupy.ascontiguousarray(z), cupy.ascontiguousarray(t.astype(numpy.int64, copy=False))
+    p, loss = cupy.empty_like(z), cupy.empty(n, dtype=dtype)
+    if c:
+        _launch(cupy, "minicnn_cross_entropy_forward", dtype, n, (z, t, p, loss) + _ints(n, c))
+    return loss, p
+
+
+def cross_entropy_backward_cuda(cupy, p, t, g):
+    """The logits' gradient ``(p - onehot(t)) * g / N`` (``g``: the loss's 0-d gradient)."""
+    dtype = _float_dtype("cross_entropy_backward_cuda", p, g)
+    n, c = (int(d) for d in p.shape)
+    dz = cupy.empty_like(p)
+    _launch(cupy, "minicnn_cross_entropy_backward", dtype, n * c,
+            (p, cupy.ascontiguousarray(t.astype(numpy.int64, copy=False)), cupy.ascontiguousarray(g), dz)
+            + _ints(n, c))
+    return dz

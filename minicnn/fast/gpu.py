@@ -8,11 +8,15 @@ compute what the references compute (tested equal), with
   that are needed; ``CudaConv2d`` builds the columns with one kernel (padding included, no padded
   copy) and folds them back with the gather kernel (``cuda_kernels.col2im_cuda``: one pass, no
   atomics) instead of kh*kw strided scatter-adds;
+* ``DeviceAdaptiveAvgPool2d``: adaptive average pooling as two batched products with cached
+  bin matrices (whole-array code, the stand-in's too), not a few operations per output bin;
 * ``CudaMaxPool2d``: forward one thread per output (max and argmax), backward one thread per
   input pixel gathering the gradients of the windows it won (no atomics); ``CudaAvgPool2d`` the
   same for average pooling;
 * ``CudaLocalResponseNorm``: forward and backward as one fused kernel each, instead of ``size``
   shifted slice-adds and a temporary per formula term;
+* ``CudaReLU``: backward as one kernel from the saved output (no boolean mask);
+* ``CudaCrossEntropy``: softmax, row losses and the gradient in two kernels;
 * ``cuda_sgd_step``: the SGD step of every parameter (weight decay, momentum, Nesterov) in one
   launch, instead of about six per parameter;
 * ``CudaBatchNorm``: the statistics in one pass (a block per channel), the per-channel constants
@@ -22,13 +26,18 @@ compute what the references compute (tested equal), with
 The stand-in runs ``DeviceConv2d`` (whole-array code only); CUDA runs the kernel classes. Nothing
 here ever reaches the CPU thread pool (``threads`` raises if a device array does).
 """
+import numpy
+
 from .. import backend
+from ..functional.activation import ReLU
 from ..functional.batchnorm import BatchNorm
 from ..functional.conv import Conv2d, col2im, im2col
-from ..functional.geometry import conv_output_size
+from ..functional.geometry import adaptive_output_size, conv_output_size
+from ..functional.loss import CrossEntropy
 from ..functional.lrn import LocalResponseNorm
-from ..functional.pooling import AvgPool2d, MaxPool2d
+from ..functional.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from . import cuda_kernels
+from .pooling_cpu import _bin_matrix
 from .registry import register, register_function
 
 
@@ -67,20 +76,62 @@ class DeviceConv2d(Conv2d):
         return out
 
     def backward(self, gy):
+        xp = backend.get_array_module(gy)
         want_dx, want_dw, want_db = _needs(self)
         g = self.groups
         c_out, cg, kh, kw = self.weight.shape
         g_mat = gy.transpose(1, 0, 2, 3).reshape(g, c_out // g, -1)   # (g, C_out/g, N*Ho*Wo)
         dx = dw = db = None
-        if want_dw:
+        if want_dw:  # written straight into dW's own array (a fresh array, not a view)
             cols = self.cols.reshape(g, cg * kh * kw, -1)
-            dw = (g_mat @ cols.transpose(0, 2, 1)).reshape(self.weight.shape)
+            dw = xp.empty(self.weight.shape, dtype=self.weight.dtype)
+            xp.matmul(g_mat, cols.transpose(0, 2, 1), out=dw.reshape(g, c_out // g, cg * kh * kw))
         if want_dx:
             w_mat = self.weight.reshape(g, c_out // g, cg * kh * kw)
             dx = self.fold((w_mat.transpose(0, 2, 1) @ g_mat).reshape(g * cg * kh * kw, -1))
         if want_db:
             db = gy.sum(axis=(0, 2, 3))
         return dx, dw, db
+
+
+_BIN_MATRICES = {}  # (device, size, out, dtype) -> adaptive pooling's (out, size) bin matrix
+
+
+def _bin_matrix_on(xp, like, size, out):
+    """``pooling_cpu._bin_matrix`` built once on the host, then kept on ``like``'s device."""
+    key = (backend.device_of(like), str(getattr(like, "device", "")), size, out, like.dtype.str)
+    matrix = _BIN_MATRICES.get(key)
+    if matrix is None:
+        matrix = _BIN_MATRICES[key] = xp.asarray(_bin_matrix(numpy, size, out, like.dtype))
+    return matrix
+
+
+class DeviceAdaptiveAvgPool2d(AdaptiveAvgPool2d):
+    """Adaptive average pooling as two batched products, y = A_h @ x @ A_w^T and dx = A_h^T @ g @
+    A_w (``A``: the bin matrices, built once per size and device): four GEMMs a step instead of
+    about four operations per output bin (VGG's 7x7 head: 196 launches). An output as large as
+    the input is a copy; a (1, 1) output is a mean."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        h, w = x.shape[2:]
+        oh, ow = adaptive_output_size(x.shape, self.output_size)
+        self.x_shape, self.same = x.shape, (oh, ow) == (h, w)
+        if self.same:
+            return x.copy()
+        if (oh, ow) == (1, 1):
+            self.a_h = None
+            return x.mean(axis=(2, 3), keepdims=True)
+        self.a_h, self.a_w = _bin_matrix_on(xp, x, h, oh), _bin_matrix_on(xp, x, w, ow)
+        return self.a_h @ x @ self.a_w.T
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        if self.same:
+            return g
+        if self.a_h is None:
+            return xp.broadcast_to(g * (1.0 / (self.x_shape[2] * self.x_shape[3])), self.x_shape).copy()
+        return self.a_h.T @ g @ self.a_w
 
 
 def _kernel_dtype(x):
@@ -201,6 +252,36 @@ class CudaBatchNorm(BatchNorm):
         return dx, sum_gxhat, sum_g
 
 
+class CudaReLU(ReLU):
+    """ReLU keeping its output (not a boolean mask) for backward, which is one kernel."""
+
+    def forward(self, x):
+        self.y = backend.get_array_module(x).maximum(x, 0)
+        return self.y
+
+    def backward(self, g):
+        if not (_kernel_dtype(g) and g.dtype == self.y.dtype):
+            return g * (self.y > 0)
+        return cuda_kernels.relu_backward_cuda(backend.get_array_module(g), self.y, g)
+
+
+class CudaCrossEntropy(CrossEntropy):
+    """Cross-entropy as two kernels and a mean (forward: softmax and row losses in one pass per
+    row; backward: one pass), instead of about sixteen whole-array operations."""
+
+    def forward(self, z):
+        if not _kernel_dtype(z) or z.ndim != 2 or z.shape[0] == 0:
+            return super().forward(z)
+        loss, self.p = cuda_kernels.cross_entropy_forward_cuda(backend.get_array_module(z), z, self.t)
+        self.fused = True
+        return loss.mean()
+
+    def backward(self, g):
+        if not getattr(self, "fused", False) or g.dtype != self.p.dtype:
+            return super().backward(g)
+        return cuda_kernels.cross_entropy_backward_cuda(backend.get_array_module(g), self.p, self.t, g)
+
+
 def cuda_sgd_step(params, grads, bufs, firsts, lr, momentum, dampening, weight_decay, nesterov):
     """The SGD step of all parameters as one kernel (the reference: ``optim.sgd.sgd_step``)."""
     for k, p in enumerate(params):
@@ -213,8 +294,11 @@ def cuda_sgd_step(params, grads, bufs, firsts, lr, momentum, dampening, weight_d
 
 register(Conv2d, DeviceConv2d, devices=("standin",))
 register(Conv2d, CudaConv2d, devices=("cuda",))
+register(AdaptiveAvgPool2d, DeviceAdaptiveAvgPool2d, devices=("standin", "cuda"))
 register(MaxPool2d, CudaMaxPool2d, devices=("cuda",))
 register(AvgPool2d, CudaAvgPool2d, devices=("cuda",))
 register(LocalResponseNorm, CudaLocalResponseNorm, devices=("cuda",))
 register(BatchNorm, CudaBatchNorm, devices=("cuda",))
+register(ReLU, CudaReLU, devices=("cuda",))
+register(CrossEntropy, CudaCrossEntropy, devices=("cuda",))
 register_function("sgd_step", cuda_sgd_step, devices=("cuda",))

@@ -353,3 +353,35 @@ def test_avg_pool_kernels_match_the_reference(cupy, k, stride, pad, extra, ceil_
         y_ref.backward(g)
     _check(gk.avg_pool_forward_cuda(cupy, x, k, stride, pad, y_ref.shape[2:]), y_ref.data)
     _check(gk.avg_pool_backward_cuda(cupy, g, x.shape, k, stride, pad), t.grad)
+
+
+# ------------------------------------------------------------------------------------------------
+# ReLU and cross-entropy
+# ------------------------------------------------------------------------------------------------
+@given(shape=st.lists(st.integers(0, 5), min_size=1, max_size=4), seed=st.integers(0, 2**16))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_kernel_matches_the_reference(cupy, shape, seed, dtype):
+    from minicnn.functional.activation import ReLU
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[::3] = 0  # the kink: no gradient at 0, as the reference
+    g = rng.standard_normal(shape).astype(dtype)
+    ref = ReLU()
+    y = ref.forward(x)
+    _check(gk.relu_backward_cuda(cupy, y, g), ref.backward(g))
+
+
+@given(n=st.integers(1, 6), c=st.integers(1, 12), scale=st.sampled_from([1.0, 30.0]), seed=st.integers(0, 2**16))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_kernels_match_the_reference(cupy, n, c, scale, seed, dtype):
+    from minicnn.functional.loss import CrossEntropy
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal((n, c)) * scale).astype(dtype)  # large logits: the max is subtracted
+    t = rng.integers(0, c, n)
+    g = np.asarray(rng.standard_normal(), dtype=dtype)
+    ref = CrossEntropy(t)
+    expected = ref.forward(z)
+    loss, p = gk.cross_entropy_forward_cuda(cupy, z, t.astype(np.int32))  # any int labels
+    np.testing.assert_allclose(loss.mean(), expected, **TOLERANCE[np.dtype(dtype)])
+    _check(p, ref.p)
+    _check(gk.cross_entropy_backward_cuda(cupy, p, t, g), ref.backward(g))
