@@ -346,16 +346,21 @@ extern "C" __global__ void minicnn_sgd_step(
 BN_SUMS_SOURCE = r"""
 // Batch norm's per-channel sums: one block per channel c of an (N, C, S) array, m = N*S values.
 //   centered == 0:  sum1[c] = sum_i a_i / m,  sum2[c] = sum_i a_i^2 / m - sum1[c]^2
-//                   (the mean and the biased variance of a = x: the forward's statistics)
+//                   (the mean and the biased variance of a = x: the forward's statistics), and
+//                   then the channel's constants (minicnn_bn_channel) in the same launch
 //   centered == 1:  sum1[c] = sum_i a_i,      sum2[c] = inv_std[c] * sum_i a_i (b_i - mean[c])
 //                   (sum g and sum g*xhat for a = g, b = x: what backward needs)
 // Each thread adds a strided share of the channel in double precision, then the block adds the
-// shares in a tree (blockDim.x must be a power of two). One pass over the data, two results.
+// shares in a tree (blockDim.x must be a power of two). One pass over the data.
 extern "C" __global__ void minicnn_bn_sums(
     const T* __restrict__ a, const T* __restrict__ b,   // (N, C, S); b unused when centered == 0
-    const T* __restrict__ mean, const T* __restrict__ inv_std,  // (C,), used when centered == 1
+    const T* __restrict__ mean, T* __restrict__ inv_std,  // (C,): read when centered, else written
     T* __restrict__ sum1, T* __restrict__ sum2,          // (C,) the results
-    long long N, long long C, long long S, long long centered)
+    long long N, long long C, long long S, long long centered,
+    const T* __restrict__ gamma, const T* __restrict__ beta,      // the constants (centered == 0)
+    T* __restrict__ running_mean, T* __restrict__ running_var, T* __restrict__ scale,
+    T* __restrict__ shift, long long has_gamma, long long has_beta, long long update_running,
+    T eps, T momentum)
 {
     __shared__ double part1[256];
     __shared__ double part2[256];
@@ -388,6 +393,8 @@ extern "C" __global__ void minicnn_bn_sums(
                 const double var = part2[0] / (double)m - mu * mu;
                 sum1[c] = (T)mu;
                 sum2[c] = (T)(var > 0.0 ? var : 0.0);
+                minicnn_bn_channel(c, sum1[c], sum2[c], gamma, beta, running_mean, running_var, inv_std,
+                                   scale, shift, m, has_gamma, has_beta, update_running, eps, momentum);
             }
         }
         __syncthreads();
@@ -395,12 +402,30 @@ extern "C" __global__ void minicnn_bn_sums(
 }
 """
 
-BN_FINALIZE_SOURCE = r"""
-// Batch norm, per-channel constants after the statistics: one thread per channel c.
+BN_CHANNEL_SOURCE = r"""
+// Batch norm, the per-channel constants of channel c from its statistics (mean, var):
 //   inv_std = 1 / sqrt(var + eps),  scale = gamma * inv_std (or inv_std),  shift = beta (or 0)
 //   when update_running: running_mean = (1 - momentum) running_mean + momentum mean
 //                        running_var  = (1 - momentum) running_var  + momentum var * m / (m - 1)
-// About fifteen tiny whole-array operations on (C,) vectors become one launch.
+__device__ void minicnn_bn_channel(
+    long long c, T mean, T var, const T* gamma, const T* beta, T* running_mean, T* running_var,
+    T* inv_std, T* scale, T* shift, long long m, long long has_gamma, long long has_beta,
+    long long update_running, T eps, T momentum)
+{
+    const T inv = (T)1 / sqrt(var + eps);
+    inv_std[c] = inv;
+    scale[c] = has_gamma ? gamma[c] * inv : inv;
+    shift[c] = has_beta ? beta[c] : (T)0;
+    if (update_running) {
+        running_mean[c] = ((T)1 - momentum) * running_mean[c] + momentum * mean;
+        running_var[c] = ((T)1 - momentum) * running_var[c] + momentum * var * (T)m / (T)(m - 1);
+    }
+}
+"""
+
+BN_FINALIZE_SOURCE = BN_CHANNEL_SOURCE + r"""
+// The constants of every channel from given statistics (evaluation: the running estimates), one
+// thread per channel. (In training, minicnn_bn_sums computes them with the statistics.)
 extern "C" __global__ void minicnn_bn_finalize(
     const T* __restrict__ mean, const T* __restrict__ var,
     const T* __restrict__ gamma, const T* __restrict__ beta,      // read when has_gamma / has_beta
@@ -411,14 +436,8 @@ extern "C" __global__ void minicnn_bn_finalize(
 {
     for (long long c = blockIdx.x * (long long)blockDim.x + threadIdx.x; c < C;
          c += (long long)blockDim.x * gridDim.x) {
-        const T inv = (T)1 / sqrt(var[c] + eps);
-        inv_std[c] = inv;
-        scale[c] = has_gamma ? gamma[c] * inv : inv;
-        shift[c] = has_beta ? beta[c] : (T)0;
-        if (update_running) {
-            running_mean[c] = ((T)1 - momentum) * running_mean[c] + momentum * mean[c];
-            running_var[c] = ((T)1 - momentum) * running_var[c] + momentum * var[c] * (T)m / (T)(m - 1);
-        }
+        minicnn_bn_channel(c, mean[c], var[c], gamma, beta, running_mean, running_var, inv_std, scale,
+                           shift, m, has_gamma, has_beta, update_running, eps, momentum);
     }
 }
 """
@@ -524,7 +543,7 @@ SOURCES = {
     "minicnn_max_pool_backward": MAX_POOL_BACKWARD_SOURCE,
     "minicnn_avg_pool_forward": AVG_POOL_FORWARD_SOURCE,
     "minicnn_avg_pool_backward": AVG_POOL_BACKWARD_SOURCE,
-    "minicnn_bn_sums": BN_SUMS_SOURCE,
+    "minicnn_bn_sums": BN_CHANNEL_SOURCE + BN_SUMS_SOURCE,
     "minicnn_bn_finalize": BN_FINALIZE_SOURCE,
     "minicnn_bn_forward": BN_FORWARD_SOURCE,
     "minicnn_bn_backward": BN_BACKWARD_SOURCE,
@@ -656,15 +675,28 @@ def _channels(x):
     return int(x.shape[0]), int(x.shape[1]), math.prod(int(d) for d in x.shape[2:])
 
 
-def bn_statistics_cuda(cupy, x):
-    """Per-channel mean and biased variance of an (N, C, *) CuPy array: ``(mean, var)``, each (C,),
-    in one pass (``minicnn_bn_sums``, sums in double precision)."""
+def bn_statistics_cuda(cupy, x, gamma, beta, running_mean, running_var, eps, momentum):
+    """Training batch norm's statistics and constants in one pass over an (N, C, *) CuPy array
+    (``minicnn_bn_sums``, sums in double precision): ``(mean, var, inv_std, scale, shift)``, each
+    (C,); the running estimates, when given, are updated in place (``bn_finalize_cuda``'s rule)."""
     dtype = _float_dtype("bn_statistics_cuda", x)
     x = cupy.ascontiguousarray(x)
     n, c, s_len = _channels(x)
-    mean, var = cupy.empty(c, dtype=dtype), cupy.empty(c, dtype=dtype)
-    _launch(cupy, "minicnn_bn_sums", dtype, c * BLOCK, (x, x, x, x, mean, var) + _ints(n, c, s_len, 0))
-    return mean, var
+    mean, var, inv_std, scale, shift = (cupy.empty(c, dtype=dtype) for _ in range(5))
+    _launch(cupy, "minicnn_bn_sums", dtype, c * BLOCK,
+            (x, x, x, inv_std, mean, var) + _ints(n, c, s_len, 0)
+            + _bn_constant_arguments(dtype, mean, gamma, beta, running_mean, running_var, scale, shift,
+                                     eps, momentum))
+    return mean, var, inv_std, scale, shift
+
+
+def _bn_constant_arguments(dtype, fallback, gamma, beta, running_mean, running_var, scale, shift, eps, momentum):
+    """The arguments of ``minicnn_bn_channel`` from gamma to momentum (m and the outputs aside):
+    absent arrays are replaced by ``fallback`` (never read), with the flags saying which exist."""
+    update = running_mean is not None
+    return ((fallback if gamma is None else gamma, fallback if beta is None else beta,
+             running_mean if update else fallback, running_var if update else fallback, scale, shift)
+            + _ints(gamma is not None, beta is not None, update) + (dtype.type(eps), dtype.type(momentum)))
 
 
 def bn_gradient_sums_cuda(cupy, g, x, mean, inv_std):
@@ -675,7 +707,8 @@ def bn_gradient_sums_cuda(cupy, g, x, mean, inv_std):
     sum_g, sum_gxhat = cupy.empty(c, dtype=dtype), cupy.empty(c, dtype=dtype)
     _launch(cupy, "minicnn_bn_sums", dtype, c * BLOCK,
             (g, x, cupy.ascontiguousarray(mean), cupy.ascontiguousarray(inv_std), sum_g, sum_gxhat)
-            + _ints(n, c, s_len, 1))
+            + _ints(n, c, s_len, 1)
+            + _bn_constant_arguments(dtype, sum_g, None, None, None, None, sum_g, sum_g, 0.0, 0.0))
     return sum_g, sum_gxhat
 
 
@@ -767,18 +800,17 @@ def sgd_step_cuda(cupy, params, grads, bufs, firsts, lr, momentum, dampening, we
 
 
 def bn_finalize_cuda(cupy, mean, var, gamma, beta, running_mean, running_var, m, eps, momentum):
-    """Per-channel ``(inv_std, scale, shift)`` from the statistics, and, when ``running_mean`` is
-    given, the running estimates updated in place (all (C,) arrays of one dtype; gamma, beta and
-    the running buffers may be None)."""
+    """Per-channel ``(inv_std, scale, shift)`` from given statistics (evaluation), and, when
+    ``running_mean`` is given, the running estimates updated in place (all (C,) arrays of one
+    dtype; gamma, beta and the running buffers may be None)."""
     given = [a for a in (mean, var, gamma, beta, running_mean, running_var) if a is not None]
     dtype = _float_dtype("bn_finalize_cuda", *given)
     c = int(mean.shape[0])
     inv_std, scale, shift = (cupy.empty(c, dtype=dtype) for _ in range(3))
-    update = running_mean is not None
+    constants = _bn_constant_arguments(dtype, mean, gamma, beta, running_mean, running_var, scale, shift,
+                                       eps, momentum)
     _launch(cupy, "minicnn_bn_finalize", dtype, c,
-            (mean, var, mean if gamma is None else gamma, mean if beta is None else beta,
-             running_mean if update else inv_std, running_var if update else inv_std, inv_std, scale, shift)
-            + _ints(c, m, gamma is not None, beta is not None, update) + (dtype.type(eps), dtype.type(momentum)))
+            (mean, var) + constants[:4] + (inv_std, scale, shift) + _ints(c, m) + constants[6:])
     return inv_std, scale, shift
 
 

@@ -36,6 +36,7 @@ static const minicnn_dim3 blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
 #define __global__
 #define __restrict__
 #define __shared__ static
+#define __device__ static inline
 static inline void __syncthreads() {}
 """
 """Prepended to a kernel source to compile it as C++ on the CPU (one thread: the loop is serial)."""

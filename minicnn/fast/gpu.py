@@ -19,9 +19,9 @@ compute what the references compute (tested equal), with
 * ``CudaCrossEntropy``: softmax, row losses and the gradient in two kernels;
 * ``cuda_sgd_step``: the SGD step of every parameter (weight decay, momentum, Nesterov) in one
   launch, instead of about six per parameter;
-* ``CudaBatchNorm``: the statistics in one pass (a block per channel), the per-channel constants
-  and running estimates in one launch, the normalisation in one more; backward: the gradient
-  sums and dx (five launches instead of about thirty whole-array operations).
+* ``CudaBatchNorm``: the statistics in one pass (a block per channel, which then also computes
+  its channel's constants and running estimates), the normalisation in one more; backward: the
+  gradient sums and dx (four launches instead of about thirty whole-array operations).
 
 The stand-in runs ``DeviceConv2d`` (whole-array code only); CUDA runs the kernel classes. Nothing
 here ever reaches the CPU thread pool (``threads`` raises if a device array does).
@@ -220,8 +220,8 @@ class CudaLocalResponseNorm(LocalResponseNorm):
 
 
 class CudaBatchNorm(BatchNorm):
-    """Batch norm in five kernels (statistics, per-channel constants, normalise; gradient sums,
-    dx): the reference's formulas; saves x, the mean, 1/sigma and gamma/sigma (never xhat)."""
+    """Batch norm in four kernels (statistics with the per-channel constants, normalise; gradient
+    sums, dx): the reference's formulas; saves x, the mean, 1/sigma and gamma/sigma (never xhat)."""
 
     def forward(self, x, weight, bias):
         given = [t for t in (weight, bias, self.running_mean, self.running_var) if t is not None]
@@ -231,14 +231,15 @@ class CudaBatchNorm(BatchNorm):
         xp = backend.get_array_module(x)
         self.m = m = x.size // x.shape[1]
         self.batch_stats = self.training or self.running_mean is None
-        if self.batch_stats:
-            mean, var = cuda_kernels.bn_statistics_cuda(xp, x)
-        else:
-            mean, var = self.running_mean, self.running_var
         update = self.training and self.running_mean is not None
-        self.inv_std, self.scale, shift = cuda_kernels.bn_finalize_cuda(
-            xp, mean, var, weight, bias, self.running_mean if update else None,
-            self.running_var if update else None, m, self.eps, self.momentum)
+        running = (self.running_mean, self.running_var) if update else (None, None)
+        if self.batch_stats:  # statistics and per-channel constants in one launch
+            mean, _, self.inv_std, self.scale, shift = cuda_kernels.bn_statistics_cuda(
+                xp, x, weight, bias, *running, self.eps, self.momentum)
+        else:
+            mean = self.running_mean
+            self.inv_std, self.scale, shift = cuda_kernels.bn_finalize_cuda(
+                xp, mean, self.running_var, weight, bias, *running, m, self.eps, self.momentum)
         self.x, self.mean, self.fused = x, (mean.copy() if not self.batch_stats else mean), True
         return cuda_kernels.bn_forward_cuda(xp, x, mean, self.scale, shift)
 

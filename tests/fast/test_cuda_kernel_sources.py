@@ -203,7 +203,8 @@ def test_importing_the_kernels_needs_no_cupy():
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (7, 5), (2, 4, 9), (1, 2, 1, 3)])
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_kernels_match_the_reference(cupy, shape, dtype, training):
-    """Statistics, normalisation, gradient sums and dx against ``BatchNorm`` (reference code)."""
+    """Statistics and constants (or the constants from the running estimates), normalisation,
+    gradient sums and dx against ``BatchNorm`` (reference code)."""
     import minicnn as mc
     import minicnn.functional as F
     from minicnn import fast
@@ -215,15 +216,18 @@ def test_batch_norm_kernels_match_the_reference(cupy, shape, dtype, training):
     g = rng.standard_normal(shape).astype(dtype)
     running_mean, running_var = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
 
-    mean, var = gk.bn_statistics_cuda(cupy, x)
-    _check(mean, x.mean(axis=axes, dtype=np.float64).astype(dtype))
-    _check(var, x.var(axis=axes, dtype=np.float64).astype(dtype))
-    if not training:
-        mean, var = running_mean, running_var
     rm_gpu, rv_gpu = running_mean.copy(), running_var.copy()
-    inv_std, scale, shift = gk.bn_finalize_cuda(cupy, mean, var, gamma, beta, rm_gpu if training else None,
-                                                rv_gpu if training else None, x.size // c, 1e-5, 0.1)
+    if training:  # the statistics and the channels' constants in one launch
+        mean, var, inv_std, scale, shift = gk.bn_statistics_cuda(cupy, x, gamma, beta, rm_gpu, rv_gpu, 1e-5, 0.1)
+        _check(mean, x.mean(axis=axes, dtype=np.float64).astype(dtype))
+        _check(var, x.var(axis=axes, dtype=np.float64).astype(dtype))
+    else:
+        mean, var = running_mean, running_var
+        inv_std, scale, shift = gk.bn_finalize_cuda(cupy, mean, var, gamma, beta, None, None, x.size // c,
+                                                    1e-5, 0.1)
     _check(inv_std, (1 / np.sqrt(var.astype(np.float64) + 1e-5)).astype(dtype))
+    _check(scale, gamma * inv_std)
+    _check(shift, beta)
     y = gk.bn_forward_cuda(cupy, x, mean, scale, shift)
     sum_g, sum_gxhat = gk.bn_gradient_sums_cuda(cupy, g, x, mean, inv_std)
     dx = gk.bn_backward_cuda(cupy, g, x, mean, inv_std, scale, sum_g, sum_gxhat, training)
@@ -385,3 +389,14 @@ def test_cross_entropy_kernels_match_the_reference(cupy, n, c, scale, seed, dtyp
     np.testing.assert_allclose(loss.mean(), expected, **TOLERANCE[np.dtype(dtype)])
     _check(p, ref.p)
     _check(gk.cross_entropy_backward_cuda(cupy, p, t, g), ref.backward(g))
+
+
+def test_batch_norm_constants_without_affine_parameters_or_running_estimates(cupy):
+    x = np.random.default_rng(3).standard_normal((3, 2, 4)).astype(np.float64)
+    _, var, inv_std, scale, shift = gk.bn_statistics_cuda(cupy, x, None, None, None, None, 1e-5, 0.1)
+    _check(scale, inv_std)
+    _check(shift, np.zeros(2))
+    inv_std2, scale2, shift2 = gk.bn_finalize_cuda(cupy, x.mean(axis=(0, 2)), var, None, None, None, None,
+                                                   12, 1e-5, 0.1)
+    _check(inv_std2, inv_std)
+    _check(scale2, inv_std)
