@@ -9,8 +9,11 @@ an op runs on that device::
     pooling_cpu.py    separable max/avg pooling passes on threads, adaptive pooling as products
     batchnorm_cpu.py  batch norm on groups of channels, on threads
     cpu_ops.py        ReLU in pieces of the batch, linear through threads.matmul
-    gpu.py            CuPy paths (and the stand-in's): CUDA col2im, max-pool backward, LRN
+    gpu.py            CuPy paths (and the stand-in's): conv, pooling, LRN, batch norm, ReLU,
+                      cross-entropy and the SGD step of all parameters, on CUDA kernels
     cuda_kernels.py   every hand-written CUDA kernel, one cache, sources testable as C++ on the CPU
+    cuda_on_cpu.py    those kernels compiled for the CPU: the CUDA path tested and counted
+                      without a GPU (tests, benchmarks/launches.py; imported only by them)
     threads.py        minicnn's thread pool and BLAS thread control (CPU only)
     scratch.py        reusable scratch buffers (CPU)
     host_memory.py    glibc's allocator setting that ``minicnn train`` opts into
