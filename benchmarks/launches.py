@@ -1,11 +1,11 @@
 """Device operations per training step, counted without a GPU: the launch overhead, as a number.
 
     python benchmarks/launches.py [--models lenet5,resnet20] [--path cuda|standin] [--json OUT]
-                                  [--by-op] [--top 15]
+                                  [--optimizer sgd|adam] [--by-op] [--top 15]
 
 On a GPU each whole-array operation is (at least) one kernel launch of a few microseconds, so a
 small model's step is bound by how many there are, not by arithmetic. This script runs one
-training step (forward, cross-entropy, backward, SGD with momentum) of each model on the stand-in
+training step (forward, cross-entropy, backward, SGD with momentum or Adam) of each model on the stand-in
 device, watched (``backend.watch_standin``), and counts what each operation would be on the GPU:
 
 * ``launch``: a kernel (any new data, an in-place write, a reduction, a hand-written kernel);
@@ -63,7 +63,11 @@ def where(frame):
     return fallback or "caller"
 
 
-def count_step(name, batch, path, seed=0):
+OPTIMIZERS = {"sgd": lambda params: optim.SGD(params, lr=0.01, momentum=0.9),
+              "adam": lambda params: optim.Adam(params, lr=1e-3)}
+
+
+def count_step(name, batch, path, optimizer="sgd", seed=0):
     """``{"kinds": {kind: n}, "by_issuer": {issuer: launches}, "by_op": {op: launches}}`` of one
     training step (the second one: the first builds momentum buffers and compiles kernels)."""
     mc.manual_seed(seed)
@@ -71,7 +75,7 @@ def count_step(name, batch, path, seed=0):
     rng = np.random.default_rng(seed)
     x = mc.Tensor(backend.to_device(rng.random((batch,) + CASES[name], dtype=np.float32), "standin"))
     y = backend.to_device(rng.integers(0, 10, size=batch), "standin")
-    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    opt = OPTIMIZERS[optimizer](model.parameters())
 
     def step():
         opt.zero_grad()
@@ -92,7 +96,7 @@ def count_step(name, batch, path, seed=0):
         step()
         with backend.watch_standin(watch):
             step()
-    return {"model": name, "path": path, "batch": batch,
+    return {"model": name, "path": path, "batch": batch, "optimizer": optimizer,
             "kinds": {k: kinds[k] for k in KINDS},
             "parameters": sum(1 for _ in model.parameters()),
             "by_issuer": dict(issuers.most_common()), "by_op": dict(ops.most_common())}
@@ -116,6 +120,7 @@ def main(argv=None):
     parser.add_argument("--models", default=",".join(CASES))
     parser.add_argument("--path", choices=("cuda", "standin"), default="cuda")
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd")
     parser.add_argument("--top", type=int, default=12, help="issuers (or ops) listed per model")
     parser.add_argument("--by-op", action="store_true", help="list launches by NumPy op, not by issuer")
     parser.add_argument("--json", help="write the counts to this file")
@@ -125,10 +130,10 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {sorted(CASES)}")
     results = []
-    print(f"device operations per training step ({args.path} path, SGD with momentum)")
+    print(f"device operations per training step ({args.path} path, {args.optimizer})")
     print(f"{'model':<12} {'params':>6} " + " ".join(f"{k:>8}" for k in KINDS))
     for name in names:
-        r = count_step(name, args.batch, args.path)
+        r = count_step(name, args.batch, args.path, args.optimizer)
         results.append(r)
         print(f"{name:<12} {r['parameters']:>6} " + " ".join(f"{r['kinds'][k]:>8}" for k in KINDS))
     for r in results if args.top > 0 else ():

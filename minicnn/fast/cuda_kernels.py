@@ -305,33 +305,42 @@ extern "C" __global__ void minicnn_avg_pool_backward(
 }
 """
 
-SGD_STEP_SOURCE = r"""
+PARAMETER_TABLE_SOURCE = r"""
+// The optimizers' kernels update many parameters in one launch. The parameters are laid end to
+// end in one virtual range of `total` elements: parameter k owns [offsets[k], offsets[k+1]).
+// `table` holds offsets[0..count], then one column of `count` addresses per array kind
+// (parameters, gradients, buffers ...). Element i belongs to the parameter found here, by
+// binary search over the offsets (a few reads of a small, cached table).
+__device__ long long minicnn_find_parameter(const long long* offsets, long long count, long long i)
+{
+    long long lo = 0, hi = count;              // offsets[lo] <= i < offsets[hi]
+    while (hi - lo > 1) {
+        const long long mid = (lo + hi) / 2;
+        if (offsets[mid] <= i) lo = mid; else hi = mid;
+    }
+    return lo;
+}
+"""
+
+SGD_STEP_SOURCE = PARAMETER_TABLE_SOURCE + r"""
 // One SGD step of MANY parameters in one launch (PyTorch's rule, minicnn/optim/sgd.py):
 //   d = g + weight_decay * p
 //   buf = first ? d : momentum * buf + (1 - dampening) * d        (when momentum != 0)
 //   d = nesterov ? d + momentum * buf : buf                         (when momentum != 0)
 //   p = p - lr * d
-// The parameters are laid end to end in one virtual range of `total` elements: parameter k owns
-// [offsets[k], offsets[k+1]). `table` holds offsets[0..count], then the addresses of the count
-// parameters, of their gradients and of their momentum buffers. Thread i finds its parameter by
-// binary search over the offsets (a few reads of a small, cached table), then updates element
-// i - offsets[k] of it. About six whole-array operations per parameter become one launch in all.
+// Table columns: parameters, gradients, momentum buffers. About six whole-array operations per
+// parameter become one launch in all.
 extern "C" __global__ void minicnn_sgd_step(
     const long long* __restrict__ table, long long count, long long total,
     T lr, T momentum, T dampening, T weight_decay, long long nesterov, long long first)
 {
-    const long long* offsets = table;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
          i += (long long)blockDim.x * gridDim.x) {
-        long long lo = 0, hi = count;              // offsets[lo] <= i < offsets[hi]
-        while (hi - lo > 1) {
-            const long long mid = (lo + hi) / 2;
-            if (offsets[mid] <= i) lo = mid; else hi = mid;
-        }
-        T* p = (T*)table[count + 1 + lo];
-        const T* g = (const T*)table[2 * count + 1 + lo];
-        T* buf = (T*)table[3 * count + 1 + lo];
-        const long long j = i - offsets[lo];
+        const long long k = minicnn_find_parameter(table, count, i);
+        T* p = (T*)table[count + 1 + k];
+        const T* g = (const T*)table[2 * count + 1 + k];
+        T* buf = (T*)table[3 * count + 1 + k];
+        const long long j = i - table[k];
         T d = g[j] + weight_decay * p[j];
         if (momentum != (T)0) {
             const T b = first ? d : momentum * buf[j] + ((T)1 - dampening) * d;
@@ -339,6 +348,48 @@ extern "C" __global__ void minicnn_sgd_step(
             d = nesterov ? d + momentum * b : b;
         }
         p[j] = p[j] - lr * d;
+    }
+}
+"""
+
+ADAM_STEP_SOURCE = PARAMETER_TABLE_SOURCE + r"""
+// One Adam / AdamW step of MANY parameters in one launch (minicnn/optim/adam.py, PyTorch's order
+// of operations), all at the same step t. The scalars come computed in double on the host, as
+// the reference computes them: c1 = 1 - beta1, c2 = 1 - beta2, decay = 1 - lr * weight_decay,
+// step = lr / (1 - beta1^t), bias2_sqrt = sqrt(1 - beta2^t).
+//   AdamW: p = p * decay;   Adam: g = g + weight_decay * p
+//   m = m + c1 (g - m);   v = beta2 v + c2 g^2;   (amsgrad: vmax = max(vmax, v))
+//   p = p - step * m / (sqrt(v or vmax) / bias2_sqrt + eps)
+// Table columns: parameters, gradients, m, v, vmax (any address when amsgrad is 0). About
+// thirteen whole-array operations per parameter become one launch in all.
+extern "C" __global__ void minicnn_adam_step(
+    const long long* __restrict__ table, long long count, long long total,
+    T c1, T beta2, T c2, T eps, T weight_decay, T decay, T step, T bias2_sqrt,
+    long long decoupled, long long amsgrad)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        const long long k = minicnn_find_parameter(table, count, i);
+        T* p = (T*)table[count + 1 + k];
+        const T* grad = (const T*)table[2 * count + 1 + k];
+        T* m = (T*)table[3 * count + 1 + k];
+        T* v = (T*)table[4 * count + 1 + k];
+        T* vmax = (T*)table[5 * count + 1 + k];
+        const long long j = i - table[k];
+        T g = grad[j];
+        if (weight_decay != (T)0) {
+            if (decoupled) p[j] = p[j] * decay;
+            else g = g + weight_decay * p[j];
+        }
+        m[j] = m[j] + c1 * (g - m[j]);
+        v[j] = v[j] * beta2 + c2 * (g * g);
+        T second = v[j];
+        if (amsgrad) {
+            vmax[j] = vmax[j] > second ? vmax[j] : second;
+            second = vmax[j];
+        }
+        const T denom = sqrt(second) / bias2_sqrt + eps;
+        p[j] = p[j] - step * (m[j] / denom);
     }
 }
 """
@@ -538,6 +589,7 @@ extern "C" __global__ void minicnn_cross_entropy_backward(
 SOURCES = {
     "minicnn_col2im": COL2IM_SOURCE,
     "minicnn_sgd_step": SGD_STEP_SOURCE,
+    "minicnn_adam_step": ADAM_STEP_SOURCE,
     "minicnn_im2col": IM2COL_SOURCE,
     "minicnn_max_pool_forward": MAX_POOL_FORWARD_SOURCE,
     "minicnn_max_pool_backward": MAX_POOL_BACKWARD_SOURCE,
@@ -774,29 +826,57 @@ def max_pool_backward_cuda(cupy, g, argmax, x_shape, kernel, stride, padding):
     return dx
 
 
-def sgd_step_cuda(cupy, params, grads, bufs, firsts, lr, momentum, dampening, weight_decay, nesterov):
-    """``optim.sgd.sgd_step`` in one launch per (dtype, first) pair: every ``params[k]`` (and
-    ``bufs[k]``, None when momentum is 0) changes in place. Arrays C-contiguous; each parameter's
-    gradient and buffer of its dtype. The address table goes to the device in one copy."""
+def _parameter_groups(name, params, arrays, key):
+    """``{(dtype, key(k)): [k, ...]}`` for the parameters, after checking that each parameter's
+    arrays (``arrays(k)``: parameter, gradient, state) are C-contiguous, of one shape and dtype."""
     groups = {}
     for k, p in enumerate(params):
-        arrays = (p, grads[k]) if bufs[k] is None else (p, grads[k], bufs[k])
-        dtype = _float_dtype("sgd_step_cuda", *arrays)
-        if not all(a.flags.c_contiguous for a in arrays) or any(a.shape != p.shape for a in arrays):
-            raise ValueError("sgd_step_cuda: parameters, gradients and buffers must be C-contiguous "
-                             "and of one shape")
-        groups.setdefault((dtype, bool(firsts[k])), []).append(k)
+        own = arrays(k)
+        dtype = _float_dtype(name, *own)
+        if not all(a.flags.c_contiguous for a in own) or any(a.shape != p.shape for a in own):
+            raise ValueError(f"{name}: parameters, gradients and state must be C-contiguous and of one shape")
+        groups.setdefault((dtype, key(k)), []).append(k)
+    return groups
+
+
+def _address_table(cupy, columns):
+    """The optimizer kernels' table on the device (one copy): the offsets of the parameters
+    (``columns[0]``) laid end to end, then each column's array addresses. -> (table, total)."""
+    offsets = numpy.concatenate([[0], numpy.cumsum([int(a.size) for a in columns[0]])])
+    addresses = [[int(a.data.ptr) for a in column] for column in columns]
+    return cupy.asarray(numpy.concatenate([offsets] + addresses).astype(numpy.int64)), int(offsets[-1])
+
+
+def sgd_step_cuda(cupy, params, grads, bufs, firsts, lr, momentum, dampening, weight_decay, nesterov):
+    """``optim.sgd.sgd_step`` in one launch per (dtype, first) pair: every ``params[k]`` (and
+    ``bufs[k]``, None when momentum is 0) changes in place."""
+    groups = _parameter_groups("sgd_step_cuda", params, lambda k: [a for a in (params[k], grads[k], bufs[k])
+                                                                   if a is not None], lambda k: bool(firsts[k]))
     for (dtype, first), ks in groups.items():
-        sizes = [int(params[k].size) for k in ks]
-        offsets = numpy.concatenate([[0], numpy.cumsum(sizes)])
-        addresses = [[int(a.data.ptr) for a in column] for column in
-                     ([params[k] for k in ks], [grads[k] for k in ks],
-                      [params[k] if bufs[k] is None else bufs[k] for k in ks])]
-        table = cupy.asarray(numpy.concatenate([offsets] + addresses).astype(numpy.int64))
-        _launch(cupy, "minicnn_sgd_step", dtype, int(offsets[-1]),
-                (table,) + _ints(len(ks), offsets[-1])
+        table, total = _address_table(cupy, ([params[k] for k in ks], [grads[k] for k in ks],
+                                             [params[k] if bufs[k] is None else bufs[k] for k in ks]))
+        _launch(cupy, "minicnn_sgd_step", dtype, total,
+                (table,) + _ints(len(ks), total)
                 + tuple(dtype.type(v) for v in (lr, momentum, dampening, weight_decay))
                 + _ints(1 if nesterov else 0, 1 if first else 0))
+
+
+def adam_step_cuda(cupy, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2,
+                   eps, weight_decay, decoupled, amsgrad):
+    """``optim.adam.adam_step`` in one launch per (dtype, step) pair: parameters and moments
+    change in place (``max_exp_avg_sqs[k]`` is None unless ``amsgrad``)."""
+    def arrays(k):
+        return [a for a in (params[k], grads[k], exp_avgs[k], exp_avg_sqs[k], max_exp_avg_sqs[k]) if a is not None]
+    for (dtype, t), ks in _parameter_groups("adam_step_cuda", params, arrays, lambda k: int(steps[k])).items():
+        table, total = _address_table(cupy, ([params[k] for k in ks], [grads[k] for k in ks],
+                                             [exp_avgs[k] for k in ks], [exp_avg_sqs[k] for k in ks],
+                                             [params[k] if max_exp_avg_sqs[k] is None else max_exp_avg_sqs[k]
+                                              for k in ks]))
+        scalars = (1.0 - beta1, beta2, 1.0 - beta2, eps, weight_decay, 1.0 - lr * weight_decay,
+                   lr / (1.0 - beta1 ** t), math.sqrt(1.0 - beta2 ** t))
+        _launch(cupy, "minicnn_adam_step", dtype, total,
+                (table,) + _ints(len(ks), total) + tuple(dtype.type(v) for v in scalars)
+                + _ints(1 if decoupled else 0, 1 if amsgrad else 0))
 
 
 def bn_finalize_cuda(cupy, mean, var, gamma, beta, running_mean, running_var, m, eps, momentum):

@@ -17,8 +17,9 @@ compute what the references compute (tested equal), with
   shifted slice-adds and a temporary per formula term;
 * ``CudaReLU``: backward as one kernel from the saved output (no boolean mask);
 * ``CudaCrossEntropy``: softmax, row losses and the gradient in two kernels;
-* ``cuda_sgd_step``: the SGD step of every parameter (weight decay, momentum, Nesterov) in one
-  launch, instead of about six per parameter;
+* ``cuda_sgd_step``, ``cuda_adam_step``: the SGD (weight decay, momentum, Nesterov) or Adam/AdamW
+  step of every parameter in one launch, instead of about six (SGD) or thirteen (Adam) per
+  parameter;
 * ``CudaBatchNorm``: the statistics in one pass (a block per channel, which then also computes
   its channel's constants and running estimates), the normalisation in one more; backward: the
   gradient sums and dx (four launches instead of about thirty whole-array operations).
@@ -293,6 +294,16 @@ def cuda_sgd_step(params, grads, bufs, firsts, lr, momentum, dampening, weight_d
                                momentum, dampening, weight_decay, nesterov)
 
 
+def cuda_adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, **hyper):
+    """The Adam step of all parameters as one kernel (the reference: ``optim.adam.adam_step``)."""
+    for k, p in enumerate(params):
+        own = (p, grads[k], exp_avgs[k], exp_avg_sqs[k], max_exp_avg_sqs[k])
+        if not all(a is None or (_kernel_dtype(a) and a.dtype == p.dtype and a.flags.c_contiguous) for a in own):
+            return NotImplemented  # the registry then runs the reference
+    cuda_kernels.adam_step_cuda(backend.get_array_module(params[0]), params, grads, exp_avgs, exp_avg_sqs,
+                                max_exp_avg_sqs, steps, **hyper)
+
+
 register(Conv2d, DeviceConv2d, devices=("standin",))
 register(Conv2d, CudaConv2d, devices=("cuda",))
 register(AdaptiveAvgPool2d, DeviceAdaptiveAvgPool2d, devices=("standin", "cuda"))
@@ -303,3 +314,4 @@ register(BatchNorm, CudaBatchNorm, devices=("cuda",))
 register(ReLU, CudaReLU, devices=("cuda",))
 register(CrossEntropy, CudaCrossEntropy, devices=("cuda",))
 register_function("sgd_step", cuda_sgd_step, devices=("cuda",))
+register_function("adam_step", cuda_adam_step, devices=("cuda",))

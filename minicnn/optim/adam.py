@@ -16,6 +16,7 @@ With ``amsgrad=True`` the running maximum of ``v`` replaces ``v`` in the denomin
 import math
 
 from .. import backend
+from ..fast import registry
 from .optimizer import Optimizer
 
 
@@ -43,13 +44,10 @@ class Adam(Optimizer):
     def step(self):
         """Update every parameter that has a gradient (in place)."""
         for group in self.param_groups:
-            lr = float(group["lr"])
             beta1, beta2 = (float(b) for b in group["betas"])
-            eps = float(group["eps"])
-            weight_decay = float(group["weight_decay"])
+            columns = params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], [], [], []
             for p in self._params_with_grad(group):
                 xp = backend.get_array_module(p.data)
-                g = p.grad
                 state = self.state.setdefault(p, {})
                 if not state:
                     state["step"] = 0
@@ -58,26 +56,45 @@ class Adam(Optimizer):
                     if group["amsgrad"]:
                         state["max_exp_avg_sq"] = xp.zeros_like(p.data)
                 state["step"] += 1
-                t = state["step"]
-                if weight_decay != 0:
-                    if self.decoupled:
-                        p.data *= 1.0 - lr * weight_decay
-                    else:
-                        g = g + weight_decay * p.data
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                exp_avg += (1.0 - beta1) * (g - exp_avg)  # = beta1 * m + (1 - beta1) * g (a lerp)
-                exp_avg_sq *= beta2
-                exp_avg_sq += (1.0 - beta2) * (g * g)
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                bias_correction1 = 1.0 - beta1 ** t
-                bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** t)
-                if group["amsgrad"]:
-                    xp.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                    second = state["max_exp_avg_sq"]
-                else:
-                    second = exp_avg_sq
-                denom = xp.sqrt(second) / bias_correction2_sqrt + eps
-                p.data -= (lr / bias_correction1) * (exp_avg / denom)
+                for column, value in zip(columns, (p.data, p.grad, state["exp_avg"], state["exp_avg_sq"],
+                                                   state.get("max_exp_avg_sq"), state["step"])):
+                    column.append(value)
+            if params:
+                registry.call("adam_step", adam_step, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                              steps, lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=float(group["eps"]),
+                              weight_decay=float(group["weight_decay"]), decoupled=self.decoupled,
+                              amsgrad=bool(group["amsgrad"]))
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, **hyper):
+    """One Adam step of every parameter in the lists (``adam_update`` on each). On the GPU
+    ``minicnn.fast`` runs all of them as one kernel, which is why the step takes lists."""
+    for arrays in zip(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps):
+        adam_update(*arrays, **hyper)
+
+
+def adam_update(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, t, lr, beta1, beta2, eps, weight_decay,
+                decoupled, amsgrad):
+    """Step ``t`` of one parameter, in place (``p``, the moments and, with ``amsgrad``, their
+    running maximum change); the formulas are the module docstring's."""
+    xp = backend.get_array_module(p)
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1.0 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    exp_avg += (1.0 - beta1) * (g - exp_avg)  # = beta1 * m + (1 - beta1) * g (a lerp)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1.0 - beta2) * (g * g)
+    bias_correction1 = 1.0 - beta1 ** t
+    bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** t)
+    if amsgrad:
+        xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        second = max_exp_avg_sq
+    else:
+        second = exp_avg_sq
+    denom = xp.sqrt(second) / bias_correction2_sqrt + eps
+    p -= (lr / bias_correction1) * (exp_avg / denom)
 
 
 class AdamW(Adam):

@@ -400,3 +400,31 @@ def test_batch_norm_constants_without_affine_parameters_or_running_estimates(cup
                                                    12, 1e-5, 0.1)
     _check(inv_std2, inv_std)
     _check(scale2, inv_std)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weight_decay, decoupled, amsgrad", [
+    (0.0, False, False), (1e-2, False, True), (1e-2, True, False), (5e-2, True, True)])
+def test_adam_step_kernel_matches_the_optimizer(cupy, dtype, weight_decay, decoupled, amsgrad):
+    """Three steps of three parameters (one empty), one launch per step, against
+    ``optim.adam.adam_update`` per parameter."""
+    from minicnn.optim.adam import adam_update
+    rng = np.random.default_rng(8)
+    shapes = [(6, 4), (0,), (257,)]
+    hyper = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=weight_decay, decoupled=decoupled,
+                 amsgrad=amsgrad)
+    ref = [[rng.standard_normal(s).astype(dtype)] + [np.zeros(s, dtype) for _ in range(3)] for s in shapes]
+    dev = [[backend.to_device(a, "standin") for a in arrays] for arrays in ref]
+    with cuda_on_cpu.cuda_paths_on_standin(cupy.libraries):
+        for t in (1, 2, 3):
+            grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+            for (p, m, v, vmax), g in zip(ref, grads):
+                adam_update(p, g, m, v, vmax if amsgrad else None, t, **hyper)
+            columns = list(zip(*dev))
+            launches = _launches(lambda: gk.adam_step_cuda(
+                backend.standin, list(columns[0]), [backend.to_device(g, "standin") for g in grads],
+                list(columns[1]), list(columns[2]), list(columns[3]) if amsgrad else [None] * 3, [t] * 3, **hyper))
+            assert launches == 1
+            for arrays, expected in zip(dev, ref):
+                for a, e in zip(arrays, expected):
+                    _check(backend.to_numpy(a), e)

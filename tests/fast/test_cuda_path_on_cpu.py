@@ -32,11 +32,15 @@ def libraries():
     return cuda_on_cpu.build_kernels()
 
 
-def _two_steps(build, shape, batch, device):
+def _sgd(params):
+    return optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True)
+
+
+def _two_steps(build, shape, batch, device, optimizer=_sgd):
     mc.manual_seed(0)
     model = build().double().to(device).train()
     rng = np.random.default_rng(1)
-    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True)
+    opt = optimizer(model.parameters())
     losses = []
     for _ in range(2):
         x = mc.Tensor(backend.to_device(rng.standard_normal((batch,) + shape), device))
@@ -48,7 +52,7 @@ def _two_steps(build, shape, batch, device):
         opt.step()
         losses.append(float(loss))
     state = {k: backend.to_numpy(v) for k, v in model.state_dict().items()}
-    buffers = [backend.to_numpy(s["momentum_buffer"]) for s in opt.state.values()]
+    buffers = [backend.to_numpy(v) for s in opt.state.values() for v in s.values() if backend.is_array(v)]
     return losses, state, buffers
 
 
@@ -66,6 +70,26 @@ def test_a_training_step_on_the_cuda_path_equals_the_reference(libraries, name):
     assert actual[1].keys() == expected[1].keys()
     for key in expected[1]:
         np.testing.assert_allclose(actual[1][key], expected[1][key], rtol=1e-9, atol=1e-11, err_msg=key)
+    for a, e in zip(actual[2], expected[2]):
+        np.testing.assert_allclose(a, e, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda params: optim.Adam(params, lr=1e-3, weight_decay=1e-3),
+    lambda params: optim.AdamW(params, lr=1e-3, amsgrad=True)], ids=["Adam", "AdamW-amsgrad"])
+def test_adam_on_the_cuda_path_equals_the_reference(libraries, optimizer):
+    build, shape, batch = CASES["fashion_cnn"]
+    with fast.disabled():
+        expected = _two_steps(build, shape, batch, "cpu", optimizer)
+    with cuda_on_cpu.cuda_paths_on_standin(libraries):
+        launched = []
+        with backend.watch_standin(lambda kind, op: launched.append(op) if op.startswith("kernel ") else None):
+            actual = _two_steps(build, shape, batch, "standin", optimizer)
+    assert launched.count("kernel minicnn_adam_step") == 2  # one per step, for all parameters
+    np.testing.assert_allclose(actual[0], expected[0], rtol=1e-10)
+    for key in expected[1]:
+        np.testing.assert_allclose(actual[1][key], expected[1][key], rtol=1e-9, atol=1e-11, err_msg=key)
+    assert len(actual[2]) == len(expected[2]) > 0
     for a, e in zip(actual[2], expected[2]):
         np.testing.assert_allclose(a, e, rtol=1e-9, atol=1e-11)
 
