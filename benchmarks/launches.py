@@ -1,7 +1,7 @@
 """Device operations per training step, counted without a GPU: the launch overhead, as a number.
 
     python benchmarks/launches.py [--models lenet5,resnet20] [--path cuda|standin] [--json OUT]
-                                  [--optimizer sgd|adam] [--by-op] [--top 15]
+                                  [--optimizer sgd|adam] [--by-op] [--top 15] [--loop]
 
 On a GPU each whole-array operation is (at least) one kernel launch of a few microseconds, so a
 small model's step is bound by how many there are, not by arithmetic. This script runs one
@@ -17,7 +17,8 @@ with their kernels compiled for the CPU (``minicnn.fast.cuda_on_cpu``), which is
 ``--device cuda`` runs. ``--path standin`` takes the whole-array device code instead (what runs
 where a class has no kernel). Counts do not depend on the batch size; small batches keep it quick.
 Each launch is attributed to the op (``BatchNorm.forward``), the optimizer or the engine code
-that issued it.
+that issued it. ``--loop`` counts the steps of ``Trainer.train_epoch`` instead, with the data set
+on the device and flip, crop and normalize: what ``minicnn train`` adds around the step.
 """
 import argparse
 import collections
@@ -102,6 +103,34 @@ def count_step(name, batch, path, optimizer="sgd", seed=0):
             "by_issuer": dict(issuers.most_common()), "by_op": dict(ops.most_common())}
 
 
+def count_training_loop(name, batch, path, optimizer="sgd", steps=8, seed=0):
+    """Like :func:`count_step`, per step of ``Trainer.train_epoch`` over a device-resident
+    ``DataLoader`` with flip, crop and normalize (random uint8 images of the model's input shape):
+    what ``minicnn train --device cuda`` adds to the step (batching, augmentation, metrics)."""
+    from minicnn.data import transforms as T
+    from minicnn.data.datasets import ArrayDataset
+    from minicnn.data.loader import DataLoader
+    from minicnn.train.trainer import Trainer
+    mc.manual_seed(seed)
+    shape = CASES[name]
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(batch * steps,) + shape, dtype=np.uint8)
+    augment = T.Compose([T.RandomHorizontalFlip(), T.RandomCrop(shape[1:], padding=2),
+                         T.Normalize([0.5] * shape[0], [0.25] * shape[0])])
+    loader = DataLoader(ArrayDataset(images, rng.integers(0, 10, size=len(images))), batch_size=batch,
+                        shuffle=True, drop_last=True, transform=augment, device="standin")
+    model = models.get(name).to("standin")
+    trainer = Trainer(model, OPTIMIZERS[optimizer](model.parameters()), loader, None, device="standin",
+                      progress=False, epochs=1)
+    kinds = collections.Counter()
+    with _cuda_context() if path == "cuda" else _nothing():
+        trainer.train_epoch(1)  # momentum buffers, kernels, the data set's one copy to the device
+        with backend.watch_standin(lambda kind, op: kinds.update([kind])):
+            trainer.train_epoch(1)
+    return {"model": name, "path": path, "batch": batch, "optimizer": optimizer, "loop": True,
+            "kinds": {k: kinds[k] / steps for k in KINDS}}
+
+
 def _cuda_context():
     from minicnn.fast import cuda_on_cpu
     return cuda_on_cpu.cuda_paths_on_standin()
@@ -123,6 +152,8 @@ def main(argv=None):
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd")
     parser.add_argument("--top", type=int, default=12, help="issuers (or ops) listed per model")
     parser.add_argument("--by-op", action="store_true", help="list launches by NumPy op, not by issuer")
+    parser.add_argument("--loop", action="store_true",
+                        help="count Trainer.train_epoch's steps (device data, augmentation, metrics) instead")
     parser.add_argument("--json", help="write the counts to this file")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
@@ -130,13 +161,18 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {sorted(CASES)}")
     results = []
-    print(f"device operations per training step ({args.path} path, {args.optimizer})")
+    print(f"device operations per training step ({args.path} path, {args.optimizer}"
+          f"{', in Trainer.train_epoch with device data and augmentation' if args.loop else ''})")
     print(f"{'model':<12} {'params':>6} " + " ".join(f"{k:>8}" for k in KINDS))
     for name in names:
-        r = count_step(name, args.batch, args.path, args.optimizer)
+        if args.loop:
+            r = count_training_loop(name, args.batch, args.path, args.optimizer)
+            r.update(parameters=sum(1 for _ in models.get(name).parameters()), by_issuer={}, by_op={})
+        else:
+            r = count_step(name, args.batch, args.path, args.optimizer)
         results.append(r)
-        print(f"{name:<12} {r['parameters']:>6} " + " ".join(f"{r['kinds'][k]:>8}" for k in KINDS))
-    for r in results if args.top > 0 else ():
+        print(f"{name:<12} {r['parameters']:>6} " + " ".join(f"{r['kinds'][k]:>8g}" for k in KINDS))
+    for r in results if args.top > 0 and not args.loop else ():
         table = r["by_op"] if args.by_op else r["by_issuer"]
         print(f"\n{r['model']}: launches and downloads by {'op' if args.by_op else 'issuer'}")
         for key, n in list(table.items())[:args.top]:

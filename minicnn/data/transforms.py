@@ -136,8 +136,9 @@ class RandomCrop(Transform):
         gen = rng.generator()
         top = gen.integers(0, height - th + 1, size=n)
         left = gen.integers(0, width - tw + 1, size=n)
-        rows = xp.asarray(top[:, None] + np.arange(th))[:, :, None]      # (N, th, 1)
-        cols = xp.asarray(left[:, None] + np.arange(tw))[:, None, :]     # (N, 1, tw)
+        where = xp.asarray(np.concatenate([top[:, None] + np.arange(th), left[:, None] + np.arange(tw)],
+                                          axis=1))                       # one host -> device copy
+        rows, cols = where[:, :th, None], where[:, None, th:]            # (N, th, 1), (N, 1, tw)
         # Advanced indices on axes 0, 2, 3 (split by the slice) come first: (N, th, tw, C).
         crops = x[xp.arange(n)[:, None, None], :, rows, cols]
         return xp.ascontiguousarray(crops.transpose(0, 3, 1, 2))         # (N, C, th, tw)
@@ -236,10 +237,18 @@ class Normalize(Transform):
     def forward(self, x):
         if x.shape[1] != len(self.mean):
             raise ValueError(f"Normalize: expected {len(self.mean)} channels, got {x.shape[1]}")
-        xp = backend.get_array_module(x)
-        mean = xp.asarray(np.asarray(self.mean, dtype=x.dtype)[:, None, None])
-        std = xp.asarray(np.asarray(self.std, dtype=x.dtype)[:, None, None])
+        mean, std = self._constants(x)
         return (x - mean) / std
+
+    def _constants(self, x):
+        """``(mean, std)`` as (C, 1, 1) arrays on x's device, copied there once (each copy to a
+        GPU from ordinary host memory waits for the GPU: not once per batch)."""
+        key = (backend.device_of(x), str(getattr(x, "device", "")), x.dtype.str)
+        cache = self.__dict__.setdefault("_on_device", {})
+        if key not in cache:
+            xp = backend.get_array_module(x)
+            cache[key] = tuple(xp.asarray(np.asarray(v, dtype=x.dtype)[:, None, None]) for v in (self.mean, self.std))
+        return cache[key]
 
 
 def _linear_source(in_size, out_size, dtype):

@@ -54,6 +54,7 @@ The wrappers take the ``cupy`` module as their first argument and build a kernel
 it is needed (once per dtype, cached in ``_kernels``). This module never imports CuPy: importing
 minicnn must work on machines without it.
 """
+import collections
 import math
 
 import numpy  # host side only: the typed scalar arguments of the kernel launches
@@ -839,12 +840,28 @@ def _parameter_groups(name, params, arrays, key):
     return groups
 
 
+_tables = collections.OrderedDict()  # table contents -> the table on the device (recently used last)
+TABLES_KEPT = 16
+"""Address tables kept on the device for reuse (CuPy's memory pool tends to hand a step's new
+gradients the addresses of the last step's, so the same few tables come back)."""
+
+
 def _address_table(cupy, columns):
-    """The optimizer kernels' table on the device (one copy): the offsets of the parameters
-    (``columns[0]``) laid end to end, then each column's array addresses. -> (table, total)."""
+    """The optimizer kernels' table on the device: the offsets of the parameters (``columns[0]``)
+    laid end to end, then each column's array addresses. -> (table, total). A table seen recently
+    is reused; a new one is one host -> device copy (which, from ordinary host memory, waits for
+    the GPU to finish its queue)."""
     offsets = numpy.concatenate([[0], numpy.cumsum([int(a.size) for a in columns[0]])])
     addresses = [[int(a.data.ptr) for a in column] for column in columns]
-    return cupy.asarray(numpy.concatenate([offsets] + addresses).astype(numpy.int64)), int(offsets[-1])
+    host = numpy.concatenate([offsets] + addresses).astype(numpy.int64)
+    key = (cupy.__name__, str(getattr(columns[0][0], "device", "")), host.tobytes())
+    table = _tables.pop(key, None)
+    if table is None:
+        table = cupy.asarray(host)
+        while len(_tables) >= TABLES_KEPT:
+            _tables.popitem(last=False)
+    _tables[key] = table
+    return table, int(offsets[-1])
 
 
 def sgd_step_cuda(cupy, params, grads, bufs, firsts, lr, momentum, dampening, weight_decay, nesterov):

@@ -279,3 +279,21 @@ def test_transforms_run_on_the_batch_device_and_draw_the_same_numbers(device, na
     got = make()(backend.to_device(x, device))
     assert backend.device_of(got) == device
     np.testing.assert_allclose(backend.to_numpy(got), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_device_batches_cost_few_host_to_device_copies():
+    """Each copy from ordinary host memory to a GPU waits for the GPU's queue: Normalize copies
+    its constants once per device and dtype, a random crop its positions in one copy per batch."""
+    from minicnn import backend
+    x, x2 = backend.to_device(_batch(), "standin"), backend.to_device(_batch(seed=1), "standin")
+    normalize, crop = Normalize([0.5, 0.4, 0.3], [0.2, 0.2, 0.2]), RandomCrop(8, padding=2)
+    uploads = []
+    with backend.watch_standin(lambda kind, name: uploads.append(name) if kind == "upload" else None):
+        normalize(x)
+        assert len(uploads) == 2   # mean and std, the first time
+        normalize(x)
+        normalize(x2)
+        assert len(uploads) == 2   # kept on the device since
+        crop(x)
+        assert len(uploads) == 3   # rows and columns of every crop, together
+    np.testing.assert_allclose(backend.to_numpy(normalize(x)), normalize(backend.to_numpy(x)), rtol=1e-6)

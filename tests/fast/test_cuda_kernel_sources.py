@@ -428,3 +428,20 @@ def test_adam_step_kernel_matches_the_optimizer(cupy, dtype, weight_decay, decou
             for arrays, expected in zip(dev, ref):
                 for a, e in zip(arrays, expected):
                     _check(backend.to_numpy(a), e)
+
+
+def test_the_optimizers_address_table_is_copied_to_the_device_once_for_the_same_arrays(cupy):
+    ps = [backend.to_device(np.ones(3), "standin"), backend.to_device(np.ones(5), "standin")]
+    gs = [backend.standin.ones_like(p) for p in ps]
+    uploads = []
+    with cuda_on_cpu.cuda_paths_on_standin(cupy.libraries):
+        with backend.watch_standin(lambda kind, name: uploads.append(name) if kind == "upload" else None):
+            for _ in range(3):
+                gk.sgd_step_cuda(backend.standin, ps, gs, [None, None], [False, False], lr=0.5, momentum=0.0,
+                                 dampening=0.0, weight_decay=0.0, nesterov=False)
+            assert len(uploads) == 1
+            gs2 = [backend.standin.ones_like(p) for p in ps]  # new gradients: a new table
+            gk.sgd_step_cuda(backend.standin, ps, gs2, [None, None], [False, False], lr=0.5, momentum=0.0,
+                             dampening=0.0, weight_decay=0.0, nesterov=False)
+            assert len(uploads) == 2
+    np.testing.assert_allclose(backend.to_numpy(ps[0]), -1.0)  # 1 - 4 * 0.5
