@@ -3,7 +3,7 @@
 Import this module *before* numpy in a benchmark script: it pins the BLAS thread count from
 ``--threads`` (default 2) through the environment, which only works before numpy loads, and with
 ``--reference`` sets ``MINICNN_FAST=0`` so that minicnn runs its reference layers (no fast paths:
-what each fast path buys is the difference). Like ``minicnn train``, the benchmarks opt in to
+what each fast path buys is the difference); ``--tf32`` lets convolutions use TF32 on a GPU. Like ``minicnn train``, the benchmarks opt in to
 keeping freed memory for reuse (``minicnn/fast/host_memory.py``).
 """
 import json
@@ -38,6 +38,10 @@ from minicnn.fast import host_memory, registry  # noqa: E402
 
 host_memory.keep_freed_memory()
 FAST = registry.is_enabled()
+TF32 = "--tf32" in sys.argv
+if TF32:  # PyTorch's default for convolutions (cuDNN with TF32): the like-for-like GPU comparison
+    import minicnn  # noqa: E402
+    minicnn.backends.cudnn.allow_tf32 = True
 
 
 def add_common_arguments(parser):
@@ -48,6 +52,9 @@ def add_common_arguments(parser):
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--reference", action="store_true",
                         help="minicnn's reference layers only (MINICNN_FAST=0): what the fast paths buy")
+    parser.add_argument("--tf32", action="store_true",
+                        help="GPU: convolutions' float32 GEMMs on TF32 tensor cores, as PyTorch's cuDNN "
+                             "convolutions by default (mc.backends.cudnn.allow_tf32)")
 
 
 def load_torch(args):
@@ -99,7 +106,7 @@ def gemm_rate(n=2048, repeats=5):
 def machine():
     info = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
             "cpus": os.cpu_count(), "threads": THREADS, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "minicnn_fast_paths": FAST}
+            "minicnn_fast_paths": FAST, "minicnn_conv_tf32": TF32}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

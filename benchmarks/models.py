@@ -117,7 +117,8 @@ def main():
         for round_ in range(rounds):  # alternate the frameworks: load on a shared machine hits both
             for fw in frameworks:
                 r = run_child([os.path.abspath(__file__), "--threads", str(args.threads), "--device",
-                               args.device, "--_child", name, fw, str(batch), str(repeats)], f"{name} / {fw}")
+                               args.device, "--_child", name, fw, str(batch), str(repeats)]
+                              + (["--tf32"] if args.tf32 else []), f"{name} / {fw}")
                 if r is None:
                     continue
                 r["round"] = round_

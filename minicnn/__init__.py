@@ -6,7 +6,7 @@ the backward walk), ``tensor.py`` and ``ops.py`` (the Tensor and its operators),
 """
 __version__ = "0.1.0"
 
-from . import cuda, threads
+from . import backends, cuda, threads
 from .backend import get_array_module
 from .dtypes import (bool, double, float, float16, float32, float64, half, int, int8, int16,  # noqa: A004
                      int32, int64, long, short, uint8)
@@ -27,7 +27,7 @@ from .summary import summary  # noqa: E402
 
 __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "concat",
            "cat", "stack", "gradcheck", "GradcheckError", "manual_seed", "save", "load",
-           "get_array_module", "cuda", "functional", "summary", "threads", "get_num_threads",
+           "get_array_module", "backends", "cuda", "functional", "summary", "threads", "get_num_threads",
            "set_num_threads", "fast", "nn", "optim", "utils",
            # PyTorch's top-level spellings (minicnn/factories.py, minicnn/dtypes.py)
            "zeros", "ones", "full", "zeros_like", "ones_like", "rand", "randn", "randint", "arange",

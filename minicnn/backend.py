@@ -417,6 +417,55 @@ def check_same_device(op_name, arrays):
                         f"move them with .to(device) first")
 
 
+# ---------------------------------------------------------------------------------------------
+# TF32: the precision of CuPy's float32 matrix products
+# ---------------------------------------------------------------------------------------------
+_tf32 = {"matmul": False, "conv": False}  # what minicnn.backends' flags say
+
+
+def tf32_allowed(kind):
+    """Whether float32 GEMMs of ``kind`` (``"matmul"``, or ``"conv"``: convolution's GEMMs) may
+    use TF32 tensor cores (``minicnn.backends.cuda.matmul.allow_tf32`` / ``cudnn.allow_tf32``)."""
+    return _tf32[kind]
+
+
+def allow_tf32(kind, enabled):
+    """Set the TF32 flag of ``kind``; matrix products then follow the ``"matmul"`` flag, and conv's
+    GEMMs run inside :func:`tf32_for` ``("conv")``. TF32 rounds the inputs of a float32 product to
+    10 mantissa bits (about 1e-3 relative error) and accumulates in float32: several times the
+    float32 rate on Ampere and later GPUs. Without CuPy the flags are only kept."""
+    _tf32[kind] = bool(enabled)
+    if kind == "matmul":
+        _set_compute_type(_tf32["matmul"])
+
+
+def _set_compute_type(tf32):
+    if _cupy is None:
+        return
+    linalg = getattr(getattr(_cupy, "_core", None), "_routines_linalg", None)
+    if not hasattr(linalg, "set_compute_type") or not hasattr(linalg, "COMPUTE_TYPE_TF32"):
+        raise RuntimeError(f"TF32: this CuPy ({getattr(_cupy, '__version__', '?')}) has no switch for the "
+                           f"precision of float32 products (cupy._core._routines_linalg.set_compute_type)")
+    linalg.set_compute_type(numpy.float32, linalg.COMPUTE_TYPE_TF32 if tf32 else linalg.COMPUTE_TYPE_DEFAULT)
+
+
+@contextlib.contextmanager
+def _compute_type(tf32):
+    _set_compute_type(tf32)
+    try:
+        yield
+    finally:
+        _set_compute_type(_tf32["matmul"])
+
+
+def tf32_for(kind):
+    """A context for GEMMs of ``kind``: TF32 as its flag says, where that differs from the
+    ``"matmul"`` flag (which is in force everywhere else); otherwise a no-op."""
+    if _cupy is None or _tf32[kind] == _tf32["matmul"]:
+        return contextlib.nullcontext()
+    return _compute_type(_tf32[kind])
+
+
 def is_scalar(x):
     return isinstance(x, (numbers.Number, numpy.generic))
 

@@ -65,7 +65,8 @@ class DeviceConv2d(Conv2d):
         c_out, cg, kh, kw = weight.shape
         self.cols = self.unfold(x, kh, kw)                               # (C*kh*kw, N*Ho*Wo)
         self.x_shape, self.weight = x.shape, weight
-        y = weight.reshape(g, c_out // g, cg * kh * kw) @ self.cols.reshape(g, cg * kh * kw, -1)
+        with backend.tf32_for("conv"):  # mc.backends.cudnn.allow_tf32, where it differs from matmul's
+            y = weight.reshape(g, c_out // g, cg * kh * kw) @ self.cols.reshape(g, cg * kh * kw, -1)
         ho = conv_output_size(x.shape[2], kh, self.stride[0], self.padding[0])
         wo = conv_output_size(x.shape[3], kw, self.stride[1], self.padding[1])
         y = y.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
@@ -82,14 +83,16 @@ class DeviceConv2d(Conv2d):
         g = self.groups
         c_out, cg, kh, kw = self.weight.shape
         g_mat = gy.transpose(1, 0, 2, 3).reshape(g, c_out // g, -1)   # (g, C_out/g, N*Ho*Wo)
-        dx = dw = db = None
-        if want_dw:  # written straight into dW's own array (a fresh array, not a view)
-            cols = self.cols.reshape(g, cg * kh * kw, -1)
-            dw = xp.empty(self.weight.shape, dtype=self.weight.dtype)
-            xp.matmul(g_mat, cols.transpose(0, 2, 1), out=dw.reshape(g, c_out // g, cg * kh * kw))
+        dx = dw = db = dcols = None
+        with backend.tf32_for("conv"):
+            if want_dw:  # written straight into dW's own array (a fresh array, not a view)
+                cols = self.cols.reshape(g, cg * kh * kw, -1)
+                dw = xp.empty(self.weight.shape, dtype=self.weight.dtype)
+                xp.matmul(g_mat, cols.transpose(0, 2, 1), out=dw.reshape(g, c_out // g, cg * kh * kw))
+            if want_dx:
+                dcols = self.weight.reshape(g, c_out // g, cg * kh * kw).transpose(0, 2, 1) @ g_mat
         if want_dx:
-            w_mat = self.weight.reshape(g, c_out // g, cg * kh * kw)
-            dx = self.fold((w_mat.transpose(0, 2, 1) @ g_mat).reshape(g * cg * kh * kw, -1))
+            dx = self.fold(dcols.reshape(g * cg * kh * kw, -1))
         if want_db:
             db = gy.sum(axis=(0, 2, 3))
         return dx, dw, db
