@@ -115,8 +115,9 @@ def evaluate(model, loader, device=None, loss_fn=None, progress=False, desc="tes
     start = time.perf_counter()
     bar = ProgressBar(len(loader), desc, enabled=progress)
     try:
-        with no_grad():
+        with no_grad(), backend.deferred_checks() as checks:  # label checks: at each read-back
             for step, (x, y) in enumerate(loader, start=1):
+                checks.where = f"{desc}, step {step}"
                 x_dev, y_dev = backend.to_device(x, device), backend.to_device(y, device)
                 logits, loss = _forward(model, Tensor(x_dev), y_dev, loss_fn)
                 num_classes = logits.shape[1]
@@ -125,6 +126,7 @@ def evaluate(model, loader, device=None, loss_fn=None, progress=False, desc="tes
                 if step % REFRESH_STEPS and step != len(loader):
                     bar.update(1)
                     continue
+                checks.check()
                 xp = backend.get_array_module(pending[0][1])   # the read-back: one copy per kind
                 losses = _to_host([loss_ for _, loss_, _, _, _ in pending])
                 for k in topk:
@@ -297,31 +299,34 @@ class Trainer:
         bar = ProgressBar(steps, f"{self.epoch_label} {epoch}/{self.epochs}", enabled=self.progress)
         pending = []  # (batch size, loss, hits) of the steps since the last read-back, on the device
         try:
-            for step, (x, y) in enumerate(self.train_loader, start=1):
-                x_dev, y_dev = backend.to_device(x, self.device), backend.to_device(y, self.device)
-                logits, loss = _forward(model, Tensor(x_dev), y_dev, self.loss_fn)
-                opt.zero_grad()
-                model.zero_grad()
-                loss.backward()
-                if self.clip_grad_norm is not None:
-                    clip_grad_norm_(model.parameters(), self.clip_grad_norm)
-                opt.step()
-                if self.scheduler is not None and self.scheduler_interval == "step":
-                    self.scheduler.step()
-                pending.append((int(len(y)), loss.data, (logits.data.argmax(axis=1) == y_dev).sum()))
-                if step % REFRESH_STEPS and step != steps:
-                    bar.update(1)
-                    continue
-                losses = _to_host([loss_ for _, loss_, _ in pending])  # the one synchronisation
-                hits = _to_host([h for _, _, h in pending])
-                for i, ((b, _, _), value) in enumerate(zip(pending, losses)):
-                    if not math.isfinite(value):
-                        raise self._diverged(epoch, step - len(pending) + 1 + i, steps, value)
-                    n, loss_sum, correct = n + b, loss_sum + value * b, correct + int(hits[i])
-                pending.clear()
-                elapsed = time.perf_counter() - start
-                bar.update(1, loss=f"{loss_sum / n:.4f}", acc=f"{100.0 * correct / n:.2f}%",
-                           **{"img/s": f"{n / elapsed:.0f}" if elapsed > 0 else "-"})
+            with backend.deferred_checks() as checks:  # label checks: at each read-back, not per step
+                for step, (x, y) in enumerate(self.train_loader, start=1):
+                    checks.where = f"epoch {epoch}, step {step}"
+                    x_dev, y_dev = backend.to_device(x, self.device), backend.to_device(y, self.device)
+                    logits, loss = _forward(model, Tensor(x_dev), y_dev, self.loss_fn)
+                    opt.zero_grad()
+                    model.zero_grad()
+                    loss.backward()
+                    if self.clip_grad_norm is not None:
+                        clip_grad_norm_(model.parameters(), self.clip_grad_norm)
+                    opt.step()
+                    if self.scheduler is not None and self.scheduler_interval == "step":
+                        self.scheduler.step()
+                    pending.append((int(len(y)), loss.data, (logits.data.argmax(axis=1) == y_dev).sum()))
+                    if step % REFRESH_STEPS and step != steps:
+                        bar.update(1)
+                        continue
+                    checks.check()  # a bad label (the clear error) before the loss it spoiled
+                    losses = _to_host([loss_ for _, loss_, _ in pending])  # the read-back
+                    hits = _to_host([h for _, _, h in pending])
+                    for i, ((b, _, _), value) in enumerate(zip(pending, losses)):
+                        if not math.isfinite(value):
+                            raise self._diverged(epoch, step - len(pending) + 1 + i, steps, value)
+                        n, loss_sum, correct = n + b, loss_sum + value * b, correct + int(hits[i])
+                    pending.clear()
+                    elapsed = time.perf_counter() - start
+                    bar.update(1, loss=f"{loss_sum / n:.4f}", acc=f"{100.0 * correct / n:.2f}%",
+                               **{"img/s": f"{n / elapsed:.0f}" if elapsed > 0 else "-"})
         finally:
             bar.close()
         seconds = time.perf_counter() - start

@@ -267,3 +267,43 @@ def test_pictures_with_matplotlib(tmp_path):
     assert plots.plot_curves(history, tmp_path / "c.png") == tmp_path / "c.png"
     assert plots.plot_confusion(np.eye(3, dtype=int), ["a", "b", "c"], tmp_path / "m.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("device", ["cpu", "standin"])
+def test_a_bad_label_is_a_clear_error_naming_its_step_without_a_sync_per_step(tmp_path, device):
+    """On a device the labels are checked at the loop's read-backs (not with a sync per step),
+    and the error still names the label, its index and the step it came in."""
+    from minicnn.data import ArrayDataset
+    from minicnn.data.loader import DataLoader
+    good = synthetic(96, seed=0)
+    labels = good.targets.copy()
+    labels[37] = 7  # TinyCNN has 3 classes; batch 16 without shuffling: the third step, index 5
+    bad = ArrayDataset(good.data, labels)
+    model = TinyCNN().to(device)
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), DataLoader(bad, batch_size=16, device=device),
+                      None, epochs=1, out_dir=tmp_path, device=device, progress=False, verbose=False)
+    downloads = []
+    with backend.watch_standin(lambda kind, name: downloads.append(name) if kind == "download" else None):
+        with pytest.raises(ValueError, match=r"target label 7 at index 5 is outside the valid range \[0, 3\).*"
+                                             r"\(epoch 1, step 3\)" if device != "cpu" else
+                                             r"target label 7 at index 5 is outside the valid range \[0, 3\)"):
+            trainer.train_epoch(1)
+    if device == "standin":
+        assert len(downloads) <= 3  # the read-back at the end of the epoch (6 steps), not one per step
+
+
+def test_require_checks_now_on_the_host_and_at_check_on_a_device():
+    with pytest.raises(ValueError, match="bad now"):
+        backend.require(np.array(True), lambda: "bad now")
+    flag = backend.to_device(np.array(True), "standin")
+    with backend.deferred_checks() as checks:
+        checks.where = "step 4"
+        backend.require(flag, lambda: "bad later")   # kept
+        backend.require(backend.to_device(np.array(False), "standin"), lambda: "fine")
+        assert len(checks.pending) == 2
+        with pytest.raises(ValueError, match=r"^bad later \(step 4\)$"):
+            checks.check()
+        assert checks.pending == []
+    with pytest.raises(ValueError, match="left for the end"):
+        with backend.deferred_checks():
+            backend.require(flag, lambda: "left for the end")
