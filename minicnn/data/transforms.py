@@ -241,8 +241,8 @@ class Normalize(Transform):
         return (x - mean) / std
 
     def _constants(self, x):
-        """``(mean, std)`` as (C, 1, 1) arrays on x's device, copied there once (each copy to a
-        GPU from ordinary host memory waits for the GPU: not once per batch)."""
+        """``(mean, std)`` as (C, 1, 1) arrays on x's device, copied there once per device and
+        dtype, not once per batch (a copy to a GPU is a transfer, and a call, of its own)."""
         key = (backend.device_of(x), str(getattr(x, "device", "")), x.dtype.str)
         cache = self.__dict__.setdefault("_on_device", {})
         if key not in cache:

@@ -849,8 +849,7 @@ gradients the addresses of the last step's, so the same few tables come back).""
 def _address_table(cupy, columns):
     """The optimizer kernels' table on the device: the offsets of the parameters (``columns[0]``)
     laid end to end, then each column's array addresses. -> (table, total). A table seen recently
-    is reused; a new one is one host -> device copy (which, from ordinary host memory, waits for
-    the GPU to finish its queue)."""
+    is reused; a new one is one host -> device copy."""
     offsets = numpy.concatenate([[0], numpy.cumsum([int(a.size) for a in columns[0]])])
     addresses = [[int(a.data.ptr) for a in column] for column in columns]
     host = numpy.concatenate([offsets] + addresses).astype(numpy.int64)

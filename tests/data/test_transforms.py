@@ -282,8 +282,8 @@ def test_transforms_run_on_the_batch_device_and_draw_the_same_numbers(device, na
 
 
 def test_device_batches_cost_few_host_to_device_copies():
-    """Each copy from ordinary host memory to a GPU waits for the GPU's queue: Normalize copies
-    its constants once per device and dtype, a random crop its positions in one copy per batch."""
+    """Host -> device copies are transfers of their own: Normalize copies its constants once per
+    device and dtype, a random crop its positions in one copy per batch."""
     from minicnn import backend
     x, x2 = backend.to_device(_batch(), "standin"), backend.to_device(_batch(seed=1), "standin")
     normalize, crop = Normalize([0.5, 0.4, 0.3], [0.2, 0.2, 0.2]), RandomCrop(8, padding=2)
