@@ -244,7 +244,9 @@ class CudaBatchNorm(BatchNorm):
             mean = self.running_mean
             self.inv_std, self.scale, shift = cuda_kernels.bn_finalize_cuda(
                 xp, mean, self.running_var, weight, bias, *running, m, self.eps, self.momentum)
-        self.x, self.mean, self.fused = x, (mean.copy() if not self.batch_stats else mean), True
+        # backward needs the running mean as it is now (a later training step changes it in place)
+        keep = not self.batch_stats and any(self.needs_input_grad)
+        self.x, self.mean, self.fused = x, (mean.copy() if keep else mean), True
         return cuda_kernels.bn_forward_cuda(xp, x, mean, self.scale, shift)
 
     def backward(self, g):

@@ -103,3 +103,22 @@ def test_the_cuda_classes_run_on_the_standin_only_inside_the_block(libraries):
         assert cuda_kernels._kernels  # built by the block's own kernels
     assert fast.implementation(gpu.MaxPool2d, "standin") is gpu.MaxPool2d
     assert not hasattr(backend.standin, "RawKernel")
+
+
+def test_eval_batch_norm_backward_uses_the_running_mean_of_its_forward(libraries):
+    """In eval mode the CUDA batch norm keeps a copy of the running mean when a gradient is
+    needed (fine-tuning with frozen statistics), since training later changes it in place."""
+    rng = np.random.default_rng(2)
+    x, g = rng.standard_normal((3, 4, 5, 5)), rng.standard_normal((3, 4, 5, 5))
+    results = []
+    for device, context in (("cpu", fast.disabled()), ("standin", cuda_on_cpu.cuda_paths_on_standin(libraries))):
+        with context:
+            rm, rv = backend.to_device(np.zeros(4), device), backend.to_device(np.ones(4), device)
+            xt = mc.Tensor(backend.to_device(x, device), requires_grad=True)
+            w = mc.Tensor(backend.to_device(np.full(4, 1.5), device), requires_grad=True)
+            y = F.batch_norm(xt, rm, rv, w, training=False)
+            rm[...] = 5.0   # as the next training step would
+            y.backward(backend.to_device(g, device))
+            results.append([backend.to_numpy(a) for a in (y.data, xt.grad, w.grad)])
+    for a, e in zip(results[1], results[0]):
+        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12)
