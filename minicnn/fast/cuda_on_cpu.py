@@ -76,17 +76,18 @@ def build_kernels(dtypes=(numpy.float32, numpy.float64), directory=None):
             digest = hashlib.sha256((" ".join(compiler + FLAGS) + text).encode()).hexdigest()[:20]
             library = directory / f"{name}_{numpy.dtype(dtype).name}_{digest}.so"
             wanted[source] = (library, numpy.dtype(dtype))
-            if not library.exists():
-                cpp = library.with_suffix(".cpp")
+            if not library.exists():  # this process's own source and output files, then one rename
+                cpp = library.with_suffix(f".{os.getpid()}.cpp")
                 cpp.write_text(text)
                 partial = library.with_suffix(f".{os.getpid()}.part")
-                jobs[library] = (partial, subprocess.Popen(compiler + FLAGS + ["-o", str(partial), str(cpp), "-lm"],
+                jobs[library] = (cpp, partial, subprocess.Popen(compiler + FLAGS + ["-o", str(partial), str(cpp), "-lm"],
                                                            stderr=subprocess.PIPE, text=True))
-    for library, (partial, job) in jobs.items():
+    for library, (cpp, partial, job) in jobs.items():
         _, errors = job.communicate(timeout=300)
         if job.returncode != 0:
-            raise RuntimeError(f"cuda_on_cpu: {library.with_suffix('.cpp')} does not compile as C++:\n{errors}")
+            raise RuntimeError(f"cuda_on_cpu: {cpp} does not compile as C++:\n{errors}")
         os.replace(partial, library)  # atomic: another process may build the same file
+        cpp.unlink()  # kept only when it does not compile, for the message
     return {source: (ctypes.CDLL(str(library)), dtype) for source, (library, dtype) in wanted.items()}
 
 

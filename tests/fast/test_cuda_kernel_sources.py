@@ -445,3 +445,9 @@ def test_the_optimizers_address_table_is_copied_to_the_device_once_for_the_same_
                              dampening=0.0, weight_decay=0.0, nesterov=False)
             assert len(uploads) == 2
     np.testing.assert_allclose(backend.to_numpy(ps[0]), -1.0)  # 1 - 4 * 0.5
+
+
+def test_a_kernel_that_does_not_compile_is_named_with_the_compilers_message(cupy, tmp_path, monkeypatch):
+    monkeypatch.setattr(gk, "SOURCES", {"minicnn_broken": 'extern "C" __global__ void minicnn_broken() { oops; }'})
+    with pytest.raises(RuntimeError, match=r"minicnn_broken_float32_\w+\.\d+\.cpp does not compile as C\+\+:(.|\n)*oops"):
+        cuda_on_cpu.build_kernels(dtypes=(np.float32,), directory=tmp_path)
