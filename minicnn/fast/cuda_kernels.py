@@ -587,6 +587,21 @@ extern "C" __global__ void minicnn_cross_entropy_backward(
 }
 """
 
+DROPOUT_SOURCE = r"""
+// Inverted dropout from the uniform draws u (drawn on the host, as the reference draws them):
+//   forward  (g = x):  y  = u >= p ? x * scale : 0
+//   backward (g = dy): dx = u >= p ? g * scale : 0         scale = 1 / (1 - p)
+// One launch each way, where the whole-array code takes three (mask, product, scaling) and two.
+extern "C" __global__ void minicnn_dropout(
+    const T* __restrict__ u, const T* __restrict__ g, T* __restrict__ out, long long total, T p, T scale)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        out[i] = u[i] >= p ? g[i] * scale : (T)0;
+    }
+}
+"""
+
 SOURCES = {
     "minicnn_col2im": COL2IM_SOURCE,
     "minicnn_sgd_step": SGD_STEP_SOURCE,
@@ -603,6 +618,7 @@ SOURCES = {
     "minicnn_lrn_forward": LRN_FORWARD_SOURCE,
     "minicnn_lrn_backward": LRN_BACKWARD_SOURCE,
     "minicnn_relu_backward": RELU_BACKWARD_SOURCE,
+    "minicnn_dropout": DROPOUT_SOURCE,
     "minicnn_cross_entropy_forward": CROSS_ENTROPY_FORWARD_SOURCE,
     "minicnn_cross_entropy_backward": CROSS_ENTROPY_BACKWARD_SOURCE,
 }
@@ -963,3 +979,15 @@ def cross_entropy_backward_cuda(cupy, p, t, g):
             (p, cupy.ascontiguousarray(t.astype(numpy.int64, copy=False)), cupy.ascontiguousarray(g), dz)
             + _ints(n, c))
     return dz
+
+
+def dropout_cuda(cupy, u, g, p, scale):
+    """``u >= p ? g * scale : 0`` elementwise (dropout's forward with g = x, or its backward with
+    g = dy); ``u`` the uniform draws, of g's shape and float dtype."""
+    dtype = _float_dtype("dropout_cuda", u, g)
+    if u.shape != g.shape:
+        raise ValueError(f"dropout_cuda: draws {tuple(u.shape)} and values {tuple(g.shape)} differ in shape")
+    u, g = cupy.ascontiguousarray(u), cupy.ascontiguousarray(g)
+    out = cupy.empty_like(g)
+    _launch(cupy, "minicnn_dropout", dtype, g.size, (u, g, out) + _ints(g.size) + (dtype.type(p), dtype.type(scale)))
+    return out

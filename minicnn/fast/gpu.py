@@ -16,6 +16,7 @@ compute what the references compute (tested equal), with
 * ``CudaLocalResponseNorm``: forward and backward as one fused kernel each, instead of ``size``
   shifted slice-adds and a temporary per formula term;
 * ``CudaReLU``: backward as one kernel from the saved output (no boolean mask);
+* ``CudaDropout``: one kernel each way from the saved uniform draws (the host's, as the reference);
 * ``CudaCrossEntropy``: softmax, row losses and the gradient in two kernels;
 * ``cuda_sgd_step``, ``cuda_adam_step``: the SGD (weight decay, momentum, Nesterov) or Adam/AdamW
   step of every parameter in one launch, instead of about six (SGD) or thirteen (Adam) per
@@ -32,6 +33,7 @@ import numpy
 from .. import backend
 from ..functional.activation import ReLU
 from ..functional.batchnorm import BatchNorm
+from ..functional.dropout import Dropout
 from ..functional.conv import Conv2d, col2im, im2col
 from ..functional.geometry import adaptive_output_size, conv_output_size
 from ..functional.loss import CrossEntropy
@@ -272,6 +274,24 @@ class CudaReLU(ReLU):
         return cuda_kernels.relu_backward_cuda(backend.get_array_module(g), self.y, g)
 
 
+class CudaDropout(Dropout):
+    """Dropout keeping the uniform draws (the reference's, from the host generator) instead of a
+    mask: forward and backward are one kernel each."""
+
+    def forward(self, x):
+        if self.p == 1.0 or not _kernel_dtype(x):
+            return super().forward(x)
+        xp = backend.get_array_module(x)
+        self.scale, self.fused = 1.0 / (1.0 - self.p), True
+        self.u = backend.random_uniform(xp, x.shape, x.dtype)
+        return cuda_kernels.dropout_cuda(xp, self.u, x, self.p, self.scale)
+
+    def backward(self, g):
+        if not getattr(self, "fused", False) or g.dtype != self.u.dtype:
+            return super().backward(g)
+        return cuda_kernels.dropout_cuda(backend.get_array_module(g), self.u, g, self.p, self.scale)
+
+
 class CudaCrossEntropy(CrossEntropy):
     """Cross-entropy as two kernels and a mean (forward: softmax and row losses in one pass per
     row; backward: one pass), instead of about sixteen whole-array operations."""
@@ -317,6 +337,7 @@ register(AvgPool2d, CudaAvgPool2d, devices=("cuda",))
 register(LocalResponseNorm, CudaLocalResponseNorm, devices=("cuda",))
 register(BatchNorm, CudaBatchNorm, devices=("cuda",))
 register(ReLU, CudaReLU, devices=("cuda",))
+register(Dropout, CudaDropout, devices=("cuda",))
 register(CrossEntropy, CudaCrossEntropy, devices=("cuda",))
 register_function("sgd_step", cuda_sgd_step, devices=("cuda",))
 register_function("adam_step", cuda_adam_step, devices=("cuda",))

@@ -451,3 +451,21 @@ def test_a_kernel_that_does_not_compile_is_named_with_the_compilers_message(cupy
     monkeypatch.setattr(gk, "SOURCES", {"minicnn_broken": 'extern "C" __global__ void minicnn_broken() { oops; }'})
     with pytest.raises(RuntimeError, match=r"minicnn_broken_float32_\w+\.\d+\.cpp does not compile as C\+\+:(.|\n)*oops"):
         cuda_on_cpu.build_kernels(dtypes=(np.float32,), directory=tmp_path)
+
+
+@given(shape=st.lists(st.integers(0, 6), min_size=1, max_size=3), p=st.sampled_from([0.1, 0.5, 0.9]),
+       seed=st.integers(0, 2**16))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_kernel_matches_the_reference_with_the_same_draws(cupy, shape, p, seed, dtype):
+    import minicnn as mc
+    from minicnn.functional.dropout import Dropout
+    rng = np.random.default_rng(seed)
+    x, g = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    mc.manual_seed(seed)
+    u = backend.random_uniform(np, x.shape, x.dtype)   # what CudaDropout draws
+    mc.manual_seed(seed)
+    ref = Dropout(p)
+    y = ref.forward(x)                                 # the same draws, inside the reference
+    scale = 1.0 / (1.0 - p)
+    _check(gk.dropout_cuda(cupy, u, x, p, scale), y)
+    _check(gk.dropout_cuda(cupy, u, g, p, scale), ref.backward(g))

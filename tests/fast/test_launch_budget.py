@@ -11,7 +11,7 @@ from minicnn.fast import cuda_on_cpu
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 launches = pytest.importorskip("launches")
 
-BUDGET = {"fashion_cnn": 63, "resnet20": 308}  # launches per step, SGD with momentum
+BUDGET = {"fashion_cnn": 57, "resnet20": 308}  # launches per step, SGD with momentum
 
 
 @pytest.fixture(scope="module", autouse=True)
