@@ -309,22 +309,25 @@ class CudaCrossEntropy(CrossEntropy):
         return cuda_kernels.cross_entropy_backward_cuda(backend.get_array_module(g), self.p, self.t, g)
 
 
+def _kernel_ready(params, *columns):
+    """Whether every parameter and its arrays in ``columns`` (gradients, state; None skipped) are
+    C-contiguous arrays of the parameter's float dtype: what the optimizer kernels take."""
+    return all(a is None or (_kernel_dtype(a) and a.dtype == p.dtype and a.flags.c_contiguous)
+               for k, p in enumerate(params) for a in (p,) + tuple(column[k] for column in columns))
+
+
 def cuda_sgd_step(params, grads, bufs, firsts, lr, momentum, dampening, weight_decay, nesterov):
     """The SGD step of all parameters as one kernel (the reference: ``optim.sgd.sgd_step``)."""
-    for k, p in enumerate(params):
-        arrays = (p, grads[k]) if bufs[k] is None else (p, grads[k], bufs[k])
-        if not all(_kernel_dtype(a) and a.dtype == p.dtype and a.flags.c_contiguous for a in arrays):
-            return NotImplemented  # the registry then runs the reference
+    if not _kernel_ready(params, grads, bufs):
+        return NotImplemented  # the registry then runs the reference
     cuda_kernels.sgd_step_cuda(backend.get_array_module(params[0]), params, grads, bufs, firsts, lr,
                                momentum, dampening, weight_decay, nesterov)
 
 
 def cuda_adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, **hyper):
     """The Adam step of all parameters as one kernel (the reference: ``optim.adam.adam_step``)."""
-    for k, p in enumerate(params):
-        own = (p, grads[k], exp_avgs[k], exp_avg_sqs[k], max_exp_avg_sqs[k])
-        if not all(a is None or (_kernel_dtype(a) and a.dtype == p.dtype and a.flags.c_contiguous) for a in own):
-            return NotImplemented  # the registry then runs the reference
+    if not _kernel_ready(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
+        return NotImplemented  # the registry then runs the reference
     cuda_kernels.adam_step_cuda(backend.get_array_module(params[0]), params, grads, exp_avgs, exp_avg_sqs,
                                 max_exp_avg_sqs, steps, **hyper)
 
