@@ -85,7 +85,7 @@ print("images per class:", np.bincount(train_set.targets, minlength=10))
 # %%
 if QUICK:
     train_set = Subset(train_set, np.random.default_rng(0).choice(len(train_set), 512, replace=False))
-    test_set = Subset(test_set, np.arange(256))
+    test_set = Subset(test_set, np.arange(min(256, len(test_set))))
 print(f"training on {len(train_set)} images, testing on {len(test_set)}")
 
 # %% [markdown]

@@ -62,33 +62,46 @@ import numpy  # host side only: the typed scalar arguments of the kernel launche
 # ------------------------------------------------------------------------------------------------
 # Kernel sources (T is the float type; see _source)
 # ------------------------------------------------------------------------------------------------
-COL2IM_SOURCE = r"""
+WINDOWS_SOURCE = r"""
+// The windows that hold a pixel, along one axis: the pixel at padded position hp (= h + ph) lies
+// in window i (rows i*s .. i*s + k - 1 of the padded input) exactly when
+//   i from max(0, ceil((hp - k + 1) / s))  to  min(O - 1, floor(hp / s)),
+// and then at offset u = hp - i*s. Two divisions per pixel, none per window.
+__device__ void minicnn_windows(I hp, I k, I s, I O, I* first, I* last)
+{
+    *first = hp - k + 1 > 0 ? (hp - k + 1 + s - 1) / s : 0;
+    *last = hp / s < O - 1 ? hp / s : O - 1;
+}
+"""
+
+COL2IM_SOURCE = WINDOWS_SOURCE + r"""
 // col2im, gather form: one thread per input pixel (n, c, h, w).
 //   x[n, c, h, w] = sum over (u, v) of cols[(c, u, v), (n, i, j)]
 //   for every window (i, j) whose offset (u, v) lands on the pixel:
 //   i*sh - ph + u = h  and  j*sw - pw + v = w,  0 <= i < Ho,  0 <= j < Wo.
+// The windows are walked from the last to the first, so that u and v grow: the sum is taken in
+// the order of conv.col2im's loop over (u, v).
 extern "C" __global__ void minicnn_col2im(
     const T* __restrict__ cols,  // (C*kh*kw, N*Ho*Wo): rows (c, u, v), columns (n, i, j)
     T* __restrict__ x,           // (N, C, H, W), written in full
-    long long N, long long C, long long H, long long W,
-    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw,
-    long long Ho, long long Wo)
+    I N, I C, I H, I W,
+    I kh, I kw, I sh, I sw, I ph, I pw,
+    I Ho, I Wo)
 {
-    const long long total = N * C * H * W;
-    const long long npix = N * Ho * Wo;  // the length of a row of cols
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long w = i % W, h = (i / W) % H, c = (i / (W * H)) % C, n = i / (W * H * C);
-        const long long hp = h + ph, wp = w + pw;  // the pixel in the padded input
+    const I total = N * C * H * W;
+    const I npix = N * Ho * Wo;  // the length of a row of cols
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I w = i % W, h = (i / W) % H, c = (i / (W * H)) % C, n = i / (W * H * C);
+        const I hp = h + ph, wp = w + pw;  // the pixel in the padded input
+        I i0, i1, j0, j1;
+        minicnn_windows(hp, kh, sh, Ho, &i0, &i1);
+        minicnn_windows(wp, kw, sw, Wo, &j0, &j1);
         T sum = 0;
-        for (long long u = 0; u < kh; ++u) {
-            const long long du = hp - u;  // = oi * sh for the window row oi whose offset u is here
-            if (du < 0 || du % sh != 0 || du / sh >= Ho) continue;
-            const long long oi = du / sh;
-            for (long long v = 0; v < kw; ++v) {
-                const long long dv = wp - v;
-                if (dv < 0 || dv % sw != 0 || dv / sw >= Wo) continue;
-                const long long oj = dv / sw;
+        for (I oi = i1; oi >= i0; --oi) {
+            const I u = hp - oi * sh;
+            for (I oj = j1; oj >= j0; --oj) {
+                const I v = wp - oj * sw;
                 sum += cols[((c * kh + u) * kw + v) * npix + (n * Ho + oi) * Wo + oj];
             }
         }
@@ -107,16 +120,16 @@ extern "C" __global__ void minicnn_lrn_forward(
     const T* __restrict__ a,  // (N, C, S)
     T* __restrict__ b,        // (N, C, S) the output
     T* __restrict__ s,        // (N, C, S) k + alpha/size * window sum: saved for backward
-    long long N, long long C, long long S, long long before, long long after,
+    I N, I C, I S, I before, I after,
     T alpha_over_size, T beta, T k)
 {
-    const long long total = N * C * S;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long c = (i / S) % C;
+    const I total = N * C * S;
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I c = (i / S) % C;
         T sum = a[i] * a[i];
-        for (long long d = 1; d <= after && c + d < C; ++d) sum += a[i + d * S] * a[i + d * S];
-        for (long long d = 1; d <= before && c - d >= 0; ++d) sum += a[i - d * S] * a[i - d * S];
+        for (I d = 1; d <= after && c + d < C; ++d) sum += a[i + d * S] * a[i + d * S];
+        for (I d = 1; d <= before && c - d >= 0; ++d) sum += a[i - d * S] * a[i - d * S];
         const T s_c = sum * alpha_over_size + k;
         s[i] = s_c;
         b[i] = a[i] * pow(s_c, -beta);
@@ -135,20 +148,20 @@ extern "C" __global__ void minicnn_lrn_backward(
     const T* __restrict__ s,   // (N, C, S) the forward's s
     const T* __restrict__ g,   // (N, C, S) dL/db
     T* __restrict__ da,        // (N, C, S) dL/da
-    long long N, long long C, long long S, long long before, long long after,
+    I N, I C, I S, I before, I after,
     T neg_two_alpha_beta_over_size, T beta)
 {
-    const long long total = N * C * S;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long c = (i / S) % C;
+    const I total = N * C * S;
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I c = (i / S) % C;
         T sum = g[i] * a[i] * pow(s[i], -beta) / s[i];
-        for (long long d = 1; d <= after && c + d < C; ++d) {
-            const long long j = i + d * S;
+        for (I d = 1; d <= after && c + d < C; ++d) {
+            const I j = i + d * S;
             sum += g[j] * a[j] * pow(s[j], -beta) / s[j];
         }
-        for (long long d = 1; d <= before && c - d >= 0; ++d) {
-            const long long j = i - d * S;
+        for (I d = 1; d <= before && c - d >= 0; ++d) {
+            const I j = i - d * S;
             sum += g[j] * a[j] * pow(s[j], -beta) / s[j];
         }
         da[i] = sum * a[i] * neg_two_alpha_beta_over_size + g[i] * pow(s[i], -beta);
@@ -157,25 +170,33 @@ extern "C" __global__ void minicnn_lrn_backward(
 """
 
 IM2COL_SOURCE = r"""
-// im2col, gather form: one thread per entry of cols (C*kh*kw, N*Ho*Wo), rows (c, u, v), columns
-// (n, i, j):  cols = x[n, c, i*sh - ph + u, j*sw - pw + v], or 0 where that lands in the padding.
+// im2col, gather form: cols (C*kh*kw, N*Ho*Wo) has rows (c, u, v) and columns (n, i, j):
+//   cols[(c, u, v), (n, i, j)] = x[n, c, i*sh - ph + u, j*sw - pw + v], or 0 in the padding.
+// One thread per (c, column) writes the kh*kw entries of its window (its position decoded once,
+// not once per entry); neighbouring threads write neighbouring columns of a row (coalesced).
 // The padding is never materialised (no padded copy of x).
 extern "C" __global__ void minicnn_im2col(
     const T* __restrict__ x,   // (N, C, H, W)
     T* __restrict__ cols,      // (C*kh*kw, N*Ho*Wo), written in full
-    long long N, long long C, long long H, long long W,
-    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw,
-    long long Ho, long long Wo)
+    I N, I C, I H, I W,
+    I kh, I kw, I sh, I sw, I ph, I pw,
+    I Ho, I Wo)
 {
-    const long long npix = N * Ho * Wo;
-    const long long total = C * kh * kw * npix;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long col = i % npix, row = i / npix;
-        const long long oj = col % Wo, oi = (col / Wo) % Ho, n = col / (Wo * Ho);
-        const long long v = row % kw, u = (row / kw) % kh, c = row / (kw * kh);
-        const long long h = oi * sh - ph + u, w = oj * sw - pw + v;
-        cols[i] = (h >= 0 && h < H && w >= 0 && w < W) ? x[((n * C + c) * H + h) * W + w] : (T)0;
+    const I npix = N * Ho * Wo;
+    const I total = C * npix;
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I col = i % npix, c = i / npix;
+        const I oj = col % Wo, oi = (col / Wo) % Ho, n = col / (Wo * Ho);
+        const T* plane = x + (n * C + c) * H * W;
+        T* out = cols + c * kh * kw * npix + col;  // row (c, 0, 0) of this column
+        for (I u = 0; u < kh; ++u) {
+            const I h = oi * sh - ph + u;
+            for (I v = 0; v < kw; ++v) {
+                const I w = oj * sw - pw + v;
+                out[(u * kw + v) * npix] = (h >= 0 && h < H && w >= 0 && w < W) ? plane[h * W + w] : (T)0;
+            }
+        }
     }
 }
 """
@@ -189,21 +210,21 @@ extern "C" __global__ void minicnn_max_pool_forward(
     const T* __restrict__ x,         // (N*C, H, W)
     T* __restrict__ y,               // (N*C, Ho, Wo)
     long long* __restrict__ argmax,  // (N*C, Ho, Wo): index in the plane, for backward
-    long long planes, long long H, long long W, long long Ho, long long Wo,
-    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw)
+    I planes, I H, I W, I Ho, I Wo,
+    I kh, I kw, I sh, I sw, I ph, I pw)
 {
-    const long long total = planes * Ho * Wo;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long oj = i % Wo, oi = (i / Wo) % Ho, plane = i / (Wo * Ho);
+    const I total = planes * Ho * Wo;
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I oj = i % Wo, oi = (i / Wo) % Ho, plane = i / (Wo * Ho);
         const T* xp = x + plane * H * W;
         T best = 0;
-        long long arg = -1;
-        for (long long u = 0; u < kh; ++u) {
-            const long long h = oi * sh - ph + u;
+        I arg = -1;
+        for (I u = 0; u < kh; ++u) {
+            const I h = oi * sh - ph + u;
             if (h < 0 || h >= H) continue;
-            for (long long v = 0; v < kw; ++v) {
-                const long long w = oj * sw - pw + v;
+            for (I v = 0; v < kw; ++v) {
+                const I w = oj * sw - pw + v;
                 if (w < 0 || w >= W) continue;
                 const T value = xp[h * W + w];
                 if (arg < 0 || value > best || (value != value && best == best)) {
@@ -218,32 +239,31 @@ extern "C" __global__ void minicnn_max_pool_forward(
 }
 """
 
-MAX_POOL_BACKWARD_SOURCE = r"""
+MAX_POOL_BACKWARD_SOURCE = WINDOWS_SOURCE + r"""
 // Max pooling backward, gather form: one thread per input pixel (plane, h, w). It adds the
 // gradient of every window (i, j) that contains the pixel and whose argmax is this pixel:
-//   i from max(0, ceil((h + ph - kh + 1) / sh)) to min(Ho - 1, floor((h + ph) / sh)), j likewise.
+// (minicnn_windows finds them).
 // Each pixel is written once: no atomics, and the same sum order every run.
 extern "C" __global__ void minicnn_max_pool_backward(
     const T* __restrict__ g,               // (N*C, Ho, Wo)
     const long long* __restrict__ argmax,  // (N*C, Ho, Wo)
     T* __restrict__ dx,                    // (N*C, H, W), written in full
-    long long planes, long long H, long long W, long long Ho, long long Wo,
-    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw)
+    I planes, I H, I W, I Ho, I Wo,
+    I kh, I kw, I sh, I sw, I ph, I pw)
 {
-    const long long total = planes * H * W;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long w = i % W, h = (i / W) % H, plane = i / (W * H);
-        const long long here = h * W + w;
-        const long long hp = h + ph, wp = w + pw;
-        const long long i0 = hp - kh + 1 > 0 ? (hp - kh + 1 + sh - 1) / sh : 0;
-        const long long j0 = wp - kw + 1 > 0 ? (wp - kw + 1 + sw - 1) / sw : 0;
-        const long long i1 = hp / sh < Ho - 1 ? hp / sh : Ho - 1;
-        const long long j1 = wp / sw < Wo - 1 ? wp / sw : Wo - 1;
+    const I total = planes * H * W;
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I w = i % W, h = (i / W) % H, plane = i / (W * H);
+        const I here = h * W + w;
+        const I hp = h + ph, wp = w + pw;
+        I i0, i1, j0, j1;
+        minicnn_windows(hp, kh, sh, Ho, &i0, &i1);
+        minicnn_windows(wp, kw, sw, Wo, &j0, &j1);
         T sum = 0;
-        for (long long oi = i0; oi <= i1; ++oi)
-            for (long long oj = j0; oj <= j1; ++oj) {
-                const long long o = (plane * Ho + oi) * Wo + oj;
+        for (I oi = i0; oi <= i1; ++oi)
+            for (I oj = j0; oj <= j1; ++oj) {
+                const I o = (plane * Ho + oi) * Wo + oj;
                 if (argmax[o] == here) sum += g[o];
             }
         dx[i] = sum;
@@ -257,47 +277,46 @@ AVG_POOL_FORWARD_SOURCE = r"""
 // border [-ph, H + ph) for the divisor d, and to the image [0, H) for the sum (padding adds 0).
 extern "C" __global__ void minicnn_avg_pool_forward(
     const T* __restrict__ x, T* __restrict__ y,
-    long long planes, long long H, long long W, long long Ho, long long Wo,
-    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw)
+    I planes, I H, I W, I Ho, I Wo,
+    I kh, I kw, I sh, I sw, I ph, I pw)
 {
-    const long long total = planes * Ho * Wo;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long oj = i % Wo, oi = (i / Wo) % Ho, plane = i / (Wo * Ho);
-        const long long r0 = oi * sh - ph, q0 = oj * sw - pw;
-        const long long r1 = r0 + kh < H + ph ? r0 + kh : H + ph, q1 = q0 + kw < W + pw ? q0 + kw : W + pw;
+    const I total = planes * Ho * Wo;
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I oj = i % Wo, oi = (i / Wo) % Ho, plane = i / (Wo * Ho);
+        const I r0 = oi * sh - ph, q0 = oj * sw - pw;
+        const I r1 = r0 + kh < H + ph ? r0 + kh : H + ph, q1 = q0 + kw < W + pw ? q0 + kw : W + pw;
         const T* xp = x + plane * H * W;
         T sum = 0;
-        for (long long h = r0 > 0 ? r0 : 0; h < (r1 < H ? r1 : H); ++h)
-            for (long long w = q0 > 0 ? q0 : 0; w < (q1 < W ? q1 : W); ++w)
+        for (I h = r0 > 0 ? r0 : 0; h < (r1 < H ? r1 : H); ++h)
+            for (I w = q0 > 0 ? q0 : 0; w < (q1 < W ? q1 : W); ++w)
                 sum += xp[h * W + w];
         y[i] = sum / (T)((r1 - r0) * (q1 - q0));
     }
 }
 """
 
-AVG_POOL_BACKWARD_SOURCE = r"""
+AVG_POOL_BACKWARD_SOURCE = WINDOWS_SOURCE + r"""
 // Average pooling backward, gather form: one thread per input pixel (plane, h, w) adds g / d of
 // every window (i, j) that contains it (the windows are found as in max pooling's backward).
 extern "C" __global__ void minicnn_avg_pool_backward(
     const T* __restrict__ g, T* __restrict__ dx,
-    long long planes, long long H, long long W, long long Ho, long long Wo,
-    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw)
+    I planes, I H, I W, I Ho, I Wo,
+    I kh, I kw, I sh, I sw, I ph, I pw)
 {
-    const long long total = planes * H * W;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long w = i % W, h = (i / W) % H, plane = i / (W * H);
-        const long long hp = h + ph, wp = w + pw;
-        const long long i0 = hp - kh + 1 > 0 ? (hp - kh + 1 + sh - 1) / sh : 0;
-        const long long j0 = wp - kw + 1 > 0 ? (wp - kw + 1 + sw - 1) / sw : 0;
-        const long long i1 = hp / sh < Ho - 1 ? hp / sh : Ho - 1;
-        const long long j1 = wp / sw < Wo - 1 ? wp / sw : Wo - 1;
+    const I total = planes * H * W;
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I w = i % W, h = (i / W) % H, plane = i / (W * H);
+        const I hp = h + ph, wp = w + pw;
+        I i0, i1, j0, j1;
+        minicnn_windows(hp, kh, sh, Ho, &i0, &i1);
+        minicnn_windows(wp, kw, sw, Wo, &j0, &j1);
         T sum = 0;
-        for (long long oi = i0; oi <= i1; ++oi) {
-            const long long r0 = oi * sh - ph, r1 = r0 + kh < H + ph ? r0 + kh : H + ph;
-            for (long long oj = j0; oj <= j1; ++oj) {
-                const long long q0 = oj * sw - pw, q1 = q0 + kw < W + pw ? q0 + kw : W + pw;
+        for (I oi = i0; oi <= i1; ++oi) {
+            const I r0 = oi * sh - ph, r1 = r0 + kh < H + ph ? r0 + kh : H + ph;
+            for (I oj = j0; oj <= j1; ++oj) {
+                const I q0 = oj * sw - pw, q1 = q0 + kw < W + pw ? q0 + kw : W + pw;
                 sum += g[(plane * Ho + oi) * Wo + oj] / (T)((r1 - r0) * (q1 - q0));
             }
         }
@@ -312,11 +331,11 @@ PARAMETER_TABLE_SOURCE = r"""
 // `table` holds offsets[0..count], then one column of `count` addresses per array kind
 // (parameters, gradients, buffers ...). Element i belongs to the parameter found here, by
 // binary search over the offsets (a few reads of a small, cached table).
-__device__ long long minicnn_find_parameter(const long long* offsets, long long count, long long i)
+__device__ I minicnn_find_parameter(const long long* offsets, I count, I i)
 {
-    long long lo = 0, hi = count;              // offsets[lo] <= i < offsets[hi]
+    I lo = 0, hi = count;              // offsets[lo] <= i < offsets[hi]
     while (hi - lo > 1) {
-        const long long mid = (lo + hi) / 2;
+        const I mid = (lo + hi) / 2;
         if (offsets[mid] <= i) lo = mid; else hi = mid;
     }
     return lo;
@@ -332,16 +351,16 @@ SGD_STEP_SOURCE = PARAMETER_TABLE_SOURCE + r"""
 // Table columns: parameters, gradients, momentum buffers. About six whole-array operations per
 // parameter become one launch in all.
 extern "C" __global__ void minicnn_sgd_step(
-    const long long* __restrict__ table, long long count, long long total,
-    T lr, T momentum, T dampening, T weight_decay, long long nesterov, long long first)
+    const long long* __restrict__ table, I count, I total,
+    T lr, T momentum, T dampening, T weight_decay, I nesterov, I first)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long k = minicnn_find_parameter(table, count, i);
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I k = minicnn_find_parameter(table, count, i);
         T* p = (T*)table[count + 1 + k];
         const T* g = (const T*)table[2 * count + 1 + k];
         T* buf = (T*)table[3 * count + 1 + k];
-        const long long j = i - table[k];
+        const I j = i - table[k];
         T d = g[j] + weight_decay * p[j];
         if (momentum != (T)0) {
             const T b = first ? d : momentum * buf[j] + ((T)1 - dampening) * d;
@@ -364,19 +383,19 @@ ADAM_STEP_SOURCE = PARAMETER_TABLE_SOURCE + r"""
 // Table columns: parameters, gradients, m, v, vmax (any address when amsgrad is 0). About
 // thirteen whole-array operations per parameter become one launch in all.
 extern "C" __global__ void minicnn_adam_step(
-    const long long* __restrict__ table, long long count, long long total,
+    const long long* __restrict__ table, I count, I total,
     T c1, T beta2, T c2, T eps, T weight_decay, T decay, T step, T bias2_sqrt,
-    long long decoupled, long long amsgrad)
+    I decoupled, I amsgrad)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long k = minicnn_find_parameter(table, count, i);
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I k = minicnn_find_parameter(table, count, i);
         T* p = (T*)table[count + 1 + k];
         const T* grad = (const T*)table[2 * count + 1 + k];
         T* m = (T*)table[3 * count + 1 + k];
         T* v = (T*)table[4 * count + 1 + k];
         T* vmax = (T*)table[5 * count + 1 + k];
-        const long long j = i - table[k];
+        const I j = i - table[k];
         T g = grad[j];
         if (weight_decay != (T)0) {
             if (decoupled) p[j] = p[j] * decay;
@@ -395,61 +414,92 @@ extern "C" __global__ void minicnn_adam_step(
 }
 """
 
-BN_SUMS_SOURCE = r"""
-// Batch norm's per-channel sums: one block per channel c of an (N, C, S) array, m = N*S values.
-//   centered == 0:  sum1[c] = sum_i a_i / m,  sum2[c] = sum_i a_i^2 / m - sum1[c]^2
-//                   (the mean and the biased variance of a = x: the forward's statistics), and
-//                   then the channel's constants (minicnn_bn_channel) in the same launch
-//   centered == 1:  sum1[c] = sum_i a_i,      sum2[c] = inv_std[c] * sum_i a_i (b_i - mean[c])
-//                   (sum g and sum g*xhat for a = g, b = x: what backward needs)
-// Each thread adds a strided share of the channel in double precision, then the block adds the
-// shares in a tree (blockDim.x must be a power of two). One pass over the data.
-extern "C" __global__ void minicnn_bn_sums(
-    const T* __restrict__ a, const T* __restrict__ b,   // (N, C, S); b unused when centered == 0
-    const T* __restrict__ mean, T* __restrict__ inv_std,  // (C,): read when centered, else written
-    T* __restrict__ sum1, T* __restrict__ sum2,          // (C,) the results
-    long long N, long long C, long long S, long long centered,
-    const T* __restrict__ gamma, const T* __restrict__ beta,      // the constants (centered == 0)
-    T* __restrict__ running_mean, T* __restrict__ running_var, T* __restrict__ scale,
-    T* __restrict__ shift, long long has_gamma, long long has_beta, long long update_running,
-    T eps, T momentum)
+BN_PARTIAL_SUMS_SOURCE = r"""
+// Batch norm's per-channel sums, first pass. The m = N*S values of channel c of an (N, C, S)
+// array are cut into B chunks of `chunk` values; block (c, b) sums chunk b in double precision:
+//   centered == 0:  part1 = sum a,  part2 = sum a^2                (a = x: the forward's statistics)
+//   centered == 1:  part1 = sum a,  part2 = sum a (b - mean[c])    (a = g, b = x: backward's sums)
+// and writes them to part1[c*B + b], part2[c*B + b]; minicnn_bn_sums adds the B parts of each
+// channel. Many blocks per channel keep every multiprocessor of the GPU busy: one block per
+// channel (16 blocks for ResNet-20's first stage) would leave most of the GPU idle, and each of
+// its threads would wait on hundreds of reads in turn. blockDim.x must be a power of two <= 256.
+extern "C" __global__ void minicnn_bn_partial_sums(
+    const T* __restrict__ a, const T* __restrict__ b,     // (N, C, S); b unused when centered == 0
+    const T* __restrict__ mean,                           // (C,) read when centered == 1
+    double* __restrict__ part1, double* __restrict__ part2, // (C, B) the partial sums
+    I N, I C, I S, I B, I chunk, I centered)
 {
-    __shared__ double part1[256];
-    __shared__ double part2[256];
-    const long long m = N * S;
-    for (long long c = blockIdx.x; c < C; c += gridDim.x) {
+    __shared__ double shared1[256];
+    __shared__ double shared2[256];
+    const I m = N * S;
+    for (I work = blockIdx.x; work < C * B; work += gridDim.x) {
+        const I c = work / B, stop = (work % B + 1) * chunk < m ? (work % B + 1) * chunk : m;
         const double center = centered ? (double)mean[c] : 0.0;
+        // value j of the channel is a[(n*C + c)*S + p] with n = j / S, p = j % S; the thread's
+        // j grows by blockDim.x per step, and (n, p) with it, without a division per value
+        I j = (work % B) * chunk + threadIdx.x, n = j / S, p = j % S;
+        const I dn = blockDim.x / S, dp = blockDim.x % S;
         double s1 = 0.0, s2 = 0.0;
-        for (long long j = threadIdx.x; j < m; j += blockDim.x) {
-            const long long i = ((j / S) * C + c) * S + j % S;
+        for (; j < stop; j += blockDim.x) {
+            const I i = (n * C + c) * S + p;
             const double v = a[i];
             s1 += v;
             s2 += centered ? v * ((double)b[i] - center) : v * v;
+            n += dn;
+            p += dp;
+            if (p >= S) { p -= S; ++n; }
         }
-        part1[threadIdx.x] = s1;
-        part2[threadIdx.x] = s2;
+        shared1[threadIdx.x] = s1;
+        shared2[threadIdx.x] = s2;
         __syncthreads();
-        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {  // the block's tree sum
             if (threadIdx.x < half) {
-                part1[threadIdx.x] += part1[threadIdx.x + half];
-                part2[threadIdx.x] += part2[threadIdx.x + half];
+                shared1[threadIdx.x] += shared1[threadIdx.x + half];
+                shared2[threadIdx.x] += shared2[threadIdx.x + half];
             }
             __syncthreads();
         }
         if (threadIdx.x == 0) {
-            if (centered) {
-                sum1[c] = (T)part1[0];
-                sum2[c] = (T)(part2[0] * (double)inv_std[c]);
-            } else {
-                const double mu = part1[0] / (double)m;
-                const double var = part2[0] / (double)m - mu * mu;
-                sum1[c] = (T)mu;
-                sum2[c] = (T)(var > 0.0 ? var : 0.0);
-                minicnn_bn_channel(c, sum1[c], sum2[c], gamma, beta, running_mean, running_var, inv_std,
-                                   scale, shift, m, has_gamma, has_beta, update_running, eps, momentum);
-            }
+            part1[work] = shared1[0];
+            part2[work] = shared2[0];
         }
         __syncthreads();
+    }
+}
+"""
+
+BN_SUMS_SOURCE = r"""
+// Batch norm's per-channel sums, second pass: one thread per channel c adds the B partial sums
+// of minicnn_bn_partial_sums (in order b = 0, 1, ...; the same result every run):
+//   centered == 0:  sum1[c] = mean = part1 / m,  sum2[c] = var = part2 / m - mean^2 (biased),
+//                   then the channel's constants and running estimates (minicnn_bn_channel)
+//   centered == 1:  sum1[c] = sum g,  sum2[c] = inv_std[c] * part2 = sum g * xhat
+extern "C" __global__ void minicnn_bn_sums(
+    const double* __restrict__ part1, const double* __restrict__ part2,  // (C, B)
+    T* __restrict__ inv_std,                                  // (C,): read when centered, else written
+    T* __restrict__ sum1, T* __restrict__ sum2,              // (C,) the results
+    I C, I B, I m, I centered,
+    const T* __restrict__ gamma, const T* __restrict__ beta,      // the constants (centered == 0)
+    T* __restrict__ running_mean, T* __restrict__ running_var, T* __restrict__ scale,
+    T* __restrict__ shift, I has_gamma, I has_beta, I update_running, T eps, T momentum)
+{
+    for (I c = (I)(blockIdx.x * blockDim.x + threadIdx.x); c < C; c += (I)(blockDim.x * gridDim.x)) {
+        double s1 = 0.0, s2 = 0.0;
+        for (I b = 0; b < B; ++b) {
+            s1 += part1[c * B + b];
+            s2 += part2[c * B + b];
+        }
+        if (centered) {
+            sum1[c] = (T)s1;
+            sum2[c] = (T)(s2 * (double)inv_std[c]);
+        } else {
+            const double mu = s1 / (double)m;
+            const double var = s2 / (double)m - mu * mu;
+            sum1[c] = (T)mu;
+            sum2[c] = (T)(var > 0.0 ? var : 0.0);
+            minicnn_bn_channel(c, sum1[c], sum2[c], gamma, beta, running_mean, running_var, inv_std,
+                               scale, shift, m, has_gamma, has_beta, update_running, eps, momentum);
+        }
     }
 }
 """
@@ -460,9 +510,9 @@ BN_CHANNEL_SOURCE = r"""
 //   when update_running: running_mean = (1 - momentum) running_mean + momentum mean
 //                        running_var  = (1 - momentum) running_var  + momentum var * m / (m - 1)
 __device__ void minicnn_bn_channel(
-    long long c, T mean, T var, const T* gamma, const T* beta, T* running_mean, T* running_var,
-    T* inv_std, T* scale, T* shift, long long m, long long has_gamma, long long has_beta,
-    long long update_running, T eps, T momentum)
+    I c, T mean, T var, const T* gamma, const T* beta, T* running_mean, T* running_var,
+    T* inv_std, T* scale, T* shift, I m, I has_gamma, I has_beta,
+    I update_running, T eps, T momentum)
 {
     const T inv = (T)1 / sqrt(var + eps);
     inv_std[c] = inv;
@@ -483,11 +533,11 @@ extern "C" __global__ void minicnn_bn_finalize(
     const T* __restrict__ gamma, const T* __restrict__ beta,      // read when has_gamma / has_beta
     T* __restrict__ running_mean, T* __restrict__ running_var,    // written when update_running
     T* __restrict__ inv_std, T* __restrict__ scale, T* __restrict__ shift,
-    long long C, long long m, long long has_gamma, long long has_beta, long long update_running,
+    I C, I m, I has_gamma, I has_beta, I update_running,
     T eps, T momentum)
 {
-    for (long long c = blockIdx.x * (long long)blockDim.x + threadIdx.x; c < C;
-         c += (long long)blockDim.x * gridDim.x) {
+    for (I c = (I)(blockIdx.x * blockDim.x + threadIdx.x); c < C;
+         c += (I)(blockDim.x * gridDim.x)) {
         minicnn_bn_channel(c, mean[c], var[c], gamma, beta, running_mean, running_var, inv_std, scale,
                            shift, m, has_gamma, has_beta, update_running, eps, momentum);
     }
@@ -499,11 +549,11 @@ BN_FORWARD_SOURCE = r"""
 //   y = (x - mean[c]) * scale[c] + shift[c],   scale = gamma / sigma, shift = beta
 extern "C" __global__ void minicnn_bn_forward(
     const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ scale,
-    const T* __restrict__ shift, T* __restrict__ y, long long total, long long C, long long S)
+    const T* __restrict__ shift, T* __restrict__ y, I total, I C, I S)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long c = (i / S) % C;
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I c = (i / S) % C;
         y[i] = (x[i] - mean[c]) * scale[c] + shift[c];
     }
 }
@@ -518,11 +568,11 @@ extern "C" __global__ void minicnn_bn_backward(
     const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ mean,
     const T* __restrict__ inv_std, const T* __restrict__ scale, const T* __restrict__ sum_g,
     const T* __restrict__ sum_gxhat, T* __restrict__ dx,
-    long long total, long long C, long long S, long long m, long long training)
+    I total, I C, I S, I m, I training)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long c = (i / S) % C;
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
+        const I c = (i / S) % C;
         if (training) {
             const T xhat = (x[i] - mean[c]) * inv_std[c];
             dx[i] = scale[c] * (g[i] - (sum_g[c] + xhat * sum_gxhat[c]) / (T)m);
@@ -537,10 +587,10 @@ RELU_BACKWARD_SOURCE = r"""
 // ReLU's gradient from the forward's output y = max(x, 0): dx = g where y > 0 (that is, x > 0),
 // else 0. One launch, where the whole-array code takes two (the mask, then the product).
 extern "C" __global__ void minicnn_relu_backward(
-    const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ dx, long long total)
+    const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ dx, I total)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
         dx[i] = y[i] > (T)0 ? g[i] : (T)0;
     }
 }
@@ -553,20 +603,20 @@ CROSS_ENTROPY_FORWARD_SOURCE = r"""
 // p is kept for backward. The labels were checked (0 <= t[n] < C) before the launch.
 extern "C" __global__ void minicnn_cross_entropy_forward(
     const T* __restrict__ z, const long long* __restrict__ t, T* __restrict__ p,
-    T* __restrict__ loss, long long n, long long c)
+    T* __restrict__ loss, I n, I c)
 {
-    for (long long row = blockIdx.x * (long long)blockDim.x + threadIdx.x; row < n;
-         row += (long long)blockDim.x * gridDim.x) {
+    for (I row = (I)(blockIdx.x * blockDim.x + threadIdx.x); row < n;
+         row += (I)(blockDim.x * gridDim.x)) {
         const T* zr = z + row * c;
         T* pr = p + row * c;
         T m = zr[0];
-        for (long long j = 1; j < c; ++j) m = zr[j] > m ? zr[j] : m;
+        for (I j = 1; j < c; ++j) m = zr[j] > m ? zr[j] : m;
         T s = 0;
-        for (long long j = 0; j < c; ++j) {
+        for (I j = 0; j < c; ++j) {
             pr[j] = exp(zr[j] - m);
             s += pr[j];
         }
-        for (long long j = 0; j < c; ++j) pr[j] = pr[j] / s;
+        for (I j = 0; j < c; ++j) pr[j] = pr[j] / s;
         loss[row] = log(s) - (zr[t[row]] - m);
     }
 }
@@ -576,11 +626,11 @@ CROSS_ENTROPY_BACKWARD_SOURCE = r"""
 // dz[n, j] = (p[n, j] - [j == t[n]]) * (g / N), g the loss's (0-d) gradient, one thread per entry.
 extern "C" __global__ void minicnn_cross_entropy_backward(
     const T* __restrict__ p, const long long* __restrict__ t, const T* __restrict__ g,
-    T* __restrict__ dz, long long n, long long c)
+    T* __restrict__ dz, I n, I c)
 {
     const T scale = g[0] * (T)(1.0 / (double)n);
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n * c;
-         i += (long long)blockDim.x * gridDim.x) {
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < n * c;
+         i += (I)(blockDim.x * gridDim.x)) {
         const T hit = (i % c) == t[i / c] ? (T)1 : (T)0;
         dz[i] = (p[i] - hit) * scale;
     }
@@ -593,10 +643,10 @@ DROPOUT_SOURCE = r"""
 //   backward (g = dy): dx = u >= p ? g * scale : 0         scale = 1 / (1 - p)
 // One launch each way, where the whole-array code takes three (mask, product, scaling) and two.
 extern "C" __global__ void minicnn_dropout(
-    const T* __restrict__ u, const T* __restrict__ g, T* __restrict__ out, long long total, T p, T scale)
+    const T* __restrict__ u, const T* __restrict__ g, T* __restrict__ out, I total, T p, T scale)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+         i += (I)(blockDim.x * gridDim.x)) {
         out[i] = u[i] >= p ? g[i] * scale : (T)0;
     }
 }
@@ -611,6 +661,7 @@ SOURCES = {
     "minicnn_max_pool_backward": MAX_POOL_BACKWARD_SOURCE,
     "minicnn_avg_pool_forward": AVG_POOL_FORWARD_SOURCE,
     "minicnn_avg_pool_backward": AVG_POOL_BACKWARD_SOURCE,
+    "minicnn_bn_partial_sums": BN_PARTIAL_SUMS_SOURCE,
     "minicnn_bn_sums": BN_CHANNEL_SOURCE + BN_SUMS_SOURCE,
     "minicnn_bn_finalize": BN_FINALIZE_SOURCE,
     "minicnn_bn_forward": BN_FORWARD_SOURCE,
@@ -625,47 +676,70 @@ SOURCES = {
 """Kernel name -> CUDA source over the float type ``T``."""
 
 _C_TYPES = {numpy.dtype(numpy.float32): "float", numpy.dtype(numpy.float64): "double"}
+_INDEX_TYPES = {numpy.dtype(numpy.int32): "int", numpy.dtype(numpy.int64): "long long"}
 
 
-def _source(name, dtype):
-    """The complete source of kernel ``name`` for ``dtype``: ``typedef <float|double> T;`` + body."""
-    dtype = numpy.dtype(dtype)
+def _source(name, dtype, index=numpy.int64):
+    """The complete source of kernel ``name`` for ``dtype`` and the index type ``index``:
+    ``typedef <float|double> T; typedef <int|long long> I;`` + body."""
+    dtype, index = numpy.dtype(dtype), numpy.dtype(index)
     if dtype not in _C_TYPES:
         raise TypeError(f"{name}: only float32 and float64 are supported, got {dtype}")
-    return f"typedef {_C_TYPES[dtype]} T;\n" + SOURCES[name]
+    return f"typedef {_C_TYPES[dtype]} T;\ntypedef {_INDEX_TYPES[index]} I;\n" + SOURCES[name]
 
 
 # ------------------------------------------------------------------------------------------------
 # Compiling and launching
 # ------------------------------------------------------------------------------------------------
-_kernels = {}  # (kernel name, dtype) -> cupy.RawKernel, filled on first use
+_kernels = {}  # (kernel name, dtype, index dtype) -> cupy.RawKernel, filled on first use
 
 BLOCK = 256
 """Threads per block."""
 MAX_BLOCKS = 65535
 """Most blocks a launch uses; the grid-stride loop covers the rest."""
+INT32_LIMIT = 2**31 - 1
 
 
-def _kernel(cupy, name, dtype):
-    """The compiled kernel ``name`` for ``dtype`` (built by CuPy on first use, then cached)."""
-    key = (name, numpy.dtype(dtype))
+def _kernel(cupy, name, dtype, index=numpy.int64):
+    """The compiled kernel ``name`` for ``dtype`` and ``index`` (built by CuPy on first use, then cached)."""
+    key = (name, numpy.dtype(dtype), numpy.dtype(index))
     kernel = _kernels.get(key)
     if kernel is None:
-        kernel = _kernels[key] = cupy.RawKernel(_source(name, dtype), name)
+        kernel = _kernels[key] = cupy.RawKernel(_source(name, dtype, index), name)
     return kernel
 
 
+def index_type(total, args):
+    """The kernels' integer type ``I`` for a launch over ``total`` threads with ``args``: int32 when
+    every index the kernel computes fits, else int64.
+
+    Every index a kernel forms lies within one of its arrays or below one of its integer
+    arguments, and the grid-stride loop stops one stride past ``total``; int32 suffices when all
+    of these stay below 2**31. On a GPU, 32-bit division and products are several times cheaper
+    than 64-bit ones (64-bit division is a software routine), and a kernel like im2col does
+    several per element (CuPy's own elementwise kernels make the same choice)."""
+    largest = total + BLOCK * MAX_BLOCKS
+    for arg in args:
+        if isinstance(arg, numpy.integer):
+            largest = max(largest, abs(int(arg)))
+        elif not isinstance(arg, numpy.generic):  # an array
+            largest = max(largest, int(arg.size))
+    return numpy.dtype(numpy.int32 if largest <= INT32_LIMIT else numpy.int64)
+
+
 def _launch(cupy, name, dtype, total, args):
-    """Run kernel ``name`` over ``total`` elements: blocks of ``BLOCK`` threads, a capped grid."""
+    """Run kernel ``name`` over ``total`` threads: blocks of ``BLOCK`` threads, a capped grid, the
+    integer arguments (``_ints``) as ``index_type``'s type."""
     if total == 0:
         return
-    kernel = _kernel(cupy, name, dtype)
+    index = index_type(total, args)
+    kernel = _kernel(cupy, name, dtype, index)
     blocks = min(-(-total // BLOCK), MAX_BLOCKS)
-    kernel((blocks,), (BLOCK,), args)
+    kernel((blocks,), (BLOCK,), tuple(index.type(a) if isinstance(a, numpy.integer) else a for a in args))
 
 
 def _ints(*values):
-    """Python ints as the kernels' ``long long`` arguments (CuPy needs typed scalars)."""
+    """Python ints as typed scalars (CuPy needs them): int64 here, the kernel's ``I`` at launch."""
     return tuple(numpy.int64(v) for v in values)
 
 
@@ -744,18 +818,37 @@ def _channels(x):
     return int(x.shape[0]), int(x.shape[1]), math.prod(int(d) for d in x.shape[2:])
 
 
+BN_PART_SIZE = 8 * BLOCK
+"""Values of a channel per block of ``minicnn_bn_partial_sums`` (eight per thread): sets how many
+parts a channel is cut into."""
+BN_MAX_PARTS = 1024
+"""Most parts per channel (``minicnn_bn_sums`` adds a channel's parts in one thread)."""
+
+
+def _bn_sums(cupy, dtype, a, b, mean, inv_std, sum1, sum2, centered, constants):
+    """The per-channel sums of an (N, C, *) array in two launches: partial sums of chunks of each
+    channel (``minicnn_bn_partial_sums``, enough blocks to fill the GPU), then one thread per
+    channel adds its parts and finishes (``minicnn_bn_sums``)."""
+    n, c, s_len = _channels(a)
+    m = n * s_len
+    parts = max(1, min(-(-m // BN_PART_SIZE), BN_MAX_PARTS))
+    partial = cupy.empty((2, c * parts), dtype=numpy.float64)  # double precision, as the sums
+    _launch(cupy, "minicnn_bn_partial_sums", dtype, c * parts * BLOCK,
+            (a, b, mean, partial[0], partial[1]) + _ints(n, c, s_len, parts, -(-m // parts), centered))
+    _launch(cupy, "minicnn_bn_sums", dtype, c,
+            (partial[0], partial[1], inv_std, sum1, sum2) + _ints(c, parts, m, centered) + constants)
+
+
 def bn_statistics_cuda(cupy, x, gamma, beta, running_mean, running_var, eps, momentum):
-    """Training batch norm's statistics and constants in one pass over an (N, C, *) CuPy array
-    (``minicnn_bn_sums``, sums in double precision): ``(mean, var, inv_std, scale, shift)``, each
-    (C,); the running estimates, when given, are updated in place (``bn_finalize_cuda``'s rule)."""
+    """Training batch norm's statistics and constants over an (N, C, *) CuPy array (``_bn_sums``,
+    in double precision): ``(mean, var, inv_std, scale, shift)``, each (C,); the running
+    estimates, when given, are updated in place (``bn_finalize_cuda``'s rule)."""
     dtype = _float_dtype("bn_statistics_cuda", x)
     x = cupy.ascontiguousarray(x)
-    n, c, s_len = _channels(x)
-    mean, var, inv_std, scale, shift = (cupy.empty(c, dtype=dtype) for _ in range(5))
-    _launch(cupy, "minicnn_bn_sums", dtype, c * BLOCK,
-            (x, x, x, inv_std, mean, var) + _ints(n, c, s_len, 0)
-            + _bn_constant_arguments(dtype, mean, gamma, beta, running_mean, running_var, scale, shift,
-                                     eps, momentum))
+    mean, var, inv_std, scale, shift = (cupy.empty(x.shape[1], dtype=dtype) for _ in range(5))
+    _bn_sums(cupy, dtype, x, x, x, inv_std, mean, var, 0,
+             _bn_constant_arguments(dtype, mean, gamma, beta, running_mean, running_var, scale, shift,
+                                    eps, momentum))
     return mean, var, inv_std, scale, shift
 
 
@@ -769,15 +862,13 @@ def _bn_constant_arguments(dtype, fallback, gamma, beta, running_mean, running_v
 
 
 def bn_gradient_sums_cuda(cupy, g, x, mean, inv_std):
-    """``(sum g, sum g * xhat)`` per channel, xhat = (x - mean) * inv_std, in one pass."""
+    """``(sum g, sum g * xhat)`` per channel, xhat = (x - mean) * inv_std (``_bn_sums``)."""
     dtype = _float_dtype("bn_gradient_sums_cuda", g, x, mean, inv_std)
     g, x = cupy.ascontiguousarray(g), cupy.ascontiguousarray(x)
-    n, c, s_len = _channels(x)
+    c = x.shape[1]
     sum_g, sum_gxhat = cupy.empty(c, dtype=dtype), cupy.empty(c, dtype=dtype)
-    _launch(cupy, "minicnn_bn_sums", dtype, c * BLOCK,
-            (g, x, cupy.ascontiguousarray(mean), cupy.ascontiguousarray(inv_std), sum_g, sum_gxhat)
-            + _ints(n, c, s_len, 1)
-            + _bn_constant_arguments(dtype, sum_g, None, None, None, None, sum_g, sum_g, 0.0, 0.0))
+    _bn_sums(cupy, dtype, g, x, cupy.ascontiguousarray(mean), cupy.ascontiguousarray(inv_std), sum_g,
+             sum_gxhat, 1, _bn_constant_arguments(dtype, sum_g, None, None, None, None, sum_g, sum_g, 0.0, 0.0))
     return sum_g, sum_gxhat
 
 
@@ -812,7 +903,7 @@ def im2col_cuda(cupy, x, kh, kw, stride, padding):
     (sh, sw), (ph, pw) = stride, padding
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1  # conv_output_size
     cols = cupy.empty((c * kh * kw, n * ho * wo), dtype=dtype)
-    _launch(cupy, "minicnn_im2col", dtype, cols.size,
+    _launch(cupy, "minicnn_im2col", dtype, c * n * ho * wo,  # a thread per (c, column)
             (x, cols) + _ints(n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo))
     return cols
 

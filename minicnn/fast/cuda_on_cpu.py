@@ -59,8 +59,12 @@ def _cache_dir():
     return path
 
 
+INDEXES = (numpy.int32, numpy.int64)
+
+
 def build_kernels(dtypes=(numpy.float32, numpy.float64), directory=None):
-    """``{kernel source text: (ctypes library, dtype)}`` for every kernel in ``cuda_kernels.SOURCES``.
+    """``{kernel source text: (ctypes library, dtype, index dtype)}`` for every kernel in
+    ``cuda_kernels.SOURCES``, for each float type and both index types (``INDEXES``).
 
     Compiles in parallel what the cache lacks; raises ``RuntimeError`` with the compiler's message
     if a source does not compile, and when there is no C++ compiler."""
@@ -70,12 +74,12 @@ def build_kernels(dtypes=(numpy.float32, numpy.float64), directory=None):
     directory = Path(directory) if directory is not None else _cache_dir()
     wanted, jobs = {}, {}
     for name in cuda_kernels.SOURCES:
-        for dtype in dtypes:
-            source = cuda_kernels._source(name, dtype)
+        for dtype, index in ((d, i) for d in dtypes for i in INDEXES):
+            source = cuda_kernels._source(name, dtype, index)
             text = SHIM + source
             digest = hashlib.sha256((" ".join(compiler + FLAGS) + text).encode()).hexdigest()[:20]
-            library = directory / f"{name}_{numpy.dtype(dtype).name}_{digest}.so"
-            wanted[source] = (library, numpy.dtype(dtype))
+            library = directory / f"{name}_{numpy.dtype(dtype).name}_{numpy.dtype(index).name}_{digest}.so"
+            wanted[source] = (library, numpy.dtype(dtype), numpy.dtype(index))
             if not library.exists():  # this process's own source and output files, then one rename
                 cpp = library.with_suffix(f".{os.getpid()}.cpp")
                 cpp.write_text(text)
@@ -88,31 +92,33 @@ def build_kernels(dtypes=(numpy.float32, numpy.float64), directory=None):
             raise RuntimeError(f"cuda_on_cpu: {cpp} does not compile as C++:\n{errors}")
         os.replace(partial, library)  # atomic: another process may build the same file
         cpp.unlink()  # kept only when it does not compile, for the message
-    return {source: (ctypes.CDLL(str(library)), dtype) for source, (library, dtype) in wanted.items()}
+    return {source: (ctypes.CDLL(str(library)), dtype, index) for source, (library, dtype, index) in wanted.items()}
 
 
 class CpuKernel:
     """A CPU-built kernel called as CuPy calls a ``RawKernel``: ``kernel(grid, block, args)``.
 
     Refuses what CuPy would get wrong: arrays that are not C-contiguous or of another dtype than
-    the kernel's float type (int64 index arrays and pointer tables aside), and untyped (Python) or
-    mistyped scalars. Counts its launches and reports each to the stand-in's watchers.
+    the kernel's float type (int64 index arrays and pointer tables, float64 scratch of double
+    sums aside), and untyped (Python) or mistyped scalars. Counts its launches and reports each to the stand-in's watchers.
     """
 
-    def __init__(self, function, name, dtype):
-        self.function, self.name, self.dtype = function, name, numpy.dtype(dtype)
+    def __init__(self, function, name, dtype, index=numpy.int64):
+        self.function, self.name, self.dtype, self.index = function, name, numpy.dtype(dtype), numpy.dtype(index)
         self.launches, self.grids = 0, []
 
     def _argument(self, arg):
         if isinstance(arg, backend.StandinArray):
             arg = arg._a
         if isinstance(arg, numpy.ndarray):
-            if not arg.flags.c_contiguous or arg.dtype not in (self.dtype, numpy.int64):
+            if not arg.flags.c_contiguous or arg.dtype not in (self.dtype, numpy.int64, numpy.float64):
                 raise TypeError(f"{self.name}: a {arg.dtype} array (C-contiguous: {arg.flags.c_contiguous}) "
                                 f"for a {self.dtype} kernel")
             return ctypes.c_void_p(arg.ctypes.data)
-        if isinstance(arg, numpy.int64):
-            return ctypes.c_longlong(int(arg))
+        if isinstance(arg, numpy.integer):
+            if arg.dtype != self.index:
+                raise TypeError(f"{self.name}: a {arg.dtype} scalar for a kernel indexed by {self.index}")
+            return (ctypes.c_int if self.index == numpy.int32 else ctypes.c_longlong)(int(arg))
         if isinstance(arg, numpy.floating):
             if arg.dtype != self.dtype:
                 raise TypeError(f"{self.name}: a {arg.dtype} scalar for a {self.dtype} kernel")
@@ -137,10 +143,10 @@ class CpuRawKernels:
         self.libraries = libraries
 
     def __call__(self, source, name):
-        library, dtype = self.libraries[source]
+        library, dtype, index = self.libraries[source]
         function = getattr(library, name)
         function.restype = None
-        return CpuKernel(function, name, dtype)
+        return CpuKernel(function, name, dtype, index)
 
 
 @contextlib.contextmanager

@@ -49,6 +49,12 @@ def _needs(fn):
     return (tuple(fn.needs_input_grad) + (False,) * 3)[:3]
 
 
+def _groups(a, g, rows):
+    """``a`` as g stacked matrices of ``rows`` rows, ``(g, rows, -1)``; one plain matrix when g == 1
+    (a single GEMM call, whose shape cuBLAS's heuristics see whole, not a batch of one)."""
+    return a.reshape(g, rows, -1) if g > 1 else a.reshape(rows, -1)
+
+
 class DeviceConv2d(Conv2d):
     """One im2col and one batched GEMM, as the reference; the output's transpose and the bias
     in one operation; backward computes only the gradients asked for. ``unfold``/``fold`` are
@@ -68,7 +74,7 @@ class DeviceConv2d(Conv2d):
         self.cols = self.unfold(x, kh, kw)                               # (C*kh*kw, N*Ho*Wo)
         self.x_shape, self.weight = x.shape, weight
         with backend.tf32_for("conv"):  # mc.backends.cudnn.allow_tf32, where it differs from matmul's
-            y = weight.reshape(g, c_out // g, cg * kh * kw) @ self.cols.reshape(g, cg * kh * kw, -1)
+            y = _groups(weight, g, c_out // g) @ _groups(self.cols, g, cg * kh * kw)
         ho = conv_output_size(x.shape[2], kh, self.stride[0], self.padding[0])
         wo = conv_output_size(x.shape[3], kw, self.stride[1], self.padding[1])
         y = y.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
@@ -84,15 +90,15 @@ class DeviceConv2d(Conv2d):
         want_dx, want_dw, want_db = _needs(self)
         g = self.groups
         c_out, cg, kh, kw = self.weight.shape
-        g_mat = gy.transpose(1, 0, 2, 3).reshape(g, c_out // g, -1)   # (g, C_out/g, N*Ho*Wo)
+        g_mat = _groups(gy.transpose(1, 0, 2, 3), g, c_out // g)      # (g, C_out/g, N*Ho*Wo)
         dx = dw = db = dcols = None
         with backend.tf32_for("conv"):
             if want_dw:  # written straight into dW's own array (a fresh array, not a view)
-                cols = self.cols.reshape(g, cg * kh * kw, -1)
                 dw = xp.empty(self.weight.shape, dtype=self.weight.dtype)
-                xp.matmul(g_mat, cols.transpose(0, 2, 1), out=dw.reshape(g, c_out // g, cg * kh * kw))
+                xp.matmul(g_mat, _groups(self.cols, g, cg * kh * kw).swapaxes(-1, -2),
+                          out=_groups(dw, g, c_out // g))
             if want_dx:
-                dcols = self.weight.reshape(g, c_out // g, cg * kh * kw).transpose(0, 2, 1) @ g_mat
+                dcols = _groups(self.weight, g, c_out // g).swapaxes(-1, -2) @ g_mat
         if want_dx:
             dx = self.fold(dcols.reshape(g * cg * kh * kw, -1))
         if want_db:

@@ -165,12 +165,12 @@ def test_lrn_kernels_refuse_mixed_inputs(cupy):
 def test_kernels_are_compiled_once_per_dtype_and_launched_over_a_capped_grid(cupy, monkeypatch):
     x = np.ones((1, 3, 30, 30), dtype=np.float32)  # 2,700 elements: 11 blocks of 256
     gk.lrn_forward_cuda(cupy, x, 3, 1.0, 0.75, 1.0)
-    kernel = gk._kernels[("minicnn_lrn_forward", np.dtype(np.float32))]
+    kernel = gk._kernels[("minicnn_lrn_forward", np.dtype(np.float32), np.dtype(np.int32))]
     launches = kernel.launches
     assert kernel.grids[-1] == (11,)
     monkeypatch.setattr(gk, "MAX_BLOCKS", 4)
     b, _ = gk.lrn_forward_cuda(cupy, x, 3, 1.0, 0.75, 1.0)
-    assert gk._kernels[("minicnn_lrn_forward", np.dtype(np.float32))] is kernel  # not rebuilt
+    assert gk._kernels[("minicnn_lrn_forward", np.dtype(np.float32), np.dtype(np.int32))] is kernel  # not rebuilt
     assert kernel.launches == launches + 1 and kernel.grids[-1] == (4,)
     _check(b, LocalResponseNorm(3, 1.0, 0.75, 1.0).forward(x))
 
@@ -180,11 +180,52 @@ def test_empty_inputs_launch_nothing(cupy):
     assert b.shape == s.shape == (0, 3, 4)
 
 
-def test_source_names_its_float_type():
-    assert gk._source("minicnn_col2im", np.float32).startswith("typedef float T;\n")
-    assert gk._source("minicnn_col2im", np.float64).startswith("typedef double T;\n")
+def test_source_names_its_float_and_index_types():
+    assert gk._source("minicnn_col2im", np.float32).startswith("typedef float T;\ntypedef long long I;\n")
+    assert gk._source("minicnn_col2im", np.float64, np.int32).startswith("typedef double T;\ntypedef int I;\n")
     with pytest.raises(TypeError, match="float32 and float64"):
         gk._source("minicnn_col2im", np.float16)
+
+
+class _Sized:
+    """Stands for a device array of ``size`` elements (``index_type`` reads only the size)."""
+
+    def __init__(self, size):
+        self.size = size
+
+
+def test_kernels_index_in_32_bits_unless_an_index_could_reach_2_to_the_31():
+    limit, stride = gk.INT32_LIMIT, gk.BLOCK * gk.MAX_BLOCKS
+    assert gk.index_type(10, (_Sized(10), np.int64(3), np.float32(0.5))) == np.int32
+    assert gk.index_type(10, (_Sized(limit),)) == np.int32
+    assert gk.index_type(10, (_Sized(limit + 1),)) == np.int64       # an array of 2**31 elements
+    assert gk.index_type(10, (np.int64(-limit - 1),)) == np.int64    # an integer argument
+    assert gk.index_type(limit - stride, ()) == np.int32
+    assert gk.index_type(limit - stride + 1, ()) == np.int64         # the grid-stride loop's last step
+
+
+def test_kernels_indexed_in_64_bits_give_the_same_results(cupy, monkeypatch):
+    """Every launch takes int64 indices when the limit is lowered: the wrappers still match."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 7, 6))
+    cols32 = gk.im2col_cuda(cupy, x, 3, 2, (2, 1), (1, 0))
+    bn32 = gk.bn_statistics_cuda(cupy, x, None, None, None, None, 1e-5, 0.1)
+    monkeypatch.setattr(gk, "INT32_LIMIT", 100)
+    assert gk.index_type(x.size, (x,)) == np.int64
+    cols64 = gk.im2col_cuda(cupy, x, 3, 2, (2, 1), (1, 0))
+    np.testing.assert_array_equal(cols64, cols32)
+    np.testing.assert_array_equal(gk.col2im_cuda(cupy, cols64, x.shape, 3, 2, (2, 1), (1, 0)),
+                                  conv.col2im(cols32, x.shape, 3, 2, (2, 1), (1, 0)))
+    for a, b in zip(gk.bn_statistics_cuda(cupy, x, None, None, None, None, 1e-5, 0.1), bn32):
+        np.testing.assert_array_equal(a, b)
+    assert ("minicnn_im2col", np.dtype(np.float64), np.dtype(np.int64)) in gk._kernels
+
+
+def test_a_kernel_refuses_integers_of_another_type_than_its_index(cupy):
+    kernel = cupy.RawKernel(gk._source("minicnn_relu_backward", np.float64, np.int32), "minicnn_relu_backward")
+    y = np.ones(3)
+    with pytest.raises(TypeError, match="int64 scalar for a kernel indexed by int32"):
+        kernel((1,), (1,), (y, y, y, np.int64(3)))
 
 
 def test_importing_the_kernels_needs_no_cupy():
@@ -202,9 +243,13 @@ def test_importing_the_kernels_needs_no_cupy():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (7, 5), (2, 4, 9), (1, 2, 1, 3)])
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_kernels_match_the_reference(cupy, shape, dtype, training):
+@pytest.mark.parametrize("part_size, max_parts", [(gk.BN_PART_SIZE, gk.BN_MAX_PARTS), (1, 1024), (4, 3)])
+def test_batch_norm_kernels_match_the_reference(cupy, shape, dtype, training, part_size, max_parts, monkeypatch):
     """Statistics and constants (or the constants from the running estimates), normalisation,
-    gradient sums and dx against ``BatchNorm`` (reference code)."""
+    gradient sums and dx against ``BatchNorm`` (reference code); the sums over one part per
+    channel (these small arrays), a part per value, and at most three parts of several values."""
+    monkeypatch.setattr(gk, "BN_PART_SIZE", part_size)
+    monkeypatch.setattr(gk, "BN_MAX_PARTS", max_parts)
     import minicnn as mc
     import minicnn.functional as F
     from minicnn import fast
