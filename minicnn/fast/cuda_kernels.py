@@ -1,10 +1,10 @@
-r"""Hand-written CUDA kernels for two ops whose whole-array (NumPy-style) code is slow on a GPU.
+r"""Hand-written CUDA kernels for the ops whose whole-array (NumPy-style) code is slow on a GPU.
 
 Why these kernels exist
 -----------------------
 The array code in ``conv.py`` and ``normalization.py`` runs unchanged on CuPy, but it is written
 as a sequence of whole-array operations, and on a GPU each one is a kernel launch that reads and
-writes all of its operands in global memory:
+writes all of its operands in global memory. The first two kernels show why:
 
 * ``col2im`` (conv's input gradient when the stride is above 1) zeroes a padded buffer, then does
   kh*kw strided scatter-adds into it (one per kernel offset (u, v): 121 launches for AlexNet's
@@ -18,7 +18,7 @@ the inputs and writes them once. No temporaries, no zeroing, no atomics.
 
 Thread mapping
 --------------
-Every kernel is "one thread per output element", with a *grid-stride loop*:
+Most kernels are "one thread per output element", with a *grid-stride loop*:
 
     for (i = global thread id; i < total; i += number of threads in the grid)
 
@@ -38,12 +38,23 @@ Element ``i`` is decoded from its C-order index into coordinates:
   and there are N*C*S threads to keep the GPU busy (a thread per (n, p) walking the channels with
   a running sum would give AlexNet's (4, 96, 55, 55) only 12,100 threads, far fewer than a GPU
   holds at once).
+* ``im2col``: one thread per (channel, column) writes the kh*kw entries of its window;
+  neighbouring threads write neighbouring columns (coalesced).
+* Batch norm's per-channel sums are reductions, not one output per thread: many blocks per
+  channel add chunks of it (``minicnn_bn_partial_sums``), then one thread per channel adds its
+  chunks' sums in a fixed order (``minicnn_bn_sums``). Two launches, and every multiprocessor
+  busy even when there are only 16 channels.
 
-One source, two compilers, two dtypes
--------------------------------------
-Each source is a plain ``extern "C" __global__`` function written over a float type ``T``.
-``_source(name, dtype)`` prepends ``typedef float T;`` or ``typedef double T;``; CuPy compiles the
-result with NVRTC. The tests (``tests/functional/test_gpu_kernel_sources.py``) compile the same
+One source, two compilers, two dtypes, two index types
+------------------------------------------------------
+Each source is a plain ``extern "C" __global__`` function written over a float type ``T`` and an
+integer type ``I`` for its sizes and indices. ``_source(name, dtype, index)`` prepends
+``typedef float T;`` or ``typedef double T;`` and ``typedef int I;`` or ``typedef long long I;``;
+CuPy compiles the result with NVRTC. ``_launch`` picks ``I`` per launch (``index_type``): ``int``
+whenever every index fits in 31 bits, as almost always. On a GPU a 64-bit division or modulo is a
+software routine of several dozen instructions, a 32-bit one a few; a kernel that decodes
+``(n, c, h, w)`` from ``i`` does several per element, so this alone can decide its speed.
+The tests (``tests/fast/test_cuda_kernel_sources.py``, through ``cuda_on_cpu``) compile the same
 text as ordinary C++ on the CPU, with a few lines that define ``__global__`` away and fix
 ``blockIdx = threadIdx = 0``, ``blockDim = gridDim = 1``: the grid-stride loop then visits every
 ``i`` in turn, and the kernels are checked against the NumPy code on machines without a GPU.
@@ -51,8 +62,8 @@ text as ordinary C++ on the CPU, with a few lines that define ``__global__`` awa
 Compiled on first use
 ---------------------
 The wrappers take the ``cupy`` module as their first argument and build a kernel the first time
-it is needed (once per dtype, cached in ``_kernels``). This module never imports CuPy: importing
-minicnn must work on machines without it.
+it is needed (once per dtype and index type, cached in ``_kernels``). This module never imports
+CuPy: importing minicnn must work on machines without it.
 """
 import collections
 import math
@@ -720,27 +731,62 @@ def index_type(total, args):
     several per element (CuPy's own elementwise kernels make the same choice)."""
     largest = total + BLOCK * MAX_BLOCKS
     for arg in args:
-        if isinstance(arg, numpy.integer):
-            largest = max(largest, abs(int(arg)))
-        elif not isinstance(arg, numpy.generic):  # an array
-            largest = max(largest, int(arg.size))
-    return numpy.dtype(numpy.int32 if largest <= INT32_LIMIT else numpy.int64)
+        kind = type(arg)
+        if kind is _Ints:
+            largest = max(largest, arg.largest)
+        elif kind not in _SCALARS:  # an array
+            largest = max(largest, arg.size)
+    return _INT32 if largest <= INT32_LIMIT else _INT64
+
+
+_INT32, _INT64 = numpy.dtype(numpy.int32), numpy.dtype(numpy.int64)
+_SCALARS = {numpy.float32, numpy.float64}
+
+
+class _Ints:
+    """A run of integer arguments of a kernel (Python ints), made by ``_ints``: ``_launch`` passes
+    them as the kernel's index type."""
+    __slots__ = ("values", "largest")
+
+    def __init__(self, values):
+        self.values = values
+        self.largest = max(max(values), -min(values)) if values else 0
+
+
+def _ints(*values):
+    """Integer arguments of a kernel, in the argument tuple: ``(x, y) + _ints(n, c) + ...``."""
+    return (_Ints(tuple(map(int, values))),)
+
+
+_TYPED = {}  # (values, index dtype) -> the typed scalars: the same shapes come back every step
+TYPED_KEPT = 4096
+
+
+def _typed(ints, index):
+    key = (ints.values, index)
+    typed = _TYPED.get(key)
+    if typed is None:
+        if len(_TYPED) >= TYPED_KEPT:
+            _TYPED.clear()
+        typed = _TYPED[key] = tuple(map(index.type, ints.values))
+    return typed
 
 
 def _launch(cupy, name, dtype, total, args):
     """Run kernel ``name`` over ``total`` threads: blocks of ``BLOCK`` threads, a capped grid, the
-    integer arguments (``_ints``) as ``index_type``'s type."""
+    integer arguments (``_ints``) typed as ``index_type`` says (CuPy needs typed scalars)."""
     if total == 0:
         return
     index = index_type(total, args)
     kernel = _kernel(cupy, name, dtype, index)
     blocks = min(-(-total // BLOCK), MAX_BLOCKS)
-    kernel((blocks,), (BLOCK,), tuple(index.type(a) if isinstance(a, numpy.integer) else a for a in args))
-
-
-def _ints(*values):
-    """Python ints as typed scalars (CuPy needs them): int64 here, the kernel's ``I`` at launch."""
-    return tuple(numpy.int64(v) for v in values)
+    flat = []
+    for arg in args:
+        if type(arg) is _Ints:
+            flat.extend(_typed(arg, index))
+        else:
+            flat.append(arg)
+    kernel((blocks,), (BLOCK,), tuple(flat))
 
 
 def _float_dtype(name, *arrays):

@@ -196,10 +196,11 @@ class _Sized:
 
 def test_kernels_index_in_32_bits_unless_an_index_could_reach_2_to_the_31():
     limit, stride = gk.INT32_LIMIT, gk.BLOCK * gk.MAX_BLOCKS
-    assert gk.index_type(10, (_Sized(10), np.int64(3), np.float32(0.5))) == np.int32
+    assert gk.index_type(10, (_Sized(10),) + gk._ints(3, 4) + (np.float32(0.5),)) == np.int32
     assert gk.index_type(10, (_Sized(limit),)) == np.int32
     assert gk.index_type(10, (_Sized(limit + 1),)) == np.int64       # an array of 2**31 elements
-    assert gk.index_type(10, (np.int64(-limit - 1),)) == np.int64    # an integer argument
+    assert gk.index_type(10, gk._ints(1, -limit - 1)) == np.int64    # an integer argument
+    assert gk.index_type(10, gk._ints(limit)) == np.int32
     assert gk.index_type(limit - stride, ()) == np.int32
     assert gk.index_type(limit - stride + 1, ()) == np.int64         # the grid-stride loop's last step
 
