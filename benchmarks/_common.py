@@ -48,7 +48,9 @@ def add_common_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="fewer repeats and shapes (< 2 minutes)")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     parser.add_argument("--threads", type=int, default=2, help="BLAS/torch threads (default 2)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "standin"],
+                        help="standin: the CPU-backed stand-in device, to check a script's device "
+                             "path without a GPU (its timings mean nothing)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--reference", action="store_true",
                         help="minicnn's reference layers only (MINICNN_FAST=0): what the fast paths buy")

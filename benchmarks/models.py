@@ -49,11 +49,12 @@ def run_one(name, framework, batch, shape, repeats, device):
         y = backend.to_device(y_host, device)
         opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-        def step():
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
+        def step():  # the label check waits for the step's end, as in Trainer (and PyTorch's
+            with backend.deferred_checks():  # asynchronous device assert): no sync mid-step
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
         t = timeit(step, repeats=repeats, warmup=1, device=device)
     else:
         import torch
