@@ -45,8 +45,8 @@ def test_cuda_max_pool_matches_cpu(cfg, dtype):
     gy = rng.standard_normal(F.max_pool2d(mc.Tensor(x), *cfg).shape).astype(dtype)
     y_cpu, g_cpu = _max_pool_on("cpu", x, gy, cfg)
     y_gpu, g_gpu = _max_pool_on("cuda", x, gy, cfg)
-    assert {("minicnn_max_pool_forward", np.dtype(dtype)), ("minicnn_max_pool_backward", np.dtype(dtype))} <= set(
-        cuda_kernels._kernels)  # the kernels, not the reference code, ran
+    assert {("minicnn_max_pool_forward", np.dtype(dtype)), ("minicnn_max_pool_backward", np.dtype(dtype))} <= {
+        key[:2] for key in cuda_kernels._kernels}  # the kernels, not the reference code, ran
     np.testing.assert_array_equal(y_gpu, y_cpu)
     assert g_gpu.dtype == dtype
     np.testing.assert_allclose(g_gpu, g_cpu, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
@@ -108,7 +108,7 @@ def test_cuda_col2im_kernel_matches_cpu(cfg, dtype):
     rng = np.random.default_rng(0)
     cols = rng.standard_normal((x_shape[1] * kh * kw, x_shape[0] * ho * wo)).astype(dtype)
     x = gpu_kernels.col2im_cuda(cupy, cupy.asarray(cols), x_shape, kh, kw, stride, padding)
-    assert ("minicnn_col2im", np.dtype(dtype)) in gpu_kernels._kernels
+    assert ("minicnn_col2im", np.dtype(dtype), np.dtype(np.int32)) in gpu_kernels._kernels  # 32-bit indices
     assert x.dtype == dtype and x.shape == x_shape
     np.testing.assert_allclose(cupy.asnumpy(x), conv.col2im(cols, x_shape, kh, kw, stride, padding),
                                **_GPU_TOLERANCE[dtype])
@@ -173,7 +173,7 @@ def test_ops_on_cuda_use_the_fused_kernels():
         y = F.local_response_norm(F.conv2d(xt, wt, stride=2, padding=1), 3)
         y.backward(backend.to_device(np.ones(y.shape, np.float32), device))
         results[device] = [backend.to_numpy(a) for a in (y.data, xt.grad, wt.grad)]
-    names = {name for name, _ in gpu_kernels._kernels}
+    names = {key[0] for key in gpu_kernels._kernels}  # keys: (name, dtype, index type)
     assert {"minicnn_col2im", "minicnn_lrn_forward", "minicnn_lrn_backward"} <= names
     for a, b in zip(results["cpu"], results["cuda"]):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
