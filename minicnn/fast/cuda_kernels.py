@@ -649,16 +649,25 @@ extern "C" __global__ void minicnn_cross_entropy_backward(
 """
 
 DROPOUT_SOURCE = r"""
-// Inverted dropout from the uniform draws u (drawn on the host, as the reference draws them):
-//   forward  (g = x):  y  = u >= p ? x * scale : 0
-//   backward (g = dy): dx = u >= p ? g * scale : 0         scale = 1 / (1 - p)
-// One launch each way, where the whole-array code takes three (mask, product, scaling) and two.
+// Inverted dropout with its mask drawn ON THE DEVICE, from a counter-based hash of (seed, i):
+//   r_i = splitmix64(seed + (i + 1) * 0x9E3779B97F4A7C15) >> 11       (53 random bits)
+//   forward  (g = x):  y  = r_i >= threshold ? x * scale : 0
+//   backward (g = dy): dx = r_i >= threshold ? g * scale : 0
+// with threshold = ceil(p * 2^53), so P(keep) = 1 - p (to 2^-53), and scale = 1 / (1 - p).
+// Backward recomputes r_i from the same seed: no mask or draws are stored or copied, nothing
+// is drawn on the host. The seed is one draw of the package's generator (mc.manual_seed repeats
+// the masks). splitmix64 is the output function of Java's SplittableRandom (Steele et al., 2014).
 extern "C" __global__ void minicnn_dropout(
-    const T* __restrict__ u, const T* __restrict__ g, T* __restrict__ out, I total, T p, T scale)
+    const T* __restrict__ g, T* __restrict__ out, I total,
+    unsigned long long seed, unsigned long long threshold, T scale)
 {
     for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
          i += (I)(blockDim.x * gridDim.x)) {
-        out[i] = u[i] >= p ? g[i] * scale : (T)0;
+        unsigned long long z = seed + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z = z ^ (z >> 31);
+        out[i] = (z >> 11) >= threshold ? g[i] * scale : (T)0;
     }
 }
 """
@@ -740,7 +749,7 @@ def index_type(total, args):
 
 
 _INT32, _INT64 = numpy.dtype(numpy.int32), numpy.dtype(numpy.int64)
-_SCALARS = {numpy.float32, numpy.float64}
+_SCALARS = {numpy.float32, numpy.float64, numpy.uint64}
 
 
 class _Ints:
@@ -1118,13 +1127,17 @@ def cross_entropy_backward_cuda(cupy, p, t, g):
     return dz
 
 
-def dropout_cuda(cupy, u, g, p, scale):
-    """``u >= p ? g * scale : 0`` elementwise (dropout's forward with g = x, or its backward with
-    g = dy); ``u`` the uniform draws, of g's shape and float dtype."""
-    dtype = _float_dtype("dropout_cuda", u, g)
-    if u.shape != g.shape:
-        raise ValueError(f"dropout_cuda: draws {tuple(u.shape)} and values {tuple(g.shape)} differ in shape")
-    u, g = cupy.ascontiguousarray(u), cupy.ascontiguousarray(g)
+def dropout_threshold(p):
+    """``ceil(p * 2**53)``: ``minicnn_dropout`` keeps an element when its 53 random bits reach it."""
+    return numpy.uint64(math.ceil(float(p) * 2.0 ** 53))
+
+
+def dropout_cuda(cupy, g, seed, p, scale):
+    """``g * scale`` where the hash of (``seed``, index) keeps the element, else 0 (dropout's
+    forward with g = x, or its backward with g = dy and the same seed); see ``DROPOUT_SOURCE``."""
+    dtype = _float_dtype("dropout_cuda", g)
+    g = cupy.ascontiguousarray(g)
     out = cupy.empty_like(g)
-    _launch(cupy, "minicnn_dropout", dtype, g.size, (u, g, out) + _ints(g.size) + (dtype.type(p), dtype.type(scale)))
+    _launch(cupy, "minicnn_dropout", dtype, g.size,
+            (g, out) + _ints(g.size) + (numpy.uint64(seed), dropout_threshold(p), dtype.type(scale)))
     return out

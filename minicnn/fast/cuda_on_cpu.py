@@ -115,6 +115,8 @@ class CpuKernel:
                 raise TypeError(f"{self.name}: a {arg.dtype} array (C-contiguous: {arg.flags.c_contiguous}) "
                                 f"for a {self.dtype} kernel")
             return ctypes.c_void_p(arg.ctypes.data)
+        if isinstance(arg, numpy.uint64):  # a seed or a threshold (unsigned long long)
+            return ctypes.c_ulonglong(int(arg))
         if isinstance(arg, numpy.integer):
             if arg.dtype != self.index:
                 raise TypeError(f"{self.name}: a {arg.dtype} scalar for a kernel indexed by {self.index}")

@@ -16,7 +16,7 @@ compute what the references compute (tested equal), with
 * ``CudaLocalResponseNorm``: forward and backward as one fused kernel each, instead of ``size``
   shifted slice-adds and a temporary per formula term;
 * ``CudaReLU``: backward as one kernel from the saved output (no boolean mask);
-* ``CudaDropout``: one kernel each way from the saved uniform draws (the host's, as the reference);
+* ``CudaDropout``: one kernel each way, the mask a hash of (seed, index) computed on the GPU;
 * ``CudaCrossEntropy``: softmax, row losses and the gradient in two kernels;
 * ``cuda_sgd_step``, ``cuda_adam_step``: the SGD (weight decay, momentum, Nesterov) or Adam/AdamW
   step of every parameter in one launch, instead of about six (SGD) or thirteen (Adam) per
@@ -30,7 +30,7 @@ here ever reaches the CPU thread pool (``threads`` raises if a device array does
 """
 import numpy
 
-from .. import backend
+from .. import backend, rng
 from ..functional.activation import ReLU
 from ..functional.batchnorm import BatchNorm
 from ..functional.dropout import Dropout
@@ -281,21 +281,24 @@ class CudaReLU(ReLU):
 
 
 class CudaDropout(Dropout):
-    """Dropout keeping the uniform draws (the reference's, from the host generator) instead of a
-    mask: forward and backward are one kernel each."""
+    """Dropout with its mask drawn on the GPU from a hash of (seed, element index), one kernel
+    each way (``cuda_kernels.DROPOUT_SOURCE``): nothing stored but the seed, nothing drawn on the
+    host or copied to the device. The seed is one draw of the package's generator, so
+    ``mc.manual_seed`` repeats the masks; they are not the CPU's masks for the same seed (as in
+    PyTorch, whose CPU and GPU generators differ too)."""
 
     def forward(self, x):
         if self.p == 1.0 or not _kernel_dtype(x):
             return super().forward(x)
-        xp = backend.get_array_module(x)
-        self.scale, self.fused = 1.0 / (1.0 - self.p), True
-        self.u = backend.random_uniform(xp, x.shape, x.dtype)
-        return cuda_kernels.dropout_cuda(xp, self.u, x, self.p, self.scale)
+        self.scale, self.fused, self.dtype = 1.0 / (1.0 - self.p), True, x.dtype
+        self.seed = rng.generator().integers(0, 2**64, dtype=numpy.uint64)
+        return cuda_kernels.dropout_cuda(backend.get_array_module(x), x, self.seed, self.p, self.scale)
 
     def backward(self, g):
-        if not getattr(self, "fused", False) or g.dtype != self.u.dtype:
+        if not getattr(self, "fused", False):
             return super().backward(g)
-        return cuda_kernels.dropout_cuda(backend.get_array_module(g), self.u, g, self.p, self.scale)
+        return cuda_kernels.dropout_cuda(backend.get_array_module(g), g.astype(self.dtype, copy=False),
+                                         self.seed, self.p, self.scale)
 
 
 class CudaCrossEntropy(CrossEntropy):

@@ -53,6 +53,13 @@ def cupy():
         yield FakeCupy(libraries)
 
 
+@pytest.fixture
+def libraries_on_standin(cupy):
+    """The CUDA classes on stand-in arrays, with the kernels this module built."""
+    with cuda_on_cpu.cuda_paths_on_standin(cupy.libraries):
+        yield
+
+
 def _check(actual, expected):
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, **TOLERANCE[expected.dtype])
@@ -499,19 +506,59 @@ def test_a_kernel_that_does_not_compile_is_named_with_the_compilers_message(cupy
         cuda_on_cpu.build_kernels(dtypes=(np.float32,), directory=tmp_path)
 
 
-@given(shape=st.lists(st.integers(0, 6), min_size=1, max_size=3), p=st.sampled_from([0.1, 0.5, 0.9]),
-       seed=st.integers(0, 2**16))
+def _splitmix_keep(seed, n, p):
+    """The kernel's mask, in NumPy's wrapping uint64 arithmetic: bits 11..63 of splitmix64 of
+    seed + (i + 1) * golden, compared with ceil(p * 2**53)."""
+    u64 = np.uint64
+    z = u64(seed) + np.arange(1, n + 1, dtype=u64) * u64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> u64(30))) * u64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> u64(27))) * u64(0x94D049BB133111EB)
+    z = z ^ (z >> u64(31))
+    return (z >> u64(11)) >= u64(int(np.ceil(p * 2.0 ** 53)))
+
+
+@given(shape=st.lists(st.integers(0, 6), min_size=1, max_size=3), p=st.sampled_from([0.0, 0.1, 0.5, 0.9]),
+       seed=st.integers(0, 2**64 - 1))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_dropout_kernel_matches_the_reference_with_the_same_draws(cupy, shape, p, seed, dtype):
-    import minicnn as mc
-    from minicnn.functional.dropout import Dropout
-    rng = np.random.default_rng(seed)
+def test_dropout_kernel_keeps_what_the_hash_keeps_both_ways(cupy, shape, p, seed, dtype):
+    rng = np.random.default_rng(seed % 2**32)
     x, g = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
-    mc.manual_seed(seed)
-    u = backend.random_uniform(np, x.shape, x.dtype)   # what CudaDropout draws
-    mc.manual_seed(seed)
-    ref = Dropout(p)
-    y = ref.forward(x)                                 # the same draws, inside the reference
+    keep = _splitmix_keep(seed, x.size, p).reshape(x.shape)
     scale = 1.0 / (1.0 - p)
-    _check(gk.dropout_cuda(cupy, u, x, p, scale), y)
-    _check(gk.dropout_cuda(cupy, u, g, p, scale), ref.backward(g))
+    y, dx = gk.dropout_cuda(cupy, x, seed, p, scale), gk.dropout_cuda(cupy, g, seed, p, scale)
+    assert y.dtype == dx.dtype == dtype
+    np.testing.assert_array_equal(y, np.where(keep, x * dtype(scale), 0))   # bit for bit
+    np.testing.assert_array_equal(dx, np.where(keep, g * dtype(scale), 0))  # the same mask back
+
+
+@pytest.mark.parametrize("p", [0.25, 0.5, 0.9])
+def test_dropout_kernel_keeps_one_minus_p_independently_of_position(cupy, p):
+    n = 200_000
+    kept = gk.dropout_cuda(cupy, np.ones(n), 12345, p, 1.0) != 0
+    sigma = np.sqrt(p * (1 - p) / n)
+    assert abs(kept.mean() - (1 - p)) < 5 * sigma
+    assert abs(kept[0::2].mean() - kept[1::2].mean()) < 5 * 2 * sigma  # even vs odd indices
+    pairs = kept[:-1] & kept[1:]                 # neighbours independent: P(both) = (1 - p)^2
+    assert abs(pairs.mean() - (1 - p) ** 2) < 5 * np.sqrt((1 - p) ** 2 * (1 - (1 - p) ** 2) / n)
+    other = gk.dropout_cuda(cupy, np.ones(n), 12346, p, 1.0) != 0
+    assert abs((kept == other).mean() - (p * p + (1 - p) ** 2)) < 0.01  # another seed: another mask
+
+
+def test_cuda_dropout_draws_one_seed_from_the_package_generator(libraries_on_standin):
+    """On the CUDA path, ``mc.manual_seed`` repeats the masks, the next seed gives another, and
+    backward applies forward's mask."""
+    import minicnn as mc
+    import minicnn.functional as F
+    x = backend.to_device(np.ones((64, 50)), "standin")
+    outs = []
+    for seed in (3, 3, 4):
+        mc.manual_seed(seed)
+        t = mc.Tensor(x, requires_grad=True)
+        y = F.dropout(t, 0.5)
+        y.backward(backend.to_device(np.ones((64, 50)), "standin"))
+        outs.append((backend.to_numpy(y.data), backend.to_numpy(t.grad)))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    assert (outs[0][0] != outs[2][0]).any()
+    for y, grad in outs:
+        np.testing.assert_array_equal(grad, y)  # dy = 1: the gradient is the scaled mask itself
+        assert set(np.unique(y)) <= {0.0, 2.0}

@@ -39,6 +39,9 @@ def _sgd(params):
 def _two_steps(build, shape, batch, device, optimizer=_sgd):
     mc.manual_seed(0)
     model = build().double().to(device).train()
+    for m in model.modules():  # the CUDA path draws dropout's masks on the device, not the CPU's
+        if isinstance(m, mc.nn.Dropout):  # masks (tests/fast/test_cuda_kernel_sources.py checks them)
+            m.p = 0.0
     rng = np.random.default_rng(1)
     opt = optimizer(model.parameters())
     losses = []
