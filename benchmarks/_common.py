@@ -59,14 +59,25 @@ def add_common_arguments(parser):
                              "convolutions by default (mc.backends.cudnn.allow_tf32)")
 
 
+def same_precision(torch):
+    """PyTorch's float32 products with the precision minicnn's have: TF32 for convolutions with
+    ``--tf32`` (PyTorch's own default), full float32 everywhere without it (PyTorch's default
+    would otherwise give its convolutions TF32 against minicnn's float32). Returns ``torch``."""
+    torch.backends.cudnn.allow_tf32 = TF32
+    torch.backends.cuda.matmul.allow_tf32 = False  # PyTorch's default, and minicnn's
+    return torch
+
+
 def load_torch(args):
-    """PyTorch with the same thread count, or None when absent or not wanted."""
+    """PyTorch with the same thread count and precision (:func:`same_precision`), or None when
+    absent or not wanted."""
     if args.no_torch:
         return None
     try:
         import torch
     except ImportError:
         return None
+    same_precision(torch)
     torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         return None
@@ -108,7 +119,7 @@ def gemm_rate(n=2048, repeats=5):
 def machine():
     info = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
             "cpus": os.cpu_count(), "threads": THREADS, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "minicnn_fast_paths": FAST, "minicnn_conv_tf32": TF32}
+            "minicnn_fast_paths": FAST, "minicnn_conv_tf32": TF32, "torch_conv_tf32": TF32}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

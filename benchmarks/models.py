@@ -58,7 +58,9 @@ def run_one(name, framework, batch, shape, repeats, device):
         t = timeit(step, repeats=repeats, warmup=1, device=device)
     else:
         import torch
+        from _common import same_precision
         from _torch_mirror import mirror
+        same_precision(torch)  # TF32 for convolutions exactly when minicnn's have it (--tf32)
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
         tdev = "cuda" if device == "cuda" else "cpu"
         twin = mirror(model, torch).to(tdev)
