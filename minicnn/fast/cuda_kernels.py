@@ -887,9 +887,12 @@ def _bn_sums(cupy, dtype, a, b, mean, inv_std, sum1, sum2, centered, constants):
     n, c, s_len = _channels(a)
     m = n * s_len
     parts = max(1, min(-(-m // BN_PART_SIZE), BN_MAX_PARTS))
-    partial = cupy.empty((2, c * parts), dtype=numpy.float64)  # double precision, as the sums
-    _launch(cupy, "minicnn_bn_partial_sums", dtype, c * parts * BLOCK,
-            (a, b, mean, partial[0], partial[1]) + _ints(n, c, s_len, parts, -(-m // parts), centered))
+    if m == 0:  # nothing to add (and no S to divide by)
+        partial = cupy.zeros((2, c * parts), dtype=numpy.float64)
+    else:
+        partial = cupy.empty((2, c * parts), dtype=numpy.float64)  # double precision, as the sums
+        _launch(cupy, "minicnn_bn_partial_sums", dtype, c * parts * BLOCK,
+                (a, b, mean, partial[0], partial[1]) + _ints(n, c, s_len, parts, -(-m // parts), centered))
     _launch(cupy, "minicnn_bn_sums", dtype, c,
             (partial[0], partial[1], inv_std, sum1, sum2) + _ints(c, parts, m, centered) + constants)
 

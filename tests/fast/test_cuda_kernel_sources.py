@@ -33,6 +33,7 @@ class FakeCupy:
     ascontiguousarray = staticmethod(np.ascontiguousarray)
     empty = staticmethod(np.empty)
     empty_like = staticmethod(np.empty_like)
+    zeros = staticmethod(np.zeros)
 
     def __init__(self, libraries):
         self.RawKernel = cuda_on_cpu.CpuRawKernels(libraries)  # noqa: N815 (CuPy's name)
@@ -442,6 +443,14 @@ def test_cross_entropy_kernels_match_the_reference(cupy, n, c, scale, seed, dtyp
     np.testing.assert_allclose(loss.mean(), expected, **TOLERANCE[np.dtype(dtype)])
     _check(p, ref.p)
     _check(gk.cross_entropy_backward_cuda(cupy, p, t, g), ref.backward(g))
+
+
+def test_batch_norm_gradient_sums_of_empty_channels_are_zero(cupy):
+    for shape in [(2, 3, 0), (0, 3, 4)]:  # no positions, no examples: nothing launched, nothing to add
+        g = np.ones(shape)
+        sum_g, sum_gxhat = gk.bn_gradient_sums_cuda(cupy, g, g, np.zeros(3), np.ones(3))
+        np.testing.assert_array_equal(sum_g, np.zeros(3))
+        np.testing.assert_array_equal(sum_gxhat, np.zeros(3))
 
 
 def test_batch_norm_constants_without_affine_parameters_or_running_estimates(cupy):
