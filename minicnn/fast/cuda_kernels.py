@@ -608,27 +608,47 @@ extern "C" __global__ void minicnn_relu_backward(
 """
 
 CROSS_ENTROPY_FORWARD_SOURCE = r"""
-// Softmax cross-entropy of (N, C) logits z against labels t, one thread per row n:
+// Softmax cross-entropy of (N, C) logits z against labels t, one block per row n, its threads
+// sharing the classes (a strided share each, then a tree over the block: blockDim.x must be a
+// power of two <= 256):
 //   m = max_j z[n, j],  p[n, j] = exp(z[n, j] - m) / s  with  s = sum_j exp(z[n, j] - m),
 //   loss[n] = log(s) - (z[n, t[n]] - m)
-// p is kept for backward. The labels were checked (0 <= t[n] < C) before the launch.
+// p is kept for backward. The labels were checked (0 <= t[n] < C) before the launch. (A thread
+// per row would walk ImageNet's 1000 classes three times alone, a read at a time.)
 extern "C" __global__ void minicnn_cross_entropy_forward(
     const T* __restrict__ z, const long long* __restrict__ t, T* __restrict__ p,
     T* __restrict__ loss, I n, I c)
 {
-    for (I row = (I)(blockIdx.x * blockDim.x + threadIdx.x); row < n;
-         row += (I)(blockDim.x * gridDim.x)) {
+    __shared__ T shared[256];
+    for (I row = blockIdx.x; row < n; row += gridDim.x) {
         const T* zr = z + row * c;
         T* pr = p + row * c;
         T m = zr[0];
-        for (I j = 1; j < c; ++j) m = zr[j] > m ? zr[j] : m;
+        for (I j = threadIdx.x; j < c; j += blockDim.x) m = zr[j] > m ? zr[j] : m;
+        shared[threadIdx.x] = m;
+        __syncthreads();
+        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {  // the block's maximum
+            if (threadIdx.x < half && shared[threadIdx.x + half] > shared[threadIdx.x])
+                shared[threadIdx.x] = shared[threadIdx.x + half];
+            __syncthreads();
+        }
+        m = shared[0];
+        __syncthreads();
         T s = 0;
-        for (I j = 0; j < c; ++j) {
+        for (I j = threadIdx.x; j < c; j += blockDim.x) {
             pr[j] = exp(zr[j] - m);
             s += pr[j];
         }
-        for (I j = 0; j < c; ++j) pr[j] = pr[j] / s;
-        loss[row] = log(s) - (zr[t[row]] - m);
+        shared[threadIdx.x] = s;
+        __syncthreads();
+        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {  // the block's sum
+            if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
+            __syncthreads();
+        }
+        s = shared[0];
+        for (I j = threadIdx.x; j < c; j += blockDim.x) pr[j] = pr[j] / s;
+        if (threadIdx.x == 0) loss[row] = log(s) - (zr[t[row]] - m);
+        __syncthreads();  // shared is reused by the next row
     }
 }
 """
@@ -1114,8 +1134,8 @@ def cross_entropy_forward_cuda(cupy, z, t):
     n, c = (int(d) for d in z.shape)
     z, t = cupy.ascontiguousarray(z), cupy.ascontiguousarray(t.astype(numpy.int64, copy=False))
     p, loss = cupy.empty_like(z), cupy.empty(n, dtype=dtype)
-    if c:
-        _launch(cupy, "minicnn_cross_entropy_forward", dtype, n, (z, t, p, loss) + _ints(n, c))
+    if c:  # a block per row
+        _launch(cupy, "minicnn_cross_entropy_forward", dtype, n * BLOCK, (z, t, p, loss) + _ints(n, c))
     return loss, p
 
 
