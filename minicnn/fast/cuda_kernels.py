@@ -41,7 +41,7 @@ Element ``i`` is decoded from its C-order index into coordinates:
 * ``im2col``: one thread per (channel, column) writes the kh*kw entries of its window;
   neighbouring threads write neighbouring columns (coalesced).
 * Batch norm's per-channel sums are reductions, not one output per thread: many blocks per
-  channel add chunks of it (``minicnn_bn_partial_sums``), then one thread per channel adds its
+  channel add chunks of it (``minicnn_bn_partial_sums``), then a block per channel adds its
   chunks' sums in a fixed order (``minicnn_bn_sums``). Two launches, and every multiprocessor
   busy even when there are only 16 channels.
 
@@ -480,8 +480,9 @@ extern "C" __global__ void minicnn_bn_partial_sums(
 """
 
 BN_SUMS_SOURCE = r"""
-// Batch norm's per-channel sums, second pass: one thread per channel c adds the B partial sums
-// of minicnn_bn_partial_sums (in order b = 0, 1, ...; the same result every run):
+// Batch norm's per-channel sums, second pass: one block per channel c adds the B partial sums of
+// minicnn_bn_partial_sums (a strided share per thread, then the block's tree: the same order,
+// and so the same result, every run), and its thread 0 finishes:
 //   centered == 0:  sum1[c] = mean = part1 / m,  sum2[c] = var = part2 / m - mean^2 (biased),
 //                   then the channel's constants and running estimates (minicnn_bn_channel)
 //   centered == 1:  sum1[c] = sum g,  sum2[c] = inv_std[c] * part2 = sum g * xhat
@@ -494,23 +495,38 @@ extern "C" __global__ void minicnn_bn_sums(
     T* __restrict__ running_mean, T* __restrict__ running_var, T* __restrict__ scale,
     T* __restrict__ shift, I has_gamma, I has_beta, I update_running, T eps, T momentum)
 {
-    for (I c = (I)(blockIdx.x * blockDim.x + threadIdx.x); c < C; c += (I)(blockDim.x * gridDim.x)) {
+    __shared__ double shared1[256];
+    __shared__ double shared2[256];
+    for (I c = blockIdx.x; c < C; c += gridDim.x) {
         double s1 = 0.0, s2 = 0.0;
-        for (I b = 0; b < B; ++b) {
+        for (I b = threadIdx.x; b < B; b += blockDim.x) {
             s1 += part1[c * B + b];
             s2 += part2[c * B + b];
         }
-        if (centered) {
-            sum1[c] = (T)s1;
-            sum2[c] = (T)(s2 * (double)inv_std[c]);
-        } else {
-            const double mu = s1 / (double)m;
-            const double var = s2 / (double)m - mu * mu;
-            sum1[c] = (T)mu;
-            sum2[c] = (T)(var > 0.0 ? var : 0.0);
-            minicnn_bn_channel(c, sum1[c], sum2[c], gamma, beta, running_mean, running_var, inv_std,
-                               scale, shift, m, has_gamma, has_beta, update_running, eps, momentum);
+        shared1[threadIdx.x] = s1;
+        shared2[threadIdx.x] = s2;
+        __syncthreads();
+        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+            if (threadIdx.x < half) {
+                shared1[threadIdx.x] += shared1[threadIdx.x + half];
+                shared2[threadIdx.x] += shared2[threadIdx.x + half];
+            }
+            __syncthreads();
         }
+        if (threadIdx.x == 0) {
+            if (centered) {
+                sum1[c] = (T)shared1[0];
+                sum2[c] = (T)(shared2[0] * (double)inv_std[c]);
+            } else {
+                const double mu = shared1[0] / (double)m;
+                const double var = shared2[0] / (double)m - mu * mu;
+                sum1[c] = (T)mu;
+                sum2[c] = (T)(var > 0.0 ? var : 0.0);
+                minicnn_bn_channel(c, sum1[c], sum2[c], gamma, beta, running_mean, running_var, inv_std,
+                                   scale, shift, m, has_gamma, has_beta, update_running, eps, momentum);
+            }
+        }
+        __syncthreads();
     }
 }
 """
@@ -897,12 +913,12 @@ BN_PART_SIZE = 8 * BLOCK
 """Values of a channel per block of ``minicnn_bn_partial_sums`` (eight per thread): sets how many
 parts a channel is cut into."""
 BN_MAX_PARTS = 1024
-"""Most parts per channel (``minicnn_bn_sums`` adds a channel's parts in one thread)."""
+"""Most parts per channel (bounds the scratch and ``minicnn_bn_sums``'s work per channel)."""
 
 
 def _bn_sums(cupy, dtype, a, b, mean, inv_std, sum1, sum2, centered, constants):
     """The per-channel sums of an (N, C, *) array in two launches: partial sums of chunks of each
-    channel (``minicnn_bn_partial_sums``, enough blocks to fill the GPU), then one thread per
+    channel (``minicnn_bn_partial_sums``, enough blocks to fill the GPU), then a block per
     channel adds its parts and finishes (``minicnn_bn_sums``)."""
     n, c, s_len = _channels(a)
     m = n * s_len
@@ -913,7 +929,7 @@ def _bn_sums(cupy, dtype, a, b, mean, inv_std, sum1, sum2, centered, constants):
         partial = cupy.empty((2, c * parts), dtype=numpy.float64)  # double precision, as the sums
         _launch(cupy, "minicnn_bn_partial_sums", dtype, c * parts * BLOCK,
                 (a, b, mean, partial[0], partial[1]) + _ints(n, c, s_len, parts, -(-m // parts), centered))
-    _launch(cupy, "minicnn_bn_sums", dtype, c,
+    _launch(cupy, "minicnn_bn_sums", dtype, c * BLOCK,  # a block per channel
             (partial[0], partial[1], inv_std, sum1, sum2) + _ints(c, parts, m, centered) + constants)
 
 

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 launches = pytest.importorskip("launches")
 
 # launches per step, SGD with momentum. Batch norm's sums take two launches each way since
-# 2026-12-05 (partial sums over many blocks, then one thread per channel): +2 per batch norm.
+# 2026-12-05 (partial sums over many blocks, then a block per channel): +2 per batch norm.
 BUDGET = {"fashion_cnn": 63, "resnet20": 346}
 
 
