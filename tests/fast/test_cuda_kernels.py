@@ -177,3 +177,70 @@ def test_ops_on_cuda_use_the_fused_kernels():
     assert {"minicnn_col2im", "minicnn_lrn_forward", "minicnn_lrn_backward"} <= names
     for a, b in zip(results["cpu"], results["cuda"]):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------
+# 2026-12-05: 64-bit index variants, batch norm's two passes, dropout's device hash, cross-entropy
+# a block per row (checked on the CPU in test_cuda_kernel_sources.py; here compiled by NVRTC)
+# ------------------------------------------------------------------------------------------------
+def _kernels_on_gpu(x, monkeypatch=None):
+    """im2col, col2im, batch norm's statistics and gradient sums, cross-entropy of ``x``, on the GPU."""
+    import cupy
+    xg = cupy.asarray(x)
+    cols = cuda_kernels.im2col_cuda(cupy, xg, 3, 3, (2, 1), (1, 1))
+    back = cuda_kernels.col2im_cuda(cupy, cols, x.shape, 3, 3, (2, 1), (1, 1))
+    stats = cuda_kernels.bn_statistics_cuda(cupy, xg, None, None, None, None, 1e-5, 0.1)
+    sums = cuda_kernels.bn_gradient_sums_cuda(cupy, xg, xg, stats[0], stats[2])
+    z = xg.reshape(x.shape[0], -1)
+    loss, p = cuda_kernels.cross_entropy_forward_cuda(cupy, z, cupy.zeros(x.shape[0], dtype=np.int64))
+    return [cupy.asnumpy(a) for a in (cols, back, *stats, *sums, loss, p)]
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cuda_kernels_indexed_in_64_bits_match_32_bits(dtype, monkeypatch):
+    x = np.random.default_rng(0).standard_normal((4, 16, 9, 30)).astype(dtype)  # 270 classes per row
+    narrow = _kernels_on_gpu(x)
+    monkeypatch.setattr(cuda_kernels, "INT32_LIMIT", 100)  # every launch now takes int64 indices
+    wide = _kernels_on_gpu(x)
+    assert any(key[2] == np.int64 for key in cuda_kernels._kernels)
+    for a, b in zip(narrow, wide):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cuda_batch_norm_sums_over_many_blocks_match_the_reference(dtype):
+    import cupy
+    x = (np.random.default_rng(1).standard_normal((128, 16, 32, 32)) * 3 + 5).astype(dtype)  # 64 parts
+    mean, var, inv_std, _, _ = cuda_kernels.bn_statistics_cuda(cupy, cupy.asarray(x), None, None, None, None,
+                                                              1e-5, 0.1)
+    np.testing.assert_allclose(cupy.asnumpy(mean), x.mean(axis=(0, 2, 3), dtype=np.float64), **_GPU_TOLERANCE[dtype])
+    np.testing.assert_allclose(cupy.asnumpy(var), x.var(axis=(0, 2, 3), dtype=np.float64), **_GPU_TOLERANCE[dtype])
+
+
+@needs_gpu
+def test_cuda_dropout_mask_is_the_documented_hash_bit_for_bit():
+    import cupy
+    seed, p, n = np.uint64(0xDEADBEEF12345678), 0.3, 100_003
+    y = cupy.asnumpy(cuda_kernels.dropout_cuda(cupy, cupy.ones(n, dtype=np.float32), seed, p, 1.0))
+    u64 = np.uint64
+    z = seed + np.arange(1, n + 1, dtype=u64) * u64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> u64(30))) * u64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> u64(27))) * u64(0x94D049BB133111EB)
+    z = z ^ (z >> u64(31))
+    np.testing.assert_array_equal(y != 0, (z >> u64(11)) >= cuda_kernels.dropout_threshold(p))
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cuda_cross_entropy_with_1000_classes_matches_the_reference(dtype):
+    import cupy
+    from minicnn.functional.loss import CrossEntropy
+    rng = np.random.default_rng(2)
+    z, t = (rng.standard_normal((8, 1000)) * 10).astype(dtype), rng.integers(0, 1000, 8)
+    ref = CrossEntropy(t)
+    expected = ref.forward(z)
+    loss, p = cuda_kernels.cross_entropy_forward_cuda(cupy, cupy.asarray(z), cupy.asarray(t))
+    np.testing.assert_allclose(float(loss.mean()), expected, **_GPU_TOLERANCE[dtype])
+    np.testing.assert_allclose(cupy.asnumpy(p), ref.p, **_GPU_TOLERANCE[dtype])
