@@ -56,10 +56,9 @@ def _groups(a, g, rows):
 
 
 class DeviceConv2d(Conv2d):
-    """One im2col and one GEMM, as the reference; the output's transpose and the bias in one
-    operation; backward computes only the gradients asked for. ``unfold``/``fold`` are
-    im2col/col2im (whole-array on the stand-in, CUDA kernels on the GPU). A 1x1 convolution
-    with stride 1 skips im2col altogether (``pointwise``)."""
+    """One im2col and one batched GEMM, as the reference; the output's transpose and the bias
+    in one operation; backward computes only the gradients asked for. ``unfold``/``fold`` are
+    im2col/col2im (whole-array on the stand-in, CUDA kernels on the GPU)."""
 
     def unfold(self, x, kh, kw):
         return im2col(x, kh, kw, self.stride, self.padding)
@@ -68,27 +67,12 @@ class DeviceConv2d(Conv2d):
         kh, kw = self.weight.shape[2:]
         return col2im(dcols, self.x_shape, kh, kw, self.stride, self.padding)
 
-    def pointwise(self, weight):
-        """Whether this is a 1x1 convolution with stride 1, no padding and one group: a matrix
-        product per image, ``y_n = W x_n`` with ``x_n`` as (C, H*W). Then forward is one batched
-        GEMM straight into (N, C_out, H*W), with no columns and no transposing copy, and dx is
-        another (GoogLeNet's, DenseNet's and the bottleneck ResNets' 1x1 layers)."""
-        return tuple(weight.shape[2:]) == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0) \
-            and self.groups == 1
-
     def forward(self, x, weight, bias=None):
         xp = backend.get_array_module(x)
         n, g = x.shape[0], self.groups
         c_out, cg, kh, kw = weight.shape
-        self.x_shape, self.weight, self.x = x.shape, weight, None
-        if self.pointwise(weight):
-            self.x = x = x.reshape(n, cg, -1)                            # (N, C, H*W)
-            with backend.tf32_for("conv"):
-                y = weight.reshape(c_out, cg) @ x                        # (N, C_out, H*W)
-            if bias is not None:
-                y += bias.reshape(1, c_out, 1)
-            return y.reshape((n, c_out) + tuple(self.x_shape[2:]))
         self.cols = self.unfold(x, kh, kw)                               # (C*kh*kw, N*Ho*Wo)
+        self.x_shape, self.weight = x.shape, weight
         with backend.tf32_for("conv"):  # mc.backends.cudnn.allow_tf32, where it differs from matmul's
             y = _groups(weight, g, c_out // g) @ _groups(self.cols, g, cg * kh * kw)
         ho = conv_output_size(x.shape[2], kh, self.stride[0], self.padding[0])
@@ -106,8 +90,6 @@ class DeviceConv2d(Conv2d):
         want_dx, want_dw, want_db = _needs(self)
         g = self.groups
         c_out, cg, kh, kw = self.weight.shape
-        if self.x is not None:
-            return self._pointwise_backward(xp, gy, want_dx, want_dw, want_db)
         g_mat = _groups(gy.transpose(1, 0, 2, 3), g, c_out // g)      # (g, C_out/g, N*Ho*Wo)
         dx = dw = db = dcols = None
         with backend.tf32_for("conv"):
@@ -121,25 +103,6 @@ class DeviceConv2d(Conv2d):
             dx = self.fold(dcols.reshape(g * cg * kh * kw, -1))
         if want_db:
             db = gy.sum(axis=(0, 2, 3))
-        return dx, dw, db
-
-    def _pointwise_backward(self, xp, gy, want_dx, want_dw, want_db):
-        """The 1x1 case: dx_n = W^T gy_n (one batched GEMM, no col2im); dW = sum_n gy_n x_n^T as one
-        GEMM of gy and x laid out as (channels, N*H*W) (two copies, as the general case copies gy
-        and keeps im2col's columns)."""
-        n, c = self.x.shape[:2]
-        w_mat = self.weight.reshape(self.weight.shape[0], c)             # (C_out, C)
-        gy = gy.reshape(n, w_mat.shape[0], -1)                           # (N, C_out, H*W)
-        dx = dw = db = None
-        with backend.tf32_for("conv"):
-            if want_dw:
-                dw = xp.empty(self.weight.shape, dtype=self.weight.dtype)
-                xp.matmul(gy.transpose(1, 0, 2).reshape(w_mat.shape[0], -1),
-                          self.x.transpose(1, 0, 2).reshape(c, -1).T, out=dw.reshape(w_mat.shape))
-            if want_dx:
-                dx = (w_mat.T @ gy).reshape(self.x_shape)
-        if want_db:
-            db = gy.sum(axis=(0, 2))
         return dx, dw, db
 
 
