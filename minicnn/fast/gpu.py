@@ -50,8 +50,10 @@ def _needs(fn):
 
 
 def _groups(a, g, rows):
-    """``a`` as g stacked matrices of ``rows`` rows, ``(g, rows, -1)``; one plain matrix when g == 1
-    (a single GEMM call, whose shape cuBLAS's heuristics see whole, not a batch of one)."""
+    """``a`` as g stacked matrices of ``rows`` rows, ``(g, rows, -1)``; one plain matrix when g == 1.
+    CuPy multiplies 2-D arrays with one cuBLAS GEMM that honours the TF32 setting
+    (``backend.tf32_for``); 3-D arrays, even a batch of one, go to its batched GEMM, which
+    computes in full float32 whatever the setting."""
     return a.reshape(g, rows, -1) if g > 1 else a.reshape(rows, -1)
 
 
