@@ -252,8 +252,8 @@ extern "C" __global__ void minicnn_max_pool_forward(
 
 MAX_POOL_BACKWARD_SOURCE = WINDOWS_SOURCE + r"""
 // Max pooling backward, gather form: one thread per input pixel (plane, h, w). It adds the
-// gradient of every window (i, j) that contains the pixel and whose argmax is this pixel:
-// (minicnn_windows finds them).
+// gradient of every window (i, j) that contains the pixel (minicnn_windows finds them) and
+// whose argmax is this pixel.
 // Each pixel is written once: no atomics, and the same sum order every run.
 extern "C" __global__ void minicnn_max_pool_backward(
     const T* __restrict__ g,               // (N*C, Ho, Wo)
