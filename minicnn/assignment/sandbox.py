@@ -153,8 +153,11 @@ def _minicnn_dirs():
 
 
 def _child_environment(work_dir, minicnn_parent):
-    """A clean environment: nothing inherited but PATH and the locale."""
+    """A clean environment: nothing inherited but PATH and the locale. Where CuPy is installed,
+    importing minicnn imports it, and CuPy makes its kernel cache under $HOME at import: that
+    goes beside the working folder, which stays as the submission left it."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work_dir),
+           "CUPY_CACHE_DIR": str(Path(work_dir).parent / "cupy-cache"),
            "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONPATH": minicnn_parent,
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONNOUSERSITE": "1",
            "PYTHONHASHSEED": "0",

@@ -565,3 +565,12 @@ def test_outputs_that_would_unpack_into_huge_arrays_are_refused(tmp_path):
     with pytest.raises(ValueError, match="more than 100 bytes"):
         read_arrays(path, 100)
     np.testing.assert_array_equal(read_arrays(path, 2 ** 20)["y"], np.zeros(1000))
+
+
+def test_cupys_cache_goes_beside_the_childs_working_folder_not_into_it(tmp_path):
+    """CuPy, where installed, is imported with minicnn and makes its cache under $HOME (the
+    working folder) at import: the child's environment sends it to a sibling folder instead."""
+    from minicnn.assignment.sandbox import _child_environment
+    env = _child_environment(tmp_path / "work", "/somewhere")
+    cache = Path(env["CUPY_CACHE_DIR"])
+    assert env["HOME"] == str(tmp_path / "work") and cache.parent == tmp_path and cache.name != "work"

@@ -572,3 +572,28 @@ def test_cuda_dropout_draws_one_seed_from_the_package_generator(libraries_on_sta
     for y, grad in outs:
         np.testing.assert_array_equal(grad, y)  # dy = 1: the gradient is the scaled mask itself
         assert set(np.unique(y)) <= {0.0, 2.0}
+
+
+def _nvrtc_program():
+    """CuPy's NVRTC wrapper, which compiles CUDA source to PTX without a GPU; skips without CuPy
+    and NVRTC (``pip install cupy-cuda12x nvidia-cuda-nvrtc-cu12`` provides both)."""
+    compiler = pytest.importorskip("cupy.cuda.compiler", reason="CuPy is not installed")
+    try:
+        compiler._get_nvrtc_version()
+    except Exception as error:  # no libnvrtc here
+        pytest.skip(f"NVRTC is not available: {error}")
+    return compiler._NVRTCProgram
+
+
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_kernel_compiles_with_nvrtc_for_the_gpus_we_measure_on(dtype, index):
+    """The sources as the GPU's compiler sees them (the C++ build above is another compiler):
+    no error and no warning for compute capability 9.0 (H100, H200)."""
+    import io
+    program = _nvrtc_program()
+    for name in gk.SOURCES:
+        log = io.StringIO()
+        program(gk._source(name, dtype, index), name=f"{name}.cu").compile(options=("-arch=compute_90",),
+                                                                          log_stream=log)
+        assert not log.getvalue().strip(), f"{name}: {log.getvalue()}"
