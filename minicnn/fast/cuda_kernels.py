@@ -426,26 +426,28 @@ extern "C" __global__ void minicnn_adam_step(
 """
 
 BN_PARTIAL_SUMS_SOURCE = r"""
-// Batch norm's per-channel sums, first pass. The m = N*S values of channel c of an (N, C, S)
-// array are cut into B chunks of `chunk` values; block (c, b) sums chunk b in double precision:
-//   centered == 0:  part1 = sum a,  part2 = sum a^2                (a = x: the forward's statistics)
-//   centered == 1:  part1 = sum a,  part2 = sum a (b - mean[c])    (a = g, b = x: backward's sums)
+// Per-channel sums (batch norm's, and conv's bias gradient), first pass. The m = N*S values of
+// channel c of an (N, C, S) array are cut into B chunks of `chunk` values; block (c, b) sums
+// chunk b in double precision:
+//   mode 0:  part1 = sum a,  part2 = sum a^2               (a = x: batch norm's statistics)
+//   mode 1:  part1 = sum a,  part2 = sum a (b - mean[c])   (a = g, b = x: batch norm's backward)
+//   mode 2:  part1 = sum a                                 (a = g: a bias's gradient)
 // and writes them to part1[c*B + b], part2[c*B + b]; minicnn_bn_sums adds the B parts of each
 // channel. Many blocks per channel keep every multiprocessor of the GPU busy: one block per
 // channel (16 blocks for ResNet-20's first stage) would leave most of the GPU idle, and each of
 // its threads would wait on hundreds of reads in turn. blockDim.x must be a power of two <= 256.
 extern "C" __global__ void minicnn_bn_partial_sums(
-    const T* __restrict__ a, const T* __restrict__ b,     // (N, C, S); b unused when centered == 0
-    const T* __restrict__ mean,                           // (C,) read when centered == 1
+    const T* __restrict__ a, const T* __restrict__ b,     // (N, C, S); b read in mode 1 only
+    const T* __restrict__ mean,                           // (C,) read in mode 1 only
     double* __restrict__ part1, double* __restrict__ part2, // (C, B) the partial sums
-    I N, I C, I S, I B, I chunk, I centered)
+    I N, I C, I S, I B, I chunk, I mode)
 {
     __shared__ double shared1[256];
     __shared__ double shared2[256];
     const I m = N * S;
     for (I work = blockIdx.x; work < C * B; work += gridDim.x) {
         const I c = work / B, stop = (work % B + 1) * chunk < m ? (work % B + 1) * chunk : m;
-        const double center = centered ? (double)mean[c] : 0.0;
+        const double center = mode == 1 ? (double)mean[c] : 0.0;
         // value j of the channel is a[(n*C + c)*S + p] with n = j / S, p = j % S; the thread's
         // j grows by blockDim.x per step, and (n, p) with it, without a division per value
         I j = (work % B) * chunk + threadIdx.x, n = j / S, p = j % S;
@@ -455,7 +457,7 @@ extern "C" __global__ void minicnn_bn_partial_sums(
             const I i = (n * C + c) * S + p;
             const double v = a[i];
             s1 += v;
-            s2 += centered ? v * ((double)b[i] - center) : v * v;
+            s2 += mode == 0 ? v * v : mode == 1 ? v * ((double)b[i] - center) : 0.0;
             n += dn;
             p += dp;
             if (p >= S) { p -= S; ++n; }
@@ -480,18 +482,19 @@ extern "C" __global__ void minicnn_bn_partial_sums(
 """
 
 BN_SUMS_SOURCE = r"""
-// Batch norm's per-channel sums, second pass: one block per channel c adds the B partial sums of
+// Per-channel sums, second pass: one block per channel c adds the B partial sums of
 // minicnn_bn_partial_sums (a strided share per thread, then the block's tree: the same order,
 // and so the same result, every run), and its thread 0 finishes:
-//   centered == 0:  sum1[c] = mean = part1 / m,  sum2[c] = var = part2 / m - mean^2 (biased),
-//                   then the channel's constants and running estimates (minicnn_bn_channel)
-//   centered == 1:  sum1[c] = sum g,  sum2[c] = inv_std[c] * part2 = sum g * xhat
+//   mode 0:  sum1[c] = mean = part1 / m,  sum2[c] = var = part2 / m - mean^2 (biased),
+//            then the channel's constants and running estimates (minicnn_bn_channel)
+//   mode 1:  sum1[c] = sum g,  sum2[c] = inv_std[c] * part2 = sum g * xhat
+//   mode 2:  sum1[c] = sum g   (sum2 and inv_std untouched)
 extern "C" __global__ void minicnn_bn_sums(
     const double* __restrict__ part1, const double* __restrict__ part2,  // (C, B)
-    T* __restrict__ inv_std,                                  // (C,): read when centered, else written
+    T* __restrict__ inv_std,                                  // (C,): written in mode 0, read in 1
     T* __restrict__ sum1, T* __restrict__ sum2,              // (C,) the results
-    I C, I B, I m, I centered,
-    const T* __restrict__ gamma, const T* __restrict__ beta,      // the constants (centered == 0)
+    I C, I B, I m, I mode,
+    const T* __restrict__ gamma, const T* __restrict__ beta,      // the constants (mode 0)
     T* __restrict__ running_mean, T* __restrict__ running_var, T* __restrict__ scale,
     T* __restrict__ shift, I has_gamma, I has_beta, I update_running, T eps, T momentum)
 {
@@ -514,7 +517,9 @@ extern "C" __global__ void minicnn_bn_sums(
             __syncthreads();
         }
         if (threadIdx.x == 0) {
-            if (centered) {
+            if (mode == 2) {
+                sum1[c] = (T)shared1[0];
+            } else if (mode == 1) {
                 sum1[c] = (T)shared1[0];
                 sum2[c] = (T)(shared2[0] * (double)inv_std[c]);
             } else {
@@ -916,10 +921,11 @@ BN_MAX_PARTS = 1024
 """Most parts per channel (bounds the scratch and ``minicnn_bn_sums``'s work per channel)."""
 
 
-def _bn_sums(cupy, dtype, a, b, mean, inv_std, sum1, sum2, centered, constants):
-    """The per-channel sums of an (N, C, *) array in two launches: partial sums of chunks of each
-    channel (``minicnn_bn_partial_sums``, enough blocks to fill the GPU), then a block per
-    channel adds its parts and finishes (``minicnn_bn_sums``)."""
+def _bn_sums(cupy, dtype, a, b, mean, inv_std, sum1, sum2, mode, constants):
+    """The per-channel sums of an (N, C, *) array in two launches (``mode``: 0 statistics, 1
+    batch norm's gradient sums, 2 plain sums; see ``BN_PARTIAL_SUMS_SOURCE``): partial sums of
+    chunks of each channel (``minicnn_bn_partial_sums``, enough blocks to fill the GPU), then a
+    block per channel adds its parts and finishes (``minicnn_bn_sums``)."""
     n, c, s_len = _channels(a)
     m = n * s_len
     parts = max(1, min(-(-m // BN_PART_SIZE), BN_MAX_PARTS))
@@ -928,9 +934,21 @@ def _bn_sums(cupy, dtype, a, b, mean, inv_std, sum1, sum2, centered, constants):
     else:
         partial = cupy.empty((2, c * parts), dtype=numpy.float64)  # double precision, as the sums
         _launch(cupy, "minicnn_bn_partial_sums", dtype, c * parts * BLOCK,
-                (a, b, mean, partial[0], partial[1]) + _ints(n, c, s_len, parts, -(-m // parts), centered))
+                (a, b, mean, partial[0], partial[1]) + _ints(n, c, s_len, parts, -(-m // parts), mode))
     _launch(cupy, "minicnn_bn_sums", dtype, c * BLOCK,  # a block per channel
-            (partial[0], partial[1], inv_std, sum1, sum2) + _ints(c, parts, m, centered) + constants)
+            (partial[0], partial[1], inv_std, sum1, sum2) + _ints(c, parts, m, mode) + constants)
+
+
+def channel_sums_cuda(cupy, g):
+    """``g.sum(axis=(0, 2, 3, ...))`` of an (N, C, *) CuPy array, with batch norm's two-pass
+    reduction (``_bn_sums``, mode 2): a convolution's bias gradient. CuPy's own reduction gives
+    each channel one block, which leaves most of a GPU idle when there are few channels."""
+    dtype = _float_dtype("channel_sums_cuda", g)
+    g = cupy.ascontiguousarray(g)
+    sums = cupy.empty(g.shape[1], dtype=dtype)
+    _bn_sums(cupy, dtype, g, g, sums, sums, sums, sums, 2,
+             _bn_constant_arguments(dtype, sums, None, None, None, None, sums, sums, 0.0, 0.0))
+    return sums
 
 
 def bn_statistics_cuda(cupy, x, gamma, beta, running_mean, running_var, eps, momentum):

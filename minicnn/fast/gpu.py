@@ -104,8 +104,12 @@ class DeviceConv2d(Conv2d):
         if want_dx:
             dx = self.fold(dcols.reshape(g * cg * kh * kw, -1))
         if want_db:
-            db = gy.sum(axis=(0, 2, 3))
+            db = self.bias_grad(gy)
         return dx, dw, db
+
+    def bias_grad(self, gy):
+        """dL/db: the sum of gy over every axis but the channels'."""
+        return gy.sum(axis=(0, 2, 3))
 
 
 _BIN_MATRICES = {}  # (device, size, out, dtype) -> adaptive pooling's (out, size) bin matrix
@@ -154,7 +158,8 @@ def _kernel_dtype(x):
 
 
 class CudaConv2d(DeviceConv2d):
-    """``DeviceConv2d`` with im2col and col2im as one CUDA kernel each (no padded copy of x)."""
+    """``DeviceConv2d`` with im2col and col2im as one CUDA kernel each (no padded copy of x), and
+    the bias gradient as batch norm's two-pass per-channel sums."""
 
     def unfold(self, x, kh, kw):
         if not _kernel_dtype(x):
@@ -168,6 +173,11 @@ class CudaConv2d(DeviceConv2d):
         kh, kw = self.weight.shape[2:]
         xp = backend.get_array_module(dcols)
         return cuda_kernels.col2im_cuda(xp, dcols, self.x_shape, kh, kw, self.stride, self.padding)
+
+    def bias_grad(self, gy):
+        if not _kernel_dtype(gy):
+            return super().bias_grad(gy)
+        return cuda_kernels.channel_sums_cuda(backend.get_array_module(gy), gy)  # all of the GPU, not a block per channel
 
 
 class _CudaPool:

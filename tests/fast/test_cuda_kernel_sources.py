@@ -446,6 +446,20 @@ def test_cross_entropy_kernels_match_the_reference(cupy, n, c, scale, seed, dtyp
     _check(gk.cross_entropy_backward_cuda(cupy, p, t, g), ref.backward(g))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (7, 5), (2, 4, 9), (0, 3, 2, 2)])
+@pytest.mark.parametrize("part_size", [gk.BN_PART_SIZE, 1, 4])
+def test_channel_sums_kernel_is_the_sum_over_all_axes_but_the_channels(cupy, shape, dtype, part_size,
+                                                                        monkeypatch):
+    """A convolution's bias gradient on the GPU (``CudaConv2d.bias_grad``)."""
+    monkeypatch.setattr(gk, "BN_PART_SIZE", part_size)
+    g = np.random.default_rng(len(shape)).standard_normal(shape).astype(dtype)
+    axes = (0,) + tuple(range(2, len(shape)))
+    sums = gk.channel_sums_cuda(cupy, g)
+    assert sums.dtype == dtype and sums.shape == (shape[1],)
+    _check(sums, g.sum(axis=axes, dtype=np.float64).astype(dtype))
+
+
 def test_batch_norm_gradient_sums_of_empty_channels_are_zero(cupy):
     for shape in [(2, 3, 0), (0, 3, 4)]:  # no positions, no examples: nothing launched, nothing to add
         g = np.ones(shape)

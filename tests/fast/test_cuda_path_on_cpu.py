@@ -69,6 +69,9 @@ def test_a_training_step_on_the_cuda_path_equals_the_reference(libraries, name):
         with backend.watch_standin(lambda kind, op: launched.append(op) if op.startswith("kernel ") else None):
             actual = _two_steps(build, shape, batch, "standin")
     assert "kernel minicnn_sgd_step" in launched and "kernel minicnn_im2col" in launched  # not vacuous
+    if name == "lenet5":  # no batch norm: the partial sums are the convolutions' bias gradients
+        convs = sum(1 for m in build().modules() if isinstance(m, mc.nn.Conv2d) and m.bias is not None)
+        assert convs == 3 and launched.count("kernel minicnn_bn_partial_sums") == 2 * convs  # 2 steps
     np.testing.assert_allclose(actual[0], expected[0], rtol=1e-10)
     assert actual[1].keys() == expected[1].keys()
     for key in expected[1]:
