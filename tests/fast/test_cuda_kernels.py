@@ -184,16 +184,18 @@ def test_ops_on_cuda_use_the_fused_kernels():
 # a block per row (checked on the CPU in test_cuda_kernel_sources.py; here compiled by NVRTC)
 # ------------------------------------------------------------------------------------------------
 def _kernels_on_gpu(x, monkeypatch=None):
-    """im2col, col2im, batch norm's statistics and gradient sums, cross-entropy of ``x``, on the GPU."""
+    """im2col, col2im, batch norm's statistics and gradient sums, channel sums, cross-entropy of
+    ``x``, on the GPU."""
     import cupy
     xg = cupy.asarray(x)
     cols = cuda_kernels.im2col_cuda(cupy, xg, 3, 3, (2, 1), (1, 1))
     back = cuda_kernels.col2im_cuda(cupy, cols, x.shape, 3, 3, (2, 1), (1, 1))
     stats = cuda_kernels.bn_statistics_cuda(cupy, xg, None, None, None, None, 1e-5, 0.1)
     sums = cuda_kernels.bn_gradient_sums_cuda(cupy, xg, xg, stats[0], stats[2])
+    bias = cuda_kernels.channel_sums_cuda(cupy, xg)
     z = xg.reshape(x.shape[0], -1)
     loss, p = cuda_kernels.cross_entropy_forward_cuda(cupy, z, cupy.zeros(x.shape[0], dtype=np.int64))
-    return [cupy.asnumpy(a) for a in (cols, back, *stats, *sums, loss, p)]
+    return [cupy.asnumpy(a) for a in (cols, back, *stats, *sums, bias, loss, p)]
 
 
 @needs_gpu
