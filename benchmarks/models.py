@@ -15,7 +15,8 @@ import os
 import statistics
 
 import _common  # noqa: F401  (pins threads before numpy loads)
-from _common import add_common_arguments, machine, print_result, print_table, run_child, write_json
+from _common import (add_common_arguments, machine, print_result, print_table, run_child, same_precision,
+                     write_json)
 
 CASES = [  # name, batch, input shape
     ("lenet5", 128, (1, 28, 28)),
@@ -58,7 +59,6 @@ def run_one(name, framework, batch, shape, repeats, device):
         t = timeit(step, repeats=repeats, warmup=1, device=device)
     else:
         import torch
-        from _common import same_precision
         from _torch_mirror import mirror
         same_precision(torch)  # TF32 for convolutions exactly when minicnn's have it (--tf32)
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

@@ -100,7 +100,8 @@ class CpuKernel:
 
     Refuses what CuPy would get wrong: arrays that are not C-contiguous or of another dtype than
     the kernel's float type (int64 index arrays and pointer tables, float64 scratch of double
-    sums aside), and untyped (Python) or mistyped scalars. Counts its launches and reports each to the stand-in's watchers.
+    sums aside), and untyped (Python) or mistyped scalars. Counts its launches and reports each
+    to the stand-in's watchers.
     """
 
     def __init__(self, function, name, dtype, index=numpy.int64):
