@@ -58,6 +58,8 @@ The tests (``tests/fast/test_cuda_kernel_sources.py``, through ``cuda_on_cpu``) 
 text as ordinary C++ on the CPU, with a few lines that define ``__global__`` away and fix
 ``blockIdx = threadIdx = 0``, ``blockDim = gridDim = 1``: the grid-stride loop then visits every
 ``i`` in turn, and the kernels are checked against the NumPy code on machines without a GPU.
+``tests/fast/test_cuda_kernels_in_blocks.py`` also runs them as blocks of 256 threads taking
+turns between barriers (``cuda_on_cpu.BLOCKS_SHIM``), which the block sums need.
 
 Compiled on first use
 ---------------------

@@ -13,11 +13,23 @@ tests compare that step with the reference; ``benchmarks/launches.py`` counts it
 
 It is slow (one CPU thread walks every element): use small batches. It needs a C++ compiler
 (:func:`cxx_compiler`); the libraries are cached in the temporary directory by source hash.
+
+One thread per block cannot show what only many threads do: a block's threads sharing work by
+``threadIdx.x``, the tree sums over ``__shared__`` memory between ``__syncthreads()``, blocks that
+take several channels or rows in turn. ``build_kernels(blocks=True)`` builds the same sources
+behind ``BLOCKS_SHIM`` instead: each launch runs its grid as the GPU does, block after block, each
+block as ``blockDim.x`` threads with their own ``threadIdx`` taking turns between barriers (fibers
+on one CPU thread, in ascending order in even blocks and descending in odd ones, so that a missing
+``__syncthreads()`` shows as a wrong result). It also reports misuse that hangs or silently
+corrupts a GPU: threads of a block waiting at different ``__syncthreads()``, or one waiting after
+another has left the kernel. For kernel tests and small steps with a capped grid.
 """
+import collections
 import contextlib
 import ctypes
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +55,117 @@ static inline void __syncthreads() {}
 
 FLAGS = ["-O2", "-shared", "-fPIC"]
 
+BLOCKS_SHIM = r"""
+#include <math.h>
+#include <ucontext.h>
+#include <vector>
+struct minicnn_dim3 { unsigned x, y, z; };
+static minicnn_dim3 blockIdx = {0, 0, 0}, threadIdx = {0, 0, 0};  // threadIdx: the running thread's
+static minicnn_dim3 blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
+#define __global__
+#define __restrict__
+#define __shared__ static
+#define __device__ static inline
+
+// The threads of a block are fibers (ucontext) taking turns on one CPU thread: each runs until it
+// reaches __syncthreads() (or leaves the kernel), then the next one runs; once every thread has
+// arrived, all go on. Even blocks run their threads in ascending order, odd blocks descending, so
+// a missing __syncthreads() makes some thread read shared memory that another has not yet written
+// (or has overwritten). Misuse, which hangs or corrupts on a GPU, is recorded in minicnn_misuse:
+//   1: the threads of a block waited at different __syncthreads() (source lines) together,
+//   2: a thread waited at __syncthreads() after another thread of the block had left the kernel.
+enum { MINICNN_READY, MINICNN_WAITING, MINICNN_LEFT };
+static const size_t MINICNN_STACK = 1 << 16;
+static ucontext_t minicnn_scheduler;
+static std::vector<ucontext_t> minicnn_threads;
+static std::vector<char> minicnn_stacks;
+static std::vector<int> minicnn_state, minicnn_line;
+static unsigned minicnn_running = 0;
+static int minicnn_misuse = 0;
+static void (*minicnn_thunk)(void*) = 0;
+static void* minicnn_kernel = 0;
+
+static void minicnn_barrier(int line) {
+    minicnn_state[minicnn_running] = MINICNN_WAITING;
+    minicnn_line[minicnn_running] = line;
+    swapcontext(&minicnn_threads[minicnn_running], &minicnn_scheduler);
+}
+#define __syncthreads() minicnn_barrier(__LINE__)
+
+static void minicnn_thread() {  // a fiber's whole life: the kernel, then back to the scheduler
+    minicnn_thunk(minicnn_kernel);
+    minicnn_state[minicnn_running] = MINICNN_LEFT;
+}
+
+static void minicnn_block(unsigned block, bool descending) {
+    for (unsigned t = 0; t < block; ++t) {
+        getcontext(&minicnn_threads[t]);
+        minicnn_threads[t].uc_stack.ss_sp = &minicnn_stacks[t * MINICNN_STACK];
+        minicnn_threads[t].uc_stack.ss_size = MINICNN_STACK;
+        minicnn_threads[t].uc_link = &minicnn_scheduler;
+        makecontext(&minicnn_threads[t], minicnn_thread, 0);
+        minicnn_state[t] = MINICNN_READY;
+    }
+    for (;;) {
+        for (unsigned k = 0; k < block; ++k) {  // every ready thread runs to its next barrier
+            const unsigned t = descending ? block - 1 - k : k;
+            if (minicnn_state[t] != MINICNN_READY) continue;
+            minicnn_running = t;
+            threadIdx.x = t;
+            swapcontext(&minicnn_scheduler, &minicnn_threads[t]);
+        }
+        int waiting = 0, left = 0, line = -1;
+        for (unsigned t = 0; t < block; ++t) {
+            if (minicnn_state[t] == MINICNN_LEFT) { ++left; continue; }
+            if (line >= 0 && minicnn_line[t] != line) minicnn_misuse |= 1;
+            line = minicnn_line[t];
+            ++waiting;
+            minicnn_state[t] = MINICNN_READY;  // the barrier opens
+        }
+        if (waiting == 0) return;
+        if (left) minicnn_misuse |= 2;
+    }
+}
+
+// Run `kernel` over `grid` blocks of `block` threads, one block after another, as a GPU may.
+template <class Kernel> static void minicnn_call(void* kernel) { (*(Kernel*)kernel)(); }
+template <class Kernel> static void minicnn_run(unsigned grid, unsigned block, Kernel kernel) {
+    gridDim = {grid, 1, 1};
+    blockDim = {block, 1, 1};
+    minicnn_threads.resize(block);
+    minicnn_stacks.resize(block * MINICNN_STACK);
+    minicnn_state.assign(block, MINICNN_READY);
+    minicnn_line.assign(block, -1);
+    minicnn_thunk = &minicnn_call<Kernel>;
+    minicnn_kernel = &kernel;
+    for (unsigned b = 0; b < grid; ++b) {
+        blockIdx.x = b;
+        minicnn_block(block, b % 2 == 1);
+    }
+}
+
+extern "C" int minicnn_take_misuse() { const int misuse = minicnn_misuse; minicnn_misuse = 0; return misuse; }
+"""
+"""Prepended to a kernel source to run its launches as blocks of threads (``blocks=True``)."""
+
+BLOCKS_THREADS_LIMIT = 1 << 16
+"""Most threads (grid x block) one launch may run in ``blocks`` mode."""
+
+LAUNCHER_SUFFIX = "_in_blocks"
+
+
+def launcher(source, name):
+    """C++ that runs kernel ``name`` of ``source`` over a grid (``BLOCKS_SHIM``'s ``minicnn_run``):
+    ``extern "C" void <name>_in_blocks(unsigned grid, unsigned block, <the kernel's parameters>)``."""
+    code = re.sub(r"//[^\n]*", "", source)  # the comments, which may hold parentheses
+    match = re.search(r'extern "C" __global__ void ' + name + r"\(([^)]*)\)", code)
+    if match is None:
+        raise ValueError(f"cuda_on_cpu: no kernel {name!r} in its source")
+    parameters = " ".join(match.group(1).split())
+    names = [re.findall(r"\w+", parameter)[-1] for parameter in parameters.split(",")]
+    return (f'extern "C" void {name}{LAUNCHER_SUFFIX}(unsigned grid, unsigned block, {parameters}) {{\n'
+            f"    minicnn_run(grid, block, [&] {{ {name}({', '.join(names)}); }});\n}}\n")
+
 
 def cxx_compiler():
     """The command that compiles C++ here (``g++``, or ``gcc -x c++``), or None."""
@@ -62,37 +185,57 @@ def _cache_dir():
 INDEXES = (numpy.int32, numpy.int64)
 
 
-def build_kernels(dtypes=(numpy.float32, numpy.float64), directory=None):
-    """``{kernel source text: (ctypes library, dtype, index dtype)}`` for every kernel in
-    ``cuda_kernels.SOURCES``, for each float type and both index types (``INDEXES``).
+Build = collections.namedtuple("Build", "library dtype index blocks")
+"""A kernel source's CPU build: the ctypes library, its float and index dtypes, and whether its
+launches run as blocks of threads (``BLOCKS_SHIM``) or as one thread (``SHIM``)."""
 
-    Compiles in parallel what the cache lacks; raises ``RuntimeError`` with the compiler's message
-    if a source does not compile, and when there is no C++ compiler."""
+
+def build_kernels(dtypes=(numpy.float32, numpy.float64), directory=None, blocks=False, indexes=INDEXES):
+    """``{kernel source text: Build}`` for every kernel in ``cuda_kernels.SOURCES``, for each float
+    type in ``dtypes`` and index type in ``indexes``.
+
+    One thread (the default): a library per source, behind ``SHIM``. ``blocks=True``: one library
+    per (float, index) type holding every kernel (each in its own namespace, with its
+    ``launcher``), behind ``BLOCKS_SHIM``. Compiles in parallel what the cache lacks; raises
+    ``RuntimeError`` with the compiler's message if a source does not compile, and when there is
+    no C++ compiler."""
     compiler = cxx_compiler()
     if compiler is None:
         raise RuntimeError("cuda_on_cpu: no C++ compiler (g++ or gcc) to build the CUDA kernels on the CPU")
     directory = Path(directory) if directory is not None else _cache_dir()
-    wanted, jobs = {}, {}
-    for name in cuda_kernels.SOURCES:
-        for dtype, index in ((d, i) for d in dtypes for i in INDEXES):
+    units = {}  # file stem -> [the text to compile, [(source, dtype, index) it builds]]
+    for dtype, index in ((numpy.dtype(d), numpy.dtype(i)) for d in dtypes for i in indexes):
+        for name in cuda_kernels.SOURCES:
             source = cuda_kernels._source(name, dtype, index)
-            text = SHIM + source
-            digest = hashlib.sha256((" ".join(compiler + FLAGS) + text).encode()).hexdigest()[:20]
-            library = directory / f"{name}_{numpy.dtype(dtype).name}_{numpy.dtype(index).name}_{digest}.so"
-            wanted[source] = (library, numpy.dtype(dtype), numpy.dtype(index))
-            if not library.exists():  # this process's own source and output files, then one rename
-                cpp = library.with_suffix(f".{os.getpid()}.cpp")
-                cpp.write_text(text)
-                partial = library.with_suffix(f".{os.getpid()}.part")
-                jobs[library] = (cpp, partial, subprocess.Popen(compiler + FLAGS + ["-o", str(partial), str(cpp), "-lm"],
-                                                           stderr=subprocess.PIPE, text=True))
+            if blocks:
+                unit = units.setdefault(f"blocks_{dtype.name}_{index.name}", [BLOCKS_SHIM, []])
+                unit[0] += f"namespace {name}_unit {{\n{source}\n{launcher(source, name)}}}\n"
+            else:
+                unit = units.setdefault(f"{name}_{dtype.name}_{index.name}", [SHIM + source, []])
+            unit[1].append((source, dtype, index))
+    built, jobs = {}, {}
+    for stem, (text, covered) in units.items():
+        digest = hashlib.sha256((" ".join(compiler + FLAGS) + text).encode()).hexdigest()[:20]
+        library = directory / f"{stem}_{digest}.so"
+        built[library] = covered
+        if not library.exists():  # this process's own source and output files, then one rename
+            cpp = library.with_suffix(f".{os.getpid()}.cpp")
+            cpp.write_text(text)
+            partial = library.with_suffix(f".{os.getpid()}.part")
+            jobs[library] = (cpp, partial, subprocess.Popen(compiler + FLAGS + ["-o", str(partial), str(cpp), "-lm"],
+                                                       stderr=subprocess.PIPE, text=True))
     for library, (cpp, partial, job) in jobs.items():
         _, errors = job.communicate(timeout=300)
         if job.returncode != 0:
             raise RuntimeError(f"cuda_on_cpu: {cpp} does not compile as C++:\n{errors}")
         os.replace(partial, library)  # atomic: another process may build the same file
         cpp.unlink()  # kept only when it does not compile, for the message
-    return {source: (ctypes.CDLL(str(library)), dtype, index) for source, (library, dtype, index) in wanted.items()}
+    libraries = {}
+    for library, covered in built.items():
+        loaded = ctypes.CDLL(str(library))
+        for source, dtype, index in covered:
+            libraries[source] = Build(loaded, dtype, index, blocks)
+    return libraries
 
 
 class CpuKernel:
@@ -102,10 +245,14 @@ class CpuKernel:
     the kernel's float type (int64 index arrays and pointer tables, float64 scratch of double
     sums aside), and untyped (Python) or mistyped scalars. Counts its launches and reports each
     to the stand-in's watchers.
+
+    ``misuse``: the ``blocks`` build's ``minicnn_take_misuse``; ``function`` is then the kernel's
+    ``launcher`` and runs the grid as blocks of threads; None for the one-thread build.
     """
 
-    def __init__(self, function, name, dtype, index=numpy.int64):
+    def __init__(self, function, name, dtype, index=numpy.int64, misuse=None):
         self.function, self.name, self.dtype, self.index = function, name, numpy.dtype(dtype), numpy.dtype(index)
+        self.misuse = misuse
         self.launches, self.grids = 0, []
 
     def _argument(self, arg):
@@ -135,7 +282,20 @@ class CpuKernel:
         self.launches += 1
         self.grids.append(tuple(grid))
         backend.notify_standin("launch", f"kernel {self.name}")
-        self.function(*converted)
+        if self.misuse is None:
+            self.function(*converted)
+            return
+        if not 1 <= block[0] <= 1024 or grid[0] * block[0] > BLOCKS_THREADS_LIMIT:
+            raise ValueError(f"{self.name}: {grid[0]} blocks of {block[0]} threads; run as threads on the CPU, a "
+                             f"launch may start at most {BLOCKS_THREADS_LIMIT} (smaller inputs, or a lower "
+                             f"cuda_kernels.MAX_BLOCKS)")
+        self.function(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), *converted)
+        misuse = self.misuse()
+        if misuse:
+            what = [text for bit, text in ((1, "threads of a block waited at different __syncthreads()"),
+                                           (2, "a thread waited at __syncthreads() after another had left the kernel"))
+                    if misuse & bit]
+            raise RuntimeError(f"{self.name} ({grid[0]} blocks of {block[0]} threads): {'; and '.join(what)}")
 
 
 class CpuRawKernels:
@@ -146,10 +306,25 @@ class CpuRawKernels:
         self.libraries = libraries
 
     def __call__(self, source, name):
-        library, dtype, index = self.libraries[source]
-        function = getattr(library, name)
+        build = self.libraries[source]
+        function = getattr(build.library, name + (LAUNCHER_SUFFIX if build.blocks else ""))
         function.restype = None
-        return CpuKernel(function, name, dtype, index)
+        misuse = build.library.minicnn_take_misuse if build.blocks else None
+        return CpuKernel(function, name, build.dtype, build.index, misuse)
+
+
+class FakeCupy:
+    """Just enough of the ``cupy`` module for the kernel wrappers of ``cuda_kernels``
+    (``gk.col2im_cuda(FakeCupy(libraries), cols, ...)``), over NumPy arrays and the CPU-built
+    kernels of ``libraries`` (from :func:`build_kernels`)."""
+    ascontiguousarray = staticmethod(numpy.ascontiguousarray)
+    empty = staticmethod(numpy.empty)
+    empty_like = staticmethod(numpy.empty_like)
+    zeros = staticmethod(numpy.zeros)
+
+    def __init__(self, libraries):
+        self.RawKernel = CpuRawKernels(libraries)  # noqa: N815 (CuPy's name)
+        self.libraries = libraries
 
 
 @contextlib.contextmanager

@@ -3,7 +3,7 @@
 ``minicnn.fast.cuda_on_cpu`` compiles each kernel source as plain C++ behind a small shim (one
 block of one thread: the grid-stride loop visits every element in turn) and loads it with ctypes.
 The wrappers that run on a GPU (``col2im_cuda``, ``bn_statistics_cuda``, ``sgd_step_cuda`` ...)
-are driven here through a stand-in for CuPy (``FakeCupy``, or the stand-in device), argument
+are driven here through a stand-in for CuPy (``cuda_on_cpu.FakeCupy``, or the stand-in device), argument
 order and typed scalars included, against the NumPy code they replace.
 """
 import subprocess
@@ -26,23 +26,9 @@ TOLERANCE = {np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12),
              np.dtype(np.float32): dict(rtol=1e-5, atol=1e-6)}
 
 
-class FakeCupy:
-    """Just enough of the ``cupy`` module for the wrappers, over NumPy arrays and the CPU-built
-    kernels of ``cuda_on_cpu`` (which refuse what CuPy would get wrong: non-contiguous arrays,
-    other dtypes, untyped scalars)."""
-    ascontiguousarray = staticmethod(np.ascontiguousarray)
-    empty = staticmethod(np.empty)
-    empty_like = staticmethod(np.empty_like)
-    zeros = staticmethod(np.zeros)
-
-    def __init__(self, libraries):
-        self.RawKernel = cuda_on_cpu.CpuRawKernels(libraries)  # noqa: N815 (CuPy's name)
-        self.libraries = libraries
-
-
 @pytest.fixture(scope="module")
 def cupy():
-    """A ``FakeCupy`` with every kernel built for float32 and float64 (cached by source hash).
+    """A ``cuda_on_cpu.FakeCupy`` with every kernel built for float32 and float64 (cached by source hash).
 
     While this module's tests run, ``gk._kernels`` is a fresh dict: the CPU-built kernels never
     reach the cache that real CuPy kernels use in the same session (the GPU tests)."""
@@ -51,7 +37,7 @@ def cupy():
     libraries = cuda_on_cpu.build_kernels()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gk, "_kernels", {})
-        yield FakeCupy(libraries)
+        yield cuda_on_cpu.FakeCupy(libraries)
 
 
 @pytest.fixture

@@ -80,6 +80,35 @@ def test_a_training_step_on_the_cuda_path_equals_the_reference(libraries, name):
         np.testing.assert_allclose(a, e, rtol=1e-9, atol=1e-11)
 
 
+@pytest.fixture(scope="module")
+def libraries_in_blocks():
+    if cuda_on_cpu.cxx_compiler() is None:
+        pytest.skip("no C++ compiler (g++ or gcc) to build the kernel sources on the CPU")
+    return cuda_on_cpu.build_kernels(dtypes=(np.float64,), blocks=True)
+
+
+def test_a_training_step_with_its_kernels_run_as_blocks_of_threads_equals_the_reference(
+        libraries_in_blocks, monkeypatch):
+    """As above (fashion_cnn: convolutions, batch norm, max pooling, dropout, cross-entropy, SGD),
+    with every launch run as a GPU runs it: blocks of 256 threads taking turns between barriers
+    (``cuda_on_cpu.BLOCKS_SHIM``), the grid capped at 8 blocks so that threads and blocks take
+    several elements, channels and rows in turn."""
+    monkeypatch.setattr(cuda_kernels, "MAX_BLOCKS", 8)
+    build, shape, batch = CASES["fashion_cnn"]
+    with fast.disabled():
+        expected = _two_steps(build, shape, batch, "cpu")
+    with cuda_on_cpu.cuda_paths_on_standin(libraries_in_blocks):
+        actual = _two_steps(build, shape, batch, "standin")
+        kernels = list(cuda_kernels._kernels.values())
+    assert len(kernels) >= 8 and all(k.misuse is not None and max(k.grids) <= (8,) for k in kernels)
+    assert any(k.name == "minicnn_bn_partial_sums" for k in kernels)
+    np.testing.assert_allclose(actual[0], expected[0], rtol=1e-10)
+    for key in expected[1]:
+        np.testing.assert_allclose(actual[1][key], expected[1][key], rtol=1e-9, atol=1e-11, err_msg=key)
+    for a, e in zip(actual[2], expected[2]):
+        np.testing.assert_allclose(a, e, rtol=1e-9, atol=1e-11)
+
+
 @pytest.mark.parametrize("optimizer", [
     lambda params: optim.Adam(params, lr=1e-3, weight_decay=1e-3),
     lambda params: optim.AdamW(params, lr=1e-3, amsgrad=True)], ids=["Adam", "AdamW-amsgrad"])
