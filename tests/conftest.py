@@ -1,8 +1,13 @@
 """Shared fixtures: every op/layer/model test runs on each device.
 
 ``device`` is parametrized over ``cpu``, ``standin`` (the CPU stand-in that fails like CuPy on
-mixed or implicitly converted arrays) and ``cuda`` when CuPy sees a GPU. Restrict the list with
-``MINICNN_TEST_DEVICES=cuda pytest`` (comma-separated).
+mixed or implicitly converted arrays), ``cuda-on-cpu`` and ``cuda`` when CuPy sees a GPU. Restrict
+the list with ``MINICNN_TEST_DEVICES=cuda pytest`` (comma-separated).
+
+``cuda-on-cpu`` is the stand-in taking the GPU's code path: the test gets ``"standin"`` as its
+device, while the CUDA classes of ``minicnn/fast/gpu.py`` run with their kernels compiled for the
+CPU (``cuda_on_cpu.cuda_paths_on_standin``). Every device test thus also checks the code that
+``--device cuda`` runs, on machines without a GPU (skipped without a C++ compiler).
 """
 import os
 
@@ -22,18 +27,35 @@ settings.register_profile("thorough", deadline=None, max_examples=200,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+CUDA_ON_CPU = "cuda-on-cpu"
+
+
 def available_devices():
-    devices = ["cpu", "standin"] + (["cuda"] if mc.cuda.is_available() else [])
+    devices = ["cpu", "standin", CUDA_ON_CPU] + (["cuda"] if mc.cuda.is_available() else [])
     wanted = os.environ.get("MINICNN_TEST_DEVICES")
     if wanted:
         devices = [d for d in devices if d in wanted.split(",")]
     return devices
 
 
+@pytest.fixture(scope="session")
+def cuda_kernels_on_cpu():
+    """Every CUDA kernel compiled for the CPU, once per session (cached on disk by source hash)."""
+    from minicnn.fast import cuda_on_cpu
+    if cuda_on_cpu.cxx_compiler() is None:
+        pytest.skip("no C++ compiler (g++ or gcc) to build the CUDA kernels for the CPU")
+    return cuda_on_cpu.build_kernels()
+
+
 @pytest.fixture(params=available_devices())
 def device(request):
-    """The device name a test runs on."""
-    return request.param
+    """The device name a test runs on (``cuda-on-cpu``: ``"standin"``, on the CUDA code path)."""
+    if request.param != CUDA_ON_CPU:
+        yield request.param
+        return
+    from minicnn.fast import cuda_on_cpu
+    with cuda_on_cpu.cuda_paths_on_standin(request.getfixturevalue("cuda_kernels_on_cpu")):
+        yield "standin"
 
 
 @pytest.fixture

@@ -15,14 +15,29 @@ from minicnn.functional.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from minicnn.gradcheck import check, registered_cases
 
 
+def _gy(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
 def _run(fn, inputs, device, seed=0):
     """fn on fresh copies of ``inputs`` on ``device``: (output, the classes that ran, grads)."""
     tensors = [mc.Tensor(backend.to_device(t.data.copy(), device), requires_grad=True) for t in inputs]
     out = fn(*tensors)
-    gy = np.random.default_rng(seed).standard_normal(out.shape)
+    gy = _gy(out.shape, seed)
     ran = type(out._creator).__name__ if out._creator is not None else None
     out.backward(backend.to_device(gy, device))
     return backend.to_numpy(out.data), ran, [backend.to_numpy(t.grad) for t in tensors]
+
+
+def _check_own_mask(x, out, grads):
+    """A dropout whose mask is drawn on the device (CUDA: a hash of seed and index, not the
+    package generator's draws) keeps other elements than the reference for the same seed: check
+    that it is still a dropout, each element 0 or x * scale for one scale, and that the gradient
+    takes the same mask (gy * scale where kept, else 0)."""
+    kept = out != 0
+    scale = out[kept] / x[kept]
+    assert kept.any() and (~kept).any() and np.allclose(scale, scale[0], rtol=1e-12)
+    np.testing.assert_allclose(grads[0], np.where(kept, _gy(out.shape) * scale[0], 0.0), rtol=1e-12)
 
 
 def _case_id(case):
@@ -35,10 +50,12 @@ def test_gradcheck_case_gives_the_same_numbers_with_fast_paths_on_and_off(device
     registry and once with ``fast.disabled()``: same output, same gradients (float64)."""
     fn, inputs = case[2]()
     mc.manual_seed(0)
-    fast_out, _, fast_grads = _run(fn, inputs, device)
+    fast_out, fast_ran, fast_grads = _run(fn, inputs, device)
     mc.manual_seed(0)
     with fast.disabled():
         ref_out, ran, ref_grads = _run(fn, inputs, device)
+    if fast_ran == "CudaDropout":
+        return _check_own_mask(inputs[0].data, fast_out, fast_grads)
     np.testing.assert_allclose(fast_out, ref_out, rtol=1e-10, atol=1e-12)
     for a, b in zip(fast_grads, ref_grads):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
