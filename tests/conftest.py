@@ -7,7 +7,10 @@ the list with ``MINICNN_TEST_DEVICES=cuda pytest`` (comma-separated).
 ``cuda-on-cpu`` is the stand-in taking the GPU's code path: the test gets ``"standin"`` as its
 device, while the CUDA classes of ``minicnn/fast/gpu.py`` run with their kernels compiled for the
 CPU (``cuda_on_cpu.cuda_paths_on_standin``). Every device test thus also checks the code that
-``--device cuda`` runs, on machines without a GPU (skipped without a C++ compiler).
+``--device cuda`` runs, on machines without a GPU (skipped without a C++ compiler). With
+``MINICNN_TEST_BLOCKS=1`` its kernels run as blocks of 256 threads, as on a GPU, with the grid
+capped at ``BLOCKS_GRID`` blocks (``cuda_on_cpu.build_kernels(blocks=True)``; about ten times
+slower).
 """
 import os
 
@@ -28,6 +31,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 CUDA_ON_CPU = "cuda-on-cpu"
+BLOCKS = os.environ.get("MINICNN_TEST_BLOCKS", "0") == "1"
+BLOCKS_GRID = 8
 
 
 def available_devices():
@@ -44,7 +49,7 @@ def cuda_kernels_on_cpu():
     from minicnn.fast import cuda_on_cpu
     if cuda_on_cpu.cxx_compiler() is None:
         pytest.skip("no C++ compiler (g++ or gcc) to build the CUDA kernels for the CPU")
-    return cuda_on_cpu.build_kernels()
+    return cuda_on_cpu.build_kernels(blocks=BLOCKS)
 
 
 @pytest.fixture(params=available_devices())
@@ -53,8 +58,11 @@ def device(request):
     if request.param != CUDA_ON_CPU:
         yield request.param
         return
-    from minicnn.fast import cuda_on_cpu
-    with cuda_on_cpu.cuda_paths_on_standin(request.getfixturevalue("cuda_kernels_on_cpu")):
+    from minicnn.fast import cuda_kernels, cuda_on_cpu
+    libraries = request.getfixturevalue("cuda_kernels_on_cpu")
+    with pytest.MonkeyPatch.context() as patch, cuda_on_cpu.cuda_paths_on_standin(libraries):
+        if BLOCKS:
+            patch.setattr(cuda_kernels, "MAX_BLOCKS", BLOCKS_GRID)
         yield "standin"
 
 
