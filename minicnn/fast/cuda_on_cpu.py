@@ -74,6 +74,7 @@ static minicnn_dim3 blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
 // (or has overwritten). Misuse, which hangs or corrupts on a GPU, is recorded in minicnn_misuse:
 //   1: the threads of a block waited at different __syncthreads() (source lines) together,
 //   2: a thread waited at __syncthreads() after another thread of the block had left the kernel.
+// The scheduler's state is static: one launch at a time (ctypes calls from one Python thread).
 enum { MINICNN_READY, MINICNN_WAITING, MINICNN_LEFT };
 static const size_t MINICNN_STACK = 1 << 16;
 static ucontext_t minicnn_scheduler;
