@@ -485,14 +485,15 @@ def allow_tf32(kind, enabled):
     """Set the TF32 flag of ``kind``; matrix products then follow the ``"matmul"`` flag, and conv's
     GEMMs run inside :func:`tf32_for` ``("conv")``. TF32 rounds the inputs of a float32 product to
     10 mantissa bits (about 1e-3 relative error) and accumulates in float32: several times the
-    float32 rate on Ampere and later GPUs. Without CuPy the flags are only kept."""
+    float32 rate on Ampere and later GPUs. Without CuPy, or without a GPU for it, the flags are
+    only kept."""
     _tf32[kind] = bool(enabled)
     if kind == "matmul":
         _set_compute_type(_tf32["matmul"])
 
 
 def _set_compute_type(tf32):
-    if _cupy is None:
+    if not cuda_available():  # CuPy's switch asks the GPU for its compute capability
         return
     linalg = getattr(getattr(_cupy, "_core", None), "_routines_linalg", None)
     if not hasattr(linalg, "set_compute_type") or not hasattr(linalg, "COMPUTE_TYPE_TF32"):
@@ -510,10 +511,11 @@ def _compute_type(tf32):
         _set_compute_type(_tf32["matmul"])
 
 
-def tf32_for(kind):
-    """A context for GEMMs of ``kind``: TF32 as its flag says, where that differs from the
-    ``"matmul"`` flag (which is in force everywhere else); otherwise a no-op."""
-    if _cupy is None or _tf32[kind] == _tf32["matmul"]:
+def tf32_for(kind, x):
+    """A context for GEMMs of ``kind`` on ``x``'s device: TF32 as its flag says, where ``x`` is a
+    CuPy array and the flag differs from the ``"matmul"`` flag (which is in force everywhere
+    else); otherwise a no-op."""
+    if not _is_cupy(x) or _tf32[kind] == _tf32["matmul"]:
         return contextlib.nullcontext()
     return _compute_type(_tf32[kind])
 

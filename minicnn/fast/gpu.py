@@ -75,7 +75,7 @@ class DeviceConv2d(Conv2d):
         c_out, cg, kh, kw = weight.shape
         self.cols = self.unfold(x, kh, kw)                               # (C*kh*kw, N*Ho*Wo)
         self.x_shape, self.weight = x.shape, weight
-        with backend.tf32_for("conv"):  # mc.backends.cudnn.allow_tf32, where it differs from matmul's
+        with backend.tf32_for("conv", x):  # mc.backends.cudnn.allow_tf32, where it differs from matmul's
             y = _groups(weight, g, c_out // g) @ _groups(self.cols, g, cg * kh * kw)
         ho = conv_output_size(x.shape[2], kh, self.stride[0], self.padding[0])
         wo = conv_output_size(x.shape[3], kw, self.stride[1], self.padding[1])
@@ -94,7 +94,7 @@ class DeviceConv2d(Conv2d):
         c_out, cg, kh, kw = self.weight.shape
         g_mat = _groups(gy.transpose(1, 0, 2, 3), g, c_out // g)      # (g, C_out/g, N*Ho*Wo)
         dx = dw = db = dcols = None
-        with backend.tf32_for("conv"):
+        with backend.tf32_for("conv", gy):
             if want_dw:  # written straight into dW's own array (a fresh array, not a view)
                 dw = xp.empty(self.weight.shape, dtype=self.weight.dtype)
                 xp.matmul(g_mat, _groups(self.cols, g, cg * kh * kw).swapaxes(-1, -2),
