@@ -47,8 +47,8 @@ def available_devices():
 def cuda_kernels_on_cpu():
     """Every CUDA kernel compiled for the CPU, once per session (cached on disk by source hash)."""
     from minicnn.fast import cuda_on_cpu
-    if cuda_on_cpu.cxx_compiler() is None:
-        pytest.skip("no C++ compiler (g++ or gcc) to build the CUDA kernels for the CPU")
+    if cuda_on_cpu.cannot_build(blocks=BLOCKS):
+        pytest.skip(cuda_on_cpu.cannot_build(blocks=BLOCKS))
     return cuda_on_cpu.build_kernels(blocks=BLOCKS)
 
 

@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -56,6 +57,9 @@ static inline void __syncthreads() {}
 FLAGS = ["-O2", "-shared", "-fPIC"]
 
 BLOCKS_SHIM = r"""
+#if defined(__APPLE__)
+#define _XOPEN_SOURCE 600  // macOS declares the (deprecated) ucontext functions only with it
+#endif
 #include <math.h>
 #include <ucontext.h>
 #include <vector>
@@ -177,6 +181,16 @@ def cxx_compiler():
     return None
 
 
+def cannot_build(blocks=False):
+    """Why the kernels cannot be built for the CPU here (``None`` when they can): no C++ compiler,
+    or for ``blocks``, no ``ucontext.h`` (Windows)."""
+    if cxx_compiler() is None:
+        return "no C++ compiler (g++ or gcc) to build the CUDA kernels for the CPU"
+    if blocks and sys.platform == "win32":
+        return "no ucontext.h on Windows to run the CUDA kernels as blocks of threads on the CPU"
+    return None
+
+
 def _cache_dir():
     path = Path(tempfile.gettempdir()) / f"minicnn-cuda-on-cpu-{os.getuid() if hasattr(os, 'getuid') else 0}"
     path.mkdir(exist_ok=True)
@@ -197,7 +211,7 @@ def build_kernels(dtypes=(numpy.float32, numpy.float64), directory=None, blocks=
 
     One thread (the default): a library per source, behind ``SHIM``. ``blocks=True``: one library
     per (float, index) type holding every kernel (each in its own namespace, with its
-    ``launcher``), behind ``BLOCKS_SHIM``. Compiles in parallel what the cache lacks; raises
+    ``launcher``), behind ``BLOCKS_SHIM`` (POSIX: it needs ``ucontext.h``, which Windows lacks). Compiles in parallel what the cache lacks; raises
     ``RuntimeError`` with the compiler's message if a source does not compile, and when there is
     no C++ compiler."""
     compiler = cxx_compiler()

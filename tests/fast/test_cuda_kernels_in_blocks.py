@@ -24,8 +24,8 @@ CAP = 3
 @pytest.fixture(scope="module")
 def builds():
     """``{"one thread": FakeCupy, "blocks": FakeCupy}`` over the CPU builds of every kernel."""
-    if cuda_on_cpu.cxx_compiler() is None:
-        pytest.skip("no C++ compiler (g++ or gcc) to build the kernel sources on the CPU")
+    if cuda_on_cpu.cannot_build(blocks=True):
+        pytest.skip(cuda_on_cpu.cannot_build(blocks=True))
     return {"one thread": cuda_on_cpu.FakeCupy(cuda_on_cpu.build_kernels(indexes=(np.int32,))),
             "blocks": cuda_on_cpu.FakeCupy(cuda_on_cpu.build_kernels(blocks=True, indexes=(np.int32,)))}
 
@@ -71,8 +71,8 @@ extern "C" __global__ void minicnn_test_block_sums(const T* __restrict__ x, T* _
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory):
     """A block-sum kernel that can be broken three ways, built as blocks of threads."""
-    if cuda_on_cpu.cxx_compiler() is None:
-        pytest.skip("no C++ compiler (g++ or gcc) to build the kernel sources on the CPU")
+    if cuda_on_cpu.cannot_build(blocks=True):
+        pytest.skip(cuda_on_cpu.cannot_build(blocks=True))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gk, "SOURCES", {"minicnn_test_block_sums": BROKEN})
         libraries = cuda_on_cpu.build_kernels(dtypes=(np.float64,), indexes=(np.int32,), blocks=True,
@@ -262,3 +262,12 @@ def test_cross_entropy_forward_in_blocks_matches_numpy(run, classes, dtype):
     for mode, (actual_loss, actual_p) in results.items():
         np.testing.assert_allclose(actual_loss, loss, **tolerance, err_msg=mode)
         np.testing.assert_allclose(actual_p, p, **tolerance, err_msg=mode)
+
+
+def test_why_the_kernels_cannot_be_built_here_is_said(monkeypatch):
+    monkeypatch.setattr(cuda_on_cpu, "cxx_compiler", lambda: ["g++"])
+    assert cuda_on_cpu.cannot_build() is None
+    monkeypatch.setattr(cuda_on_cpu.sys, "platform", "win32")
+    assert cuda_on_cpu.cannot_build() is None and "ucontext.h" in cuda_on_cpu.cannot_build(blocks=True)
+    monkeypatch.setattr(cuda_on_cpu, "cxx_compiler", lambda: None)
+    assert "no C++ compiler" in cuda_on_cpu.cannot_build()

@@ -82,8 +82,8 @@ def test_a_training_step_on_the_cuda_path_equals_the_reference(libraries, name):
 
 @pytest.fixture(scope="module")
 def libraries_in_blocks():
-    if cuda_on_cpu.cxx_compiler() is None:
-        pytest.skip("no C++ compiler (g++ or gcc) to build the kernel sources on the CPU")
+    if cuda_on_cpu.cannot_build(blocks=True):
+        pytest.skip(cuda_on_cpu.cannot_build(blocks=True))
     return cuda_on_cpu.build_kernels(dtypes=(np.float64,), blocks=True)
 
 
