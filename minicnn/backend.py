@@ -483,7 +483,7 @@ def tf32_allowed(kind):
 
 def allow_tf32(kind, enabled):
     """Set the TF32 flag of ``kind``; matrix products then follow the ``"matmul"`` flag, and conv's
-    GEMMs run inside :func:`tf32_for` ``("conv")``. TF32 rounds the inputs of a float32 product to
+    GEMMs run inside :func:`tf32_for` ``("conv", x)``. TF32 rounds the inputs of a float32 product to
     10 mantissa bits (about 1e-3 relative error) and accumulates in float32: several times the
     float32 rate on Ampere and later GPUs. Without CuPy, or without a GPU for it, the flags are
     only kept."""
