@@ -488,13 +488,11 @@ def allow_tf32(kind, enabled):
     float32 rate on Ampere and later GPUs. Without CuPy, or without a GPU for it, the flags are
     only kept."""
     _tf32[kind] = bool(enabled)
-    if kind == "matmul":
+    if kind == "matmul" and cuda_available():  # CuPy's switch asks the GPU for its compute capability
         _set_compute_type(_tf32["matmul"])
 
 
 def _set_compute_type(tf32):
-    if not cuda_available():  # CuPy's switch asks the GPU for its compute capability
-        return
     linalg = getattr(getattr(_cupy, "_core", None), "_routines_linalg", None)
     if not hasattr(linalg, "set_compute_type") or not hasattr(linalg, "COMPUTE_TYPE_TF32"):
         raise RuntimeError(f"TF32: this CuPy ({getattr(_cupy, '__version__', '?')}) has no switch for the "
