@@ -86,22 +86,64 @@ class LRScheduler:
         return state
 
     def load_state_dict(self, state_dict):
-        """Restore what :meth:`state_dict` returned (also the flat form ``minicnn.load`` gives)."""
-        state = nest(state_dict)
-        self.last_epoch = int(to_python(state["last_epoch"]))
-        self.base_lrs = [float(v) for v in numpy.atleast_1d(_host(state["base_lrs"]))]
-        if "_last_lr" in state:
-            self._last_lr = [float(v) for v in numpy.atleast_1d(_host(state["_last_lr"]))]
-        for name in self._saved:
-            if name in state:
-                value = state[name]
-                old = getattr(self, name)
+        """Restore what :meth:`state_dict` returned (also the flat form ``minicnn.load`` gives).
+
+        Every entry must be there and make sense: ``last_epoch`` a whole number >= 0, one finite
+        base rate >= 0 per parameter group, and settings that give finite rates >= 0. Otherwise
+        ``ValueError`` names the entry, and the scheduler is left as it was."""
+        before = [(s, dict(s.__dict__)) for s in [self] + list(getattr(self, "_schedulers", []))]
+        try:
+            self._restore(nest(state_dict))
+            self._check_restored()
+        except BaseException:
+            for s, attributes in before:
+                s.__dict__.clear()
+                s.__dict__.update(attributes)
+            raise
+
+    def _restore(self, state):
+        name = f"{type(self).__name__}.load_state_dict"
+        missing = [k for k in ("last_epoch", "base_lrs") + tuple(self._saved) if k not in state]
+        if missing:
+            raise ValueError(f"{name}: the saved state has no {', '.join(missing)}")
+        last_epoch = to_python(state["last_epoch"])
+        if not isinstance(last_epoch, int) or isinstance(last_epoch, bool) or last_epoch < 0:
+            raise ValueError(f"{name}: last_epoch is {last_epoch!r}; expected a whole number >= 0 "
+                             f"(the steps taken)")
+        try:
+            self.last_epoch = last_epoch
+            self.base_lrs = [float(v) for v in numpy.atleast_1d(_host(state["base_lrs"]))]
+            if "_last_lr" in state:
+                self._last_lr = [float(v) for v in numpy.atleast_1d(_host(state["_last_lr"]))]
+            for key in self._saved:
+                value, old = state[key], getattr(self, key)
                 if isinstance(old, (list, tuple)):
                     value = type(old)(numpy.atleast_1d(_host(value)).tolist())
                 else:
                     value = to_python(value)
-                    value = type(old)(value) if isinstance(old, (int, float)) and not isinstance(old, bool) else value
-                setattr(self, name, value)
+                    if isinstance(old, (int, float)) and not isinstance(old, bool):
+                        if not math.isfinite(value) or (isinstance(old, int) and value != int(value)):
+                            raise ValueError(f"expected a finite {type(old).__name__}")
+                        value = type(old)(value)
+                setattr(self, key, value)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise ValueError(f"{name}: a saved setting is not a valid number ({err})") from None
+
+    def _check_restored(self):
+        """Raise ``ValueError`` unless the restored state gives one finite rate >= 0 per group."""
+        name = f"{type(self).__name__}.load_state_dict"
+        groups = len(self.optimizer.param_groups)
+        if len(self.base_lrs) != groups or len(self._last_lr) != groups:
+            raise ValueError(f"{name}: the saved state has {len(self.base_lrs)} base rate(s); "
+                             f"the optimizer has {groups} parameter group(s)")
+        try:
+            rates = self.get_lr()
+        except (ArithmeticError, ValueError, TypeError, IndexError) as err:
+            raise ValueError(f"{name}: the saved settings give no learning rate ({err})") from None
+        bad = [r for r in self.base_lrs + self._last_lr + rates if not (math.isfinite(r) and r >= 0)]
+        if bad:
+            raise ValueError(f"{name}: the saved state gives the learning rate(s) {bad}; expected "
+                             f"finite numbers >= 0")
 
     def __repr__(self):
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._saved)
@@ -251,15 +293,18 @@ class SequentialLR(LRScheduler):
         state["_schedulers"] = {str(i): s.state_dict() for i, s in enumerate(self._schedulers)}
         return state
 
-    def load_state_dict(self, state_dict):
-        """Restore what :meth:`state_dict` returned."""
-        state = nest(state_dict)
+    def _restore(self, state):
         subs = state.pop("_schedulers", {})
-        super().load_state_dict(state)
-        if "_milestones" in state:
-            self._milestones = [int(m) for m in numpy.atleast_1d(_host(state["_milestones"]))]
+        super()._restore(state)
+        milestones = [int(m) for m in numpy.atleast_1d(_host(state.get("_milestones", [])))]
+        if len(milestones) != len(self._milestones) or set(subs) != {
+                str(i) for i in range(len(self._schedulers))}:
+            raise ValueError(f"SequentialLR.load_state_dict: the saved state has {len(milestones)} "
+                             f"milestone(s) and scheduler(s) {sorted(subs)}; this one has "
+                             f"{len(self._milestones)} and {len(self._schedulers)}")
+        self._milestones = milestones
         for key, sub_state in subs.items():
-            self._schedulers[int(key)].load_state_dict(sub_state)
+            self._schedulers[int(key)]._restore(nest(sub_state))
 
 
 #: PyTorch 2's name for the base class.

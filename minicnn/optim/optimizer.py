@@ -22,6 +22,7 @@ array module of ``p.data`` (``numpy`` or ``cupy``), so the same code runs on eve
 Parameters are numbered in the order the groups list them. ``load_state_dict`` accepts that, or
 the flat dotted-key form that :func:`minicnn.load` returns (``"state.0.momentum_buffer"``).
 """
+import math
 import numbers
 
 import numpy
@@ -61,6 +62,13 @@ def to_python(value):
     if isinstance(value, list):
         return tuple(value)
     return value
+
+
+def _not_finite(value):
+    """True unless ``value`` is a bool, a finite number or a tuple of them (an option's value)."""
+    if isinstance(value, tuple):
+        return any(_not_finite(v) for v in value)
+    return not isinstance(value, numbers.Real) or not math.isfinite(value)
 
 
 def _param_list(params):
@@ -170,7 +178,9 @@ class Optimizer:
         """Restore what :meth:`state_dict` returned (nested, or flat with dotted keys).
 
         The optimizer must have been built over the same parameters (same group sizes, same
-        shapes). State arrays are copied to each parameter's device.
+        shapes). Every option must be there, finite and valid (as the constructor checks it), and
+        every state value finite; otherwise ``ValueError`` says which, and the optimizer is left as
+        it was. State arrays are copied to each parameter's device.
         """
         state_dict = nest(state_dict)
         saved_groups = state_dict.get("param_groups", {})
@@ -186,6 +196,8 @@ class Optimizer:
             if n_saved != len(group["params"]):
                 raise ValueError(f"{type(self).__name__}.load_state_dict: group {g} has "
                                  f"{n_saved} parameter(s) saved, {len(group['params'])} here")
+        new_groups = [self._restored_group(g, group, saved)
+                      for g, (group, saved) in enumerate(zip(self.param_groups, saved_groups))]
         new_state = {}
         for key, entry in state_dict.get("state", {}).items():
             i = int(key)
@@ -198,20 +210,47 @@ class Optimizer:
                 if name in self._scalar_state or not (backend.is_array(value) or
                                                       isinstance(value, (list, tuple))):
                     restored[name] = to_python(value)
+                    if _not_finite(restored[name]) or not restored[name] >= 0:
+                        raise ValueError(f"{type(self).__name__}.load_state_dict: state {name!r} "
+                                         f"of parameter {i} is {restored[name]!r}; expected a "
+                                         f"finite number >= 0")
                     continue
                 host = numpy.asarray(backend.to_numpy(value) if backend.is_array(value) else value)
                 if host.shape != p.shape:
                     raise ValueError(f"{type(self).__name__}.load_state_dict: state {name!r} of "
                                      f"parameter {i} has shape {host.shape}, the parameter {p.shape}")
+                if host.dtype.kind not in "fiub" or not numpy.isfinite(host).all():
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: state {name!r} of "
+                                     f"parameter {i} holds NaN, inf or non-numbers ({host.dtype}); "
+                                     f"expected finite numbers")
                 if host.dtype.kind == "f":
                     host = host.astype(p.dtype)
                 restored[name] = backend.to_device(numpy.array(host), p.device)
             new_state[p] = restored
-        for group, saved in zip(self.param_groups, saved_groups):
-            for k, v in saved.items():
-                if k != "params":
-                    group[k] = to_python(v)
+        for group, restored in zip(self.param_groups, new_groups):
+            group.update(restored)
         self.state = new_state
+
+    def _restored_group(self, g, group, saved):
+        """The options of group ``g`` as saved, checked as the constructor checks them: every
+        option present, none unknown, numbers finite. Raises ``ValueError`` naming the group."""
+        name = f"{type(self).__name__}.load_state_dict"
+        options = {k: to_python(v) for k, v in saved.items() if k != "params"}
+        missing = sorted(set(self.defaults) - set(options))
+        unknown = sorted(set(options) - set(self.defaults) - {"initial_lr"})
+        if missing or unknown:
+            raise ValueError(f"{name}: group {g} of the saved state lacks the option(s) {missing} "
+                             f"or has unknown ones {unknown}; expected {sorted(self.defaults)}")
+        bad = sorted(k for k, v in options.items() if _not_finite(v))
+        if bad:
+            raise ValueError(f"{name}: group {g} of the saved state has non-finite or non-numeric "
+                             f"option(s) {bad}: {[options[k] for k in bad]}")
+        restored = dict(group, **options)
+        try:
+            self._check_group(restored)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name}: group {g} of the saved state: {err}") from None
+        return {k: v for k, v in restored.items() if k != "params"}
 
     #: Per-parameter state entries that are plain numbers (e.g. Adam's ``step``).
     _scalar_state = ("step",)

@@ -57,6 +57,8 @@ class Checkpoint:
     metrics: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
     path: str = None
+    #: The entries the file holds, by their first name part ("model", "optimizer", "rng", ...).
+    entries: frozenset = frozenset()
 
 
 def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, metrics=(), config=None,
@@ -169,4 +171,30 @@ def load_checkpoint(path):
         metrics=_json_field(flat, "metrics", path, [], list),
         config=_json_field(flat, "config", path, {}, dict),
         path=path,
+        entries=frozenset(key.split(".")[0] for key in flat),
     )
+
+
+#: What a checkpoint written by a :class:`~minicnn.train.Trainer` holds, all of which resuming
+#: needs ("scheduler" only when the run has a learning-rate schedule).
+RESUME_ENTRIES = ("model", "optimizer", "scheduler", "rng", "epoch", "metrics", "config")
+
+
+def check_complete(ck, scheduler=True):
+    """Raise :class:`CheckpointError` naming the file and the entries, unless ``ck`` has every
+    entry a resume needs (:data:`RESUME_ENTRIES`; ``scheduler`` says whether the run has a
+    schedule) and one metrics record per completed epoch. A checkpoint whose zip directory was
+    damaged can lose entries; resuming from it would restart, say, the learning-rate schedule."""
+    needed = [e for e in RESUME_ENTRIES if scheduler or e != "scheduler"]
+    missing = [e for e in needed if e not in ck.entries]
+    if missing:
+        raise CheckpointError(f"{ck.path}: cannot resume: the checkpoint has no {', '.join(missing)} "
+                              f"entries (a complete one has {', '.join(needed)}); the file is "
+                              f"damaged or was not written by a training run")
+    if not scheduler and "scheduler" in ck.entries:
+        raise CheckpointError(f"{ck.path}: cannot resume: the checkpoint holds a learning-rate "
+                              f"schedule, but this run has none")
+    if len(ck.metrics) != ck.epoch:
+        raise CheckpointError(f"{ck.path}: field 'metrics' holds {len(ck.metrics)} epoch records; "
+                              f"expected {ck.epoch}, one per completed epoch")
+    return ck

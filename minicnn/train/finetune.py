@@ -144,9 +144,10 @@ def read_state_dict(source):
 def check_weights(model, state, source="the weights"):
     """Refuse values that would load silently wrong into ``model``'s floating-point parameters
     and buffers: complex numbers (the imaginary part would be dropped), integers or booleans
-    (a sign of the wrong file or key) and NaN/inf. Raises ``ValueError`` naming ``source``, the
-    key, and what was expected and found. Keys the model does not have are left to
-    ``load_state_dict``."""
+    (a sign of the wrong file or key), NaN/inf, and negative variances (batch norm's
+    ``running_var``: normalising by its square root gives NaN). Raises ``ValueError`` naming
+    ``source``, the key, and what was expected and found. Keys the model does not have are left
+    to ``load_state_dict``."""
     expected = {}
     for name, value in list(model.named_parameters()) + list(model.named_buffers()):
         if value is not None:
@@ -167,6 +168,9 @@ def check_weights(model, state, source="the weights"):
             bad = int(array.size - numpy.isfinite(array).sum())
             raise ValueError(f"{source}: {key!r} holds {bad} NaN/inf value(s); expected finite "
                              f"numbers")
+        if key.rpartition(".")[2] == "running_var" and (array < 0).any():
+            raise ValueError(f"{source}: {key!r} holds {int((array < 0).sum())} negative "
+                             f"value(s) (smallest {array.min():g}); a variance is >= 0")
     return state
 
 

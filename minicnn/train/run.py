@@ -220,7 +220,7 @@ def _resume(trainer, resume_path, config, replan, steps_per_epoch, quiet):
     try:
         done = trainer.resume(resume_path)
     except ValueError as err:
-        raise UsageError(f"--resume {resume_path}: {err}") from None
+        raise UsageError(f"--resume: {err}") from None  # the message names the file
     trainer.config.update(config)
     if replan and trainer.scheduler is not None:
         # the saved schedule was planned for the old length: plan anew, at the current step

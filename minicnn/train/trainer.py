@@ -42,7 +42,9 @@ from ..function import no_grad
 from ..functional import cross_entropy
 from ..optim import SGD, clip_grad_norm_
 from ..tensor import Tensor
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from .checkpoint import (CHECKPOINT_NAME, CheckpointError, check_complete, load_checkpoint,
+                         save_checkpoint)
+from .finetune import check_weights
 from .metrics import confusion_matrix, format_confusion, topk_hits, write_confusion, write_json
 from .plots import plot_confusion, plot_curves
 from .progress import ProgressBar
@@ -409,15 +411,31 @@ class Trainer:
     def resume(self, path=None):
         """Restore a checkpoint (default: ``out_dir/checkpoint.npz``): model, optimizer,
         scheduler, RNG state, epoch and metrics. :meth:`fit` then carries on from the next epoch.
-        Returns the number of epochs already done."""
+        Returns the number of epochs already done.
+
+        The checkpoint must be complete (:func:`~minicnn.train.checkpoint.check_complete`) and
+        every value valid: weights finite and shaped as the model's (:func:`check_weights`),
+        optimizer and schedule options finite and in range, the schedule at the step the epoch
+        count implies, a generator state NumPy accepts. Otherwise :class:`CheckpointError` (a
+        ``ValueError``) names the file and the entry."""
         ck = load_checkpoint(path if path is not None else self.checkpoint_path)
-        self.model.load_state_dict(ck.model)
-        if ck.optimizer:
+        check_complete(ck, scheduler=self.scheduler is not None)
+        generator = numpy.random.Generator(numpy.random.PCG64())
+        try:
+            generator.bit_generator.state = ck.rng_state
+            check_weights(self.model, ck.model, "the model's weights")
+            self.model.load_state_dict(ck.model)
             self.optimizer.load_state_dict(ck.optimizer)
-        if self.scheduler is not None and ck.scheduler:
-            self.scheduler.load_state_dict(ck.scheduler)
-        if ck.rng_state is not None:
-            rng.set_state(ck.rng_state)
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(ck.scheduler)
+        except (ValueError, TypeError, KeyError) as err:
+            raise CheckpointError(f"{ck.path}: cannot resume: {err}") from None
+        steps = ck.epoch * (len(self.train_loader) if self.scheduler_interval == "step" else 1)
+        if self.scheduler is not None and self.scheduler.last_epoch != steps:
+            raise CheckpointError(f"{ck.path}: cannot resume: the schedule is at step "
+                                  f"{self.scheduler.last_epoch}, but {ck.epoch} epoch(s) of "
+                                  f"{len(self.train_loader)} steps make {steps}")
+        rng.set_state(ck.rng_state)
         self.epoch = ck.epoch
         self.history = list(ck.metrics)
         self.checkpoint_saved = ck.epoch
