@@ -1,32 +1,35 @@
-"""The grading process: runs one submission's checks and writes their outputs as plain arrays.
+"""The grading process: runs one submission's checks and sends their outputs back as plain arrays.
 
 :mod:`minicnn.assignment.sandbox` starts this module for every submission, as a separate Python
-process (``python -B -s -m minicnn.assignment.child JOB.json``) in a temporary folder::
+process (``python -B -s -m minicnn.assignment.child JOB.json``), isolated by bubblewrap where it
+can run (:mod:`minicnn.assignment.isolation`)::
 
     sandbox/
         code/       grader.py and the released helper files, plus the handed-in SUBMISSION_FILES
-        work/       the (empty) working folder
-        results/    what this process writes back: manifest.json, import.start, <check>.start,
-                    <check>.npz, <check>.json, finished (or fatal.json)
+                    (read-only)
+        work/       the (empty) working folder, a private tmpfs
         job.json    what to run (written by the grading process, read here once)
 
-In order, this process
+Results go back as frames on a pipe (:mod:`minicnn.assignment.channel`), whose descriptor the job
+names; this process writes no result file. In order, this process
 
 1. lowers its resource limits (CPU seconds, address space, open files, file size, processes);
 2. installs a guard (:func:`install_guard`, a :func:`sys.addaudithook` hook) that refuses to open
    files outside the sandbox, the Python installation and the minicnn package, to write outside
    the sandbox, to start processes, to send signals, to open sockets or to load C libraries;
-3. imports ``code/grader.py`` and writes ``manifest.json`` (the questions and checks, as data);
-4. imports the handed-in files once (so that a crash at import shows up before any check);
+3. imports ``code/grader.py`` and sends the ``manifest`` event (the questions and checks, as data);
+4. sends ``import`` and imports the handed-in files once (so that a crash at import shows up
+   before any check);
 5. runs the checks it was asked for, one after the other, each under its question's time limit:
-   before a check it creates ``<check>.start``; after it, ``<check>.npz`` (the returned arrays,
-   saved without pickling) and ``<check>.json`` (``{"status": ..., "message": ...}``).
+   it sends ``start`` before a check and ``result`` (status, message, the returned arrays) after
+   it; then ``finished``.
 
-Nothing here decides a grade. Everything this process writes may have been forged by the student's
+Nothing here decides a grade. Everything this process sends may have been forged by the student's
 code, which runs in the same process; the grading process treats it as untrusted data
-(:mod:`minicnn.assignment.grade`). The guard is a speed bump for the obvious tricks (reading the
-references, copying the solution from a checkout, rewriting the grading kit), not a security
-boundary: see ``docs/assignments.md`` for what real isolation needs.
+(:mod:`minicnn.assignment.grade`). The guard only gives honest students a clear message when they
+reach outside (reading the references, copying the solution from a checkout); it is not the
+security boundary, since code in this process can switch it off. The boundary is the operating
+system's: see :mod:`minicnn.assignment.isolation` and ``docs/assignments.md``.
 """
 import json
 import os
@@ -37,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .channel import Writer
 from .questions import Question, reference_arrays
 from .submission import CheckTimeout, Submission, time_limit
 
@@ -157,12 +161,6 @@ def install_guard(readable, writable):
     sys.addaudithook(hook)
 
 
-def _write_json(path, data):
-    temporary = path.with_suffix(".part")
-    temporary.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def _innermost(error, folder):
     """``(file name, line, function)`` of the innermost frame of ``error`` in ``folder``, or None."""
     found = None
@@ -212,23 +210,21 @@ def _load_questions(sub, path):
     return grader, list(questions)
 
 
-def _run(job, results):
+def _run(job, channel):
     code = Path(job["code_dir"])
     with Submission(code) as sub:
         try:
             grader, questions = _load_questions(sub, code / "grader.py")
         except (ImportError, TypeError, CheckTimeout) as error:
-            _write_json(results / "fatal.json",
-                        {"message": f"could not import the grader: {error}"})
+            channel.event("fatal", message=f"could not import the grader: {error}")
             return 2
         submission_files = [str(name) for name in getattr(grader, "SUBMISSION_FILES", ())]
-        _write_json(results / "manifest.json", {
-            "title": str(getattr(grader, "TITLE", "")),
-            "submission_files": submission_files,
-            "questions": [q.describe() for q in questions]})
+        channel.event("manifest", title=str(getattr(grader, "TITLE", "")),
+                      submission_files=submission_files,
+                      questions=[q.describe() for q in questions])
         # Import the handed-in modules once, up front; a failure is remembered by ``sub`` and
         # reported by every check that uses the module.
-        (results / "import.start").touch()
+        channel.event("import")
         for name in submission_files:
             if name.endswith(".py") and "/" not in name:
                 try:
@@ -244,15 +240,11 @@ def _run(job, results):
                 check_id = question.check_id(check)
                 if (wanted is not None and check_id not in wanted) or check.kind not in kinds:
                     continue
-                (results / f"{check_id}.start").touch()
+                channel.event("start", check=check_id)
                 timeout = min(question.timeout, cap) if cap else question.timeout
                 status, message, arrays = run_check(question, check, sub, timeout)
-                if arrays is not None:
-                    with open(results / f"{check_id}.npz", "wb") as handle:
-                        np.savez(handle, **arrays)
-                _write_json(results / f"{check_id}.json",
-                            {"status": status, "message": message[:MAX_MESSAGE]})
-    (results / "finished").touch()
+                channel.result(check_id, status, message[:MAX_MESSAGE], arrays)
+    channel.event("finished")
     return 0
 
 
@@ -260,14 +252,14 @@ def main(argv=None):
     """Run the job file named on the command line; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    channel = Writer(os.fdopen(job["channel_fd"], "wb"))
     set_limits(job.get("limits", {}))
-    results = Path(job["results_dir"])
     os.chdir(job["work_dir"])
     # A clean module search path: the Python installation only; Submission adds code/ itself.
     sys.path[:] = [p for p in sys.path if p and _inside(os.path.realpath(p), job["python_dirs"])]
     sys.dont_write_bytecode = True
     install_guard(job["readable"], job["writable"])
-    return _run(job, results)
+    return _run(job, channel)
 
 
 if __name__ == "__main__":

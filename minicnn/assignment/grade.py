@@ -29,17 +29,19 @@ Problems with the tooling itself (no grader, unreadable references, a malformed 
 raise :class:`GradeError`; problems with the submission never do.
 """
 import dataclasses
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .files import HandInError, digest
 from .questions import Question, relative_error
 from .sandbox import CRASHED, NOT_RUN, TIMEOUT, SandboxError, run_checks
 from .submission import CheckTimeout, Submission
 
 __all__ = ["grade", "GradeError", "GradeReport", "QuestionResult", "CheckResult", "load_grader",
-           "INCOMPLETE"]
+           "INCOMPLETE", "printable", "KitChanged"]
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
 NOT_IMPLEMENTED, SKIPPED, PARTIAL = "not implemented", "skipped", "partial"
@@ -49,7 +51,24 @@ _CHILD_FAILURES = (FAILED, ERROR, NOT_IMPLEMENTED, TIMEOUT, CRASHED, NOT_RUN)
 
 
 class GradeError(Exception):
-    """The grader could not run (a problem with the tooling or the kit, not with the submission)."""
+    """The grader could not run: a problem with the tooling or the kit, or a submission it refuses
+    to run at all (a handed-in file that is a link, a device, too large)."""
+
+
+# Control characters (but newline and tab; ESC starts every terminal escape code), the Unicode
+# line separators and the controls that reorder text on screen: shown as escapes, never printed.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e"
+                      "\u2028\u2029\u2066-\u2069]")
+
+
+def printable(text, one_line=True):
+    """``text`` (from a submission) made safe to print: escape codes and control characters shown
+    as ``\\x1b``-style escapes; with ``one_line``, line breaks shown as ``\\n`` too, so that a
+    message cannot start a line of its own (a fake "total")."""
+    text = str(text)
+    if one_line:
+        text = text.replace("\n", "\\n").replace("\t", " ")
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 @dataclasses.dataclass
@@ -85,7 +104,9 @@ class GradeReport:
     submission: str
     references: str              # None when hidden checks were skipped
     questions: list
-    output: str = ""             # the end of what the submission's process printed
+    output: str = ""             # the end of what the submission's process printed (raw)
+    isolation: str = ""          # how the submission's code was isolated, in words
+    isolated: bool = True        # False: it ran without the operating system's isolation
 
     @property
     def complete(self):
@@ -114,7 +135,9 @@ class GradeReport:
 
     def format(self):
         """The report as text: one row per question, the total, then every check that did not pass."""
-        lines = [self.title, f"submission: {self.submission}"]
+        lines = [printable(self.title), f"submission: {printable(self.submission)}"]
+        if not self.isolated:
+            lines.append(f"WARNING: {printable(self.isolation)}")
         if self.references:
             lines.append(f"references: {self.references}")
         else:
@@ -123,8 +146,8 @@ class GradeReport:
         rows = [("question", "score", "status", "message")]
         for q in self.questions:
             earned = "-" if q.status == SKIPPED else _points(q.earned)
-            rows.append((f"{q.name}  {q.title}", f"{earned} / {_points(q.points)}",
-                         q.status, _first_line(q.message, 60)))
+            rows.append((printable(f"{q.name}  {q.title}"), f"{earned} / {_points(q.points)}",
+                         q.status, _first_line(printable(q.message), 60)))
         rows.append(("total", f"{_points(self.earned)} / {_points(self.possible)}",
                      f"{100 * self.fraction:.1f}%", ""))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -140,13 +163,15 @@ class GradeReport:
         if details:
             lines += ["", "checks that did not pass:"]
             for q, c in details:
-                lines.append(f"  {q.name}.{c.name} [{c.kind}, {c.status}]: {c.message}")
+                lines.append(f"  {q.name}.{c.name} [{c.kind}, {c.status}]: {printable(c.message)}")
         if not self.complete:
             lines += ["", "NOT GRADED COMPLETELY: some checks timed out, crashed or did not run"]
-        printed = self.output.strip().splitlines()[-OUTPUT_LINES:]
+        printed = printable(self.output, one_line=False).strip().splitlines()[-OUTPUT_LINES:]
         if printed:
             lines += ["", f"what the submission printed (last {len(printed)} lines):"]
             lines += [f"  | {line}" for line in printed]
+        if not self.isolated:
+            lines += ["", f"WARNING: the submission's code was {printable(self.isolation)}"]
         return "\n".join(lines)
 
 
@@ -159,7 +184,7 @@ def _points(value):
 
 
 def _first_line(text, width):
-    line = text.splitlines()[0] if text else ""
+    line = text.split("\\n")[0] if text else ""
     return line if len(line) <= width else line[:width - 3] + "..."
 
 
@@ -315,15 +340,42 @@ def written_questions(references):
     return {str(key): (str(title), float(points)) for key, (title, points) in written.items()}
 
 
-def grade(submission_dir, references=None, *, quiet=False, file=None, limits=None):
+def _run_isolated(folder, kit, submission_files, plan, limits, require_isolation, **options):
+    """:func:`run_checks`, its refusals as :class:`GradeError` (the kit checked unchanged after)."""
+    before = digest(kit) if kit is not None else None
+    try:
+        run = run_checks(folder, kit, submission_files, plan, limits,
+                         require_isolation=require_isolation, **options)
+    except HandInError as error:
+        raise GradeError(f"refused the hand-in in {folder}: {error}") from None
+    except SandboxError as error:
+        raise GradeError(str(error)) from None
+    if before is not None:
+        after = digest(kit)
+        changed = sorted(name for name in before.keys() | after.keys()
+                         if before.get(name) != after.get(name))
+        if changed:
+            raise KitChanged(f"the grading kit {kit} changed while {folder.name} was graded "
+                             f"({', '.join(changed)}): restore it from the build before grading "
+                             f"on")
+    return run
+
+
+class KitChanged(GradeError):
+    """The grading kit's files changed during a grading: nothing graded with it can be trusted."""
+
+
+def grade(submission_dir, references=None, *, quiet=False, file=None, limits=None,
+          require_isolation=False):
     """Grade the assignment in ``submission_dir``; print and return a :class:`GradeReport`.
 
     ``references`` is the kit folder written by the build (``out/grader``) or the path of its
     ``references.npz`` (with the kit's ``grader.py`` next to it); ``None`` runs the public checks
     only, with the submission's own ``grader.py`` (what students do). The submission's code runs
-    in a separate process under ``limits`` (:class:`~minicnn.assignment.sandbox.Limits`); this
-    process compares and scores. The report is printed to ``file`` (standard output by default)
-    unless ``quiet``.
+    in a separate process, isolated by the operating system where bubblewrap runs
+    (``require_isolation``: refuse where it does not), under ``limits``
+    (:class:`~minicnn.assignment.sandbox.Limits`); this process compares and scores. The report is
+    printed to ``file`` (standard output by default) unless ``quiet``.
     """
     folder = Path(submission_dir).resolve()
     if not folder.is_dir():
@@ -337,25 +389,22 @@ def grade(submission_dir, references=None, *, quiet=False, file=None, limits=Non
     if kit is not None:
         questions, title, submission_files = _trusted_grader(kit)
         plan = [f"{q['name']}.{c['name']}" for q in questions for c in q["checks"]]
-        try:
-            run = run_checks(folder, kit, submission_files, plan, limits)
-        except SandboxError as error:
-            raise GradeError(str(error)) from None
+        run = _run_isolated(folder, kit, submission_files, plan, limits, require_isolation,
+                            questions=questions)
     else:
-        try:
-            run = run_checks(folder, None, (), None, limits, kinds=("public",))
-        except SandboxError as error:
-            raise GradeError(str(error)) from None
+        run = _run_isolated(folder, None, (), None, limits, require_isolation, kinds=("public",))
         if run.manifest is None:
-            detail = f"\n{run.output.rstrip()}" if run.output.strip() else ""
-            raise GradeError(f"could not run the grader {grader_path}: {run.failure}{detail}")
+            detail = f"\n{printable(run.output, one_line=False).rstrip()}" if run.output.strip() else ""
+            raise GradeError(f"could not run the grader {grader_path}: "
+                             f"{printable(run.failure)}{detail}")
         questions = _questions_from_manifest(run.manifest, folder)
         title = str(run.manifest.get("title") or "")
 
     results = [_grade_question(q, run.results, reference_values) for q in questions]
     report = GradeReport(title=title or folder.name, submission=str(folder),
                          references=str(references_path) if references_path else None,
-                         questions=results, output=run.output)
+                         questions=results, output=run.output,
+                         isolation=run.isolation.describe(), isolated=run.isolation.isolated)
     if not quiet:
         print(report.format(), file=file or sys.stdout)
     return report

@@ -1,21 +1,27 @@
-"""Run a submission's checks in a separate, resource-limited process and collect its arrays.
+"""Run a submission's checks in an isolated, resource-limited process and collect its arrays.
 
 The grading process (:func:`minicnn.assignment.grade`) never imports a student's code. For every
 submission it calls :func:`run_checks`, which
 
-* makes a temporary folder (the *sandbox*) with ``code/`` (a copy of the grading kit's files
-  without ``references.npz``, plus the handed-in ``SUBMISSION_FILES`` copied from the submission),
-  an empty working folder ``work/`` and ``results/``;
-* starts ``python -m minicnn.assignment.child`` there (:mod:`minicnn.assignment.child`) with a clean
-  environment and in a new process group; the child lowers its own resource limits
-  (:class:`Limits`) and installs a guard against file access outside the sandbox before it
-  imports anything of the assignment;
+* makes a private temporary folder with ``code/``: a copy of the grading kit's files without
+  ``references.npz``, plus the handed-in ``SUBMISSION_FILES``, copied as plain files only
+  (:mod:`~minicnn.assignment.files`: no link followed, no device, FIFO or oversize file);
+* starts ``python -m minicnn.assignment.child`` (:mod:`~minicnn.assignment.child`) with a clean
+  environment, **isolated by the operating system** with bubblewrap
+  (:mod:`~minicnn.assignment.isolation`): its own user, PID, mount, network and IPC namespaces,
+  ``code/`` read-only, a private tmpfs as working folder, nothing of the kit, the checkout or the
+  grader visible. Where bubblewrap cannot run, the child runs unisolated, and every report says so
+  (``require_isolation=True`` refuses instead). The child lowers its resource limits
+  (:class:`Limits`) before it imports anything of the assignment;
+* reads what the child sends back on a pipe (:mod:`~minicnn.assignment.channel`) as untrusted
+  data: every frame's size and every array's dtype and shape are checked before anything is
+  allocated, and a malformed stream stops the child and fails the check it was on. The grading
+  process never opens a path inside the sandbox;
 * watches the child: a check that runs past its question's ``timeout`` (plus a grace period) gets
-  the whole process group killed, and so does the whole submission when it uses up
+  the child killed, and so does the whole submission when it uses up
   :attr:`Limits.total_seconds`; after a kill or a crash a new child goes on with the checks not
-  yet run, so one bad check costs only itself;
-* reads back, as untrusted data, what the child wrote: per check a status and a message (JSON)
-  and the returned arrays (``.npz``, read with ``allow_pickle=False`` after checking the sizes).
+  yet run, so one bad check costs only itself. Killing the child kills everything it started
+  (its PID namespace).
 
 It returns :class:`ChildResult` objects; scoring is :mod:`minicnn.assignment.grade`'s business.
 Only POSIX systems (Linux, macOS) have the resource limits; elsewhere :func:`run_checks` refuses.
@@ -23,34 +29,39 @@ Only POSIX systems (Linux, macOS) have the resource limits; elsewhere :func:`run
 import dataclasses
 import json
 import os
-import shutil
+import selectors
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-import numpy as np
+from . import isolation as _isolation
+from .channel import ProtocolError, Reader
+from .files import HandInError, copy_regular, copy_tree, remove_tree
 
-__all__ = ["Limits", "ChildResult", "SandboxRun", "SandboxError", "run_checks", "prepare_code",
-           "CRASHED", "NOT_RUN", "TIMEOUT"]
+__all__ = ["Limits", "ChildResult", "SandboxRun", "SandboxError", "IsolationRequired",
+           "run_checks", "prepare_code", "CRASHED", "NOT_RUN", "TIMEOUT", "ERROR"]
 
-CRASHED, NOT_RUN, TIMEOUT = "crashed", "not run", "timeout"
+CRASHED, NOT_RUN, TIMEOUT, ERROR = "crashed", "not run", "timeout", "error"
 
 #: Files of the grading kit never copied into the sandbox.
 PRIVATE_FILES = {"references.npz"}
-_CLUTTER = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".git", ".pytest_cache",
-                                  ".ipynb_checkpoints", "references.npz")
-#: How often (seconds) the grading process looks at the child's results folder.
+#: Longest wait (seconds) between two looks at the child.
 POLL_SECONDS = 0.02
 #: Longest output of the child (bytes, from its end) kept for the report.
 OUTPUT_TAIL = 4000
+#: The descriptor number the child writes its frames to.
+CHANNEL_FD = 3
 
 
 class SandboxError(Exception):
     """The sandbox could not be set up, or the child could not describe the grader."""
+
+
+class IsolationRequired(SandboxError):
+    """Isolation was required (``--require-isolation``) and bubblewrap cannot run here."""
 
 
 @dataclasses.dataclass
@@ -63,10 +74,12 @@ class Limits:
     the grading process kills it (the child stops well-behaved checks itself, at the limit).
     ``startup_seconds`` bounds starting Python and importing the grader and the handed-in files.
     ``memory_bytes`` is the address-space limit (RLIMIT_AS; leave it None when checks use a GPU),
-    ``open_files``, ``file_bytes`` (largest file the child may write, its printed output
-    included) and ``processes`` (RLIMIT_NPROC; 0: no new processes) the other limits.
+    ``open_files``, ``file_bytes`` (largest file the child may write) and ``processes``
+    (RLIMIT_NPROC; 0: no new processes) the other limits. ``scratch_bytes`` is the size of each of
+    the child's two writable tmpfs (its working folder and ``/tmp``; isolated runs only).
     ``read_paths`` are extra folders the child may read (a data set, say). ``output_bytes`` caps
-    the total size of the arrays read back.
+    the total size of the arrays read back; ``handin_bytes`` each handed-in file and
+    ``handin_total`` a whole folder copied for a student's own run.
     """
     total_seconds: float = 600.0
     check_seconds: float = None
@@ -78,6 +91,9 @@ class Limits:
     processes: int = 0
     read_paths: tuple = ()
     output_bytes: int = 256 * 1024 ** 2
+    scratch_bytes: int = 256 * 1024 ** 2
+    handin_bytes: int = 16 * 1024 ** 2
+    handin_total: int = 64 * 1024 ** 2
 
     def child_limits(self, seconds_left):
         """The numbers the child passes to ``setrlimit``."""
@@ -91,13 +107,15 @@ class SandboxRun:
     """What :func:`run_checks` found out.
 
     ``results``: ``{check id: ChildResult}``; ``manifest``: the questions as the child's grader
-    described them (untrusted; None when it wrote none); ``output``: the end of what the child
-    printed; ``failure``: why the child could not even list the checks (else None).
+    described them (untrusted; None when it sent none); ``output``: the end of what the child
+    printed (raw, untrusted text); ``failure``: why the child could not even list the checks (else
+    None); ``isolation``: how the child was isolated (:class:`~.isolation.Isolation`).
     """
     results: dict
     manifest: dict
     output: str
     failure: str = None
+    isolation: object = None
 
 
 @dataclasses.dataclass
@@ -114,157 +132,63 @@ class ChildResult:
 
 def _safe_relative(name):
     """A SUBMISSION_FILES entry as a relative path; refuses absolute paths and ``..``."""
-    path = Path(name)
+    path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or not path.parts:
         raise SandboxError(f"SUBMISSION_FILES entry {name!r} must be a path inside the submission")
     return path
 
 
-def prepare_code(code_dir, submission, kit, submission_files):
+def prepare_code(code_dir, submission, kit, submission_files, limits):
     """Fill ``code_dir``: the kit's files (never ``references.npz``), then the handed-in files.
 
     Without a kit (students grading themselves) the whole submission folder is copied instead.
-    Symbolic links are copied as the files they point to, and only regular files are copied.
+    Only plain files are copied (:mod:`~minicnn.assignment.files`); anything else raises
+    :class:`~minicnn.assignment.files.HandInError`.
     """
+    code_dir = Path(code_dir)
     if kit is None:
-        shutil.copytree(submission, code_dir, ignore=_CLUTTER, symlinks=False)
+        copy_tree(submission, code_dir, limits.handin_bytes, limits.handin_total)
         return
-    shutil.copytree(kit, code_dir, ignore=_CLUTTER, symlinks=False)
+    code_dir.mkdir()
+    for path in sorted(Path(kit).iterdir()):
+        if path.is_file() and path.name not in PRIVATE_FILES and not path.name.startswith("."):
+            copy_regular(kit, path.name, code_dir / path.name, limits.handin_total)
     for name in submission_files:
         relative = _safe_relative(name)
-        source, target = Path(submission) / relative, Path(code_dir) / relative
-        if target.exists():
+        target = code_dir / relative
+        if os.path.lexists(target):
             target.unlink()                 # a kit should not hold it; the submission's wins
-        if source.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+        copy_regular(submission, relative, target, limits.handin_bytes)
 
 
-def _python_dirs():
-    """Folders of the Python installation (standard library, site-packages)."""
-    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    return sorted(os.path.realpath(d) for d in dirs)
-
-
-def _minicnn_dirs():
-    """The minicnn package folder (readable by the child) and the folder that holds it."""
-    package = Path(__file__).resolve().parents[1]
-    return str(package), str(package.parent)
-
-
-def _child_environment(work_dir, minicnn_parent):
+def _child_environment(home, cache, package_parent):
     """A clean environment: nothing inherited but PATH and the locale. Where CuPy is installed,
-    importing minicnn imports it, and CuPy makes its kernel cache under $HOME at import: that
-    goes beside the working folder, which stays as the submission left it."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work_dir),
-           "CUPY_CACHE_DIR": str(Path(work_dir).parent / "cupy-cache"),
-           "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONPATH": minicnn_parent,
-           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONNOUSERSITE": "1",
-           "PYTHONHASHSEED": "0",
-           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "MINICNN_NUM_THREADS": "1"}
-    return env
+    importing minicnn imports it, and CuPy makes its kernel cache at import: ``cache``, outside
+    the working folder, which stays as the submission left it."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+            "CUPY_CACHE_DIR": str(cache), "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "PYTHONPATH": package_parent, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+            "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MINICNN_NUM_THREADS": "1"}
 
 
-# ----------------------------------------------------------------------------------------------
-# Reading what the child wrote
-# ----------------------------------------------------------------------------------------------
-
-def _read_json(path, limit=64 * 1024):
-    """A small JSON object from the child, or None when absent, too large or malformed."""
-    try:
-        if path.stat().st_size > limit:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def read_arrays(path, max_bytes):
-    """The arrays of a child's ``.npz``: ``{name: array}``; raises ValueError when unusable.
-
-    Checked before anything is allocated: the total uncompressed size, and every array's declared
-    size against its stored size (a small file must not unpack into a huge array). Only numeric
-    arrays; never unpickles.
-    """
-    arrays, total = {}, 0
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                total += info.file_size
-                if total > max_bytes:
-                    raise ValueError(f"more than {max_bytes} bytes of outputs")
-                if not info.filename.endswith(".npy"):
-                    raise ValueError(f"unexpected member {info.filename!r}")
-                with archive.open(info) as member:
-                    version = np.lib.format.read_magic(member)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
-                    shape, _, dtype = read_header(member)
-                    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                    if dtype.hasobject or dtype.kind not in "biufc" or declared > info.file_size:
-                        raise ValueError(f"{info.filename}: not a plain numeric array")
-        with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
-                arrays[key] = data[key]
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
-        raise ValueError(f"unreadable outputs ({error})") from None
-    return arrays
-
-
-def _collect(results, check_ids, found, limits):
-    """Move newly finished checks of the child into ``found`` ({id: ChildResult})."""
-    for check_id in check_ids:
-        if check_id in found:
-            continue
-        report = _read_json(results / f"{check_id}.json")
-        if report is None:
-            continue
-        status, message = report.get("status"), report.get("message", "")
-        message = message[:1000] if isinstance(message, str) else ""
-        outputs = None
-        if (results / f"{check_id}.npz").is_file():
-            try:
-                outputs = read_arrays(results / f"{check_id}.npz", limits.output_bytes)
-            except ValueError as error:
-                status, message = "error", f"the outputs could not be read back: {error}"
-        found[check_id] = ChildResult(str(status), message, outputs)
-
-
-def _current_check(results, check_ids, found):
-    """The check the child is running now (started, not finished), or None."""
-    current = None
-    for check_id in check_ids:
-        if check_id not in found and (results / f"{check_id}.start").exists():
-            current = check_id
-    return current
-
-
-def _describe_end(returncode, killed_for):
-    """Why the child ended, in words."""
+def _describe_end(returncode, killed_for, isolated):
+    """Why the child ended, in words (bubblewrap reports a child killed by signal N as 128 + N)."""
     if killed_for:
         return killed_for
+    number = None
     if returncode is not None and returncode < 0:
         number = -returncode
-        name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
+    elif isolated and returncode is not None and returncode > 128:
+        number = returncode - 128
+    if number in signal.valid_signals():
+        name = signal.Signals(number).name
         reasons = {"SIGKILL": " (out of memory?)", "SIGXCPU": " (CPU time limit)",
                    "SIGXFSZ": " (it wrote more than the file-size limit)",
                    "SIGSEGV": " (segmentation fault)"}
         return f"the grading process was killed by {name}{reasons.get(name, '')}"
     return (f"the grading process ended early (exit code {returncode}; "
             f"os._exit or sys.exit at import?)")
-
-
-def _output_tail(path):
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - OUTPUT_TAIL))
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -284,54 +208,142 @@ def _kill(process):
     process.wait()
 
 
+class _Child:
+    """One started child: its process, and the two pipes the grading process reads from it.
+
+    ``channel`` is the (read, write) pipe of its frames; the write end keeps its number in the
+    child, which the job names. ``extra_fds`` are passed on too (bubblewrap's arguments).
+    """
+
+    def __init__(self, command, env, cwd, output_bytes, channel, extra_fds=()):
+        channel_read, channel_write = channel
+        output_read, output_write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=output_write,
+                stderr=output_write, start_new_session=True, close_fds=True,
+                pass_fds=(channel_write, *extra_fds))
+        except BaseException:
+            os.close(channel_read)
+            os.close(output_read)
+            raise
+        finally:
+            os.close(channel_write)
+            os.close(output_write)
+        self.reader = Reader(output_bytes)
+        self.output = bytearray()
+        self.channel, self.printed = channel_read, output_read
+        self.selector = selectors.DefaultSelector()
+        for fd in (channel_read, output_read):
+            os.set_blocking(fd, False)
+            self.selector.register(fd, selectors.EVENT_READ)
+
+    def read(self, timeout):
+        """Events that arrived within ``timeout`` s (raises ProtocolError); keeps the output tail."""
+        events = []
+        for key, _ in self.selector.select(timeout):
+            try:
+                data = os.read(key.fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not data:
+                self.selector.unregister(key.fd)
+            elif key.fd == self.printed:
+                self.output += data
+                del self.output[:-OUTPUT_TAIL]
+            else:
+                events += self.reader.feed(data)
+        return events
+
+    def drain(self):
+        """What is left in the pipes after the child ended, without waiting: a process it left
+        behind (unisolated runs only) may hold them open. Raises ProtocolError."""
+        events = []
+        while self.selector.get_map() and self.selector.select(0):
+            events += self.read(0)
+        return events
+
+    def close(self):
+        self.selector.close()
+        os.close(self.channel)
+        os.close(self.printed)
+
+
 class _Run:
     """One submission's grading: starts children until every planned check has a result."""
 
-    def __init__(self, root, plan, kinds, limits):
+    def __init__(self, root, plan, kinds, limits, isolation, hidden, questions=None):
         self.root, self.plan, self.kinds, self.limits = root, plan, kinds, limits
-        self.results = root / "results"
+        self.isolation, self.hidden = isolation, hidden
+        self.questions = questions    # the kit's questions (trusted), else the child's manifest
         self.found = {}
         self.manifest = None
         self.failure = None           # why the child could not list the checks (plan None only)
+        self.output = b""
         self.deadline = time.monotonic() + limits.total_seconds
-        package, package_parent = _minicnn_dirs()
-        self.package_parent = package_parent
-        self.readable = [str(root), package, *_python_dirs(), *map(str, limits.read_paths)]
+        package = _isolation.minicnn_package()
+        self.package_parent = str(Path(package).parent)
+        if isolation.isolated:
+            inside = PurePosixPath(_isolation.SANDBOX)
+            self.code, self.work, cache = inside / "code", inside / "work", "/tmp/cupy-cache"
+            writable = [str(inside / "work"), "/tmp"]
+        else:
+            self.code, self.work, cache = root / "code", root / "work", root / "cupy-cache"
+            writable = [str(self.work), str(cache)]
+        self.env = _child_environment(self.work, cache, self.package_parent)
+        self.guard = {"readable": [str(self.code), *writable, package, *_isolation.python_dirs(),
+                                   *map(str, limits.read_paths)],
+                      "writable": writable}
 
-    def _job(self, remaining):
+    def _job(self, remaining, channel_fd):
         left = self.deadline - time.monotonic()
-        job = {"code_dir": str(self.root / "code"), "work_dir": str(self.root / "work"),
-               "results_dir": str(self.results), "checks": remaining, "kinds": list(self.kinds),
+        job = {"code_dir": str(self.code), "work_dir": str(self.work), "channel_fd": channel_fd,
+               "checks": remaining, "kinds": list(self.kinds),
                "check_seconds": self.limits.check_seconds,
                "import_seconds": self.limits.startup_seconds,
-               "limits": self.limits.child_limits(left), "python_dirs": _python_dirs(),
-               "readable": self.readable, "writable": [str(self.root)]}
+               "limits": self.limits.child_limits(left), "python_dirs": _isolation.python_dirs(),
+               **self.guard}
         path = self.root / "job.json"
         path.write_text(json.dumps(job), encoding="utf-8")
         return path
 
     def _start(self, remaining):
-        shutil.rmtree(self.results, ignore_errors=True)     # a fresh folder for every child
-        self.results.mkdir()
-        job = self._job(remaining)
-        with open(self.root / "output.txt", "ab") as output:
-            return subprocess.Popen(
-                [sys.executable, "-B", "-s", "-m", "minicnn.assignment.child", str(job)],
-                cwd=self.root / "work", env=_child_environment(self.root / "work",
-                                                               self.package_parent),
-                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True)
+        channel = os.pipe()
+        job = self._job(remaining, channel[1])
+        python = [sys.executable, "-B", "-s", "-m", "minicnn.assignment.child"]
+        if not self.isolation.isolated:
+            leftover = remove_tree(self.work)
+            if leftover:
+                raise SandboxError(f"could not clear the working folder {self.work}: {leftover[0]}")
+            self.work.mkdir()
+            return _Child(python + [str(job)], self.env, self.work, self.limits.output_bytes,
+                          channel)
+        bwrap = _isolation.command(self.root / "code", job, read_paths=self.limits.read_paths,
+                                   scratch_bytes=self.limits.scratch_bytes, hidden=self.hidden,
+                                   tool=self.isolation.tool)
+        # bubblewrap's own arguments go through a pipe (``--args``), so that the child does not
+        # read them in its /proc/1/cmdline: they name the hidden folders.
+        args_read, args_write = os.pipe()
+        try:
+            os.write(args_write, b"\0".join(os.fsencode(a) for a in bwrap[1:]) + b"\0")
+        finally:
+            os.close(args_write)
+        try:
+            return _Child([bwrap[0], "--args", str(args_read)] + python
+                          + [f"{_isolation.SANDBOX}/job.json"], self.env, None,
+                          self.limits.output_bytes, channel, extra_fds=(args_read,))
+        finally:
+            os.close(args_read)
 
     def _timeouts(self):
         """{check id: seconds after which the grading process kills the child}."""
         timeouts = {}
-        for question in self.manifest["questions"]:
-            seconds = float(question.get("timeout", 30.0))
+        for question in self.questions or self.manifest["questions"]:
+            seconds = _seconds(question.get("timeout", 30.0))
             if self.limits.check_seconds:
                 seconds = min(seconds, self.limits.check_seconds)
             for check in question["checks"]:
-                check_id = f"{question['name']}.{check['name']}"
-                timeouts[check_id] = seconds + self.limits.grace_seconds
+                timeouts[f"{question['name']}.{check['name']}"] = seconds + self.limits.grace_seconds
         return timeouts
 
     def _remaining(self):
@@ -347,7 +359,12 @@ class _Run:
                 self._give_up(remaining, f"not run: the time budget of "
                                          f"{self.limits.total_seconds:g} s is used up")
                 break
-            self._watch(self._start(remaining))
+            child = self._start(remaining)
+            try:
+                self._watch(child)
+            finally:
+                _kill(child.process)
+                child.close()
             if self.plan is None:                  # the child could not even list the checks
                 break
         return self.found, self.manifest
@@ -356,106 +373,168 @@ class _Run:
         for check_id in check_ids or ():
             self.found.setdefault(check_id, ChildResult(status, message))
 
-    def _watch(self, process):
+    def _watch(self, child):
         """Follow one child until it ends or is killed; record what happened to its checks."""
-        # ``current_since``: when the running check started, or, between checks, when the child
-        # last made progress (it started, or a check finished).
-        current, current_since, killed_for = None, time.monotonic(), None
-        done = len(self.found)
-        timeouts = self._timeouts() if self.manifest else {}
+        # ``since``: when the running check started, or, between checks, when the child last made
+        # progress (it started, or a check finished).
+        state = {"current": None, "since": time.monotonic(), "fatal": None, "finished": False,
+                 "importing": False}
+        killed_for, malformed = None, None
+        timeouts = self._timeouts() if self.questions or self.manifest else {}
         while True:
+            finished = child.process.poll() is not None
             try:
-                process.wait(timeout=POLL_SECONDS)
-                finished = True
-            except subprocess.TimeoutExpired:
-                finished = False
-            if self.manifest is None:
-                manifest = _read_json(self.results / "manifest.json", limit=1024 ** 2)
-                if manifest is not None and isinstance(manifest.get("questions"), list):
-                    self._adopt_manifest(manifest)
-                    timeouts = self._timeouts()
-            check_ids = self._remaining() or []
-            _collect(self.results, check_ids, self.found, self.limits)
-            if finished:
+                events = child.drain() if finished else child.read(POLL_SECONDS)
+                for event in events:
+                    self._take(event, state)
+                if finished and child.reader.partial:
+                    raise ProtocolError("the last frame was cut short")
+            except ProtocolError as error:
+                malformed = f"the grading process sent back malformed results ({error})"
+                killed_for = malformed
+            if (self.questions or self.manifest) and not timeouts:
+                timeouts = self._timeouts()
+            if finished or killed_for:
                 break
             now = time.monotonic()
-            running = _current_check(self.results, check_ids, self.found)
-            if running != current or len(self.found) != done:
-                current, current_since, done = running, now, len(self.found)
+            current = state["current"]
             if now >= self.deadline:
                 killed_for = (f"stopped: the submission used up its time budget of "
                               f"{self.limits.total_seconds:g} s")
-            elif current is not None and now - current_since > timeouts.get(current, 0):
-                killed_for = (f"stopped after {now - current_since:.1f} s by the grader "
+            elif current is not None and now - state["since"] > timeouts.get(current, 0):
+                killed_for = (f"stopped after {now - state['since']:.1f} s by the grader "
                               f"(the check ignored its time limit: an endless loop?)")
-            elif current is None and (now - current_since >
+            elif current is None and (now - state["since"] >
                                       self.limits.startup_seconds + self.limits.grace_seconds):
                 killed_for = (f"the grading process made no progress for "
                               f"{self.limits.startup_seconds:g} s (starting Python and importing "
                               f"the grader and the handed-in files)")
-            if killed_for:
-                _kill(process)
-                _collect(self.results, check_ids, self.found, self.limits)
-                break
-        # The check that had started but not finished (it may have begun and crashed between
-        # two looks at the folder).
-        current = _current_check(self.results, self._remaining() or [], self.found)
-        self._after_child(process.returncode, current, killed_for)
+        _kill(child.process)
+        self.output = (self.output + bytes(child.output))[-OUTPUT_TAIL:]
+        self._after_child(child.process.returncode, state, killed_for, malformed)
+
+    def _take(self, event, state):
+        """Act on one event from the child (untrusted); raises ProtocolError when it makes no sense."""
+        kind = event["event"]
+        remaining = self._remaining()
+        if kind == "manifest":
+            if self.manifest is None:
+                self._adopt_manifest(event)
+        elif kind == "import":
+            state["importing"] = True
+        elif kind == "start":
+            check = event.get("check")
+            if remaining is None or check not in remaining:
+                raise ProtocolError(f"a start of check {str(check)[:80]!r}, which was not asked for")
+            state["current"], state["since"] = check, time.monotonic()
+        elif kind == "result":
+            check = event.get("check")
+            if remaining is None or check not in remaining:
+                raise ProtocolError(f"a result for check {str(check)[:80]!r}, which was not "
+                                    f"asked for or already has one")
+            message = event.get("message")
+            self.found[check] = ChildResult(str(event.get("status"))[:40],
+                                            message[:1000] if isinstance(message, str) else "",
+                                            event["outputs"])
+            state["current"], state["since"] = None, time.monotonic()
+        elif kind == "fatal":
+            message = event.get("message")
+            state["fatal"] = message[:1000] if isinstance(message, str) else "a fatal error"
+        elif kind == "finished":
+            state["finished"] = True
+        else:
+            raise ProtocolError(f"an unknown event {kind[:40]!r}")
 
     def _adopt_manifest(self, manifest):
+        if not isinstance(manifest.get("questions"), list):
+            raise ProtocolError("a manifest without a list of questions")
+        try:
+            for question in manifest["questions"]:
+                _seconds(question.get("timeout", 30.0))
+                [(str(question["name"]), str(c["name"]), c.get("kind")) for c in question["checks"]]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise ProtocolError("a manifest whose questions are malformed") from None
         self.manifest = manifest
         if self.plan is None:
-            self.plan = [f"{q.get('name')}.{c.get('name')}" for q in manifest["questions"]
-                         if isinstance(q, dict) for c in q.get("checks", [])
-                         if isinstance(c, dict) and c.get("kind") in self.kinds]
+            self.plan = [f"{q['name']}.{c['name']}" for q in manifest["questions"]
+                         for c in q["checks"] if c.get("kind") in self.kinds]
 
-    def _after_child(self, returncode, current, killed_for):
+    def _after_child(self, returncode, state, killed_for, malformed):
         """Blame the check that was running when the child ended; stop when nothing can run."""
-        why = _describe_end(returncode, killed_for)
-        fatal = _read_json(self.results / "fatal.json")
-        if fatal and isinstance(fatal.get("message"), str):
-            why = fatal["message"][:1000]
+        why = _describe_end(returncode, killed_for, self.isolation.isolated)
+        if state["fatal"] and not killed_for:
+            why = state["fatal"]
         if self.plan is None:
             self.failure = why
         remaining = self._remaining()
         if not remaining:
             return
-        current = current if current in remaining else None
+        current = state["current"] if state["current"] in remaining else None
         if current is not None:
-            status = TIMEOUT if killed_for and "stopped" in killed_for else CRASHED
+            status = (ERROR if malformed else
+                      TIMEOUT if killed_for and "stopped" in killed_for else CRASHED)
             self.found[current] = ChildResult(status, why)
-        elif (self.results / "finished").exists() and not killed_for:
+        elif state["finished"] and not killed_for:
             # The child says it ran everything, yet results are missing: never trust it again.
             self._give_up(remaining, "the grading process finished without a result for this "
                                      "check", status=CRASHED)
         else:
-            # Ended before any check started (the grader or a handed-in file at import time):
-            # the same would happen again, so every remaining check gets the reason.
-            if (self.results / "import.start").exists() and not fatal:
+            # Ended before any check started (the grader or a handed-in file at import time), or
+            # sent garbage between checks: the same would happen again, so every remaining check
+            # gets the reason.
+            if state["importing"] and not state["fatal"] and not malformed:
                 why = f"{why}, while importing the handed-in files"
-            self._give_up(remaining, why, status=CRASHED)
+            self._give_up(remaining, why, status=ERROR if malformed else CRASHED)
 
 
-def run_checks(submission, kit, submission_files, plan, limits=None, kinds=("public", "hidden")):
-    """Run checks of ``submission`` in a sandboxed child process; see the module docstring.
+def _seconds(value):
+    """A question's time limit from the (untrusted) manifest, as a positive finite float."""
+    seconds = float(value)
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"time limit {seconds}")
+    return seconds
+
+
+def run_checks(submission, kit, submission_files, plan, limits=None, kinds=("public", "hidden"),
+               require_isolation=False, hidden=(), questions=None):
+    """Run checks of ``submission`` in an isolated child process; see the module docstring.
 
     ``kit`` is the grading kit folder (None: use the submission's own grader and files), ``plan``
     the check ids to run, in order (``"q1.relu_values"``; None: every check of the ``kinds`` that
-    the child's grader lists). Returns a :class:`SandboxRun`.
+    the child's grader lists). ``questions`` are the kit's questions as data (their time limits
+    are then taken from there, not from the child). ``hidden`` are more folders the child must not see (the kit, the
+    submission and the checkout always are). ``require_isolation`` raises
+    :class:`IsolationRequired` where bubblewrap cannot run. Returns a :class:`SandboxRun`;
+    a handed-in file that is not a plain file raises
+    :class:`~minicnn.assignment.files.HandInError`.
     """
     if os.name != "posix":
         raise SandboxError("grading needs a POSIX system (Linux, macOS): the resource limits "
                            "that keep a submission in check do not exist here")
     limits = limits or Limits()
+    isolation = _isolation.find()
+    if require_isolation and not isolation.isolated:
+        raise IsolationRequired(f"isolation is required, but {isolation.detail}")
+    hidden = {str(Path(submission).resolve()), str(Path(_isolation.minicnn_package()).parent),
+              os.path.expanduser("~"), os.getcwd(), *map(str, hidden)}
+    if kit is not None:
+        hidden.add(str(Path(kit).resolve()))
     root = Path(tempfile.mkdtemp(prefix="minicnn-grade-"))
     try:
         try:
-            prepare_code(root / "code", Path(submission), kit and Path(kit), submission_files)
+            prepare_code(root / "code", Path(submission), kit and Path(kit), submission_files,
+                         limits)
+        except HandInError:
+            raise
         except OSError as error:
             raise SandboxError(f"could not copy the submission into the sandbox: {error}") from None
-        (root / "work").mkdir()
-        run = _Run(root, list(plan) if plan is not None else None, tuple(kinds), limits)
+        run = _Run(root, list(plan) if plan is not None else None, tuple(kinds), limits,
+                   isolation, sorted(hidden), questions)
         found, manifest = run.run()
-        return SandboxRun(found, manifest, _output_tail(root / "output.txt"), run.failure)
+        return SandboxRun(found, manifest, run.output.decode("utf-8", errors="replace"),
+                          run.failure, isolation)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        leftover = remove_tree(root)
+        if leftover:
+            print(f"warning: the grader could not remove {len(leftover)} files of its sandbox "
+                  f"{root} (first: {leftover[0]})", file=sys.stderr)

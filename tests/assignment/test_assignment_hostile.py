@@ -17,7 +17,8 @@ import pytest
 import minicnn
 from minicnn.assignment import Limits, build, cli_grade, grade
 from minicnn.assignment.questions import relative_error
-from minicnn.assignment.sandbox import read_arrays, run_checks
+from minicnn.assignment.channel import ProtocolError, Reader, Writer
+from minicnn.assignment.sandbox import run_checks
 
 grade_module = importlib.import_module("minicnn.assignment.grade")   # not the grade() function
 EXAMPLE = Path(__file__).resolve().parents[2] / "assignments" / "assignment1"
@@ -182,7 +183,7 @@ def test_the_references_cannot_be_read(a1, tmp_path):
     report = grade(student_copy(a1, tmp_path / "thief", suffix=text), kit, quiet=True, limits=FAST)
     assert report.earned == 0
     assert "READ THE REFERENCES" not in report.output
-    assert "PermissionError" in report.output and "the grader does not allow" in report.output
+    assert "blocked: " in report.output     # by the guard, or not there at all (isolated)
     assert_correct_still_full_marks(a1)
 
 
@@ -443,25 +444,29 @@ def test_a_crash_costs_only_the_check_that_crashed(tiny, tmp_path):
 
 
 FORGED_RESULTS = """
-import json
 import os
-import sys
-from pathlib import Path
+import stat
 
 import numpy as np
+from minicnn.assignment.channel import Writer
 
-_job = json.loads(Path(sys.argv[-1]).read_text())
-_results = Path(_job["results_dir"])
-for _question in json.loads((_results / "manifest.json").read_text())["questions"]:
-    for _check in _question["checks"]:
-        _name = _question["name"] + "." + _check["name"]
-        np.savez(_results / (_name + ".npz"), y=np.zeros(3), n=np.zeros(7))
-        (_results / (_name + ".json")).write_text(json.dumps({"status": "passed", "message": ""}))
+_pipes = []
+for _fd in map(int, os.listdir("/proc/self/fd")):        # the results pipe: any pipe but stdout
+    try:
+        if _fd > 2 and stat.S_ISFIFO(os.fstat(_fd).st_mode):
+            _pipes.append(_fd)
+    except OSError:
+        pass
+for _fd in _pipes:
+        _channel = Writer(os.fdopen(_fd, "wb"))
+        for _check in ("q1.small", "q1.negative", "q2.count"):
+            _channel.result(_check, "passed", "", {"y": np.zeros(3), "n": np.zeros(7)})
+        _channel.event("finished")
 os._exit(0)
 """
 
 
-def test_forged_result_files_are_judged_by_their_arrays(tiny, tmp_path):
+def test_forged_results_are_judged_by_their_arrays(tiny, tmp_path):
     report, checks = grade_tiny(tiny, tiny_submission(tmp_path / "forger", FORGED_RESULTS))
     assert report.earned == 0
     assert all(status == "error" for status, _ in checks.values())      # keys do not match
@@ -546,31 +551,3 @@ def test_the_child_runs_with_its_limits_in_an_empty_folder(tmp_path):
     assert outputs["cwd_entries"] == 0 and outputs["path_entries"].all()
 
 
-def test_outputs_that_would_unpack_into_huge_arrays_are_refused(tmp_path):
-    path = tmp_path / "bomb.npz"
-    np.savez_compressed(path, y=np.zeros(10))
-    import zipfile
-    header = np.lib.format.header_data_from_array_1_0(np.zeros(10))
-    header["shape"] = (10 ** 6, 10 ** 6)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("y.npy", "w") as member:
-            np.lib.format.write_array_header_1_0(member, header)
-            member.write(b"\0" * 80)
-    with pytest.raises(ValueError, match="not a plain numeric array"):
-        read_arrays(path, 2 ** 20)
-    np.savez(path, y=np.array(["text"]))
-    with pytest.raises(ValueError, match="not a plain numeric array"):
-        read_arrays(path, 2 ** 20)
-    np.savez(path, y=np.zeros(1000))
-    with pytest.raises(ValueError, match="more than 100 bytes"):
-        read_arrays(path, 100)
-    np.testing.assert_array_equal(read_arrays(path, 2 ** 20)["y"], np.zeros(1000))
-
-
-def test_cupys_cache_goes_beside_the_childs_working_folder_not_into_it(tmp_path):
-    """CuPy, where installed, is imported with minicnn and makes its cache under $HOME (the
-    working folder) at import: the child's environment sends it to a sibling folder instead."""
-    from minicnn.assignment.sandbox import _child_environment
-    env = _child_environment(tmp_path / "work", "/somewhere")
-    cache = Path(env["CUPY_CACHE_DIR"])
-    assert env["HOME"] == str(tmp_path / "work") and cache.parent == tmp_path and cache.name != "work"
