@@ -29,6 +29,12 @@ import os
 import time
 from dataclasses import dataclass, field
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
+
 from .. import rng
 from ..serialization import load, save, subdict
 
@@ -36,6 +42,8 @@ FORMAT = "minicnn.checkpoint"
 VERSION = 1
 #: The file name a run writes in its output folder.
 CHECKPOINT_NAME = "checkpoint.npz"
+#: The file a run holds locked in its output folder while it writes there.
+LOCK_NAME = ".lock"
 #: When this process started (near enough: when this module was imported). A ``.tmp-*.part``
 #: file last written before then belongs to a save that died, never to one in progress here.
 PROCESS_START = time.time()
@@ -43,6 +51,38 @@ PROCESS_START = time.time()
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used: not a checkpoint, or a damaged metadata field."""
+
+
+class FolderInUse(RuntimeError):
+    """Another process holds the lock of a run folder (:func:`lock_run_folder`)."""
+
+
+def lock_run_folder(folder):
+    """Lock ``folder`` for this process: an exclusive lock (``flock``) on its :data:`LOCK_NAME`
+    file, which holds the process id. Returns the open lock file; closing it releases the lock,
+    and so does the process ending, however it ends (the kernel releases it). Raises
+    :class:`FolderInUse` naming the folder and the process if another one holds it, so two runs
+    never write into one folder at the same time."""
+    lock = open(os.path.join(os.fspath(folder), LOCK_NAME), "a+")
+    try:
+        if fcntl is not None:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
+    except OSError:
+        try:
+            lock.seek(0)
+            holder = lock.read(20).strip() or "unknown"
+        except OSError:  # Windows: the locked byte cannot be read
+            holder = "unknown"
+        lock.close()
+        raise FolderInUse(f"{folder} is in use: another run (process {holder}) is writing there; "
+                          f"wait for it to finish or choose another folder") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
 
 
 @dataclass

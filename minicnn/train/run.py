@@ -30,7 +30,8 @@ from ..data import DataLoader, DatasetNotFoundError
 from ..fast.host_memory import keep_freed_memory
 from ..serialization import load
 from ..fast.threads import num_threads
-from .checkpoint import CHECKPOINT_NAME, is_checkpoint, resolve_checkpoint_path
+from .checkpoint import (CHECKPOINT_NAME, FolderInUse, is_checkpoint, lock_run_folder,
+                         resolve_checkpoint_path)
 from .config import (DATASETS, UsageError, build_model, build_optimizer, build_scheduler,
                      build_transforms, check_device, check_input_size, check_num_classes,
                      check_model_name, check_out_dir, check_saved_config, default_out_dir, latest_link, link_latest,
@@ -53,6 +54,13 @@ class RunState:
         self.created = False  # whether this run made the folder (and runs/latest)
         self.previous_latest = None  # where runs/latest pointed before this run
         self.trainer = None
+        self.lock = None  # the output folder's lock file, held for the whole run
+
+    def release(self):
+        """Release the output folder's lock (the run is over)."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
 
     def epochs_saved(self):
         """The epoch of the last checkpoint this run wrote or resumed from (None: none)."""
@@ -94,6 +102,8 @@ def train_main(args):
     except KeyboardInterrupt:
         print("\n" + interrupted_message(state), file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        state.release()
 
 
 def interrupted_message(state):
@@ -201,7 +211,8 @@ def _build_model(config, resume_path):
 
 def _choose_out_dir(args, config, resume_path, state):
     """``--out``, the resumed run's folder, or a new ``runs/<model>-<date>-<time>`` (then linked
-    as ``runs/latest``)."""
+    as ``runs/latest``), locked for this run (:func:`lock_out_dir`). A new run never goes into a
+    folder that holds another run's checkpoint: the two runs' files would mix."""
     if args.out is not None:
         out_dir = args.out
     elif resume_path:
@@ -210,9 +221,22 @@ def _choose_out_dir(args, config, resume_path, state):
         out_dir = default_out_dir(config["model"])
     state.created = not os.path.exists(out_dir)
     state.out_dir = check_out_dir(out_dir)
+    state.lock = lock_out_dir(out_dir)
+    if not resume_path and os.path.exists(os.path.join(out_dir, CHECKPOINT_NAME)):
+        raise UsageError(f"--out {out_dir} already holds a run ({CHECKPOINT_NAME}); continue it "
+                         f"with --resume {out_dir}, or choose another --out")
     if args.out is None and not resume_path:
         state.previous_latest = link_latest(out_dir)
     return out_dir
+
+
+def lock_out_dir(out_dir):
+    """Lock the ``--out`` folder for this run (:func:`~minicnn.train.checkpoint.lock_run_folder`),
+    or :class:`UsageError` naming it if another run is writing there."""
+    try:
+        return lock_run_folder(out_dir)
+    except FolderInUse as err:
+        raise UsageError(f"--out {err}") from None
 
 
 def _resume(trainer, resume_path, config, replan, steps_per_epoch, quiet):
@@ -327,9 +351,10 @@ def evaluate_checkpoint(args):
         print(format_confusion(result["confusion"], classes))
     if args.out:
         check_out_dir(args.out)
-        write_confusion(result["confusion"], classes, args.out)
-        plot_confusion(result["confusion"], classes, os.path.join(args.out, "confusion.png"))
-        write_json({"checkpoint": os.path.abspath(path), "dataset": config["dataset"],
-                    "n": result["n"], "test_loss": result["loss"], "test_acc": result["top1"],
-                    "test_top5": result["top5"]}, os.path.join(args.out, "evaluation.json"))
+        with lock_out_dir(args.out):  # not while a training run writes there
+            write_confusion(result["confusion"], classes, args.out)
+            plot_confusion(result["confusion"], classes, os.path.join(args.out, "confusion.png"))
+            write_json({"checkpoint": os.path.abspath(path), "dataset": config["dataset"],
+                        "n": result["n"], "test_loss": result["loss"], "test_acc": result["top1"],
+                        "test_top5": result["top5"]}, os.path.join(args.out, "evaluation.json"))
     return EXIT_OK
