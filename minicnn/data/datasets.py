@@ -227,8 +227,9 @@ class MNIST(ArrayDataset):
     Parameters
     ----------
     root : str or path, optional
-        A folder holding the IDX files (directly or in a ``<name>`` sub-folder). Searched first;
-        when given, it is also where missing files are downloaded to.
+        A folder holding the IDX files (directly or in a ``<name>`` sub-folder). When given, it
+        is the only place searched (never a fall-back to other folders, which could hold other
+        data) and where missing files are downloaded to.
     train : bool
         The training split (``train-*`` files) or the test split (``t10k-*`` files).
     transform : callable, optional
@@ -269,15 +270,14 @@ class MNIST(ArrayDataset):
 
     @classmethod
     def search_dirs(cls, root=None):
-        """The folders searched for the files, in order:
-
-        ``root`` and ``root/<name>``; ``$MINICNN_DATA`` and ``$MINICNN_DATA/<name>``;
-        ``~/.minicnn/data/<name>``; ``<d>/<name>`` for each ``d`` in ``SYSTEM_DATA_DIRS``
-        (``/usr/share/datasets/<name>``).
+        """The folders searched for the files, in order: ``root`` and ``root/<name>`` when a
+        ``root`` is given (and nothing else); otherwise ``$MINICNN_DATA`` and
+        ``$MINICNN_DATA/<name>``, ``~/.minicnn/data/<name>``, and ``<d>/<name>`` for each ``d``
+        in ``SYSTEM_DATA_DIRS`` (``/usr/share/datasets/<name>``).
         """
-        dirs = []
         if root is not None:
-            dirs += [Path(root), Path(root) / cls.name]
+            return [Path(root), Path(root) / cls.name]
+        dirs = []
         env = os.environ.get(DATA_ENV)
         if env:
             dirs += [Path(env), Path(env) / cls.name]

@@ -229,13 +229,18 @@ def _resumed_config(args, given):
 
 
 def check_data_root(root):
-    """``--data-root`` must name an existing folder (it is never created or silently skipped)."""
+    """``--data-root`` must name an existing, readable folder: it is never created, and the data
+    is then looked for there only (never a silent fall-back to another copy of the data)."""
     if root is None:
         return
+    if not str(root).strip():
+        raise UsageError("--data-root is empty; expected the folder holding the data set's files")
     if not os.path.exists(root):
         raise UsageError(f"--data-root {root}: no such folder")
     if not os.path.isdir(root):
         raise UsageError(f"--data-root {root}: not a folder")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise UsageError(f"--data-root {root}: the folder is not readable")
 
 
 def check_device(device):
@@ -277,8 +282,10 @@ def load_datasets(config, train=True):
     try:
         train_set = cls(train=True, **kwargs) if train else None
         test_set = cls(train=False, **kwargs)
-    except DatasetNotFoundError:
-        raise
+    except DatasetNotFoundError as err:
+        if root is None:
+            raise
+        raise DatasetNotFoundError(f"--data-root {root}: {err}") from None
     except (ValueError, MemoryError) as err:
         raise UsageError(f"cannot read the {name} data: {err}") from None
     if len(test_set) == 0:

@@ -47,7 +47,8 @@ def test_loads_gz_and_raw_files_from_root(fake_mnist, tmp_path, isolated):
 
 
 def test_search_order(fake_mnist, tmp_path, isolated, monkeypatch):
-    """root, root/<name>, $MINICNN_DATA, $MINICNN_DATA/<name>, ~/.minicnn/data/<name>, system."""
+    """root, root/<name> and nothing else when a root is given; otherwise $MINICNN_DATA,
+    $MINICNN_DATA/<name>, ~/.minicnn/data/<name>, system."""
     places = {
         "root": tmp_path / "root",
         "root-sub": tmp_path / "root2" / "fashion-mnist",
@@ -70,7 +71,10 @@ def test_search_order(fake_mnist, tmp_path, isolated, monkeypatch):
 
     assert found(root=places["root"], env=places["env"]) == (0, 0)
     assert found(root=tmp_path / "root2", env=places["env"]) == (1, 1)
-    assert found(root=tmp_path / "empty", env=places["env"]) == (2, 2)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError):  # never a fall-back from a given root
+        found(root=tmp_path / "empty", env=places["env"])
+    assert found(env=places["env"]) == (2, 2)
     assert found(env=tmp_path / "env2") == (3, 3)
     assert found() == (4, 4)
     for path in places["home"].iterdir():
@@ -83,22 +87,26 @@ def test_folder_with_only_some_files_is_skipped(fake_mnist, tmp_path, isolated, 
     partial = tmp_path / "partial"
     fake_mnist(partial, fill=1)
     (partial / "train-labels-idx1-ubyte.gz").unlink()
-    monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "full"))
-    ds = FashionMNIST(root=partial, download=False)
+    monkeypatch.setenv("MINICNN_DATA", str(partial))
+    ds = FashionMNIST(root=tmp_path / "full", download=False)
     assert ds.folder == tmp_path / "full"
-    assert len(FashionMNIST(root=partial, train=False, download=False).data) == 5  # test files are there
+    assert len(FashionMNIST(train=False, download=False).data) == 5  # test files are there
+    with pytest.raises(DatasetNotFoundError):  # a given root is the only place searched
+        FashionMNIST(root=partial, download=False)
 
 
 def test_not_found_message_lists_every_place_and_the_remedies(tmp_path, isolated, monkeypatch):
     monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "env"))
     monkeypatch.setattr(datasets, "SYSTEM_DATA_DIRS", [tmp_path / "sys"])
     with pytest.raises(DatasetNotFoundError) as info:
-        FashionMNIST(root=tmp_path / "root", download=False)
+        FashionMNIST(download=False)
     message = str(info.value)
-    for place in [tmp_path / "root", tmp_path / "root" / "fashion-mnist", tmp_path / "env",
-                  tmp_path / "env" / "fashion-mnist", isolated / ".minicnn" / "data" / "fashion-mnist",
-                  tmp_path / "sys" / "fashion-mnist"]:
+    for place in [tmp_path / "env", tmp_path / "env" / "fashion-mnist",
+                  isolated / ".minicnn" / "data" / "fashion-mnist", tmp_path / "sys" / "fashion-mnist"]:
         assert f"\n  {place}\n" in message + "\n"
+    with pytest.raises(DatasetNotFoundError) as info:
+        FashionMNIST(root=tmp_path / "root", download=False)
+    assert f"Looked in:\n  {tmp_path / 'root'}\n  {tmp_path / 'root' / 'fashion-mnist'}\n" in str(info.value)
     assert "apt-get install dataset-fashion-mnist" in message
     assert "MINICNN_DATA" in message and "download=False" in message
     assert "--data-root DIR" in message  # what a command-line user passes

@@ -285,3 +285,29 @@ def test_running_from_the_folder_that_holds_the_clone_is_explained(tmp_path):
         pytest.skip("this installation imports the real package even from here")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "holds the clone" in done.stderr and "cd minicnn" in done.stderr
+
+
+def test_empty_or_unreadable_data_root_never_falls_back(tmp_path, monkeypatch, capsys):
+    import minicnn.data.datasets as datasets
+    fake_fashion(tmp_path / "sys" / "fashion-mnist")  # a system copy that must not be used
+    monkeypatch.setattr(datasets, "SYSTEM_DATA_DIRS", [tmp_path / "sys"])
+    monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "sys"))
+
+    def offline(url, dest, **kwargs):
+        raise OSError(f"no network for {url}")
+
+    monkeypatch.setattr(datasets, "download_file", offline)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert train(empty, "--epochs", 1, "--out", tmp_path / "o") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --data-root {empty}: FashionMNIST: could not find") and "Traceback" not in err
+    assert str(tmp_path / "sys") not in err.split("Looked in:")[1].split("To get")[0]
+    assert not (tmp_path / "o" / "checkpoint.npz").exists()
+    assert train("", "--epochs", 1, "--out", tmp_path / "o") == 1
+    assert "--data-root is empty; expected the folder" in one_line_error(capsys)
+    if os.geteuid() != 0:  # root may read anything
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0)
+        assert train(locked, "--epochs", 1, "--out", tmp_path / "o") == 1
+        assert f"--data-root {locked}: the folder is not readable" in one_line_error(capsys)
