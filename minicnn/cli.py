@@ -108,14 +108,6 @@ def cmd_lecture(args):
     return run_lecture(args)
 
 
-def cmd_assignment(args):
-    if args.action == "build":
-        return assignment.cli_build(args.src, args.out)
-    if args.action == "grade-all":
-        return assignment.cli_grade_all(args.submissions, args.references, args.csv, args.json_dir)
-    return assignment.cli_grade(args.submission, references=args.references, json_path=args.json)
-
-
 def build_parser():
     parser = argparse.ArgumentParser(prog="minicnn", description="A teaching framework for CNNs.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -153,22 +145,8 @@ def build_parser():
     p.set_defaults(func=cmd_lecture)
 
     p = sub.add_parser("assignment", help="build or grade a course assignment")
-    asub = p.add_subparsers(dest="action", required=True)
-    b = asub.add_parser("build", help="make the student copy and the grader's references")
-    b.add_argument("src")
-    b.add_argument("out")
-    g = asub.add_parser("grade", help="grade a submission folder")
-    g.add_argument("submission")
-    g.add_argument("--references", default=None,
-                   help="the grader kit folder (OUT/grader from `build`) or its references.npz; "
-                        "without it only the public checks run")
-    g.add_argument("--json", default=None, help="also write the report as JSON")
-    a = asub.add_parser("grade-all", help="grade every submission folder in a folder into one CSV")
-    a.add_argument("submissions", help="a folder holding one folder per student")
-    a.add_argument("--references", required=True, help="the grader kit folder (OUT/grader from `build`)")
-    a.add_argument("--csv", default="marks.csv", help="where to write the marks (default marks.csv)")
-    a.add_argument("--json-dir", default=None, help="also write each student's report as JSON here")
-    p.set_defaults(func=cmd_assignment)
+    assignment.add_arguments(p)
+    p.set_defaults(func=assignment.run)
     return parser
 
 

@@ -20,16 +20,20 @@ The same from Python: :func:`build` and :func:`grade`. ``python -m minicnn.assig
 same command line without the rest of minicnn's.
 
 A submission's code never runs in the grading process: every submission gets its own
-resource-limited Python process (:mod:`~minicnn.assignment.sandbox`), which sends back the arrays
-its checks returned; the grading process compares them with the references and scores.
+resource-limited Python process, isolated by the operating system with bubblewrap
+(:mod:`~minicnn.assignment.isolation`, :mod:`~minicnn.assignment.sandbox`), which sends back the
+arrays its checks returned on a pipe; the grading process checks what comes back, compares it
+with the references and scores. Without bubblewrap, grading still works but every report says
+loudly that the code was not isolated; ``--require-isolation`` refuses instead.
 """
 import argparse
 import json
+import math
 import sys
 
 from .build import BuildError, LeakError, MarkerError, build, strip_solutions
-from .classroom import grade_folder
-from .grade import GradeError, GradeReport, grade
+from .classroom import _check_writable, _write_atomically, grade_folder
+from .grade import GradeError, GradeReport, grade, printable
 from .questions import Question, collect_references, relative_error
 from .sandbox import Limits
 from .submission import Submission
@@ -38,7 +42,7 @@ __all__ = [
     "build", "grade", "grade_folder", "cli_build", "cli_grade", "cli_grade_all", "main",
     "Question", "collect_references", "relative_error", "Submission", "strip_solutions",
     "BuildError", "MarkerError", "LeakError", "GradeError", "GradeReport", "Limits",
-    "EXIT_INCOMPLETE",
+    "EXIT_INCOMPLETE", "add_arguments", "run",
 ]
 
 #: Exit status of ``grade`` when the report was written but the submission could not be graded
@@ -62,7 +66,7 @@ def cli_build(src, out):
     return 0
 
 
-def cli_grade(submission, references=None, json_path=None, limits=None):
+def cli_grade(submission, references=None, json_path=None, limits=None, require_isolation=False):
     """``minicnn assignment grade SUBMISSION [--references KIT]``: prints the report.
 
     Returns 0 when every check was graded (whatever the score), :data:`EXIT_INCOMPLETE` (3) when
@@ -71,68 +75,111 @@ def cli_grade(submission, references=None, json_path=None, limits=None):
     that cannot be written). ``json_path`` also saves the report as JSON.
     """
     try:
-        report = grade(submission, references, limits=limits)
+        if json_path:
+            _check_writable(json_path, "JSON report")
+        report = grade(submission, references, limits=limits, require_isolation=require_isolation)
     except GradeError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(error)}", file=sys.stderr)
         return 1
     if json_path:
         try:
-            with open(json_path, "w", encoding="utf-8") as handle:
-                json.dump(report.to_dict(), handle, indent=2)
+            _write_atomically(json_path, lambda handle: json.dump(report.to_dict(), handle,
+                                                                  indent=2))
         except OSError as error:
             print(f"error: could not write the JSON report {json_path}: {error}", file=sys.stderr)
             return 1
     return 0 if report.complete else EXIT_INCOMPLETE
 
 
-def cli_grade_all(submissions, references, csv_path, json_dir=None, limits=None):
+def cli_grade_all(submissions, references, csv_path, json_dir=None, limits=None,
+                  require_isolation=False):
     """``minicnn assignment grade-all SUBMISSIONS --references KIT --csv FILE``: one row per student.
 
     Returns 0 when every submission was graded completely, :data:`EXIT_INCOMPLETE` (3) when some
     could not be (a timeout, a crash, a folder the grader could not run), 1 on a tooling problem.
     """
     try:
-        results = grade_folder(submissions, references, csv_path, json_dir, limits)
+        results = grade_folder(submissions, references, csv_path, json_dir, limits,
+                               require_isolation=require_isolation)
     except (GradeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(error)}", file=sys.stderr)
         return 1
     print(f"wrote {csv_path}: {len(results)} submissions")
     return 0 if all(r is not None and r.complete for _, r in results) else EXIT_INCOMPLETE
 
 
-def main(argv=None):
-    """The ``build``/``grade``/``grade-all`` command line; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m minicnn.assignment",
-                                     description="Build and grade minicnn assignments.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _seconds(text):
+    """``--time-budget``: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, "
+                                         f"got {text!r}")
+    return value
+
+
+def _mebibytes(text):
+    """``--memory-mb``: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB >= 0, got {text!r}")
+    return value
+
+
+def _limit_options(parser):
+    """The options that set a submission's limits (``grade`` and ``grade-all``)."""
+    parser.add_argument("--time-budget", type=_seconds, default=Limits.total_seconds,
+                        help="seconds for the whole submission (default %(default)g)")
+    parser.add_argument("--memory-mb", type=_mebibytes, default=Limits.memory_bytes // 2 ** 20,
+                        help="address-space limit of the grading process, MiB; 0: none "
+                             "(default %(default)d)")
+    parser.add_argument("--require-isolation", action="store_true",
+                        help="refuse to grade unless bubblewrap isolates the submissions")
+
+
+def add_arguments(parser):
+    """Add the ``build``/``grade``/``grade-all`` commands to ``parser`` (``minicnn assignment``)."""
+    commands = parser.add_subparsers(dest="action", required=True)
     p_build = commands.add_parser("build", help="make the student copy and the grading kit")
     p_build.add_argument("src", help="the instructor's assignment folder")
     p_build.add_argument("out", help="output folder (must not exist or be empty)")
     p_grade = commands.add_parser("grade", help="grade a submission folder")
     p_grade.add_argument("submission", help="the folder to grade")
     p_grade.add_argument("--references", default=None,
-                         help="the grading kit folder (or its references.npz); "
-                              "without it only the public checks run")
+                         help="the grading kit folder (OUT/grader from build, or its "
+                              "references.npz); without it only the public checks run")
     p_grade.add_argument("--json", dest="json_path", default=None, help="also write the report here")
-    p_grade.add_argument("--time-budget", type=float, default=Limits.total_seconds,
-                         help="seconds for the whole submission (default %(default)g)")
-    p_grade.add_argument("--memory-mb", type=int, default=Limits.memory_bytes // 2 ** 20,
-                         help="address-space limit of the grading process, MiB; 0: none "
-                              "(default %(default)d)")
+    _limit_options(p_grade)
     p_all = commands.add_parser("grade-all", help="grade every submission folder in a folder; one CSV")
     p_all.add_argument("submissions", help="a folder holding one folder per student")
     p_all.add_argument("--references", required=True, help="the grading kit folder (OUT/grader)")
-    p_all.add_argument("--csv", dest="csv_path", default="marks.csv", help="where to write the marks")
+    p_all.add_argument("--csv", dest="csv_path", default="marks.csv",
+                       help="where to write the marks (default %(default)s)")
     p_all.add_argument("--json-dir", default=None, help="also write each student's report as JSON here")
-    args = parser.parse_args(argv)
-    if args.command == "build":
+    _limit_options(p_all)
+
+
+def run(args):
+    """Run the command that :func:`add_arguments`'s parser read; returns the exit code."""
+    if args.action == "build":
         return cli_build(args.src, args.out)
-    if args.command == "grade-all":
-        return cli_grade_all(args.submissions, args.references, args.csv_path, args.json_dir)
-    if not args.time_budget > 0:
-        parser.error(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
-    if args.memory_mb < 0:
-        parser.error(f"--memory-mb must be >= 0, got {args.memory_mb}")
     limits = Limits(total_seconds=args.time_budget,
                     memory_bytes=args.memory_mb * 2 ** 20 if args.memory_mb else None)
-    return cli_grade(args.submission, args.references, args.json_path, limits)
+    if args.action == "grade-all":
+        return cli_grade_all(args.submissions, args.references, args.csv_path, args.json_dir,
+                             limits, args.require_isolation)
+    return cli_grade(args.submission, args.references, args.json_path, limits,
+                     args.require_isolation)
+
+
+def main(argv=None):
+    """The ``build``/``grade``/``grade-all`` command line; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m minicnn.assignment",
+                                     description="Build and grade minicnn assignments.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

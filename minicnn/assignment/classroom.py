@@ -6,69 +6,185 @@
 
 ``submissions/alice/``, ``submissions/bob/`` ... each hold one student's handed-in files (the
 folder's name is the student's). Each is graded exactly as ``minicnn assignment grade`` grades
-one (its own sandboxed process, the kit's references): a submission that crashes or hangs costs
-only its own marks. The CSV has one row per student: the points of every question, the automatic
-total, whether every check could be run, and an empty column for each written question that the
-grader lists in ``WRITTEN`` (``{"w1": ("title", points)}``), for the instructor to fill in.
+one (its own isolated process, the kit's references). The CSV has one row per student: the points
+of every question, the automatic total, whether every check could be run, and an empty column for
+each written question that the grader lists in ``WRITTEN`` (``{"w1": ("title", points)}``), for
+the instructor to fill in.
+
+A class run always finishes, and what it graded is never lost:
+
+* the CSV (and the JSON folder) are checked writable before the first submission is graded, and
+  the CSV is rewritten, atomically, after every student: a run that is stopped keeps every row
+  graded so far;
+* one submission's failure (a refused hand-in, a crash of the tooling itself, a hang: its time
+  budget) costs only its own row, which says why;
+* a folder that is a symbolic link is not followed;
+* the run ends with a summary: who was graded, who could not be and why. It stops early only when
+  the grading kit changed under it (then nothing graded after could be trusted);
+* cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) are escaped
+  with a leading ``'``, and names are printed with control characters escaped.
 """
 import csv
 import json
+import os
+import tempfile
+import traceback
 from pathlib import Path
 
-from .grade import GradeError, grade, written_questions
+from . import isolation
+from .grade import GradeError, KitChanged, grade, kit_questions, printable
+
+__all__ = ["grade_folder", "ClassRun"]
 
 
 def _submissions(folder):
+    """``[(name, path or None, why not)]`` for every entry of the class folder (links refused)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise GradeError(f"{folder} is not a folder of submissions")
-    found = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_symlink():
+                found.append((entry.name, None, "not graded: the folder is a symbolic link"))
+            elif entry.is_dir(follow_symlinks=False):
+                found.append((entry.name, Path(entry.path), ""))
     if not found:
         raise GradeError(f"{folder} holds no submission folders (one folder per student)")
     return found
 
 
-def grade_folder(submissions, references, csv_path, json_dir=None, limits=None, log=print):
+def spreadsheet_safe(cell):
+    """A text cell that no spreadsheet runs as a formula: ``'`` before ``= + - @`` and controls."""
+    cell = str(cell)
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r", "\n") else cell
+
+
+def _check_writable(path, what):
+    """Fail now, before any grading, when ``path`` (a file to write later) cannot be written."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder")
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=True):
+            pass
+    except OSError as error:
+        raise GradeError(f"cannot write the {what} {path}: {error}") from None
+
+
+def _write_atomically(path, write):
+    """Write ``path`` through a temporary file in its folder, then replace it in one step."""
+    path = Path(path)
+    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".part", delete=False, newline="",
+                                         encoding="utf-8")
+    try:
+        with handle:
+            write(handle)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+class ClassRun:
+    """The rows of a class run so far, saved after every student (see the module docstring)."""
+
+    def __init__(self, csv_path, questions, written):
+        self.csv_path, self.questions, self.written = Path(csv_path), questions, written
+        self.rows = []                   # (student, report or None, why not graded)
+
+    def add(self, student, report, error=""):
+        self.rows.append((student, report, error))
+        _write_atomically(self.csv_path, self._write)
+
+    def _write(self, handle):
+        header = (["student"] + [f"{q['name']} ({q['points']:g})" for q in self.questions]
+                  + ["automatic total", "automatic possible", "complete", "isolated"]
+                  + [f"{key} {title} ({points:g}, by hand)"
+                     for key, (title, points) in self.written.items()])
+        writer = csv.writer(handle)
+        writer.writerow([spreadsheet_safe(cell) for cell in header])
+        blank = [""] * len(self.written)
+        for name, report, error in self.rows:
+            if report is None:
+                writer.writerow([spreadsheet_safe(name)] + [""] * len(self.questions)
+                                + ["", "", spreadsheet_safe(error), ""] + blank)
+                continue
+            earned = {q.name: q.earned for q in report.questions}
+            writer.writerow([spreadsheet_safe(name)]
+                            + [f"{earned.get(q['name'], 0):g}" for q in self.questions]
+                            + [f"{report.earned:g}", f"{report.possible:g}",
+                               "yes" if report.complete else "no",
+                               "yes" if report.isolated else "NO"] + blank)
+
+    def summary(self):
+        """Lines: how many were graded, and every student who was not, with the reason."""
+        graded = [name for name, report, _ in self.rows if report is not None]
+        incomplete = [name for name, report, _ in self.rows
+                      if report is not None and not report.complete]
+        failed = [(name, error) for name, report, error in self.rows if report is None]
+        lines = [f"graded {len(graded)} of {len(self.rows)} submissions"
+                 + (f"; {len(incomplete)} not completely (a check timed out, crashed or did not "
+                    f"run): {', '.join(map(printable, incomplete))}" if incomplete else "")]
+        lines += [f"  not graded: {printable(name)}: {printable(error)}" for name, error in failed]
+        return lines
+
+
+def grade_folder(submissions, references, csv_path, json_dir=None, limits=None, log=print,
+                 require_isolation=False):
     """Grade every folder in ``submissions`` with the kit ``references``; write ``csv_path``.
 
     Returns the list of ``(student, report)`` pairs (``report`` is None where the grader could
-    not run at all, with the reason in the CSV's ``complete`` column).
+    not run at all, with the reason in the CSV's ``complete`` column). Raises :class:`GradeError`
+    before grading anyone when the kit, the CSV or the JSON folder cannot be used, and
+    :class:`~minicnn.assignment.grade.KitChanged` (after saving the rows so far) when the kit
+    changed during the run.
     """
     folders = _submissions(submissions)
-    written = written_questions(references)
-    results = []
-    for folder in folders:
-        try:
-            report = grade(folder, references, quiet=True, limits=limits)
-        except GradeError as error:
-            log(f"{folder.name:<24} could not be graded: {error}")
-            results.append((folder.name, None, str(error)))
+    questions, written = kit_questions(references)
+    _check_writable(csv_path, "CSV file")
+    if json_dir is not None:
+        _check_writable(Path(json_dir) / ".minicnn-check", "JSON reports in")
+    isolated = isolation.find()
+    if not isolated.isolated:
+        if require_isolation:
+            raise GradeError(f"isolation is required, but {isolated.detail}")
+        log(f"WARNING: the submissions will be {isolated.describe()}")
+    run = ClassRun(csv_path, questions, written)
+    for name, folder, refused in folders:
+        if folder is None:
+            log(f"{printable(name):<24} {refused}")
+            run.add(name, None, refused)
             continue
-        log(f"{folder.name:<24} {report.earned:g} / {report.possible:g}"
+        try:
+            report = grade(folder, references, quiet=True, limits=limits,
+                           require_isolation=require_isolation)
+        except KitChanged as error:
+            run.add(name, None, f"not graded: {error}")
+            raise
+        except GradeError as error:
+            log(f"{printable(name):<24} could not be graded: {printable(error)}")
+            run.add(name, None, f"not graded: {error}")
+            continue
+        except Exception as error:       # a bug of the tooling: this student only, and say so
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            why = (f"not graded: the grader failed ({type(error).__name__}: {error}, "
+                   f"{Path(where.filename).name}:{where.lineno})")
+            log(f"{printable(name):<24} {printable(why)}")
+            run.add(name, None, why)
+            continue
+        log(f"{printable(name):<24} {report.earned:g} / {report.possible:g}"
             + ("" if report.complete else "  (incomplete: see its report)"))
         if json_dir is not None:
-            Path(json_dir).mkdir(parents=True, exist_ok=True)
-            with open(Path(json_dir) / f"{folder.name}.json", "w", encoding="utf-8") as handle:
-                json.dump(report.to_dict(), handle, indent=2)
-        results.append((folder.name, report, ""))
-    _write_csv(csv_path, results, written)
-    return [(name, report) for name, report, _ in results]
-
-
-def _write_csv(path, results, written):
-    questions = next((r.questions for _, r, _ in results if r is not None), [])
-    header = (["student"] + [f"{q.name} ({q.points:g})" for q in questions]
-              + ["automatic total", "automatic possible", "complete"]
-              + [f"{key} {title} ({points:g}, by hand)" for key, (title, points) in written.items()])
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for name, report, error in results:
-            if report is None:
-                writer.writerow([name] + [""] * len(questions) + ["", "", f"not graded: {error}"]
-                                + [""] * len(written))
-                continue
-            earned = {q.name: q.earned for q in report.questions}
-            writer.writerow([name] + [f"{earned.get(q.name, 0):g}" for q in questions]
-                            + [f"{report.earned:g}", f"{report.possible:g}",
-                               "yes" if report.complete else "no"] + [""] * len(written))
+            _write_atomically(Path(json_dir) / f"{name}.json",
+                              lambda handle: json.dump(report.to_dict(), handle, indent=2))
+        run.add(name, report)
+    for line in run.summary():
+        log(line)
+    if not isolated.isolated:
+        log(f"WARNING: every submission above was {isolated.describe()}")
+    return [(name, report) for name, report, _ in run.rows]

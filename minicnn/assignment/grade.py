@@ -329,15 +329,18 @@ def _trusted_grader(kit):
     return questions, title, submission_files
 
 
-def written_questions(references):
-    """The kit grader's ``WRITTEN`` questions, graded by hand: ``{key: (title, points)}``."""
+def kit_questions(references):
+    """The kit grader's questions (as data) and its ``WRITTEN`` questions, graded by hand
+    (``{key: (title, points)}``)."""
     _, kit = _locate_references(references)
     if kit is None:
         raise GradeError("grading a class needs the kit folder written by the build (--references)")
     with Submission(kit) as own:
         grader = load_grader(own, kit / "grader.py")
+        questions = [q.describe() for q in grader.QUESTIONS]
         written = getattr(grader, "WRITTEN", {}) or {}
-    return {str(key): (str(title), float(points)) for key, (title, points) in written.items()}
+    return questions, {str(key): (str(title), float(points))
+                       for key, (title, points) in written.items()}
 
 
 def _run_isolated(folder, kit, submission_files, plan, limits, require_isolation, **options):

@@ -337,14 +337,19 @@ def test_relative_error_of_complex_and_integer_values():
     assert relative_error(np.array(3), np.array(4)) == pytest.approx(0.25)
 
 
-def test_command_line_limits_are_checked(capsys):
+@pytest.mark.parametrize("command", ["grade", "grade-all"])
+@pytest.mark.parametrize("option, value, words", [
+    ("--time-budget", "0", "positive, finite number of seconds, got '0'"),
+    ("--time-budget", "inf", "positive, finite number of seconds, got 'inf'"),
+    ("--time-budget", "nan", "positive, finite number of seconds, got 'nan'"),
+    ("--memory-mb", "-1", "whole number of MiB >= 0, got '-1'"),
+])
+def test_command_line_limits_are_checked(capsys, command, option, value, words):
     from minicnn.assignment import main
+    extra = ["--references", "kit"] if command == "grade-all" else []
     with pytest.raises(SystemExit):
-        main(["grade", ".", "--time-budget", "0"])
-    assert "--time-budget must be a positive number" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["grade", ".", "--memory-mb", "-1"])
-    assert "--memory-mb must be >= 0" in capsys.readouterr().err
+        main([command, ".", *extra, option, value])
+    assert f"argument {option}: expected a {words}" in capsys.readouterr().err
 
 
 def test_a_check_must_return_arrays(tmp_path):
