@@ -28,6 +28,7 @@ from .models.convert import convert_torch
 from .summary import summary
 from .tensor import Tensor
 from .train.args import add_evaluate_arguments, add_train_arguments
+from .train.config import MAX_IMAGE_SIZE
 from .train.run import evaluate_main, train_main
 
 
@@ -46,9 +47,14 @@ def _load_student_function(spec):
         raise ValueError(f"{spec!r} is not of the form path/to/file.py:ClassName")
     if not os.path.isfile(path):
         raise ValueError(f"file not found: {path}")
+    if not path.endswith(".py"):
+        raise ValueError(f"{path} is not a Python file; expected path/to/file.py:ClassName")
     module_spec = importlib.util.spec_from_file_location(f"_minicnn_student_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except (SyntaxError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid Python ({type(err).__name__}: {err})") from None
     if not hasattr(module, name):
         raise ValueError(f"gradcheck: {path} defines no {name!r}")
     return getattr(module, name)
@@ -91,9 +97,17 @@ def _model_names():
 
 
 # -- summary ------------------------------------------------------------------------------------------
+def _check_summary_input(shape):
+    """``--input`` must be C,H,W of a real image (the summary allocates a batch of it)."""
+    if len(shape) != 3 or not 1 <= shape[0] <= 3 or not all(1 <= s <= MAX_IMAGE_SIZE for s in shape[1:]):
+        raise ValueError(f"--input {','.join(map(str, shape))}: expected C,H,W with C from 1 to 3 "
+                         f"and H, W from 1 to {MAX_IMAGE_SIZE}")
+    return shape
+
+
 def cmd_summary(args):
     model = models.get(args.model, **({"num_classes": args.num_classes} if args.num_classes else {}))
-    shape = args.input or models.input_size(args.model)
+    shape = _check_summary_input(args.input) if args.input else models.input_size(args.model)
     summary(model, shape)
     return 0
 
@@ -161,8 +175,11 @@ def main(argv=None):
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:
         print(f"minicnn {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"minicnn {args.command}: error: out of memory", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\nminicnn {args.command}: interrupted", file=sys.stderr)

@@ -26,6 +26,7 @@ import contextlib
 import math
 import os
 import tempfile
+import tokenize
 import zipfile
 
 import numpy
@@ -138,12 +139,15 @@ def _read_member(archive, info, path):
                          f"{info.compress_size} compressed (more than deflate can produce); refused")
     with archive.open(info) as member:
         version = numpy.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, fortran, dtype = numpy.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, fortran, dtype = numpy.lib.format.read_array_header_2_0(member)
-        else:
+        if version not in ((1, 0), (2, 0)):
             raise ValueError(f"load: {path}: entry {key!r} has .npy format {version}, not 1.0 or 2.0")
+        read_header = (numpy.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else numpy.lib.format.read_array_header_2_0)
+        try:
+            shape, fortran, dtype = read_header(member)
+        except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as err:
+            raise ValueError(f"load: {path}: entry {key!r} has a damaged .npy header "
+                             f"({type(err).__name__}: {err})") from None
         if dtype.hasobject:
             raise ValueError(f"load: {path}: entry {key!r} holds pickled Python objects; minicnn "
                              f"never unpickles (it could run arbitrary code)")

@@ -38,7 +38,12 @@ def torch_state_to_numpy(state):
     out = {}
     for name, value in state.items():
         if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
+            try:
+                value = value.detach().cpu().numpy()
+            except TypeError as err:  # bfloat16 and other types NumPy has not
+                raise ValueError(f"convert-torch: tensor {name!r} is {value.dtype}, which NumPy "
+                                 f"cannot hold ({err}); convert the model first, e.g. "
+                                 f"model.float(), and save its state_dict again") from None
         elif not isinstance(value, numpy.ndarray):
             continue  # metadata such as "_metadata" or an epoch counter
         if name.startswith("module."):
@@ -56,11 +61,18 @@ def convert_torch(in_path, out_path, model=None):
     ``strict=True`` first, so a layout mismatch is reported before anything is written.
     Returns the converted dict (name -> NumPy array).
     """
-    torch = _import_torch()
     from .. import save
     if not os.path.exists(in_path):
         raise FileNotFoundError(f"convert-torch: no such file {in_path!r}")
-    state = torch.load(in_path, map_location="cpu", weights_only=True)
+    if os.path.isdir(out_path):
+        raise ValueError(f"convert-torch: the output {out_path} is a folder; give the .npz file "
+                         f"to write, e.g. {os.path.join(out_path, 'weights.npz')}")
+    torch = _import_torch()
+    try:
+        state = torch.load(in_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged or refused pickle can fail in many ways
+        raise ValueError(f"convert-torch: cannot read {in_path} ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
     arrays = torch_state_to_numpy(state)
     if model is not None:
         if isinstance(model, str):

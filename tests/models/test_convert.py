@@ -17,6 +17,7 @@ def test_importing_convert_does_not_import_torch():
 
 def test_missing_torch_gives_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torch", None)   # makes `import torch` raise ImportError
+    (tmp_path / "in.pth").write_bytes(b"")
     with pytest.raises(RuntimeError, match=r"convert-torch needs PyTorch: pip install torch"):
         convert.convert_torch(tmp_path / "in.pth", tmp_path / "out.npz")
 
