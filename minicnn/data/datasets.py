@@ -255,6 +255,9 @@ class MNIST(ArrayDataset):
     classes = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four",
                "5 - five", "6 - six", "7 - seven", "8 - eight", "9 - nine"]
     install_hint = ""
+    #: The most examples a split has (the training split's 60,000): a file whose header promises
+    #: more is refused before anything is allocated.
+    max_examples = 60_000
 
     def __init__(self, root=None, train=True, transform=None, download=True):
         self.train = train
@@ -262,7 +265,8 @@ class MNIST(ArrayDataset):
         self.files = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
         self.folder = self._locate(root, download)
         images_path, labels_path = (self._existing(self.folder, stem) for stem in self.files)
-        images, labels = read_idx(images_path), read_idx(labels_path)
+        images = read_idx(images_path, max_bytes=self.max_examples * 28 * 28)
+        labels = read_idx(labels_path, max_bytes=self.max_examples)
         self._validate(images, labels, images_path, labels_path)
         super().__init__(images[:, None], labels, transform=transform)
 

@@ -19,8 +19,11 @@ allocated: a file that is not IDX, uses an unknown type code or is cut short rai
 ``ValueError`` saying which file, what was expected and what was found. The declared size is
 computed with Python integers (no int64 overflow) and checked against the file: a raw file must
 hold exactly that many bytes, and a gzipped one cannot expand more than deflate allows
-(:data:`MAX_GZIP_RATIO` to 1), so a small hostile file that claims gigabytes is refused at once;
-a gzip stream is then decompressed into a buffer of exactly the declared size, never more.
+(:data:`MAX_GZIP_RATIO` to 1), so a small hostile file that claims gigabytes is refused at once.
+A caller that knows the largest well-formed file of its kind passes ``max_bytes`` (MNIST's
+images: 60000x28x28 bytes), refused likewise. The payload is then read, or decompressed
+incrementally, in 1 MB steps straight into the array, so the peak memory is the declared size
+plus a megabyte; one byte more than declared (trailing data, a second gzip member) is refused.
 """
 import gzip
 import os
@@ -46,26 +49,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 #: whose IDX header promises more is damaged or hostile.
 MAX_GZIP_RATIO = 1032
 
-_CHUNK = 1 << 20  # compressed bytes fed to the decompressor per step
-
-
-def _decompress(path, raw, max_size):
-    """The gzip stream ``raw`` decompressed, but never more than ``max_size`` bytes (one more is
-    asked for, so that a stream longer than declared is noticed)."""
-    stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer
-    out = bytearray()
-    try:
-        for start in range(0, len(raw), _CHUNK):
-            out += stream.decompress(raw[start:start + _CHUNK], max_size + 1 - len(out))
-            if len(out) > max_size:
-                break
-        if len(out) <= max_size:
-            out += stream.flush()
-    except zlib.error as err:
-        raise ValueError(f"{path}: damaged gzip stream ({err})") from None
-    if len(out) <= max_size and not stream.eof:
-        raise ValueError(f"{path}: damaged gzip stream (it stops before its end)")
-    return bytes(out)
+_CHUNK = 1 << 20  # bytes read per step: the most read beyond the array itself
 
 
 def _header(path, head):
@@ -103,48 +87,68 @@ def _size_error(path, shape, dtype, expected, found, what):
                       f"{dtype.itemsize} byte(s) = {expected} bytes, found {found}")
 
 
-def _read_payload(path):
-    """``(dtype, shape, payload bytes)`` of an IDX file, every size checked before allocating."""
-    file_size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        start = f.read(max(2, min(file_size, 4 + 4 * 255)))
-        if start[:2] != _GZIP_MAGIC:
-            dtype, shape, header_len = _header(path, start)
-            expected = declared_bytes(shape, dtype)
-            found = file_size - header_len
-            if found != expected:
-                what = "truncated" if found < expected else "has trailing bytes"
-                raise _size_error(path, shape, dtype, expected, found, what)
-            f.seek(header_len)
-            return dtype, shape, f.read()
-        f.seek(0)
-        raw = f.read()
-    # gzip: decompress just the header first, then check the promised size against the limit
-    head = _decompress(path, raw[:_CHUNK], 4 + 4 * 255)
+def _read_into(stream, buffer):
+    """Fill ``buffer`` from ``stream`` in bounded reads; returns the number of bytes read."""
+    view = memoryview(buffer).cast("B")
+    done = 0
+    while done < len(view):
+        n = stream.readinto(view[done:done + _CHUNK])
+        if not n:
+            break
+        done += n
+    return done
+
+
+def _read_bytes(stream, n):
+    """Up to ``n`` bytes of ``stream`` (fewer at its end)."""
+    buffer = bytearray(n)
+    return bytes(buffer[:_read_into(stream, buffer)])
+
+
+def _read_array(stream, path, file_size, gzipped, max_bytes):
+    """The array of an open IDX stream (raw or gzip), every size checked before allocating it:
+    the header's promise against ``max_bytes`` and against what the file can hold (exactly its
+    size when raw; deflate's limit when gzipped). Nothing is read past the promised size but one
+    byte, to refuse trailing data."""
+    head = _read_bytes(stream, 4)
+    if len(head) == 4 and head[:2] == b"\x00\x00":
+        head += _read_bytes(stream, 4 * head[3])  # the sizes of the dimensions
     dtype, shape, header_len = _header(path, head)
     expected = declared_bytes(shape, dtype)
-    limit = MAX_GZIP_RATIO * len(raw)
-    if header_len + expected > limit:
-        dims = "x".join(str(s) for s in shape)
+    dims = "x".join(str(s) for s in shape)
+    if max_bytes is not None and expected > max_bytes:
         raise ValueError(f"{path}: IDX header promises {dims} elements = {expected} bytes, more "
-                         f"than a {len(raw)}-byte gzip file can hold (at most {limit} bytes): "
-                         f"the file is damaged or hostile")
-    data = _decompress(path, raw, header_len + expected)
-    found = len(data) - header_len
-    if found != expected:
+                         f"than a file of this kind holds (at most {max_bytes} bytes): the file "
+                         f"is damaged or hostile")
+    if gzipped and header_len + expected > MAX_GZIP_RATIO * file_size:
+        raise ValueError(f"{path}: IDX header promises {dims} elements = {expected} bytes, more "
+                         f"than a {file_size}-byte gzip file can hold (at most "
+                         f"{MAX_GZIP_RATIO * file_size} bytes): the file is damaged or hostile")
+    if not gzipped and file_size - header_len != expected:
+        found = file_size - header_len
         what = "truncated" if found < expected else "has trailing bytes"
-        raise _size_error(path, shape, dtype, expected, f"{found}{'+' if found > expected else ''}",
-                          what)
-    return dtype, shape, data[header_len:]
+        raise _size_error(path, shape, dtype, expected, found, what)
+    array = np.empty(expected // dtype.itemsize, dtype=dtype.newbyteorder("="))
+    found = _read_into(stream, array)
+    if found < expected:
+        raise _size_error(path, shape, dtype, expected, found, "truncated")
+    if stream.read(1):
+        raise _size_error(path, shape, dtype, expected, f"{expected}+", "has trailing bytes")
+    if dtype.byteorder == ">":  # big-endian, and this machine is not
+        array.byteswap(inplace=True)  # the file is big-endian; the array is native
+    return array.reshape(shape)
 
 
-def read_idx(path):
+def read_idx(path, max_bytes=None):
     """Read an IDX file (raw or gzipped) into a NumPy array.
 
     Parameters
     ----------
     path : str or os.PathLike
         The file, e.g. ``train-images-idx3-ubyte.gz``.
+    max_bytes : int, optional
+        The most bytes a well-formed file of this kind holds (e.g. 60000x28x28 for MNIST's
+        images): a header promising more is refused before anything is allocated.
 
     Returns
     -------
@@ -155,17 +159,23 @@ def read_idx(path):
     Raises
     ------
     ValueError
-        If the magic bytes, the type code or the number of dimensions are wrong, or the
-        payload is shorter or longer than the header says. The message names the file and
-        states what was expected and what was found.
+        If the magic bytes, the type code or the number of dimensions are wrong, the header
+        promises more than ``max_bytes`` or than the file can hold, or the payload is shorter
+        or longer than the header says. The message names the file and states what was
+        expected and what was found.
     """
     path = os.fspath(path)
+    file_size = os.path.getsize(path)
     try:
-        dtype, shape, payload = _read_payload(path)
-        flat = np.frombuffer(payload, dtype=dtype)
-        # astype copies into native byte order, which also makes the array writable
-        # (np.frombuffer over ``bytes`` is read-only).
-        return flat.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+        with open(path, "rb") as f:
+            if f.read(2) != _GZIP_MAGIC:
+                f.seek(0)
+                return _read_array(f, path, file_size, False, max_bytes)
+            f.seek(0)
+            with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+                return _read_array(stream, path, file_size, True, max_bytes)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise ValueError(f"{path}: damaged gzip stream ({err or 'it stops before its end'})") from None
     except MemoryError:
         raise MemoryError(f"{path}: not enough memory to read this IDX file") from None
 

@@ -139,3 +139,67 @@ def test_declared_size_uses_python_integers(tmp_path):
     peak, message = _peak_bytes(lambda: read_idx(path))
     assert str((2**32 - 1) ** 4 * 8) in message and "truncated" in message
     assert peak < 20_000_000, peak
+
+
+def _gzip_idx(path, header, payload_mb):
+    """A gzip file: ``header`` then ``payload_mb`` MB of zeros, compressed as it is streamed."""
+    zeros = bytes(1 << 20)
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(header)
+        for _ in range(payload_mb):
+            f.write(zeros)
+    return path
+
+
+def test_mnist_file_promising_more_than_mnist_holds_is_refused_before_allocating(tmp_path, isolated):
+    from minicnn.data import FashionMNIST
+    write_fake_files = tmp_path / "fm"
+    write_fake_files.mkdir()
+    labels = np.zeros(1_000_000, np.uint8)  # a million examples: 784 MB of images promised
+    write_idx(write_fake_files / "train-labels-idx1-ubyte", labels)
+    header = bytes([0, 0, 0x08, 3]) + np.asarray([1_000_000, 28, 28], ">u4").tobytes()
+    _gzip_idx(write_fake_files / "train-images-idx3-ubyte.gz", header, 32)
+    assert (write_fake_files / "train-images-idx3-ubyte.gz").stat().st_size < 1_000_000
+    peak, message = _peak_bytes(lambda: FashionMNIST(root=write_fake_files, download=False))
+    assert "1000000x28x28" in message and "at most 47040000 bytes" in message
+    assert peak < 5_000_000, peak
+
+
+def test_gzip_is_read_incrementally_into_one_buffer(tmp_path):
+    """A well-formed 20 MB gzip payload costs the array and a few megabytes more, not the two
+    or three copies a decompress-then-convert reader makes."""
+    import tracemalloc
+    header = bytes([0, 0, 0x08, 2]) + np.asarray([20, 1 << 20], ">u4").tobytes()
+    path = _gzip_idx(tmp_path / "big.gz", header, 20)
+    tracemalloc.start()
+    try:
+        array = read_idx(path, max_bytes=20 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert array.shape == (20, 1 << 20) and not array.any()
+    assert peak < (20 << 20) + (4 << 20), peak
+    with pytest.raises(ValueError, match="at most 1000 bytes"):
+        read_idx(path, max_bytes=1000)
+
+
+def test_second_gzip_member_is_trailing_data(tmp_path):
+    path = tmp_path / "two.gz"
+    path.write_bytes(gzip.compress(_valid_bytes()) + gzip.compress(b"\x01" * 1000))
+    with pytest.raises(ValueError, match="trailing bytes"):
+        read_idx(path)
+    np.testing.assert_array_equal(read_idx(_write(tmp_path / "one.gz", gzip.compress(_valid_bytes()))),
+                                  np.arange(4, dtype=np.uint8).reshape(2, 2))
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def test_big_endian_values_are_swapped_in_place(tmp_path):
+    values = np.arange(-3, 3, dtype=np.int16).reshape(2, 3)
+    write_idx(tmp_path / "a.gz", values)
+    got = read_idx(tmp_path / "a.gz")
+    assert got.dtype == np.int16 and got.dtype.isnative and got.flags.writeable
+    np.testing.assert_array_equal(got, values)
