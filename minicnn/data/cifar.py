@@ -18,9 +18,13 @@ types and shapes. Prefer the binary version, which needs no unpickling at all.
 
 A pickle can also be small and still expand hugely: a list that refers to the same row object
 100,000 times costs a few bytes per reference in the file but 3072 numbers per row once turned
-into an array. Every pixel of a genuine batch takes at least one byte in the file, so
-:func:`read_cifar10_python` refuses a batch that claims more pixels than its file has bytes,
-before building the array, and reports running out of memory as a clear ``MemoryError``.
+into an array, and a row of lists that each refer to one long list becomes a 3-D array of
+gigabytes. Memory is therefore bounded by the file: a file larger than a batch of 10,000 images
+can be (:data:`MAX_PYTHON_BATCH_BYTES`) is refused unread, so the unpickled objects are bounded by
+the file's size; a batch claiming more images than 10,000 or than its bytes can hold (every pixel
+takes at least one) is refused before its array is allocated; and a list is converted row by row
+after checking that each row is a list of 3072 integers (never handed whole to NumPy, which would
+expand nested lists), into a ``uint8`` array of the final size.
 
 :func:`write_cifar10_binary` and :func:`write_cifar10_python` write small files in both formats,
 for tests and for experimenting without the real data.
@@ -43,6 +47,12 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
 IMAGE_SHAPE = (3, 32, 32)
 IMAGE_BYTES = 3 * 32 * 32  # 3072
 RECORD_BYTES = 1 + IMAGE_BYTES  # label byte + pixels, binary version
+#: Images in one batch file of the official data set (five training batches, one test batch).
+BATCH_IMAGES = 10_000
+#: The largest a pickled batch of :data:`BATCH_IMAGES` images can be: every pixel in at most two
+#: bytes (a Python 3 pickle stores the array's bytes as UTF-8 text, and a nested list an int in two
+#: bytes), plus a megabyte for labels, file names and framing. Larger files are refused unread.
+MAX_PYTHON_BATCH_BYTES = 2 * BATCH_IMAGES * RECORD_BYTES + (1 << 20)
 
 
 def _latin1_encode(text, encoding):
@@ -98,15 +108,70 @@ def restricted_loads(data):
         raise ValueError(f"not a valid pickle ({type(err).__name__}: {err})") from None
 
 
+def _integers(values, count, path, what):
+    """``values``, a list of ``count`` Python (or NumPy) integers or an integer array of shape
+    ``(count,)``, as an int64 array. A list is checked element type by element type before it is
+    converted, so a nested list (which NumPy would expand into a huge array) is refused at once."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "iu" or values.shape != (count,):
+            raise ValueError(f"{path}: expected {count} integer {what}, found a {values.dtype} "
+                             f"array of shape {values.shape}")
+        return values.astype(np.int64)
+    if not isinstance(values, list) or len(values) != count:
+        found = f"{len(values)}" if isinstance(values, list) else f"a {type(values).__name__}"
+        raise ValueError(f"{path}: expected {count} integer {what} in a list, found {found}")
+    kinds = set(map(type, values))
+    if not all(issubclass(kind, (int, np.integer)) for kind in kinds):
+        raise ValueError(f"{path}: expected {count} integer {what}, found "
+                         f"{sorted(k.__name__ for k in kinds)} values")
+    try:
+        return np.array(values, dtype=np.int64)
+    except OverflowError:
+        raise ValueError(f"{path}: {what} holds an integer too large for a pixel or label") from None
+
+
 def _check_labels(labels, count, path):
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu" or labels.shape != (count,):
-        raise ValueError(f"{path}: expected {count} integer labels, found {labels.dtype} "
-                         f"array of shape {labels.shape}")
+    labels = _integers(labels, count, path, "labels (one per image)")
     if count and (labels.min() < 0 or labels.max() >= len(CLASSES)):
         raise ValueError(f"{path}: labels must lie in [0, {len(CLASSES)}), found "
                          f"{labels.min()}..{labels.max()}")
-    return labels.astype(np.int64)
+    return labels
+
+
+def _check_pixels(values, path, where):
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise ValueError(f"{path}: pixel values must lie in 0..255, found {values.min()}..{values.max()} "
+                         f"{where}")
+
+
+def _images(data, path, file_size):
+    """A batch's ``data`` (an integer array or a list of rows, ``N x 3072``, values 0..255) as
+    ``uint8 (N, 3072)``, with ``N`` at most :data:`BATCH_IMAGES` and what the file can hold (every
+    pixel takes at least one byte of it), checked before anything of that size is allocated."""
+    if isinstance(data, np.ndarray):
+        if data.dtype.kind not in "iu" or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
+            raise ValueError(f"{path}: expected 'data' to be an integer array of shape (N, "
+                             f"{IMAGE_BYTES}), found {data.dtype} array of shape {data.shape}")
+        _check_pixels(data, path, "in 'data'")
+        rows = len(data)
+    elif isinstance(data, list):
+        rows = len(data)
+    else:
+        raise ValueError(f"{path}: expected 'data' to be an array or a list, found {type(data).__name__}")
+    most = min(BATCH_IMAGES, file_size // IMAGE_BYTES)
+    if rows > most:
+        raise ValueError(f"{path}: 'data' holds {rows} images = {rows * IMAGE_BYTES} pixels; a "
+                         f"{file_size}-byte batch file holds at most {most} (each pixel takes at "
+                         f"least one byte, and a batch has at most {BATCH_IMAGES} images): the "
+                         f"file is damaged or hostile")
+    if isinstance(data, np.ndarray):
+        return data.astype(np.uint8)
+    images = np.empty((rows, IMAGE_BYTES), dtype=np.uint8)
+    for i, row in enumerate(data):
+        values = _integers(row, IMAGE_BYTES, path, f"pixels in row {i} of 'data'")
+        _check_pixels(values, path, f"in row {i} of 'data'")
+        images[i] = values
+    return images
 
 
 def read_cifar10_binary(path):
@@ -128,52 +193,40 @@ def read_cifar10_binary(path):
 def read_cifar10_python(path):
     """Read one pickled batch of the Python version, safely.
 
-    The file is unpickled with :class:`RestrictedUnpickler` and must hold a dict with at least
-    the keys ``data`` (integer array or nested list, ``N x 3072``, values 0..255) and ``labels``
+    The file (at most :data:`MAX_PYTHON_BATCH_BYTES`) is unpickled with
+    :class:`RestrictedUnpickler` and must hold a dict with at least the keys ``data`` (integer
+    array or list of rows, ``N x 3072`` with ``N`` at most 10,000, values 0..255) and ``labels``
     (``N`` integers in 0..9); keys may be ``bytes`` (as in the official files) or ``str``.
     Anything else raises ``ValueError``. Returns ``(images uint8 (N,3,32,32), labels int64 (N,))``.
     """
     path = os.fspath(path)
+    file_size = os.path.getsize(path)
+    if file_size > MAX_PYTHON_BATCH_BYTES:
+        raise ValueError(f"{path}: {file_size} bytes, more than a pickled batch of {BATCH_IMAGES} "
+                         f"images takes (at most {MAX_PYTHON_BATCH_BYTES}): the file is damaged "
+                         f"or hostile")
     with open(path, "rb") as f:
-        raw = f.read()
+        raw = f.read(file_size + 1)
+    if len(raw) != file_size:
+        raise ValueError(f"{path}: the file changed while it was read ({len(raw)} bytes, "
+                         f"expected {file_size}); is it a regular file?")
     try:
         batch = restricted_loads(raw)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+    del raw
     if not isinstance(batch, dict):
         raise ValueError(f"{path}: expected a pickled dict, found {type(batch).__name__}")
     batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
     missing = {"data", "labels"} - set(batch)
     if missing:
         raise ValueError(f"{path}: expected the keys 'data' and 'labels', found {sorted(map(str, batch))}")
-
-    data = batch["data"]
-    if not isinstance(data, (np.ndarray, list)):
-        raise ValueError(f"{path}: expected 'data' to be an array or a list, found {type(data).__name__}")
-    if isinstance(data, list) and len(data) * IMAGE_BYTES > len(raw):
-        raise ValueError(f"{path}: 'data' lists {len(data)} images = {len(data) * IMAGE_BYTES} "
-                         f"pixels, more than the {len(raw)} bytes of the file can hold (each "
-                         f"pixel takes at least one byte): the file is damaged or hostile")
     try:
-        data = np.asarray(data)
-    except ValueError as err:  # ragged nested lists
-        raise ValueError(f"{path}: 'data' is not a rectangular array ({err})") from None
+        images = _images(batch["data"], path, file_size)
     except MemoryError:
         raise MemoryError(f"{path}: not enough memory for the 'data' of this batch") from None
-    if data.dtype.kind not in "iu" or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
-        raise ValueError(f"{path}: expected 'data' to be an integer array of shape (N, {IMAGE_BYTES}), "
-                         f"found {data.dtype} array of shape {data.shape}")
-    if data.size and (data.min() < 0 or data.max() > 255):
-        raise ValueError(f"{path}: pixel values must lie in 0..255, found {data.min()}..{data.max()}")
-    labels = batch["labels"]
-    if not isinstance(labels, (np.ndarray, list)):
-        raise ValueError(f"{path}: expected 'labels' to be a list, found {type(labels).__name__}")
-    if len(labels) != len(data):
-        raise ValueError(f"{path}: expected {len(data)} integer labels (one per image), found "
-                         f"{len(labels)}")
-    labels = _check_labels(labels, len(data), path)
-    images = data.astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
-    return images, labels
+    labels = _check_labels(batch["labels"], len(images), path)
+    return images.reshape(-1, *IMAGE_SHAPE), labels
 
 
 def _check_for_writing(images, labels):

@@ -153,7 +153,7 @@ def test_codecs_only_for_latin1():
     ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "expected 2 integer labels"),
     ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, r"\[0, 10\)"),
     ({b"data": "not an array", b"labels": []}, "an array or a list"),
-    ({b"data": np.zeros((1, 3072), np.uint8), b"labels": "0"}, "to be a list"),
+    ({b"data": np.zeros((1, 3072), np.uint8), b"labels": "0"}, "in a list, found a str"),
 ])
 def test_python_batch_validation(tmp_path, obj, fragment):
     path = tmp_path / "batch"
@@ -210,3 +210,54 @@ def test_pickle_that_repeats_one_row_is_refused_without_allocating(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 50_000_000, peak
+
+
+def _traced_refusal(path, fragment):
+    """Read ``path`` expecting a ValueError matching ``fragment``; return the peak traced bytes."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=fragment):
+            read_cifar10_python(path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_nested_list_pickle_is_refused_before_numpy_expands_it(tmp_path):
+    """A 7 KB pickle of two rows, each 3072 references to one list of 1000 references to one
+    list of 300 zeros: np.asarray would build 1.8 billion numbers (15 GB)."""
+    inner = [[0] * 300] * 1000
+    row = [inner] * 3072
+    path = tmp_path / "nested"
+    path.write_bytes(pickle.dumps({b"data": [row, row], b"labels": [0, 0]}, protocol=2))
+    assert os.path.getsize(path) < 10_000
+    peak = _traced_refusal(path, r"expected 3072 integer pixels in row 0 of 'data', found \['list'\]")
+    assert peak < 1_000_000, peak
+
+
+def test_nested_labels_are_refused_before_numpy_expands_them(tmp_path):
+    labels = [[[0] * 1000] * 1000] * 2
+    path = tmp_path / "labels"
+    path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": labels}))
+    peak = _traced_refusal(path, r"expected 2 integer labels \(one per image\), found \['list'\]")
+    assert peak < 1_000_000, peak
+
+
+def test_file_larger_than_any_batch_is_refused_unread(tmp_path):
+    from minicnn.data.cifar import MAX_PYTHON_BATCH_BYTES
+    path = tmp_path / "huge"
+    with open(path, "wb") as f:
+        f.truncate(MAX_PYTHON_BATCH_BYTES + 1)  # sparse: no disk used
+    peak = _traced_refusal(path, "more than a pickled batch of 10000 images takes")
+    assert peak < 1_000_000, peak
+
+
+def test_list_rows_with_floats_or_out_of_range_values(tmp_path):
+    for data, fragment in (([[1.5] * 3072], r"found \['float'\] values"),
+                           ([[256] * 3072], r"0\.\.255, found 256\.\.256 in row 0"),
+                           ([[0] * 3071], "expected 3072 integer pixels in row 0 of 'data' in a list, found 3071")):
+        path = tmp_path / "batch"
+        path.write_bytes(pickle.dumps({b"data": data, b"labels": [0]}))
+        with pytest.raises(ValueError, match=fragment):
+            read_cifar10_python(path)
