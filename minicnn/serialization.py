@@ -10,9 +10,13 @@ and reads each member's ``.npy`` header before allocating anything, refusing wit
 * pickled content (object arrays, or a pickle -- e.g. a ``torch.save`` file -- in disguise);
 * a member whose header declares more (or fewer) bytes than the zip entry holds, or a compressed
   entry claiming more than deflate can produce (a "zip bomb": a tiny file that would allocate
-  gigabytes);
+  gigabytes), or, given ``max_bytes`` (what a well-formed file of its kind holds: a checkpoint of
+  the model at hand), arrays declaring more than that together;
 * complex numbers (minicnn never writes them: such a file is not a minicnn state);
 * anything that is not a zip archive, with a message that says so.
+
+Each array is allocated once, at the size its header declares, and filled from the archive in
+1 MB steps (:func:`read_into`): reading costs the arrays and a megabyte, never a second copy.
 
 Float entries holding NaN or inf are returned as they are: ``load`` returns data, and whether a
 value is acceptable is decided where it is used (``load_state_dict``, the fine-tuning and
@@ -130,41 +134,110 @@ class LoadedState(dict):
         return self[key] if key in self else default
 
 
-def _read_member(archive, info, path):
-    """One ``.npy`` member as an array, its header checked against the entry before allocating."""
+#: Bytes read per step: an array is filled in steps of this size, never through a second copy.
+READ_CHUNK = 1 << 20
+
+
+def read_into(stream, buffer):
+    """Fill ``buffer`` (an array or bytearray) from the binary ``stream`` in steps of
+    :data:`READ_CHUNK` bytes, so that reading never holds more than the buffer and one step;
+    returns the number of bytes read (fewer than the buffer's size at the end of the stream)."""
+    view = memoryview(buffer).cast("B")
+    done = 0
+    while done < len(view):
+        n = stream.readinto(view[done:done + READ_CHUNK])
+        if not n:
+            break
+        done += n
+    return done
+
+
+def _read_header(member, key, path):
+    """``(shape, fortran, dtype, nbytes)`` of one ``.npy`` member, read and checked."""
+    version = numpy.lib.format.read_magic(member)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"load: {path}: entry {key!r} has .npy format {version}, not 1.0 or 2.0")
+    read_header = (numpy.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else numpy.lib.format.read_array_header_2_0)
+    try:
+        shape, fortran, dtype = read_header(member)
+    except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as err:
+        raise ValueError(f"load: {path}: entry {key!r} has a damaged .npy header "
+                         f"({type(err).__name__}: {err})") from None
+    if dtype.hasobject:
+        raise ValueError(f"load: {path}: entry {key!r} holds pickled Python objects; minicnn "
+                         f"never unpickles (it could run arbitrary code)")
+    if dtype.kind == "c":
+        raise ValueError(f"load: {path}: entry {key!r} holds complex numbers ({dtype}); minicnn "
+                         f"states are real arrays")
+    if dtype.kind not in "biufSU":
+        raise ValueError(f"load: {path}: entry {key!r} holds {dtype} values; minicnn states are "
+                         f"numbers and strings")
+    return shape, fortran, dtype, math.prod(shape) * dtype.itemsize
+
+
+def _read_member(archive, info, path, budget):
+    """One ``.npy`` member as an array: its header checked against the zip entry, and its size
+    against ``budget`` (the bytes still allowed; ``None``: no limit), before allocating."""
     key = info.filename[:-4]
     claimed_ratio = info.file_size / max(info.compress_size, 1)
     if info.compress_type != zipfile.ZIP_STORED and claimed_ratio > MAX_DEFLATE_RATIO:
         raise ValueError(f"load: {path}: entry {key!r} claims {info.file_size} bytes from "
                          f"{info.compress_size} compressed (more than deflate can produce); refused")
     with archive.open(info) as member:
-        version = numpy.lib.format.read_magic(member)
-        if version not in ((1, 0), (2, 0)):
-            raise ValueError(f"load: {path}: entry {key!r} has .npy format {version}, not 1.0 or 2.0")
-        read_header = (numpy.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else numpy.lib.format.read_array_header_2_0)
-        try:
-            shape, fortran, dtype = read_header(member)
-        except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as err:
-            raise ValueError(f"load: {path}: entry {key!r} has a damaged .npy header "
-                             f"({type(err).__name__}: {err})") from None
-        if dtype.hasobject:
-            raise ValueError(f"load: {path}: entry {key!r} holds pickled Python objects; minicnn "
-                             f"never unpickles (it could run arbitrary code)")
-        if dtype.kind == "c":
-            raise ValueError(f"load: {path}: entry {key!r} holds complex numbers ({dtype}); minicnn "
-                             f"states are real arrays")
-        nbytes = math.prod(shape) * dtype.itemsize
+        shape, fortran, dtype, nbytes = _read_header(member, key, path)
         header = member.tell()
         if header + nbytes != info.file_size:
             raise ValueError(f"load: {path}: entry {key!r} declares shape {shape} of {dtype} "
                              f"({nbytes} bytes) but the archive entry holds {info.file_size - header} "
                              f"bytes; the file is damaged or forged")
-        data = bytearray(member.read(nbytes))
-    if len(data) != nbytes:
-        raise ValueError(f"load: {path}: entry {key!r} is truncated")
-    array = numpy.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-    return key, array
+        if budget is not None and nbytes > budget:
+            raise ValueError(f"load: {path}: entry {key!r} declares shape {shape} of {dtype} "
+                             f"({nbytes} bytes), more than the {budget} bytes left of what a "
+                             f"well-formed file of this kind holds; the file is damaged or forged")
+        array = numpy.empty(math.prod(shape), dtype=dtype)
+        if read_into(member, array) != nbytes:
+            raise ValueError(f"load: {path}: entry {key!r} is truncated")
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
+def _selected(key, keys):
+    """Whether entry ``key`` is one of ``keys`` or under one of them (``"model"``: ``model.*``)."""
+    return keys is None or any(key == k or key.startswith(k + ".") for k in keys)
+
+
+def entry_shapes(path):
+    """``{key: shape}`` of the arrays in a file written by :func:`save`, from their headers
+    alone (nothing of their size is read or allocated)."""
+    path = os.fspath(path)
+    shapes = {}
+    with _open_archive(path) as archive:
+        for key, info in _members(archive, path):
+            with archive.open(info) as member:
+                shapes[key] = _read_header(member, key, path)[0]
+    return shapes
+
+
+@contextlib.contextmanager
+def _open_archive(path):
+    """The zip archive at ``path``; ``ValueError`` saying what the file is if it is not one."""
+    with open(path, "rb") as f:
+        start = f.read(8)
+    if not start.startswith(b"PK"):
+        raise _not_an_archive(path, start)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            yield archive
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as e:
+        raise ValueError(f"load: {path} is not a readable .npz archive ({e})") from e
+
+
+def _members(archive, path):
+    """``(key, zip entry)`` of each ``.npy`` member; any other member is a ``ValueError``."""
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy"):
+            raise ValueError(f"load: {path}: entry {info.filename!r} is not a .npy array")
+        yield info.filename[:-4], info
 
 
 def _not_an_archive(path, start):
@@ -181,35 +254,35 @@ def _not_an_archive(path, start):
     return ValueError(f"load: {path} is {kind}")
 
 
-def load(path, map_location=None, weights_only=True):
+def load(path, map_location=None, weights_only=True, *, keys=None, max_bytes=None):
     """Read a file written by :func:`save` into a flat :class:`LoadedState` (see the module
     docstring for what is refused).
 
     ``map_location`` (PyTorch's argument): ``None`` or ``"cpu"`` keeps NumPy arrays; ``"cuda"``
     (or ``mc.device("cuda")``) returns CuPy arrays. ``weights_only`` is accepted for PyTorch code:
     minicnn files only ever hold arrays, so both values load them the same way.
+
+    ``keys``: read only these entries and those under them (``keys=("model",)`` reads
+    ``model.*``). ``max_bytes``: the most the arrays read may hold together, what a well-formed
+    file of its kind holds (a checkpoint: see :func:`minicnn.train.checkpoint.max_checkpoint_bytes`);
+    an entry whose header declares more is refused before it is allocated.
     """
     path = os.fspath(path)
     if map_location is not None and not isinstance(map_location, str):
         raise TypeError(f"load: map_location must be None or a device name such as 'cpu' or "
                         f"'cuda', got {map_location!r}")
     device = backend.normalize_device(map_location or "cpu")
-    with open(path, "rb") as f:
-        start = f.read(8)
-    if not start.startswith(b"PK"):
-        raise _not_an_archive(path, start)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            out = LoadedState()
-            for info in archive.infolist():
-                if not info.filename.endswith(".npy"):
-                    raise ValueError(f"load: {path}: entry {info.filename!r} is not a .npy array")
-                key, array = _read_member(archive, info, path)
-                if array.dtype.kind == "U" and array.ndim == 0:
-                    out[key] = str(array)
-                else:
-                    out[key] = array if device == "cpu" else backend.to_device(array, device)
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as e:
-        raise ValueError(f"load: {path} is not a readable .npz archive ({e})") from e
+    out = LoadedState()
+    budget = max_bytes
+    with _open_archive(path) as archive:
+        for key, info in _members(archive, path):
+            if not _selected(key, keys):
+                continue
+            array = _read_member(archive, info, path, budget)
+            if budget is not None:
+                budget -= array.nbytes
+            if array.dtype.kind == "U" and array.ndim == 0:
+                out[key] = str(array)
+            else:
+                out[key] = array if device == "cpu" else backend.to_device(array, device)
     return out
-

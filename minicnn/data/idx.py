@@ -31,6 +31,8 @@ import zlib
 
 import numpy as np
 
+from ..serialization import read_into
+
 # Element type code -> big-endian NumPy dtype, as listed in the format's description on
 # Yann LeCun's MNIST page.
 IDX_DTYPES = {
@@ -48,9 +50,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 #: least two bits, so no stream decompresses to more than about 1032 times its size. A gzip file
 #: whose IDX header promises more is damaged or hostile.
 MAX_GZIP_RATIO = 1032
-
-_CHUNK = 1 << 20  # bytes read per step: the most read beyond the array itself
-
 
 def _header(path, head):
     """``(dtype, shape, header_len)`` from the first bytes ``head`` of an IDX file."""
@@ -87,22 +86,10 @@ def _size_error(path, shape, dtype, expected, found, what):
                       f"{dtype.itemsize} byte(s) = {expected} bytes, found {found}")
 
 
-def _read_into(stream, buffer):
-    """Fill ``buffer`` from ``stream`` in bounded reads; returns the number of bytes read."""
-    view = memoryview(buffer).cast("B")
-    done = 0
-    while done < len(view):
-        n = stream.readinto(view[done:done + _CHUNK])
-        if not n:
-            break
-        done += n
-    return done
-
-
 def _read_bytes(stream, n):
     """Up to ``n`` bytes of ``stream`` (fewer at its end)."""
     buffer = bytearray(n)
-    return bytes(buffer[:_read_into(stream, buffer)])
+    return bytes(buffer[:read_into(stream, buffer)])
 
 
 def _read_array(stream, path, file_size, gzipped, max_bytes):
@@ -129,7 +116,7 @@ def _read_array(stream, path, file_size, gzipped, max_bytes):
         what = "truncated" if found < expected else "has trailing bytes"
         raise _size_error(path, shape, dtype, expected, found, what)
     array = np.empty(expected // dtype.itemsize, dtype=dtype.newbyteorder("="))
-    found = _read_into(stream, array)
+    found = read_into(stream, array)
     if found < expected:
         raise _size_error(path, shape, dtype, expected, found, "truncated")
     if stream.read(1):

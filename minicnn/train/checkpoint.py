@@ -29,6 +29,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import numpy
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -42,6 +44,13 @@ FORMAT = "minicnn.checkpoint"
 VERSION = 1
 #: The file name a run writes in its output folder.
 CHECKPOINT_NAME = "checkpoint.npz"
+#: The entries of a checkpoint besides the model's, optimizer's and scheduler's arrays.
+METADATA = ("format", "version", "rng", "epoch", "metrics", "config")
+#: The most the metadata entries may hold together (the metrics of some 10,000 epochs), and the
+#: allowance for what else a weights file may hold (another head, counters).
+METADATA_BYTES = 64 << 20
+#: The most optimizer arrays a parameter has (Adam's two moments and AMSGrad's running maximum).
+OPTIMIZER_ARRAYS = 3
 #: The file a run holds locked in its output folder while it writes there.
 LOCK_NAME = ".lock"
 #: When this process started (near enough: when this module was imported). A ``.tmp-*.part``
@@ -142,6 +151,25 @@ def remove_stale_parts(folder, before=None):
     return removed
 
 
+def state_bytes(model):
+    """The bytes of ``model``'s parameters and buffers."""
+    return sum(int(numpy.dtype(v.dtype).itemsize) * int(numpy.prod(v.shape))
+               for v in model.state_dict().values())
+
+
+def max_checkpoint_bytes(model):
+    """The most a checkpoint of ``model`` holds: its weights, :data:`OPTIMIZER_ARRAYS` optimizer
+    arrays per weight and :data:`METADATA_BYTES` of the rest. A file declaring more is refused
+    before anything of that size is allocated (:func:`minicnn.load`'s ``max_bytes``)."""
+    return (1 + OPTIMIZER_ARRAYS) * state_bytes(model) + METADATA_BYTES
+
+
+def max_weights_bytes(model):
+    """The most a weights file for ``model`` holds: twice its weights (a pretrained file's head may
+    have more classes) and :data:`METADATA_BYTES`."""
+    return 2 * state_bytes(model) + METADATA_BYTES
+
+
 def is_checkpoint(flat):
     """True for the flat dict of a file written by :func:`save_checkpoint`."""
     return str(flat.get("format", "")) == FORMAT
@@ -186,14 +214,22 @@ def _json_field(flat, key, path, default, kind):
     return value
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, model=None, metadata_only=False):
     """Read a checkpoint file (or a run folder's ``checkpoint.npz``) into a :class:`Checkpoint`.
+
+    Given the ``model`` the checkpoint is for, a file declaring more than a checkpoint of it holds
+    (:func:`max_checkpoint_bytes`) is refused before the excess is allocated. ``metadata_only``
+    reads just the :data:`METADATA` entries (at most :data:`METADATA_BYTES`): the config, epoch
+    and metrics, leaving ``model``, ``optimizer`` and ``scheduler`` empty.
 
     Raises ``FileNotFoundError`` if there is none, :class:`CheckpointError` (a ``ValueError``)
     naming the file and the field if a metadata field is damaged, and ``ValueError`` if the
     file is not a readable ``.npz`` archive."""
     path = resolve_checkpoint_path(path)
-    flat = load(path)
+    if metadata_only:
+        flat = load(path, keys=METADATA, max_bytes=METADATA_BYTES)
+    else:
+        flat = load(path, max_bytes=None if model is None else max_checkpoint_bytes(model))
     if not is_checkpoint(flat):
         raise CheckpointError(f"{path} is not a minicnn training checkpoint (no 'format' entry "
                               f"{FORMAT!r}); a plain state_dict file can be loaded as pretrained "

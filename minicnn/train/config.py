@@ -140,10 +140,10 @@ def check_saved_config(config, path, required=()):
     return config
 
 
-def read_checkpoint(path):
+def read_checkpoint(path, **kwargs):
     """:func:`~minicnn.train.checkpoint.load_checkpoint` with its errors as :class:`UsageError`."""
     try:
-        return load_checkpoint(path)
+        return load_checkpoint(path, **kwargs)
     except (CheckpointError, ValueError) as err:
         raise UsageError(str(err)) from None
 
@@ -209,7 +209,7 @@ def check_model_name(name):
 
 def _resumed_config(args, given):
     path = resume_source(args)
-    saved = read_checkpoint(path).config
+    saved = read_checkpoint(path, metadata_only=True).config
     if not saved:
         raise UsageError(f"--resume: {path} holds no run config (was it written by 'minicnn train'?)")
     check_saved_config(saved, path, required=RESUME_FIELDS)

@@ -21,7 +21,7 @@ from .. import backend
 from ..nn import Linear
 from ..serialization import load, subdict
 from ..tensor import Tensor
-from .checkpoint import is_checkpoint
+from .checkpoint import METADATA, METADATA_BYTES, is_checkpoint, max_weights_bytes
 
 
 def find_head(model):
@@ -122,16 +122,21 @@ def trainable_parameters(model):
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def read_state_dict(source):
+def read_state_dict(source, model=None):
     """Model weights from ``source``: a dict, a ``mc.save``d ``state_dict`` file (for example one
-    converted from torchvision), or a training checkpoint (its ``model.*`` part)."""
+    converted from torchvision), or a training checkpoint (its ``model.*`` part, the only part
+    read). Given the ``model`` they are for, a file declaring more than weights for it can hold
+    (:func:`~minicnn.train.checkpoint.max_weights_bytes`) is refused before it is allocated."""
     if isinstance(source, dict):
         flat = dict(source)
     else:
         path = os.fspath(source)
         if os.path.isdir(path):
             path = os.path.join(path, "checkpoint.npz")
-        flat = load(path)
+        limit = None if model is None else max_weights_bytes(model)
+        if is_checkpoint(load(path, keys=METADATA, max_bytes=METADATA_BYTES)):
+            return subdict(load(path, keys=("model",), max_bytes=limit), "model")
+        flat = load(path, max_bytes=limit)
     if is_checkpoint(flat):
         return subdict(flat, "model")
     for prefix in ("model", "state_dict"):  # {"model": state_dict} saved by hand
@@ -185,7 +190,7 @@ def load_pretrained(model, source, num_classes=None, strict=True):
     ``ValueError`` propagates. Returns the model.
     """
     source_name = "weights" if isinstance(source, dict) else os.fspath(source)
-    state = read_state_dict(source)
+    state = read_state_dict(source, model)
     name, original = find_head(model)
     num_classes_before = model.__dict__.get("num_classes")
     head = original

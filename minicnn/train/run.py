@@ -23,15 +23,13 @@ import shutil
 import sys
 import time
 
-import numpy as np
-
 from .. import rng
 from ..data import DataLoader, DatasetNotFoundError
 from ..fast.host_memory import keep_freed_memory
-from ..serialization import load
+from ..serialization import entry_shapes, load
 from ..fast.threads import num_threads
-from .checkpoint import (CHECKPOINT_NAME, FolderInUse, is_checkpoint, lock_run_folder,
-                         resolve_checkpoint_path)
+from .checkpoint import (CHECKPOINT_NAME, METADATA, METADATA_BYTES, FolderInUse, is_checkpoint,
+                         lock_run_folder, resolve_checkpoint_path)
 from .config import (DATASETS, UsageError, build_model, build_optimizer, build_scheduler,
                      build_transforms, check_device, check_input_size, check_num_classes,
                      check_model_name, check_out_dir, check_saved_config, default_out_dir, latest_link, link_latest,
@@ -290,8 +288,9 @@ def evaluate_main(args):
         return EXIT_INTERRUPTED
 
 
-def _read_weights(args):
-    """``(path, config, weights)`` of ``--checkpoint`` (default: ``runs/latest``)."""
+def _read_config(args):
+    """``(path, config, is a checkpoint)`` of ``--checkpoint`` (default: ``runs/latest``): only
+    its metadata is read, the weights once the model they are for is built."""
     given = args.checkpoint if args.checkpoint is not None else os.path.join("runs", "latest")
     try:
         path = resolve_checkpoint_path(given)
@@ -299,21 +298,30 @@ def _read_weights(args):
         hint = "" if args.checkpoint is not None else " (give --checkpoint PATH)"
         raise UsageError(f"--checkpoint: no checkpoint found at {given}{hint}") from None
     try:
-        flat = load(path)
+        checkpoint = is_checkpoint(load(path, keys=METADATA, max_bytes=METADATA_BYTES))
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if is_checkpoint(flat):
-        ck = read_checkpoint(path)
-        config, weights = dict(ck.config), ck.model
-        check_saved_config(config, path)
-    else:
-        config, weights = {}, read_state_dict(flat)
-    return path, config, weights
+    if not checkpoint:
+        return path, {}, False
+    config = dict(read_checkpoint(path, metadata_only=True).config)
+    return path, check_saved_config(config, path), True
+
+
+def _head_classes(path, checkpoint):
+    """The outputs of the last 2-D ``.weight`` in the file (the classifier head), else 10."""
+    prefix = "model." if checkpoint else ""
+    try:
+        shapes = entry_shapes(path)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    heads = [shape for key, shape in shapes.items()
+             if key.startswith(prefix) and key.endswith(".weight") and len(shape) == 2]
+    return int(heads[-1][0]) if heads else 10
 
 
 def evaluate_checkpoint(args):
     """``minicnn evaluate`` itself: rebuild the model, load the weights, test it."""
-    path, config, weights = _read_weights(args)
+    path, config, checkpoint = _read_config(args)
     if args.model:
         config["model"] = check_model_name(args.model)
     if not config.get("model"):
@@ -326,14 +334,17 @@ def evaluate_checkpoint(args):
     if args.num_classes:
         config["num_classes"] = args.num_classes
     if not config.get("num_classes"):
-        head = [k for k in weights if k.endswith(".weight") and np.ndim(weights[k]) == 2]
-        config["num_classes"] = int(np.shape(weights[head[-1]])[0]) if head else 10
+        config["num_classes"] = _head_classes(path, checkpoint)
     _, test_set, classes = load_datasets(config, train=False)
     check_num_classes(config, test_set)
     test_set = random_subset(test_set, args.subset, 1)
     loader = DataLoader(test_set, batch_size=args.batch_size or 256, shuffle=False,
                         transform=build_transforms(config, train=False))
     model = build_model(config)
+    try:
+        weights = read_state_dict(path, model)
+    except ValueError as err:  # the message names the file
+        raise UsageError(str(err)) from None
     try:
         check_weights(model, weights, path)
         model.load_state_dict(weights)

@@ -418,7 +418,7 @@ class Trainer:
         optimizer and schedule options finite and in range, the schedule at the step the epoch
         count implies, a generator state NumPy accepts. Otherwise :class:`CheckpointError` (a
         ``ValueError``) names the file and the entry."""
-        ck = load_checkpoint(path if path is not None else self.checkpoint_path)
+        ck = load_checkpoint(path if path is not None else self.checkpoint_path, model=self.model)
         check_complete(ck, scheduler=self.scheduler is not None)
         generator = numpy.random.Generator(numpy.random.PCG64())
         try:
