@@ -29,7 +29,9 @@ symbolic link to that folder (where the file system allows it), and ``--resume``
 ``--out`` continues ``runs/latest`` (``evaluate`` reads it by default too). The folder receives
 ``metrics.json``, ``checkpoint.npz`` (every epoch, atomically, only when every parameter, buffer
 and the test loss are finite), ``config.json``, ``confusion.json``/``.csv`` and, with matplotlib,
-``curves.png`` and ``confusion.png``.
+``curves.png`` and ``confusion.png``. The folder is locked while the run writes there (``.lock``,
+see :func:`~minicnn.train.checkpoint.lock_run_folder`): a second run into it is refused, and so is
+a new run into a folder holding another run's checkpoint.
 
 Exit status: 0 done; 1 bad usage or input (options, data, files, a folder that cannot be
 written, out of memory); 2 the command line could not be parsed (argparse); 3 the training
