@@ -57,10 +57,11 @@ def _open_inside(folder, relative):
         os.close(fd)
 
 
-def copy_regular(folder, relative, target, max_bytes):
+def copy_regular(folder, relative, target, max_bytes, single_link=True):
     """Copy ``folder/relative`` to ``target`` (a new file); returns False when it does not exist.
 
-    Raises :class:`HandInError` for anything but a plain regular file of at most ``max_bytes``.
+    Raises :class:`HandInError` for anything but a plain regular file of at most ``max_bytes``
+    (with ``single_link``, one that has no other name: not a hard link).
     """
     name = str(relative)
     try:
@@ -76,7 +77,7 @@ def copy_regular(folder, relative, target, max_bytes):
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise HandInError(f"{name}: is {_kind(info.st_mode)}, not a plain file")
-        if info.st_nlink != 1:
+        if single_link and info.st_nlink != 1:
             raise HandInError(f"{name}: is a hard link to another file (hand in a file of its own)")
         if info.st_size > max_bytes:
             raise HandInError(f"{name}: {info.st_size} bytes, more than the {max_bytes} allowed")
@@ -149,18 +150,22 @@ _GETFLAGS, _SETFLAGS, _STICKY_FLAGS = 0x80086601, 0x40086602, 0x10 | 0x20
 
 
 def _unpin(path):
-    """Make ``path`` removable: owner rwx on folders, immutable/append-only flags cleared."""
+    """Make ``path`` removable: immutable/append-only flags cleared, owner rwx on folders."""
+    if os.path.islink(path):
+        return
     try:
-        if not os.path.islink(path):
-            mode = os.lstat(path).st_mode
-            os.chmod(path, (mode | stat.S_IRWXU) if stat.S_ISDIR(mode) else (mode | stat.S_IWUSR))
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            try:
-                flags = struct.unpack("i", fcntl.ioctl(fd, _GETFLAGS, b"\0" * 4))[0]
-                if flags & _STICKY_FLAGS:
-                    fcntl.ioctl(fd, _SETFLAGS, struct.pack("i", flags & ~_STICKY_FLAGS))
-            finally:
-                os.close(fd)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            flags = struct.unpack("i", fcntl.ioctl(fd, _GETFLAGS, b"\0" * 4))[0]
+            if flags & _STICKY_FLAGS:
+                fcntl.ioctl(fd, _SETFLAGS, struct.pack("i", flags & ~_STICKY_FLAGS))
+        finally:
+            os.close(fd)
+    except OSError:
+        pass                           # no such flags here, or not allowed to clear them
+    try:
+        mode = os.lstat(path).st_mode
+        os.chmod(path, (mode | stat.S_IRWXU) if stat.S_ISDIR(mode) else (mode | stat.S_IWUSR))
     except OSError:
         pass
 

@@ -152,7 +152,8 @@ def prepare_code(code_dir, submission, kit, submission_files, limits):
     code_dir.mkdir()
     for path in sorted(Path(kit).iterdir()):
         if path.is_file() and path.name not in PRIVATE_FILES and not path.name.startswith("."):
-            copy_regular(kit, path.name, code_dir / path.name, limits.handin_total)
+            copy_regular(kit, path.name, code_dir / path.name, limits.handin_total,
+                         single_link=False)
     for name in submission_files:
         relative = _safe_relative(name)
         target = code_dir / relative
