@@ -31,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy
+
 __all__ = ["Isolation", "find", "command", "SANDBOX", "NOBODY"]
 
 #: Where the sandbox's folders appear inside the isolated process.
@@ -64,7 +66,6 @@ class Isolation:
 
 def python_dirs():
     """Folders of the Python installation: prefixes, and where NumPy is installed."""
-    import numpy
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
             str(Path(numpy.__file__).parents[1])}
     return sorted({os.path.realpath(d) for d in dirs})
