@@ -1,5 +1,5 @@
 """Normalization layers: ``BatchNorm1d``, ``BatchNorm2d``, ``LocalResponseNorm`` (math in
-:mod:`minicnn.functional.normalization`).
+:mod:`minicnn.functional.batchnorm` and :mod:`minicnn.functional.lrn`).
 
 Batch norm holds the learned per-channel scale and shift (parameters ``weight`` = gamma, ones, and
 ``bias`` = beta, zeros) and the running estimates used in evaluation mode (buffers

@@ -50,8 +50,8 @@ NAMES = (
     + [(F, name, "minicnn/functional/conv.py") for name in ("conv2d",)]
     + [(F, name, "minicnn/functional/pooling.py")
        for name in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")]
-    + [(F, name, "minicnn/functional/normalization.py")
-       for name in ("local_response_norm", "batch_norm")]
+    + [(F, "local_response_norm", "minicnn/functional/lrn.py")]
+    + [(F, "batch_norm", "minicnn/functional/batchnorm.py")]
     + [(F, "dropout", "minicnn/functional/dropout.py")]
     + [(F, name, "minicnn/functional/activation.py") for name in ("relu", "tanh", "sigmoid")]
     + [(F, name, "minicnn/functional/linear.py") for name in ("linear", "flatten")]

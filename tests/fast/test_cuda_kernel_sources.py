@@ -19,7 +19,7 @@ from minicnn.functional import conv, geometry
 from minicnn import backend
 from minicnn.fast import cuda_kernels as gk
 from minicnn.fast import cuda_on_cpu
-from minicnn.functional.normalization import LocalResponseNorm
+from minicnn.functional.lrn import LocalResponseNorm
 from minicnn.functional.reference import local_response_norm_naive
 
 TOLERANCE = {np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12),

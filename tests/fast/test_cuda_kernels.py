@@ -124,7 +124,7 @@ def _lrn_on_gpu_and_cpu(shape, size, alpha, beta, k, dtype, seed=0):
     import cupy
 
     from minicnn.fast import cuda_kernels as gpu_kernels
-    from minicnn.functional.normalization import LocalResponseNorm
+    from minicnn.functional.lrn import LocalResponseNorm
 
     rng = np.random.default_rng(seed)
     a = np.maximum(rng.standard_normal(shape) * 3, 0).astype(dtype)  # ReLU-like, as in AlexNet
