@@ -23,7 +23,9 @@ order, found iteratively (no recursion: a ResNet-152 graph is thousands of nodes
        leaf's first gradient is kept without a copy when it is a fresh array (not a view) that
        no other leaf got in this walk;
     4. the graph is freed: each function drops its inputs and saved arrays -- unless
-       ``backward(retain_graph=True)`` asked to keep it for another backward pass.
+       ``backward(retain_graph=True)`` asked to keep it for another backward pass;
+    5. the callbacks that a ``backward`` queued during the walk (:func:`queue_callback`) run, in
+       order: ``DistributedDataParallel`` averages the gradients over the processes there.
 """
 import contextlib
 import threading
@@ -148,6 +150,17 @@ def _topological_order(root):
     return order
 
 
+def queue_callback(callback):
+    """Run ``callback()`` once the backward walk now running has finished (step 5 above), as
+    PyTorch's ``Variable._execution_engine.queue_callback``. Only a ``Function.backward`` (or code it
+    calls) can queue one; a walk that raises runs none."""
+    callbacks = getattr(_state, "callbacks", None)
+    if callbacks is None:
+        raise RuntimeError("queue_callback(): no backward() is running; call it from a "
+                           "Function's backward")
+    callbacks.append(callback)
+
+
 def backward(tensor, grad, retain_graph=False):
     """Reverse-mode autodiff from ``tensor`` with upstream gradient ``grad`` (a backend array).
 
@@ -158,6 +171,7 @@ def backward(tensor, grad, retain_graph=False):
     grads = {id(tensor): grad}  # gradients of non-leaf tensors, keyed by identity
     handed = set()  # ids of the arrays leaves kept uncopied in this walk (one leaf per array)
     order = _topological_order(tensor._creator)
+    outer_callbacks, _state.callbacks = getattr(_state, "callbacks", None), []
     try:
         for fn in reversed(order):
             grad_outputs = []
@@ -189,8 +203,11 @@ def backward(tensor, grad, retain_graph=False):
                 else:
                     grads[id(t)] = g
     finally:
+        callbacks, _state.callbacks = _state.callbacks, outer_callbacks
         if not retain_graph:
             _free_graph(order)
+    for callback in callbacks:
+        callback()
 
 
 def _free_graph(order):
