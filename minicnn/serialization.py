@@ -35,7 +35,7 @@ import zipfile
 
 import numpy
 
-from . import backend
+from . import backend, safetensors
 
 #: Deflate never compresses better than about 1032:1; a zip entry claiming more is lying.
 MAX_DEFLATE_RATIO = 1100
@@ -95,11 +95,13 @@ def atomic_write(path, mode="wb", **open_kwargs):
         raise
 
 
-def save(state, path):
+def save(state, path, metadata=None):
     """Write ``state`` (a possibly nested dict of arrays/Tensors/numbers/strings) to ``path``.
 
     ``mc.save(model.state_dict(), path)`` saves a model's weights; a whole Module (or an
-    optimizer) is refused: minicnn stores arrays, never pickled Python objects.
+    optimizer) is refused: minicnn stores arrays, never pickled Python objects. A ``path`` ending
+    in ``.safetensors`` is written in that format (:mod:`minicnn.safetensors`), with ``metadata``
+    (str -> str, e.g. ``{"architecture": "resnet20"}``) in its header.
     """
     if not isinstance(state, dict):
         what = type(state).__name__
@@ -110,6 +112,12 @@ def save(state, path):
         raise TypeError(f"save: expected a dict of arrays/tensors/numbers (e.g. model.state_dict()), "
                         f"got a {what}; wrap a single tensor as {{'name': t}}")
     flat = flatten(state)
+    if _is_safetensors(path):  # by extension: minicnn/safetensors.py (``metadata``: str -> str)
+        with atomic_write(path) as f:
+            safetensors.write(f, flat, metadata)
+        return os.fspath(path)
+    if metadata is not None:
+        raise ValueError(f"save: metadata is stored in .safetensors files only, not in {path}")
     with atomic_write(path) as f:
         numpy.savez(f, **flat)
     return os.fspath(path)
@@ -201,6 +209,11 @@ def _read_member(archive, info, path, budget):
     return array.reshape(shape, order="F" if fortran else "C")
 
 
+def _is_safetensors(path):
+    """Whether ``path`` names a safetensors file (by its extension) rather than an ``.npz``."""
+    return os.fspath(path).endswith(".safetensors")
+
+
 def _selected(key, keys):
     """Whether entry ``key`` is one of ``keys`` or under one of them (``"model"``: ``model.*``)."""
     return keys is None or any(key == k or key.startswith(k + ".") for k in keys)
@@ -210,6 +223,8 @@ def entry_shapes(path):
     """``{key: shape}`` of the arrays in a file written by :func:`save`, from their headers
     alone (nothing of their size is read or allocated)."""
     path = os.fspath(path)
+    if _is_safetensors(path):
+        return {key: entry[1] for key, entry in safetensors.read_header(path)[1].items()}
     shapes = {}
     with _open_archive(path) as archive:
         for key, info in _members(archive, path):
@@ -273,6 +288,10 @@ def load(path, map_location=None, weights_only=True, *, keys=None, max_bytes=Non
                         f"'cuda', got {map_location!r}")
     device = backend.normalize_device(map_location or "cpu")
     out = LoadedState()
+    if _is_safetensors(path):
+        arrays = safetensors.read(path, keys, max_bytes)[0]
+        out.update((k, a if device == "cpu" else backend.to_device(a, device)) for k, a in arrays.items())
+        return out
     budget = max_bytes
     with _open_archive(path) as archive:
         for key, info in _members(archive, path):
