@@ -58,14 +58,16 @@ class BatchNorm(Function):
     def forward(self, x, weight, bias):
         self.axes = (0,) + tuple(range(2, x.ndim))          # every axis but the channels
         self.bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)  # (C,) -> broadcastable against x
-        self.m = m = x.size // x.shape[1]                    # values per channel
         self.batch_stats = self.training or self.running_mean is None
-        if self.m < 2 and self.training:
+        if self.batch_stats:
+            mu, var, self.m = self.batch_statistics(x)
+        else:
+            self.m = x.size // x.shape[1]
+        m = self.m                                           # values per channel
+        if m < 2 and self.training:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                              f"got input of shape {tuple(x.shape)}")
         if self.batch_stats:
-            mu = x.mean(axis=self.axes)
-            var = ((x - mu.reshape(self.bshape)) ** 2).mean(axis=self.axes)       # biased
             if self.training and self.running_mean is not None:                   # in place
                 rm, rv, mom = self.running_mean, self.running_var, self.momentum
                 rm[...] = (1.0 - mom) * rm + mom * mu
@@ -84,11 +86,24 @@ class BatchNorm(Function):
         sum_g_xhat = (g * self.xhat).sum(axis=self.axes)     # dgamma
         scale = self.inv_std if self.gamma is None else self.gamma * self.inv_std   # gamma / sigma
         if self.batch_stats:  # gamma / (m sigma) * (m g - sum g - xhat sum(g xhat))
-            dx = scale / self.m * (self.m * g - sum_g.reshape(self.bshape)
-                                   - self.xhat * sum_g_xhat.reshape(self.bshape))
+            all_g, all_g_xhat = self.batch_sums(sum_g, sum_g_xhat)
+            dx = scale / self.m * (self.m * g - all_g.reshape(self.bshape)
+                                   - self.xhat * all_g_xhat.reshape(self.bshape))
         else:                 # mu and sigma are constants
             dx = scale * g
         return dx, sum_g_xhat, sum_g
+
+    # The two steps that see the whole batch. ``minicnn.nn.SyncBatchNorm`` overrides them to take
+    # the batch over every process; here the batch is this call's ``x``.
+    def batch_statistics(self, x):
+        """Per-channel mean and biased variance of ``x`` over ``self.axes``, and the count m."""
+        mu = x.mean(axis=self.axes)
+        var = ((x - mu.reshape(self.bshape)) ** 2).mean(axis=self.axes)   # biased
+        return mu, var, x.size // x.shape[1]
+
+    def batch_sums(self, sum_g, sum_g_xhat):
+        """sum g and sum g*xhat over the batch (backward's two sums of dx)."""
+        return sum_g, sum_g_xhat
 
 
 def _data(t):
