@@ -85,12 +85,15 @@ def command(code_dir, job_file, *, scratch_bytes, read_paths=(), hidden=(), tool
 
     ``code_dir`` and ``job_file`` appear read-only as ``/sandbox/code`` and ``/sandbox/job.json``;
     the working folder and ``/tmp`` are tmpfs of ``scratch_bytes`` each; ``read_paths`` are extra
-    folders bound read-only (a data set, say). ``hidden`` are folders that must not be visible (the kit, the submissions, the checkout): any
-    of them inside a bound folder gets an empty read-only folder mounted over it.
+    folders bound read-only (a data set, say). ``hidden`` are folders that must not be visible
+    (the kit, the submissions, the checkout): any of them inside a bound folder gets an empty
+    read-only folder mounted over it.
     """
     args = [tool, "--unshare-all", "--unshare-user", "--disable-userns",
             "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox",
-            "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            # /tmp first: what is bound below may lie under the host's /tmp (a clone there).
+            "--size", str(scratch_bytes), "--perms", "0700", "--tmpfs", "/tmp"]
     bound = []
     for path in _SYSTEM:
         if os.path.islink(path):
@@ -112,7 +115,6 @@ def command(code_dir, job_file, *, scratch_bytes, read_paths=(), hidden=(), tool
     package = minicnn_package()
     args += ["--ro-bind", package, package,
              "--proc", "/proc", "--dev", "/dev",
-             "--size", str(scratch_bytes), "--perms", "0700", "--tmpfs", "/tmp",
              "--dir", SANDBOX,
              "--ro-bind", str(code_dir), f"{SANDBOX}/code",
              "--ro-bind", str(job_file), f"{SANDBOX}/job.json",

@@ -12,6 +12,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -579,6 +580,26 @@ def test_unisolated_grading_still_judges_forged_frames(tiny, tmp_path, unisolate
     code = FORGE.format(payload='b"J" + (2 ** 31).to_bytes(4, "big")')
     report, checks = grade_tiny(tiny, tiny_submission(tmp_path / "forger", code))
     assert checks["small"][0] == "error" and "malformed results" in checks["small"][1]
+
+
+@needs_bwrap
+def test_a_package_under_tmp_is_still_seen(tmp_path, monkeypatch):
+    """The sandbox's own /tmp must not hide a clone (or a kit's code) under the host's /tmp."""
+    clone = tmp_path / "clone"
+    shutil.copytree(Path(isolation.minicnn_package()), clone / "minicnn",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(isolation, "minicnn_package", lambda: str(clone / "minicnn"))
+    (tmp_path / "code").mkdir()
+    (tmp_path / "job.json").write_text("{}")
+    command = isolation.command(tmp_path / "code", tmp_path / "job.json", scratch_bytes=2 ** 20,
+                                hidden=[str(tmp_path)], tool=ISOLATED.tool)
+    done = subprocess.run(command + [sys.executable, "-c", "import minicnn, os; "
+                                     "print(minicnn.__file__, sorted(os.listdir('/sandbox')))"],
+                          env={"PYTHONPATH": str(clone), "PATH": os.environ["PATH"]},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(clone / "minicnn" / "__init__.py"), "['code',", "'job.json',",
+                                   "'work']"]
 
 
 @needs_bwrap
