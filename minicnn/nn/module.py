@@ -29,6 +29,17 @@ class Parameter(Tensor):
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
+class RemovableHandle:
+    """What ``register_forward_hook`` and ``register_forward_pre_hook`` return: ``.remove()``
+    unregisters the hook."""
+
+    def __init__(self, hooks, key):
+        self.hooks, self.key = hooks, key
+
+    def remove(self):
+        self.hooks.pop(self.key, None)
+
+
 class Module:
     """Base class of every layer and model. Subclasses set attributes in ``__init__`` and define
     ``forward``; calling the module runs ``forward``."""
@@ -38,6 +49,8 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     # -- registration ---------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -94,8 +107,30 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
 
     def __call__(self, *args, **kwargs):
-        """``module(x)`` runs ``forward(x)``."""
-        return self.forward(*args, **kwargs)
+        """``module(x)`` runs ``forward(x)``, with the forward pre-hooks before it and the forward
+        hooks after it (PyTorch's semantics: a hook's non-None result replaces the inputs/output)."""
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def register_forward_pre_hook(self, hook):
+        """Call ``hook(module, inputs)`` before each forward; returns a handle with ``.remove()``."""
+        key = object()
+        self._forward_pre_hooks[key] = hook
+        return RemovableHandle(self._forward_pre_hooks, key)
+
+    def register_forward_hook(self, hook):
+        """Call ``hook(module, inputs, output)`` after each forward; returns a handle with ``.remove()``."""
+        key = object()
+        self._forward_hooks[key] = hook
+        return RemovableHandle(self._forward_hooks, key)
 
     # -- traversal ------------------------------------------------------------------------------
     def named_children(self):
