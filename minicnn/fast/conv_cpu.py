@@ -77,11 +77,6 @@ one (a first layer with one input channel: all 128 images' columns are 4 MB), so
 share them."""
 
 
-def _needs(fn):
-    """``(x, weight, bias)`` flags of ``needs_input_grad`` (False when called without a bias)."""
-    return (tuple(getattr(fn, "needs_input_grad", ())) + (False,) * 3)[:3]
-
-
 def _correlate(x, weight, bias, stride, padding, groups, with_columns=None):
     """The forward computation on arrays: y = conv2d(x, weight, bias), chunk by chunk.
 
@@ -301,7 +296,7 @@ class ThreadedConv2d(Conv2d):
 
     def forward(self, x, weight, bias=None):
         y = _correlate(x, weight, bias, self.stride, self.padding, self.groups)
-        want_dx, want_dw, _ = _needs(self)
+        want_dx, want_dw, _ = self.needed_grads()
         self.x_shape, self.w_shape, self.dtype = x.shape, weight.shape, y.dtype
         self.x = x if want_dw else None
         self.weight = weight if want_dx else None
@@ -315,7 +310,7 @@ class ThreadedConv2d(Conv2d):
         ph, pw = self.padding
         ho, wo = gy.shape[2:]
         rows = c * kh * kw
-        want_dx, want_dw, want_db = _needs(self)
+        want_dx, want_dw, want_db = self.needed_grads()
         as_convolution = _dx_as_convolution(self.x_shape, self.w_shape, self.stride, self.padding, (ho, wo))
 
         gx = gw = None

@@ -2,7 +2,7 @@
 
 * ``ThreadedReLU``: a memory-bound op; pieces of the batch on several threads run about 1.5x
   faster on two cores (``threads.batch_pieces``).
-* ``ThreadedLinear``: the three products of a linear layer through ``threads.matmul``, which
+* ``ThreadedLinear``: the reference's ``matmul`` step replaced by ``threads.matmul``, which
   splits one large product into blocks, each a one-thread BLAS call (VGG-11's classifier dW:
   430 -> 51 ms on the reference machine, docs/performance.md).
 
@@ -36,23 +36,10 @@ class ThreadedReLU(ReLU):
 
 
 class ThreadedLinear(Linear):
-    """y = x W^T + b, dx = G W, dW = G^T x with each product on threads (``threads.matmul``)."""
+    """The reference ``Linear`` with each of its three products on threads (``threads.matmul``)."""
 
-    def forward(self, x, weight, bias):
-        self.x_shape, self.weight = x.shape, weight
-        self.x2 = x.reshape(-1, x.shape[-1])                  # (N*, in)
-        y = matmul(self.x2, weight.T)
-        if bias is not None:
-            y += bias
-        return y.reshape(x.shape[:-1] + (weight.shape[0],))
-
-    def backward(self, g):
-        need_x, need_w, need_b = self.needs_input_grad
-        g2 = g.reshape(-1, g.shape[-1])                       # (N*, out)
-        dx = matmul(g2, self.weight).reshape(self.x_shape) if need_x else None
-        dw = matmul(g2.T, self.x2) if need_w else None
-        db = g2.sum(axis=0) if need_b else None
-        return dx, dw, db
+    def matmul(self, a, b):
+        return matmul(a, b)
 
 
 register(ReLU, ThreadedReLU, devices=("cpu",))

@@ -71,7 +71,11 @@ class Conv2d(Function):
     """y = conv2d(x, weight, bias): im2col, one GEMM per group, plus the bias.
 
     forward(x, weight, bias or None) -> y; saves the columns and the weight.
-    backward(G) -> (dx = col2im(W_mat^T G_mat), dW = G_mat cols^T, db = sum of G over n, i, j).
+    backward(G) -> (dx = col2im(W_mat^T G_mat), dW = G_mat cols^T, db = sum of G over n, i, j),
+    each computed only when it is needed.
+
+    The steps where faster implementations differ are methods that ``minicnn/fast/`` overrides:
+    ``unfold`` (im2col), ``fold`` (col2im), ``matmul`` (the GEMMs) and ``bias_grad`` (db's sum).
     """
 
     def __init__(self, stride=1, padding=0, groups=1):
@@ -79,29 +83,60 @@ class Conv2d(Function):
         self.groups = int(groups)
 
     def forward(self, x, weight, bias=None):
+        xp = backend.get_array_module(x)
         n, g = x.shape[0], self.groups
         c_out, cg, kh, kw = weight.shape
         ho = conv_output_size(x.shape[2], kh, self.stride[0], self.padding[0])
         wo = conv_output_size(x.shape[3], kw, self.stride[1], self.padding[1])
-        self.cols = im2col(x, kh, kw, self.stride, self.padding)     # (C*kh*kw, N*Ho*Wo)
+        self.cols = self.unfold(x, kh, kw)                            # (C*kh*kw, N*Ho*Wo)
         self.x_shape, self.weight = x.shape, weight
         w_mat = weight.reshape(g, c_out // g, cg * kh * kw)          # block k: group k's filters
-        y = w_mat @ self.cols.reshape(g, cg * kh * kw, n * ho * wo)  # (g, C_out/g, N*Ho*Wo)
-        y = y.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)        # -> (N, C_out, Ho, Wo)
-        if bias is not None:
-            y = y + bias.reshape(1, c_out, 1, 1)
-        return backend.get_array_module(y).ascontiguousarray(y)
+        y = self.matmul(w_mat, self.cols.reshape(g, cg * kh * kw, n * ho * wo))  # (g, C_out/g, N*Ho*Wo)
+        y = y.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)        # (N, C_out, Ho, Wo), a view
+        if bias is None:
+            return xp.ascontiguousarray(y)
+        out = xp.empty(y.shape, dtype=xp.result_type(y.dtype, bias.dtype))  # (N, C_out, Ho, Wo) in order:
+        return xp.add(y, bias.reshape(1, c_out, 1, 1), out=out)      # one copy, adding the bias
 
     def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        want_dx, want_dw, want_db = self.needed_grads()
         g = self.groups
         c_out, cg, kh, kw = self.weight.shape
         g_mat = gy.transpose(1, 0, 2, 3).reshape(g, c_out // g, -1)   # (g, C_out/g, N*Ho*Wo)
-        cols = self.cols.reshape(g, cg * kh * kw, -1)
-        dw = (g_mat @ cols.transpose(0, 2, 1)).reshape(self.weight.shape)
-        w_mat = self.weight.reshape(g, c_out // g, cg * kh * kw)
-        dcols = (w_mat.transpose(0, 2, 1) @ g_mat).reshape(g * cg * kh * kw, -1)
-        dx = col2im(dcols, self.x_shape, kh, kw, self.stride, self.padding)
-        return dx, dw, gy.sum(axis=(0, 2, 3))
+        dx = dw = db = None
+        if want_dw:   # dW = G_mat @ cols^T, written straight into dW's own (weight-shaped) array
+            dw = xp.empty(self.weight.shape, dtype=self.weight.dtype)
+            cols = self.cols.reshape(g, cg * kh * kw, -1)
+            self.matmul(g_mat, cols.transpose(0, 2, 1), out=dw.reshape(g, c_out // g, cg * kh * kw))
+        if want_dx:   # dcols = W_mat^T @ G_mat, folded back onto the pixels by col2im
+            w_mat = self.weight.reshape(g, c_out // g, cg * kh * kw)
+            dx = self.fold(self.matmul(w_mat.transpose(0, 2, 1), g_mat).reshape(g * cg * kh * kw, -1))
+        if want_db:
+            db = self.bias_grad(gy)
+        return dx, dw, db
+
+    # -- the steps a fast path replaces ------------------------------------------------------------
+    def unfold(self, x, kh, kw):
+        """im2col: the (C*kh*kw, N*Ho*Wo) columns of ``x`` for this convolution's windows."""
+        return im2col(x, kh, kw, self.stride, self.padding)
+
+    def fold(self, dcols):
+        """col2im: (C*kh*kw, N*Ho*Wo) columns back onto the input's shape, summing overlaps."""
+        kh, kw = self.weight.shape[2:]
+        return col2im(dcols, self.x_shape, kh, kw, self.stride, self.padding)
+
+    def matmul(self, a, b, out=None):
+        """The GEMMs: ``a @ b`` for stacks of g matrices, (g, m, k) @ (g, k, n) -> (g, m, n)."""
+        return backend.get_array_module(a).matmul(a, b, out=out)
+
+    def bias_grad(self, gy):
+        """db: the sum of G over every axis but the channels'."""
+        return gy.sum(axis=(0, 2, 3))
+
+    def needed_grads(self):
+        """``(dx, dW, db)`` flags: which gradients backward computes (no bias, no db)."""
+        return (tuple(getattr(self, "needs_input_grad", (True, True, True))) + (False,) * 3)[:3]
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
