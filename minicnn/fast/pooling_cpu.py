@@ -11,7 +11,7 @@ whole-array operation (there is no loop over pixels):
 
     1. along the width (first: see Ties below): for a column offset v, the pixels at column
        j*sw + v of every window column j, in *every* row of the padded input, form the strided
-       slice ``xp[:, :, :, v::sw]`` (cut to Wo columns). Reducing the kw slices gives r,
+       slice ``x_pad[:, :, :, v::sw]`` (cut to Wo columns). Reducing the kw slices gives r,
        (N, C, Hp, Wo): each row's reduction over the columns of each window.
     2. along the height: for a row offset u, the rows i*sh + u of r form ``r[:, :, u::sh]`` (cut to
        Ho rows), of the output's shape; reducing the kh slices gives y.
@@ -23,12 +23,12 @@ yet run about 1.5x faster on the CPU: pass 2's slices are whole contiguous rows,
 loops read several times faster than the every-other-element slices of a one-loop version.
 
 The intermediate r, the padded input and the other temporaries that do not outlive a call live in
-scratch buffers reused from call to call (``conv._scratch_buffer``; ``conv.release_buffers()``
+scratch buffers reused from call to call (``scratch._scratch_buffer``; ``scratch.release_buffers()``
 frees them): a fresh large array costs a page fault per 4 KiB the first time it is written.
 
 Max pooling
 -----------
-    y[n, c, i, j] = max_{u, v} xp[n, c, i*sh + u, j*sw + v],  xp padded with -inf (padding never wins)
+    y[n, c, i, j] = max_{u, v} x_pad[n, c, i*sh + u, j*sw + v],  x padded with -inf (padding never wins)
     dx: g[n, c, i, j] goes to the argmax of window (i, j) (the first maximum in row-major window
         order on ties, as PyTorch; a NaN in a window makes its output NaN).
 
@@ -48,7 +48,7 @@ the window (PyTorch sends it to the NaN).
 
 Average pooling (PyTorch's default, ``count_include_pad=True``)
 ---------------------------------------------------------------
-    y[n, c, i, j] = (1 / d[i, j]) * sum_{u, v} xp[n, c, i*sh + u, j*sw + v],  xp padded with 0
+    y[n, c, i, j] = (1 / d[i, j]) * sum_{u, v} x_pad[n, c, i*sh + u, j*sw + v],  x padded with 0
     dx: g[n, c, i, j] / d[i, j] added to every pixel of window (i, j)
 
 Backward is the forward's two passes transposed, in reverse order: g/d is added into the kh rows
@@ -63,7 +63,7 @@ ceil-mode window that sticks out past the padded border counts only its part ins
 import numpy  # the offset dtypes (host side)
 
 from .. import backend
-from ..functional.geometry import adaptive_output_size, conv_output_size, pad2d, pair
+from ..functional.geometry import adaptive_output_size, pad2d
 from ..functional.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .registry import register
 from .scratch import _scratch_buffer
@@ -74,22 +74,15 @@ from .threads import batch_pieces, matmul, parallel_map
 # Window geometry, shared by max and average pooling
 # ------------------------------------------------------------------------------------------------
 class _Windows:
-    """The geometry of a pool: kernel, stride, padding, output size, and the padded input's shape.
-
-    ``pads`` = (top, bottom, left, right): ``padding`` on every side, plus, in ceil mode, the rows
-    and columns that the last partial window needs beyond the bottom/right padding.
+    """The geometry of a pool on inputs of ``x_shape``: kernel, stride, padding, output size, and
+    the padded input's shape. ``pads`` = (top, bottom, left, right), from the reference's
+    ``window_geometry`` (ceil mode's extra rows and columns included).
     """
 
-    def __init__(self, x_shape, kernel_size, stride, padding, ceil_mode):
-        self.kh, self.kw = pair(kernel_size, "kernel_size")
-        self.sh, self.sw = pair(kernel_size if stride is None else stride, "stride")
-        self.ph, self.pw = pair(padding, "padding")
+    def __init__(self, x_shape, pool):
+        (self.kh, self.kw), (self.sh, self.sw), (self.ph, self.pw) = pool.kernel, pool.stride, pool.padding
         h, w = x_shape[2:]
-        self.ho = conv_output_size(h, self.kh, self.sh, self.ph, ceil_mode=ceil_mode)
-        self.wo = conv_output_size(w, self.kw, self.sw, self.pw, ceil_mode=ceil_mode)
-        extra_h = max(0, (self.ho - 1) * self.sh + self.kh - (h + 2 * self.ph))
-        extra_w = max(0, (self.wo - 1) * self.sw + self.kw - (w + 2 * self.pw))
-        self.pads = (self.ph, self.ph + extra_h, self.pw, self.pw + extra_w)
+        (self.ho, self.wo), self.pads = pool.window_geometry(h, w)
         self.x_shape = tuple(x_shape)
         top, bottom, left, right = self.pads
         self.padded_shape = (*self.x_shape[:2], h + top + bottom, w + left + right)
@@ -119,14 +112,6 @@ class _Windows:
 
     def padded_zeros(self, xp, dtype):
         return xp.zeros(self.padded_shape, dtype=dtype)
-
-
-class _Separable:
-    """What the separable pools share: the reference's arguments, in ``_Windows``' order."""
-
-    @property
-    def args(self):
-        return self.kernel, self.stride, self.padding, self.ceil_mode
 
 
 def _padded_buffer(x, win):
@@ -171,7 +156,7 @@ def _running_max(xp, candidates, best, tags=None, winner=None):
         xp.maximum(best, candidates[k], out=best)
 
 
-class SeparableMaxPool2d(_Separable, MaxPool2d):
+class SeparableMaxPool2d(MaxPool2d):
     """y = max over each window (padding = -inf);  dx = g routed to each window's argmax.
 
     forward saves, per output element, the offset ``u*Wp + v`` of its window's maximum from the
@@ -182,7 +167,7 @@ class SeparableMaxPool2d(_Separable, MaxPool2d):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        win = _Windows(x.shape, *self.args)
+        win = _Windows(x.shape, self)
         n, c, hp, wp = win.padded_shape
         track = self.needs_input_grad[0]
         tag = _offset_dtype((win.kh - 1) * wp + win.kw - 1)
@@ -196,7 +181,7 @@ class SeparableMaxPool2d(_Separable, MaxPool2d):
 
     def _forward_samples(self, xp, x, y, winner, tag):
         """y (and winner, when not None) of the samples in ``x``: the two passes."""
-        win = _Windows(x.shape, *self.args)
+        win = _Windows(x.shape, self)
         xpad = pad2d(x, win.pads, value=_lowest(xp, x.dtype), out=_padded_buffer(x, win))
         n, c, hp, wp = win.padded_shape
         track = winner is not None
@@ -218,7 +203,7 @@ class SeparableMaxPool2d(_Separable, MaxPool2d):
 
     def _backward_samples(self, xp, g, winner, gx):
         """gx[...] = the samples' gradient: every g added at its window's argmax."""
-        win = _Windows((g.shape[0],) + self.win.x_shape[1:], *self.args)
+        win = _Windows((g.shape[0],) + self.win.x_shape[1:], self)
         if any(win.pads):
             gpad = win.padded_zeros(xp, g.dtype)
         else:  # the padded input is the input: scatter straight into gx
@@ -255,7 +240,7 @@ def _sum(parts, out):
     return out
 
 
-class SeparableAvgPool2d(_Separable, AvgPool2d):
+class SeparableAvgPool2d(AvgPool2d):
     """y = (sum over each window, padding = 0) / d;  dx = g / d added to every pixel of the window.
 
     ``_forward_samples`` and ``_backward_samples`` do the two passes (and their transposes) for a
@@ -264,13 +249,13 @@ class SeparableAvgPool2d(_Separable, AvgPool2d):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        self.win = win = _Windows(x.shape, *self.args)
+        self.win = win = _Windows(x.shape, self)
         y = xp.empty(x.shape[:2] + (win.ho, win.wo), dtype=x.dtype)
         parallel_map(lambda b: self._forward_samples(xp, x[b], y[b]), batch_pieces(x, xp), xp)
         return y
 
     def _forward_samples(self, xp, x, y):
-        win = _Windows(x.shape, *self.args)
+        win = _Windows(x.shape, self)
         xpad = pad2d(x, win.pads, value=0, out=_padded_buffer(x, win))
         n, c, hp, wp = win.padded_shape
         # pass 1, along the width: r (N, C, Hp, Wo), each row's sum over the columns of each window
@@ -287,7 +272,7 @@ class SeparableAvgPool2d(_Separable, AvgPool2d):
         return gx
 
     def _backward_samples(self, xp, g, gx):
-        win = _Windows((g.shape[0],) + self.win.x_shape[1:], *self.args)
+        win = _Windows((g.shape[0],) + self.win.x_shape[1:], self)
         share = g / _divisor(xp, win, g.dtype)
         n, c, hp, wp = win.padded_shape
         g_rows = _scratch_buffer(g, "pool_rows", (n, c, hp, win.wo), g.dtype)

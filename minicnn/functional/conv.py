@@ -4,11 +4,11 @@ Shapes (NCHW, PyTorch's weight layout)
     x (N, C, H, W)   weight (C_out, C/g, kh, kw)   bias (C_out,)   y (N, C_out, Ho, Wo)
     Ho = (H + 2*ph - kh) // sh + 1, Wo likewise (``geometry.conv_output_size``); g = groups.
 
-Forward (cross-correlation, as every deep-learning library computes it), xp = x zero-padded:
-    y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * xp[n, g(o)*C/g + c, i*sh + u, j*sw + v]
+Forward (cross-correlation, as every deep-learning library computes it), x_pad = x zero-padded:
+    y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * x_pad[n, g(o)*C/g + c, i*sh + u, j*sw + v]
 
 im2col copies every patch into a column, so the sum is ONE matrix product per group:
-    cols[(c, u, v), (n, i, j)] = xp[n, c, i*sh + u, j*sw + v]          (C*kh*kw, N*Ho*Wo)
+    cols[(c, u, v), (n, i, j)] = x_pad[n, c, i*sh + u, j*sw + v]       (C*kh*kw, N*Ho*Wo)
     Y = W_mat @ cols,   W_mat = weight.reshape(C_out, C/g*kh*kw)       (C_out, N*Ho*Wo)
 With groups, the rows of cols and of W_mat split into g blocks and block k multiplies block k.
 
@@ -35,7 +35,7 @@ def im2col(x, kh, kw, stride=1, padding=0):
 
     Rows are ordered (c, u, v) like ``weight.reshape(C_out, -1)``; columns (n, i, j). ``as_strided``
     gives a 6-D *view* of the padded input whose element [c, u, v, n, i, j] is
-    xp[n, c, i*sh + u, j*sw + v]; reshaping it to 2-D makes the one copy (no Python loop).
+    x_pad[n, c, i*sh + u, j*sw + v]; reshaping it to 2-D makes the one copy (no Python loop).
     """
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     xp = backend.get_array_module(x)

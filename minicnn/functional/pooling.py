@@ -38,17 +38,24 @@ class _Pool2d(Function):
         self.stride = pair(kernel_size if stride is None else stride, "stride")
         self.padding, self.ceil_mode = pair(padding, "padding"), bool(ceil_mode)
 
+    def window_geometry(self, h, w):
+        """``(Ho, Wo), (top, bottom, left, right)``: the output size for an (H, W) map, and the
+        padding its windows need: ``padding`` on every side, plus, in ceil mode, the rows and
+        columns that a last, partial window reaches past the bottom/right padding."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        ho = conv_output_size(h, kh, sh, ph, ceil_mode=self.ceil_mode)
+        wo = conv_output_size(w, kw, sw, pw, ceil_mode=self.ceil_mode)
+        extra_h = max(0, (ho - 1) * sh + kh - (h + 2 * ph))   # room for ceil-mode windows
+        extra_w = max(0, (wo - 1) * sw + kw - (w + 2 * pw))
+        return (ho, wo), (ph, ph + extra_h, pw, pw + extra_w)
+
     def _columns(self, x, pad_value):
         """cols (kh*kw, N*C*Ho*Wo) of the padded input; remembers the shapes for backward."""
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
         n, c, h, w = self.x_shape = x.shape
-        self.ho = conv_output_size(h, kh, sh, ph, ceil_mode=self.ceil_mode)
-        self.wo = conv_output_size(w, kw, sw, pw, ceil_mode=self.ceil_mode)
-        extra_h = max(0, (self.ho - 1) * sh + kh - (h + 2 * ph))   # room for ceil-mode windows
-        extra_w = max(0, (self.wo - 1) * sw + kw - (w + 2 * pw))
-        x_pad = pad2d(x.reshape(n * c, 1, h, w), (ph, ph + extra_h, pw, pw + extra_w), pad_value)
+        (self.ho, self.wo), pads = self.window_geometry(h, w)
+        x_pad = pad2d(x.reshape(n * c, 1, h, w), pads, pad_value)
         self.padded_shape = x_pad.shape
-        return im2col(x_pad, kh, kw, self.stride)
+        return im2col(x_pad, *self.kernel, self.stride)
 
     def _fold(self, dcols):
         """col2im back to the padded one-channel images, then cut out (N, C, H, W)."""

@@ -14,7 +14,7 @@ positions and sending ``gy`` back along the same connections ("every output posi
 
 import numpy as np
 
-from .geometry import conv_output_size, pair as _pair
+from .geometry import conv_output_size, pad2d, pair as _pair
 from .reference_pooling import (adaptive_avg_pool2d_naive, adaptive_avg_pool2d_naive_backward,  # noqa: F401
                                 avg_pool2d_naive, avg_pool2d_naive_backward, max_pool2d_naive,
                                 max_pool2d_naive_backward)
@@ -23,13 +23,6 @@ from .reference_pooling import (adaptive_avg_pool2d_naive, adaptive_avg_pool2d_n
 # ------------------------------------------------------------------------------------------------
 # convolution
 # ------------------------------------------------------------------------------------------------
-def _padded(x, ph, pw, value=0.0, extra_h=0, extra_w=0):
-    n, c, h, w = x.shape
-    out = np.full((n, c, h + 2 * ph + extra_h, w + 2 * pw + extra_w), value, dtype=x.dtype)
-    out[:, :, ph:ph + h, pw:pw + w] = x
-    return out
-
-
 def conv2d_naive(x, w, b=None, stride=1, padding=0, groups=1):
     """y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * x_pad[n, g*Cg + c, i*sh + u, j*sw + v]."""
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
@@ -37,7 +30,7 @@ def conv2d_naive(x, w, b=None, stride=1, padding=0, groups=1):
     c_out, cg, kh, kw = w.shape
     per_group = c_out // groups
     ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(wd, kw, sw, pw)
-    xp = _padded(x, ph, pw)
+    x_pad = pad2d(x, (ph, ph, pw, pw))
     y = np.zeros((n, c_out, ho, wo), dtype=np.result_type(x, w))
     for s in range(n):
         for o in range(c_out):
@@ -45,7 +38,7 @@ def conv2d_naive(x, w, b=None, stride=1, padding=0, groups=1):
             channels = slice(g * cg, (g + 1) * cg)  # ... sees only these input channels
             for i in range(ho):
                 for j in range(wo):
-                    patch = xp[s, channels, i * sh:i * sh + kh, j * sw:j * sw + kw]
+                    patch = x_pad[s, channels, i * sh:i * sh + kh, j * sw:j * sw + kw]
                     y[s, o, i, j] = np.sum(patch * w[o]) + (0 if b is None else b[o])
     return y
 
@@ -57,8 +50,8 @@ def conv2d_naive_backward(x, w, b, stride, padding, groups, gy):
     c_out, cg, kh, kw = w.shape
     per_group = c_out // groups
     ho, wo = gy.shape[2:]
-    xp = _padded(x, ph, pw)
-    dxp = np.zeros_like(xp)
+    x_pad = pad2d(x, (ph, ph, pw, pw))
+    dx_pad = np.zeros_like(x_pad)
     dw = np.zeros_like(w)
     for s in range(n):
         for o in range(c_out):
@@ -67,9 +60,9 @@ def conv2d_naive_backward(x, w, b, stride, padding, groups, gy):
             for i in range(ho):
                 for j in range(wo):
                     rows, cols = slice(i * sh, i * sh + kh), slice(j * sw, j * sw + kw)
-                    dxp[s, channels, rows, cols] += w[o] * gy[s, o, i, j]
-                    dw[o] += xp[s, channels, rows, cols] * gy[s, o, i, j]
-    dx = dxp[:, :, ph:ph + h, pw:pw + wd]
+                    dx_pad[s, channels, rows, cols] += w[o] * gy[s, o, i, j]
+                    dw[o] += x_pad[s, channels, rows, cols] * gy[s, o, i, j]
+    dx = dx_pad[:, :, ph:ph + h, pw:pw + wd]
     db = None if b is None else gy.sum(axis=(0, 2, 3))
     return dx, dw, db
 

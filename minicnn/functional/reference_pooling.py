@@ -10,13 +10,6 @@ import numpy as np
 from .geometry import conv_output_size, pair as _pair
 
 
-def _padded(x, ph, pw, value=0.0, extra_h=0, extra_w=0):
-    n, c, h, w = x.shape
-    out = np.full((n, c, h + 2 * ph + extra_h, w + 2 * pw + extra_w), value, dtype=x.dtype)
-    out[:, :, ph:ph + h, pw:pw + w] = x
-    return out
-
-
 def _pool_geometry(x, kernel_size, stride, padding, ceil_mode):
     kh, kw = _pair(kernel_size)
     sh, sw = _pair(kernel_size if stride is None else stride)
