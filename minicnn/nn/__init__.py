@@ -11,3 +11,6 @@ from .dropout import Dropout
 from .linear import Flatten, Identity, Linear
 from .loss import CrossEntropyLoss, NLLLoss
 from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
+from .sync_batchnorm import SyncBatchNorm
+# several processes (minicnn.distributed): nn.parallel.DistributedDataParallel
+from . import parallel
