@@ -92,6 +92,23 @@ def run(name, out_dir):
         ddp.load_state_dict(bare.state_dict())            # the bare form loads too
         np.savez(out, world=world, keys=np.array(keys), **{"ddp." + k: v for k, v in state.items()},
                  **{"twin." + k: v for k, v in train(twin, 0, 1).items()})
+    elif name == "nccl_single":  # on one GPU: NCCL's collectives, and DDP's step = the bare step
+        dist.destroy_process_group()
+        dist.init_process_group("nccl")
+        t = mc.tensor(np.arange(4.0)).to("cuda")
+        dist.all_reduce(t, dist.ReduceOp.MAX)
+        dist.broadcast(t, 0)
+        dist.barrier()
+        mc.manual_seed(5)
+        bare = small_net(sync=True).to("cuda")
+        twin = small_net(sync=False).to("cuda")
+        twin.load_state_dict(bare.state_dict())
+        x, y = data()
+        for model in (DistributedDataParallel(bare), twin):
+            nn.functional.cross_entropy(model(mc.tensor(x).to("cuda")), mc.tensor(y).to("cuda")).backward()
+        np.savez(out, t=t.numpy(), backend=dist.get_backend(),
+                 **{f"ddp.{i}": p.grad.get() for i, p in enumerate(bare.parameters())},
+                 **{f"twin.{i}": p.grad.get() for i, p in enumerate(twin.parameters())})
     elif name == "world_size":
         dist.destroy_process_group()
         dist.init_process_group("mpi", world_size=4)
