@@ -26,6 +26,7 @@ setup(
         "plot": ["matplotlib>=3.5"],
         "progress": ["tqdm>=4.60"],
         "threads": ["threadpoolctl>=3"],  # BLAS thread control beyond Linux's OpenBLAS
+        "dist": ["mpi4py>=3.1", "mpich"],  # data-parallel training: mpiexec -n N minicnn train
         "notebooks": ["jupyterlab>=4", "matplotlib>=3.5", "tqdm>=4.60"],
         "all": ["matplotlib>=3.5", "tqdm>=4.60", "threadpoolctl>=3", "pytest>=7", "hypothesis>=6",
                 "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6", "jupytext>=1.14"],
