@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402  (after pinning)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from minicnn.fast import host_memory, registry  # noqa: E402
+import minicnn.testing  # noqa: E402,F401  (registers the stand-in device: --device standin)
 
 host_memory.keep_freed_memory()
 FAST = registry.is_enabled()

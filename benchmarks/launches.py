@@ -6,14 +6,14 @@
 On a GPU each whole-array operation is (at least) one kernel launch of a few microseconds, so a
 small model's step is bound by how many there are, not by arithmetic. This script runs one
 training step (forward, cross-entropy, backward, SGD with momentum or Adam) of each model on the stand-in
-device, watched (``backend.watch_standin``), and counts what each operation would be on the GPU:
+device, watched (``testing.watch_standin``), and counts what each operation would be on the GPU:
 
 * ``launch``: a kernel (any new data, an in-place write, a reduction, a hand-written kernel);
 * ``download``: a device-to-host copy, which waits for the GPU (a sync);
 * ``upload``, ``alloc``, ``view``: host-to-device copies, allocations, free reshapes.
 
 ``--path cuda`` (the default) takes the CUDA code path: the CUDA classes of ``minicnn/fast/gpu.py``
-with their kernels compiled for the CPU (``minicnn.fast.cuda_on_cpu``), which is what
+with their kernels compiled for the CPU (``minicnn.testing.cuda_on_cpu``), which is what
 ``--device cuda`` runs. ``--path standin`` takes the whole-array device code instead (what runs
 where a class has no kernel). Counts do not depend on the batch size; small batches keep it quick.
 Each launch is attributed to the op (``BatchNorm.forward``), the optimizer or the engine code
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import minicnn as mc  # noqa: E402
 import minicnn.functional as F  # noqa: E402
-from minicnn import backend, models, optim  # noqa: E402
+from minicnn import backend, models, optim, testing  # noqa: E402
 from minicnn.function import Function  # noqa: E402
 
 CASES = {  # name -> input shape (those of benchmarks/models.py)
@@ -44,6 +44,7 @@ CASES = {  # name -> input shape (those of benchmarks/models.py)
 }
 KINDS = ("launch", "download", "upload", "alloc", "view")
 PACKAGE = str(Path(mc.__file__).parent)
+TESTING = str(Path(testing.__file__).parent)  # the stand-in device and the CPU-built kernels
 
 
 def where(frame):
@@ -58,7 +59,7 @@ def where(frame):
         if isinstance(owner, optim.Optimizer):
             return f"{type(owner).__name__}.{name}"
         path = frame.f_code.co_filename
-        if fallback is None and path.startswith(PACKAGE) and not path.endswith(("backend.py", "cuda_on_cpu.py")):
+        if fallback is None and path.startswith(PACKAGE) and not path.endswith("backend.py") and not path.startswith(TESTING):
             fallback = f"{Path(path).stem}.{name}"
         frame = frame.f_back
     return fallback or "caller"
@@ -95,7 +96,7 @@ def count_step(name, batch, path, optimizer="sgd", seed=0):
     context = _cuda_context() if path == "cuda" else _nothing()
     with context:
         step()
-        with backend.watch_standin(watch):
+        with testing.watch_standin(watch):
             step()
     return {"model": name, "path": path, "batch": batch, "optimizer": optimizer,
             "kinds": {k: kinds[k] for k in KINDS},
@@ -125,14 +126,14 @@ def count_training_loop(name, batch, path, optimizer="sgd", steps=8, seed=0):
     kinds = collections.Counter()
     with _cuda_context() if path == "cuda" else _nothing():
         trainer.train_epoch(1)  # momentum buffers, kernels, the data set's one copy to the device
-        with backend.watch_standin(lambda kind, op: kinds.update([kind])):
+        with testing.watch_standin(lambda kind, op: kinds.update([kind])):
             trainer.train_epoch(1)
     return {"model": name, "path": path, "batch": batch, "optimizer": optimizer, "loop": True,
             "kinds": {k: kinds[k] / steps for k in KINDS}}
 
 
 def _cuda_context():
-    from minicnn.fast import cuda_on_cpu
+    from minicnn.testing import cuda_on_cpu
     return cuda_on_cpu.cuda_paths_on_standin()
 
 

@@ -9,9 +9,9 @@ off by default in minicnn, so that a float32 result on a GPU matches the CPU's t
 rounding. PyTorch's defaults differ: ``cudnn.allow_tf32`` is True there (its convolutions use
 TF32 unless told not to), ``cuda.matmul.allow_tf32`` False. To compare minicnn's GPU speed with
 PyTorch's default, set ``mc.backends.cudnn.allow_tf32 = True`` (the benchmarks' ``--tf32``).
-Without CuPy the flags are kept and change nothing.
+Without CuPy the flags are kept and change nothing. They live in ``minicnn/fast/tf32.py``.
 """
-from . import backend
+from .fast import tf32
 
 
 class _Switch:
@@ -22,13 +22,13 @@ class _Switch:
 
     @property
     def allow_tf32(self):
-        return backend.tf32_allowed(self._kind)
+        return tf32.allowed(self._kind)
 
     @allow_tf32.setter
     def allow_tf32(self, value):
         if not isinstance(value, bool):
             raise TypeError(f"{self._name}.allow_tf32 must be True or False, got {value!r}")
-        backend.allow_tf32(self._kind, value)
+        tf32.allow(self._kind, value)
 
     def __repr__(self):
         return f"{self._name}(allow_tf32={self.allow_tf32})"

@@ -16,9 +16,9 @@ from .tensor import Tensor, as_tensor
 class device(str):
     """``mc.device("cuda")``, ``mc.device("cuda:0")``, ``mc.device("cpu")``: a device name.
 
-    It is a ``str`` (``"cpu"``, ``"cuda"`` or ``"standin"``), so it goes wherever minicnn takes a
-    device string (``t.to(dev)``, ``model.to(dev)``); ``.type`` and ``.index`` are PyTorch's
-    attributes. minicnn drives one GPU, so an index other than 0 is refused.
+    It is a ``str`` (``"cpu"`` or ``"cuda"``, or a test device of ``minicnn.testing``), so it goes
+    wherever minicnn takes a device string (``t.to(dev)``, ``model.to(dev)``); ``.type`` and
+    ``.index`` are PyTorch's attributes. minicnn drives one GPU, so an index other than 0 is refused.
     """
 
     def __new__(cls, type, index=None):
@@ -35,7 +35,7 @@ class device(str):
 
     @property
     def type(self):
-        """``"cpu"``, ``"cuda"`` or ``"standin"``."""
+        """``"cpu"`` or ``"cuda"`` (or a test device's name)."""
         return str(self)
 
     def __repr__(self):

@@ -85,7 +85,7 @@ class Tensor:
     shape = property(lambda self: tuple(self.data.shape), doc="The shape, a tuple of ints.")
     dtype = property(lambda self: self.data.dtype, doc="The array dtype.")
     ndim = property(lambda self: self.data.ndim, doc="Number of dimensions.")
-    device = property(lambda self: backend.device_of(self.data), doc='"cpu", "standin" or "cuda".')
+    device = property(lambda self: backend.device_of(self.data), doc='"cpu" or "cuda" (or a test device).')
 
     def size(self, dim=None):
         """The shape (``size()``), or the length of axis ``dim`` (``size(0)``), as in PyTorch."""

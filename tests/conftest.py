@@ -1,16 +1,17 @@
 """Shared fixtures: every op/layer/model test runs on each device.
 
 ``device`` is parametrized over ``cpu``, ``standin`` (the CPU stand-in that fails like CuPy on
-mixed or implicitly converted arrays), ``cuda-on-cpu`` and ``cuda`` when CuPy sees a GPU. Restrict
-the list with ``MINICNN_TEST_DEVICES=cuda pytest`` (comma-separated).
+mixed or implicitly converted arrays), ``cuda-on-cpu`` and ``cuda`` when CuPy sees a GPU
+(``minicnn.testing.available_devices``). Restrict the list with ``MINICNN_TEST_DEVICES=cuda pytest``
+(comma-separated). Importing ``minicnn.testing`` registers the stand-in in the device table.
 
 ``cuda-on-cpu`` is the stand-in taking the GPU's code path: the test gets ``"standin"`` as its
 device, while the CUDA classes of ``minicnn/fast/gpu.py`` run with their kernels compiled for the
-CPU (``cuda_on_cpu.cuda_paths_on_standin``). Every device test thus also checks the code that
-``--device cuda`` runs, on machines without a GPU (skipped without a C++ compiler). With
+CPU (``minicnn.testing.on_device``). Every device test thus also checks the code that ``--device
+cuda`` runs, on machines without a GPU (skipped without a C++ compiler). With
 ``MINICNN_TEST_BLOCKS=1`` its kernels run as blocks of 256 threads, as on a GPU, with the grid
-capped at ``BLOCKS_GRID`` blocks (``cuda_on_cpu.build_kernels(blocks=True)``; about ten times
-slower).
+capped at ``testing.devices.BLOCKS_GRID`` blocks (``cuda_on_cpu.build_kernels(blocks=True)``; about
+ten times slower).
 """
 import os
 
@@ -19,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import minicnn as mc
-from minicnn import backend
+from minicnn import backend, testing
+from minicnn.testing import cuda_on_cpu
 
 settings.register_profile("default", deadline=None, max_examples=25,
                           suppress_health_check=[HealthCheck.too_slow,
@@ -30,40 +32,23 @@ settings.register_profile("thorough", deadline=None, max_examples=200,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-CUDA_ON_CPU = "cuda-on-cpu"
 BLOCKS = os.environ.get("MINICNN_TEST_BLOCKS", "0") == "1"
-BLOCKS_GRID = 8
-
-
-def available_devices():
-    devices = ["cpu", "standin", CUDA_ON_CPU] + (["cuda"] if mc.cuda.is_available() else [])
-    wanted = os.environ.get("MINICNN_TEST_DEVICES")
-    if wanted:
-        devices = [d for d in devices if d in wanted.split(",")]
-    return devices
 
 
 @pytest.fixture(scope="session")
 def cuda_kernels_on_cpu():
     """Every CUDA kernel compiled for the CPU, once per session (cached on disk by source hash)."""
-    from minicnn.fast import cuda_on_cpu
     if cuda_on_cpu.cannot_build(blocks=BLOCKS):
         pytest.skip(cuda_on_cpu.cannot_build(blocks=BLOCKS))
     return cuda_on_cpu.build_kernels(blocks=BLOCKS)
 
 
-@pytest.fixture(params=available_devices())
+@pytest.fixture(params=testing.available_devices())
 def device(request):
     """The device name a test runs on (``cuda-on-cpu``: ``"standin"``, on the CUDA code path)."""
-    if request.param != CUDA_ON_CPU:
-        yield request.param
-        return
-    from minicnn.fast import cuda_kernels, cuda_on_cpu
-    libraries = request.getfixturevalue("cuda_kernels_on_cpu")
-    with pytest.MonkeyPatch.context() as patch, cuda_on_cpu.cuda_paths_on_standin(libraries):
-        if BLOCKS:
-            patch.setattr(cuda_kernels, "MAX_BLOCKS", BLOCKS_GRID)
-        yield "standin"
+    libraries = request.getfixturevalue("cuda_kernels_on_cpu") if request.param == testing.CUDA_ON_CPU else None
+    with testing.on_device(request.param, libraries) as name:
+        yield name
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ compute what the references compute (tested equal), with
   its channel's constants and running estimates), the normalisation in one more; backward: the
   gradient sums and dx (four launches instead of about thirty whole-array operations).
 
-The stand-in runs ``DeviceConv2d`` (whole-array code only); CUDA runs the kernel classes. Nothing
-here ever reaches the CPU thread pool (``threads`` raises if a device array does).
+The stand-in device of ``minicnn.testing`` registers ``DeviceConv2d`` and ``DeviceAdaptiveAvgPool2d``
+for itself (whole-array code only); CUDA runs the kernel classes. Nothing here ever reaches the
+CPU thread pool (``threads`` raises if a device array does).
 """
 import numpy
 
@@ -39,7 +40,7 @@ from ..functional.geometry import adaptive_output_size, conv_output_size
 from ..functional.loss import CrossEntropy
 from ..functional.lrn import LocalResponseNorm
 from ..functional.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
-from . import cuda_kernels
+from . import cuda_kernels, tf32
 from .pooling_cpu import _bin_matrix
 from .registry import register, register_function
 
@@ -52,7 +53,7 @@ def _needs(fn):
 def _groups(a, g, rows):
     """``a`` as g stacked matrices of ``rows`` rows, ``(g, rows, -1)``; one plain matrix when g == 1.
     CuPy multiplies 2-D arrays with one cuBLAS GEMM that honours the TF32 setting
-    (``backend.tf32_for``); 3-D arrays, even a batch of one, go to its batched GEMM, which
+    (``tf32.tf32_for``); 3-D arrays, even a batch of one, go to its batched GEMM, which
     computes in full float32 whatever the setting."""
     return a.reshape(g, rows, -1) if g > 1 else a.reshape(rows, -1)
 
@@ -75,7 +76,7 @@ class DeviceConv2d(Conv2d):
         c_out, cg, kh, kw = weight.shape
         self.cols = self.unfold(x, kh, kw)                               # (C*kh*kw, N*Ho*Wo)
         self.x_shape, self.weight = x.shape, weight
-        with backend.tf32_for("conv", x):  # mc.backends.cudnn.allow_tf32, where it differs from matmul's
+        with tf32.tf32_for("conv", x):  # mc.backends.cudnn.allow_tf32, where it differs from matmul's
             y = _groups(weight, g, c_out // g) @ _groups(self.cols, g, cg * kh * kw)
         ho = conv_output_size(x.shape[2], kh, self.stride[0], self.padding[0])
         wo = conv_output_size(x.shape[3], kw, self.stride[1], self.padding[1])
@@ -94,7 +95,7 @@ class DeviceConv2d(Conv2d):
         c_out, cg, kh, kw = self.weight.shape
         g_mat = _groups(gy.transpose(1, 0, 2, 3), g, c_out // g)      # (g, C_out/g, N*Ho*Wo)
         dx = dw = db = dcols = None
-        with backend.tf32_for("conv", gy):
+        with tf32.tf32_for("conv", gy):
             if want_dw:  # written straight into dW's own array (a fresh array, not a view)
                 dw = xp.empty(self.weight.shape, dtype=self.weight.dtype)
                 xp.matmul(g_mat, _groups(self.cols, g, cg * kh * kw).swapaxes(-1, -2),
@@ -353,9 +354,8 @@ def cuda_adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps,
                                 max_exp_avg_sqs, steps, **hyper)
 
 
-register(Conv2d, DeviceConv2d, devices=("standin",))
 register(Conv2d, CudaConv2d, devices=("cuda",))
-register(AdaptiveAvgPool2d, DeviceAdaptiveAvgPool2d, devices=("standin", "cuda"))
+register(AdaptiveAvgPool2d, DeviceAdaptiveAvgPool2d, devices=("cuda",))
 register(MaxPool2d, CudaMaxPool2d, devices=("cuda",))
 register(AvgPool2d, CudaAvgPool2d, devices=("cuda",))
 register(LocalResponseNorm, CudaLocalResponseNorm, devices=("cuda",))

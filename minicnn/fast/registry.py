@@ -89,7 +89,7 @@ def enabled():
 @contextlib.contextmanager
 def paths_of(device, on):
     """``with paths_of("cuda", on="standin"):`` arrays on device ``on`` get the fast paths that are
-    registered for ``device``. ``minicnn.fast.cuda_on_cpu`` runs the CUDA classes on the stand-in
+    registered for ``device``. ``minicnn.testing.cuda_on_cpu`` runs the CUDA classes on the stand-in
     this way, their kernels compiled for the CPU, to test and count them without a GPU."""
     device, on = backend.normalize_device(device), backend.normalize_device(on)
     previous = _PATHS_OF.get(on)

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy
 
-from .. import backend
-from . import cuda_kernels, registry
+from ..fast import cuda_kernels, registry
+from . import standin_device
 
 SHIM = r"""
 #include <math.h>
@@ -271,7 +271,7 @@ class CpuKernel:
         self.launches, self.grids = 0, []
 
     def _argument(self, arg):
-        if isinstance(arg, backend.StandinArray):
+        if isinstance(arg, standin_device.StandinArray):
             arg = arg._a
         if isinstance(arg, numpy.ndarray):
             if not arg.flags.c_contiguous or arg.dtype not in (self.dtype, numpy.int64, numpy.float64):
@@ -296,7 +296,7 @@ class CpuKernel:
         converted = [self._argument(a) for a in args]
         self.launches += 1
         self.grids.append(tuple(grid))
-        backend.notify_standin("launch", f"kernel {self.name}")
+        standin_device.notify_standin("launch", f"kernel {self.name}")
         if self.misuse is None:
             self.function(*converted)
             return
@@ -350,10 +350,10 @@ def cuda_paths_on_standin(libraries=None):
     libraries = build_kernels() if libraries is None else libraries
     saved = cuda_kernels._kernels
     cuda_kernels._kernels = {}
-    backend.standin.RawKernel = CpuRawKernels(libraries)
+    standin_device.standin.RawKernel = CpuRawKernels(libraries)
     try:
         with registry.paths_of("cuda", on="standin"):
             yield
     finally:
         cuda_kernels._kernels = saved
-        del backend.standin.RawKernel
+        del standin_device.standin.RawKernel

@@ -16,7 +16,7 @@ WATCHED_RUN = """
 import collections, json, sys, traceback
 sys.path.insert(0, "benchmarks")
 import train_fashion
-from minicnn import backend
+from minicnn import backend, testing
 from minicnn.data import FashionMNIST
 sets = [FashionMNIST(train=t) for t in (True, False)]
 data = [(s.data.astype("float32") / 255, s.targets) for s in sets]
@@ -26,10 +26,10 @@ def watch(kind, op):  # every device operation; the uploads the script itself ma
     global script_uploads
     kinds[kind] += 1
     if kind == "upload":
-        caller = next(f for f in reversed(traceback.extract_stack()[:-1]) if not f.filename.endswith("backend.py"))
+        caller = next(f for f in reversed(traceback.extract_stack()[:-1]) if not f.filename.endswith(("backend.py", "standin_device.py")))
         script_uploads += caller.filename.endswith("train_fashion.py")
 
-with backend.watch_standin(watch):
+with testing.watch_standin(watch):
     result = train_fashion.run("minicnn", *data, 1, 0.99, "standin")
 print(json.dumps({"result": result, "kinds": kinds, "script_uploads": script_uploads}))
 """

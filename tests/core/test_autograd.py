@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn import backend
+from minicnn import backend, testing
 
 
 def test_simple_chain_rule(to_device):
@@ -205,7 +205,7 @@ def test_indexing_variants(to_device):
 def test_tensor_to_device_and_back():
     x = mc.Tensor(np.arange(3.0), requires_grad=True)
     y = x.to("standin")
-    assert y.device == "standin" and isinstance(y.data, backend.StandinArray)
+    assert y.device == "standin" and isinstance(y.data, testing.StandinArray)
     (y * 2.0).sum().backward()
     assert x.grad.__class__ is np.ndarray
     np.testing.assert_allclose(x.grad, [2.0, 2.0, 2.0])

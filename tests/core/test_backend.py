@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn import backend
-from minicnn.backend import standin
+from minicnn import backend, testing
+from minicnn.testing import standin
 
 
 def test_get_array_module():
@@ -18,10 +18,10 @@ def test_standin_arithmetic_stays_on_device():
     a = standin.arange(6.0).reshape(2, 3)
     b = standin.ones((2, 3), dtype=np.float32)
     c = a * b + 1.0
-    assert isinstance(c, backend.StandinArray)
-    assert isinstance(standin.maximum(c, 0.0), backend.StandinArray)
-    assert isinstance(c.sum(), backend.StandinArray) and c.sum().ndim == 0  # 0-d, as CuPy
-    assert isinstance(standin.lib.stride_tricks.as_strided(a, (2, 2), a.strides), backend.StandinArray)
+    assert isinstance(c, testing.StandinArray)
+    assert isinstance(standin.maximum(c, 0.0), testing.StandinArray)
+    assert isinstance(c.sum(), testing.StandinArray) and c.sum().ndim == 0  # 0-d, as CuPy
+    assert isinstance(standin.lib.stride_tricks.as_strided(a, (2, 2), a.strides), testing.StandinArray)
     out = standin.zeros(3)
     standin.add.at(out, standin.asarray(np.array([0, 0, 2])), 1.0)
     np.testing.assert_array_equal(backend.to_numpy(out), [2.0, 0.0, 1.0])
@@ -77,8 +77,8 @@ def test_host_code_in_an_op_is_caught_on_the_standin():
 
 def test_watching_the_standin_classifies_what_a_gpu_would_do():
     seen = []
-    xp = backend.standin
-    with backend.watch_standin(lambda kind, name: seen.append((kind, name))):
+    xp = testing.standin
+    with testing.watch_standin(lambda kind, name: seen.append((kind, name))):
         a = xp.asarray(np.ones((4, 3)))          # host -> device
         a.reshape(3, 4)                          # a view
         b = a * 2                                # a kernel

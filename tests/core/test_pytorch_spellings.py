@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import minicnn as mc
 import minicnn.nn.functional as F
-from minicnn import backend
+from minicnn import backend, testing
 
 
 # -- comparisons and one-element tensors as Python numbers -----------------------------------------
@@ -135,7 +135,7 @@ def test_to_takes_a_device_a_dtype_or_a_tensor():
     dev = mc.device("standin")
     assert isinstance(dev, str) and dev.type == "standin" and repr(dev) == "device(type='standin')"
     moved = t.to(dev)
-    assert moved.device == "standin" and isinstance(moved.data, backend.StandinArray)
+    assert moved.device == "standin" and isinstance(moved.data, testing.StandinArray)
     assert moved.cpu().device == "cpu" and t.to(mc.float64).dtype == np.float64
     both = t.to("standin", mc.float64)
     assert both.device == "standin" and both.dtype == np.float64

@@ -284,11 +284,11 @@ def test_transforms_run_on_the_batch_device_and_draw_the_same_numbers(device, na
 def test_device_batches_cost_few_host_to_device_copies():
     """Host -> device copies are transfers of their own: Normalize copies its constants once per
     device and dtype, a random crop its positions in one copy per batch."""
-    from minicnn import backend
+    from minicnn import backend, testing
     x, x2 = backend.to_device(_batch(), "standin"), backend.to_device(_batch(seed=1), "standin")
     normalize, crop = Normalize([0.5, 0.4, 0.3], [0.2, 0.2, 0.2]), RandomCrop(8, padding=2)
     uploads = []
-    with backend.watch_standin(lambda kind, name: uploads.append(name) if kind == "upload" else None):
+    with testing.watch_standin(lambda kind, name: uploads.append(name) if kind == "upload" else None):
         normalize(x)
         assert len(uploads) == 2   # mean and std, the first time
         normalize(x)

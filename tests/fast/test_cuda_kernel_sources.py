@@ -1,6 +1,6 @@
 """The CUDA kernels of ``minicnn.fast.cuda_kernels``, checked on the CPU (no GPU, no CuPy).
 
-``minicnn.fast.cuda_on_cpu`` compiles each kernel source as plain C++ behind a small shim (one
+``minicnn.testing.cuda_on_cpu`` compiles each kernel source as plain C++ behind a small shim (one
 block of one thread: the grid-stride loop visits every element in turn) and loads it with ctypes.
 The wrappers that run on a GPU (``col2im_cuda``, ``bn_statistics_cuda``, ``sgd_step_cuda`` ...)
 are driven here through a stand-in for CuPy (``cuda_on_cpu.FakeCupy``, or the stand-in device), argument
@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minicnn.functional import conv, geometry
-from minicnn import backend
+from minicnn import backend, testing
 from minicnn.fast import cuda_kernels as gk
-from minicnn.fast import cuda_on_cpu
+from minicnn.testing import cuda_on_cpu
 from minicnn.functional.lrn import LocalResponseNorm
 from minicnn.functional.reference import local_response_norm_naive
 
@@ -336,7 +336,7 @@ def test_sgd_step_kernel_matches_the_optimizer(cupy, dtype, momentum, dampening,
     p_ref = [rng.standard_normal(s).astype(dtype) for s in shapes]
     p_dev = [backend.to_device(p, "standin") for p in p_ref]
     buf_ref = [np.empty_like(p) if momentum else None for p in p_ref]
-    buf_dev = [backend.standin.empty_like(p) if momentum else None for p in p_dev]
+    buf_dev = [testing.standin.empty_like(p) if momentum else None for p in p_dev]
     with cuda_on_cpu.cuda_paths_on_standin(cupy.libraries):
         for first in (True, False):
             grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
@@ -345,7 +345,7 @@ def test_sgd_step_kernel_matches_the_optimizer(cupy, dtype, momentum, dampening,
             for p, g, buf in zip(p_ref, grads, buf_ref):
                 sgd_update(p, g, buf, first=first, **hyper)
             launches = _launches(lambda: gk.sgd_step_cuda(
-                backend.standin, p_dev, [backend.to_device(g, "standin") for g in grads], buf_dev,
+                testing.standin, p_dev, [backend.to_device(g, "standin") for g in grads], buf_dev,
                 [first] * 3, **hyper))
             assert launches == 1
             for k in range(3):
@@ -357,22 +357,22 @@ def test_sgd_step_kernel_matches_the_optimizer(cupy, dtype, momentum, dampening,
 def test_sgd_step_kernel_groups_by_dtype_and_first_step(cupy):
     rng = np.random.default_rng(6)
     ps = [backend.to_device(rng.standard_normal(4).astype(t), "standin") for t in (np.float32, np.float64, np.float32)]
-    gs = [backend.standin.ones_like(p) for p in ps]
-    bufs = [backend.standin.zeros_like(p) for p in ps]
+    gs = [testing.standin.ones_like(p) for p in ps]
+    bufs = [testing.standin.zeros_like(p) for p in ps]
     with cuda_on_cpu.cuda_paths_on_standin(cupy.libraries):
-        n = _launches(lambda: gk.sgd_step_cuda(backend.standin, ps, gs, bufs, [True, True, False],
+        n = _launches(lambda: gk.sgd_step_cuda(testing.standin, ps, gs, bufs, [True, True, False],
                                                lr=1.0, momentum=0.5, dampening=0.0, weight_decay=0.0,
                                                nesterov=False))
         assert n == 3  # (float32, first), (float64, first), (float32, not first)
         with pytest.raises(ValueError, match="one shape"):
-            gk.sgd_step_cuda(backend.standin, ps[:1], [backend.standin.ones(5, dtype=np.float32)], [None], [True],
+            gk.sgd_step_cuda(testing.standin, ps[:1], [testing.standin.ones(5, dtype=np.float32)], [None], [True],
                              lr=1.0, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False)
 
 
 def _launches(fn):
     """How many kernels ``fn()`` launches (the stand-in's watcher sees each CPU-built kernel)."""
     seen = []
-    with backend.watch_standin(lambda kind, name: seen.append(name) if name.startswith("kernel ") else None):
+    with testing.watch_standin(lambda kind, name: seen.append(name) if name.startswith("kernel ") else None):
         fn()
     return len(seen)
 
@@ -485,7 +485,7 @@ def test_adam_step_kernel_matches_the_optimizer(cupy, dtype, weight_decay, decou
                 adam_update(p, g, m, v, vmax if amsgrad else None, t, **hyper)
             columns = list(zip(*dev))
             launches = _launches(lambda: gk.adam_step_cuda(
-                backend.standin, list(columns[0]), [backend.to_device(g, "standin") for g in grads],
+                testing.standin, list(columns[0]), [backend.to_device(g, "standin") for g in grads],
                 list(columns[1]), list(columns[2]), list(columns[3]) if amsgrad else [None] * 3, [t] * 3, **hyper))
             assert launches == 1
             for arrays, expected in zip(dev, ref):
@@ -495,16 +495,16 @@ def test_adam_step_kernel_matches_the_optimizer(cupy, dtype, weight_decay, decou
 
 def test_the_optimizers_address_table_is_copied_to_the_device_once_for_the_same_arrays(cupy):
     ps = [backend.to_device(np.ones(3), "standin"), backend.to_device(np.ones(5), "standin")]
-    gs = [backend.standin.ones_like(p) for p in ps]
+    gs = [testing.standin.ones_like(p) for p in ps]
     uploads = []
     with cuda_on_cpu.cuda_paths_on_standin(cupy.libraries):
-        with backend.watch_standin(lambda kind, name: uploads.append(name) if kind == "upload" else None):
+        with testing.watch_standin(lambda kind, name: uploads.append(name) if kind == "upload" else None):
             for _ in range(3):
-                gk.sgd_step_cuda(backend.standin, ps, gs, [None, None], [False, False], lr=0.5, momentum=0.0,
+                gk.sgd_step_cuda(testing.standin, ps, gs, [None, None], [False, False], lr=0.5, momentum=0.0,
                                  dampening=0.0, weight_decay=0.0, nesterov=False)
             assert len(uploads) == 1
-            gs2 = [backend.standin.ones_like(p) for p in ps]  # new gradients: a new table
-            gk.sgd_step_cuda(backend.standin, ps, gs2, [None, None], [False, False], lr=0.5, momentum=0.0,
+            gs2 = [testing.standin.ones_like(p) for p in ps]  # new gradients: a new table
+            gk.sgd_step_cuda(testing.standin, ps, gs2, [None, None], [False, False], lr=0.5, momentum=0.0,
                              dampening=0.0, weight_decay=0.0, nesterov=False)
             assert len(uploads) == 2
     np.testing.assert_allclose(backend.to_numpy(ps[0]), -1.0)  # 1 - 4 * 0.5

@@ -12,9 +12,9 @@ block sums give NumPy's sums to rounding.
 import numpy as np
 import pytest
 
-from minicnn import backend
+from minicnn import backend, testing
 from minicnn.fast import cuda_kernels as gk
-from minicnn.fast import cuda_on_cpu
+from minicnn.testing import cuda_on_cpu
 from minicnn.functional import conv
 
 CAP = 3
@@ -200,10 +200,10 @@ def test_the_optimizer_kernels_in_blocks_give_the_one_thread_results(builds, mon
         with cuda_on_cpu.cuda_paths_on_standin(cupy.libraries):
             for first in (True, False):
                 if optimizer == "sgd":
-                    gk.sgd_step_cuda(backend.standin, params, grads, buf1, [first] * 5, lr=0.1, momentum=0.9,
+                    gk.sgd_step_cuda(testing.standin, params, grads, buf1, [first] * 5, lr=0.1, momentum=0.9,
                                      dampening=0.0, weight_decay=1e-3, nesterov=True)
                 else:
-                    gk.adam_step_cuda(backend.standin, params, grads, buf1, buf2, buf3, [1 + (not first)] * 5,
+                    gk.adam_step_cuda(testing.standin, params, grads, buf1, buf2, buf3, [1 + (not first)] * 5,
                                       lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2,
                                       decoupled=True, amsgrad=True)
         results[mode] = [backend.to_numpy(a) for a in params + buf1 + buf2 + buf3]

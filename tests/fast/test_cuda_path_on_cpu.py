@@ -12,8 +12,9 @@ import pytest
 
 import minicnn as mc
 import minicnn.functional as F
-from minicnn import backend, fast, models, optim
-from minicnn.fast import cuda_kernels, cuda_on_cpu, gpu
+from minicnn import backend, fast, models, optim, testing
+from minicnn.fast import cuda_kernels, gpu
+from minicnn.testing import cuda_on_cpu
 
 CASES = {  # name -> (model builder, input shape, batch): small, the kernels run on one CPU thread
     "lenet5": (models.lenet5, (1, 28, 28), 3),
@@ -66,7 +67,7 @@ def test_a_training_step_on_the_cuda_path_equals_the_reference(libraries, name):
         expected = _two_steps(build, shape, batch, "cpu")
     with cuda_on_cpu.cuda_paths_on_standin(libraries):
         launched = []
-        with backend.watch_standin(lambda kind, op: launched.append(op) if op.startswith("kernel ") else None):
+        with testing.watch_standin(lambda kind, op: launched.append(op) if op.startswith("kernel ") else None):
             actual = _two_steps(build, shape, batch, "standin")
     assert "kernel minicnn_sgd_step" in launched and "kernel minicnn_im2col" in launched  # not vacuous
     if name == "lenet5":  # no batch norm: the partial sums are the convolutions' bias gradients
@@ -118,7 +119,7 @@ def test_adam_on_the_cuda_path_equals_the_reference(libraries, optimizer):
         expected = _two_steps(build, shape, batch, "cpu", optimizer)
     with cuda_on_cpu.cuda_paths_on_standin(libraries):
         launched = []
-        with backend.watch_standin(lambda kind, op: launched.append(op) if op.startswith("kernel ") else None):
+        with testing.watch_standin(lambda kind, op: launched.append(op) if op.startswith("kernel ") else None):
             actual = _two_steps(build, shape, batch, "standin", optimizer)
     assert launched.count("kernel minicnn_adam_step") == 2  # one per step, for all parameters
     np.testing.assert_allclose(actual[0], expected[0], rtol=1e-10)
@@ -130,14 +131,14 @@ def test_adam_on_the_cuda_path_equals_the_reference(libraries, optimizer):
 
 
 def test_the_cuda_classes_run_on_the_standin_only_inside_the_block(libraries):
-    x = mc.Tensor(backend.standin.ones((1, 1, 4, 4)))
+    x = mc.Tensor(testing.standin.ones((1, 1, 4, 4)))
     with cuda_on_cpu.cuda_paths_on_standin(libraries):
         assert fast.implementation(F.MaxPool2d if hasattr(F, "MaxPool2d") else gpu.MaxPool2d,
                                    "standin") is gpu.CudaMaxPool2d
         F.max_pool2d(x, 2)
         assert cuda_kernels._kernels  # built by the block's own kernels
     assert fast.implementation(gpu.MaxPool2d, "standin") is gpu.MaxPool2d
-    assert not hasattr(backend.standin, "RawKernel")
+    assert not hasattr(testing.standin, "RawKernel")
 
 
 def test_eval_batch_norm_backward_uses_the_running_mean_of_its_forward(libraries):

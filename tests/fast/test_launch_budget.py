@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from minicnn.fast import cuda_on_cpu
+from minicnn.testing import cuda_on_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 launches = pytest.importorskip("launches")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn import backend, nn, optim, rng
+from minicnn import backend, nn, optim, rng, testing
 from minicnn.data.transforms import parse_augment
 from minicnn.train import (ProgressBar, Trainer, TrainingDiverged, confusion_matrix, evaluate,
                            format_confusion, load_checkpoint, save_checkpoint, topk_correct)
@@ -283,7 +283,7 @@ def test_a_bad_label_is_a_clear_error_naming_its_step_without_a_sync_per_step(tm
     trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), DataLoader(bad, batch_size=16, device=device),
                       None, epochs=1, out_dir=tmp_path, device=device, progress=False, verbose=False)
     downloads = []
-    with backend.watch_standin(lambda kind, name: downloads.append(name) if kind == "download" else None):
+    with testing.watch_standin(lambda kind, name: downloads.append(name) if kind == "download" else None):
         with pytest.raises(ValueError, match=r"target label 7 at index 5 is outside the valid range \[0, 3\).*"
                                              r"\(epoch 1, step 3\)" if device != "cpu" else
                                              r"target label 7 at index 5 is outside the valid range \[0, 3\)"):
