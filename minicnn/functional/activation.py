@@ -18,6 +18,8 @@ Numerically stable sigmoid: ``1 / (1 + exp(-x))`` overflows ``exp`` for very neg
 (the second is the first multiplied by e^x / e^x), and both are accurate to full relative
 precision even deep in the tails.
 """
+from __future__ import annotations
+
 import numpy  # host side only: building the gradient-check cases at the bottom
 
 from .. import backend
@@ -61,17 +63,17 @@ class Sigmoid(Function):
         return g * self.y * (1 - self.y)
 
 
-def relu(x):
+def relu(x: Tensor) -> Tensor:
     """Rectified linear unit ``max(x, 0)``, element-wise."""
     return ReLU()(x)
 
 
-def tanh(x):
+def tanh(x: Tensor) -> Tensor:
     """Hyperbolic tangent, element-wise."""
     return Tanh()(x)
 
 
-def sigmoid(x):
+def sigmoid(x: Tensor) -> Tensor:
     """Logistic sigmoid ``1 / (1 + exp(-x))``, element-wise (stable for large ``|x|``)."""
     return Sigmoid()(x)
 

@@ -35,11 +35,14 @@ dbeta.
 ``minicnn/fast/`` computes the same formulas in fewer passes (channel groups spread over the CPU's cores,
 fused kernels on the GPU), tested equal to this file.
 """
+from __future__ import annotations
+
 import numpy  # host side only: the gradient-check cases' data
 
 from .. import backend
 from ..function import Function
 from ..tensor import Tensor
+from .geometry import Array
 from .validation import validate_batch_norm
 
 
@@ -51,7 +54,8 @@ class BatchNorm(Function):
     Evaluation: mu, var = the running buffers (constants).
     """
 
-    def __init__(self, running_mean, running_var, training, momentum, eps):
+    def __init__(self, running_mean: Array | None, running_var: Array | None, training: bool,
+                 momentum: float, eps: float):
         self.running_mean, self.running_var = running_mean, running_var  # backend arrays or None
         self.training, self.momentum, self.eps = bool(training), float(momentum), float(eps)
 
@@ -111,8 +115,9 @@ def _data(t):
     return t.data if isinstance(t, Tensor) else t
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
-               eps=1e-5):
+def batch_norm(x: Tensor, running_mean: Tensor | Array | None, running_var: Tensor | Array | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Batch normalization over axis 1 of ``x`` (``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``).
 
     ``training=True`` normalises with the batch statistics and updates ``running_mean`` and

@@ -21,16 +21,18 @@ so a pixel shared by overlapping patches receives the sum of their gradients.
 This file is the reference: short and exact. ``minicnn/fast/`` replaces ``Conv2d`` by faster
 subclasses (cache-sized chunks spread over the cores, CUDA kernels) that are tested equal to it.
 """
+from __future__ import annotations
+
 import numpy  # host side only: the gradient-check cases' data
 
 from .. import backend
 from ..function import Function
 from ..tensor import Tensor
-from .geometry import conv_output_size, pad2d, pair
+from .geometry import Array, IntPair, conv_output_size, pad2d, pair
 from .validation import validate_conv2d
 
 
-def im2col(x, kh, kw, stride=1, padding=0):
+def im2col(x: Array, kh: int, kw: int, stride: IntPair = 1, padding: IntPair = 0) -> Array:
     """Every (kh, kw) patch of ``x`` (N, C, H, W) as a column: returns (C*kh*kw, N*Ho*Wo).
 
     Rows are ordered (c, u, v) like ``weight.reshape(C_out, -1)``; columns (n, i, j). ``as_strided``
@@ -48,7 +50,8 @@ def im2col(x, kh, kw, stride=1, padding=0):
     return patches.reshape(c * kh * kw, n * ho * wo)
 
 
-def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
+def col2im(cols: Array, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: IntPair = 1,
+           padding: IntPair = 0) -> Array:
     """The adjoint of ``im2col``: (C*kh*kw, N*Ho*Wo) -> (N, C, H, W), summing overlaps.
 
     For each kernel offset (u, v), the entries cols[(c, u, v), (n, i, j)] land on the strided grid
@@ -78,7 +81,7 @@ class Conv2d(Function):
     ``unfold`` (im2col), ``fold`` (col2im), ``matmul`` (the GEMMs) and ``bias_grad`` (db's sum).
     """
 
-    def __init__(self, stride=1, padding=0, groups=1):
+    def __init__(self, stride: IntPair = 1, padding: IntPair = 0, groups: int = 1):
         self.stride, self.padding = pair(stride, "stride"), pair(padding, "padding")
         self.groups = int(groups)
 
@@ -139,7 +142,8 @@ class Conv2d(Function):
         return (tuple(getattr(self, "needs_input_grad", (True, True, True))) + (False,) * 3)[:3]
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
+           padding: IntPair = 0, groups: int = 1) -> Tensor:
     """Convolve ``x`` (N, C, H, W) with ``weight`` (C_out, C/groups, kh, kw), plus ``bias``.
 
     ``stride`` and ``padding`` (zeros) are ints or (h, w) pairs. Returns (N, C_out, Ho, Wo).

@@ -14,6 +14,8 @@ The mask is drawn once in forward from the package's seeded generator (``mc.manu
 as booleans and reused in backward. Edge cases: ``p = 0`` or ``training=False`` return the input
 unchanged (nothing is drawn); ``p = 1`` returns zeros (and zero gradients).
 """
+from __future__ import annotations
+
 import numpy  # host side only: building the gradient-check cases at the bottom
 
 from .. import backend
@@ -25,7 +27,7 @@ from ..tensor import Tensor, as_tensor
 class Dropout(Function):
     """y = x * m / (1 - p) with m ~ Bernoulli(1 - p);  dx = g * m / (1 - p)."""
 
-    def __init__(self, p):
+    def __init__(self, p: float):
         self.p = float(p)
 
     def forward(self, x):
@@ -47,7 +49,7 @@ class Dropout(Function):
         return dx
 
 
-def dropout(x, p=0.5, training=True):
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Inverted dropout: zero each element with probability ``p``, scale the rest by ``1/(1-p)``.
 
     Identity when ``training`` is False or ``p == 0``; zeros when ``p == 1``.

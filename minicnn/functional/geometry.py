@@ -5,10 +5,20 @@
     pad2d(x, pads, value)                             a border of ``value`` around (N, C, H, W) maps
     adaptive_output_size(x_shape, output_size)        adaptive pooling's (oh, ow)
 """
+from __future__ import annotations
+
+from typing import Any, Union
+
 from .. import backend
 
+IntPair = Union[int, tuple[int, int]]
+"""An int-or-pair argument: ``3`` (both axes) or ``(3, 5)`` (height, width), as PyTorch's ``_size_2_t``."""
+Array = Any
+"""A backend array: ``numpy.ndarray`` on ``"cpu"``, ``cupy.ndarray`` on ``"cuda"``."""
 
-def conv_output_size(size, kernel, stride=1, padding=0, dilation=1, ceil_mode=False):
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+                     ceil_mode: bool = False) -> int:
     """Number of positions a window of ``kernel`` takes along an axis of ``size`` elements.
 
     This is the one place the formula lives; conv and every pooling layer use it.
@@ -44,7 +54,7 @@ def conv_output_size(size, kernel, stride=1, padding=0, dilation=1, ceil_mode=Fa
     return out
 
 
-def pair(value, name="value"):
+def pair(value: IntPair, name: str = "value") -> tuple[int, int]:
     """``3 -> (3, 3)``; ``(3, 5) -> (3, 5)``: the (height, width) form of an int-or-pair argument."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
@@ -60,7 +70,7 @@ def pair(value, name="value"):
     return tuple(int(v) for v in pair)
 
 
-def pad2d(x, pads, value=0.0, out=None):
+def pad2d(x: Array, pads: tuple[int, int, int, int], value: float = 0.0, out: Array | None = None) -> Array:
     """``x`` (N, C, H, W) surrounded by ``value``: ``pads = (top, bottom, left, right)``.
 
     ``out``: an array of the padded shape to write into (a reused buffer) instead of a new one.
@@ -84,7 +94,8 @@ def pad2d(x, pads, value=0.0, out=None):
     return out
 
 
-def adaptive_output_size(x_shape, output_size):
+def adaptive_output_size(x_shape: tuple[int, ...], output_size: int | tuple[int | None, int | None]
+                         ) -> tuple[int, int]:
     """``output_size`` (int, pair, None entries = keep the input's size) -> (oh, ow)."""
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != 2:

@@ -22,6 +22,8 @@ Flatten
 convolutional part of a network to its classifier (AlexNet: ``(N, 256, 6, 6) -> (N, 9216)``).
 It is a ``reshape``, whose backward reshapes the gradient back.
 """
+from __future__ import annotations
+
 import numpy  # host side only: building the gradient-check cases at the bottom
 
 from ..function import Function
@@ -57,7 +59,7 @@ class Linear(Function):
         return dx, dw, db
 
 
-def linear(x, weight, bias=None):
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Affine map ``y = x W^T + b`` with ``weight`` ``(out, in)``, ``bias`` ``(out,)``, ``x`` ``(*, in)``."""
     if len(weight.shape) != 2:
         raise ValueError(f"linear: expected weight (out_features, in_features), got {tuple(weight.shape)}")
@@ -67,7 +69,7 @@ def linear(x, weight, bias=None):
     return Linear()(x, weight, bias)
 
 
-def flatten(x, start_dim=1, end_dim=-1):
+def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     """Merge axes ``start_dim..end_dim`` into one: ``(N, C, H, W) -> (N, C*H*W)`` by default."""
     x = as_tensor(x)
     for d in (start_dim, end_dim):

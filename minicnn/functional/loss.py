@@ -15,16 +15,19 @@ Backward (the fused softmax + NLL gradient, never going through log p):  dL/dz_n
 ``nll_loss(log_probs, t) = -(1/N) sum_n log_probs_{n, t_n}`` is the second half alone
 (``cross_entropy(z, t) == nll_loss(log_softmax(z, dim=1), t)``); its gradient is -[k = t_n] / N.
 """
+from __future__ import annotations
+
 import numpy  # host side only: turning a Python list of labels into an array, gradcheck cases
 
 from .. import backend
 from ..function import Function
 from ..tensor import Tensor, as_tensor
+from .geometry import Array
 from .validation import class_targets
 
 
 class _AlongAxis(Function):
-    def __init__(self, axis=-1):
+    def __init__(self, axis: int = -1):
         self.axis = axis  # the class axis
 
 
@@ -100,24 +103,24 @@ def _class_axis(op, dim, axis):  # dim= (PyTorch) or axis= (NumPy)
     return -1 if dim is None and axis is None else (axis if dim is None else dim)
 
 
-def softmax(x, dim=None, *, axis=None):
+def softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
     """``exp(x) / sum(exp(x))`` along ``dim`` (or ``axis``; default -1), max subtracted first."""
     return Softmax(_class_axis("softmax", dim, axis))(x)
 
 
-def log_softmax(x, dim=None, *, axis=None):
+def log_softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
     """``x - logsumexp(x)`` along ``dim`` (or ``axis``; default -1), max subtracted first."""
     return LogSoftmax(_class_axis("log_softmax", dim, axis))(x)
 
 
-def cross_entropy(logits, target):
+def cross_entropy(logits: Tensor, target: Tensor | Array | list[int]) -> Tensor:
     """Mean cross-entropy (a 0-d tensor) of ``logits`` ``(N, C)`` against integer labels ``target``
     ``(N,)`` (a Tensor, array or list); a label outside ``[0, C)`` raises ``ValueError``."""
     logits = as_tensor(logits)
     return CrossEntropy(class_targets(target, logits, "cross_entropy", "logits"))(logits)
 
 
-def nll_loss(log_probs, target):
+def nll_loss(log_probs: Tensor, target: Tensor | Array | list[int]) -> Tensor:
     """Mean negative log-likelihood ``-log_probs[n, target[n]]`` over the batch (``(N, C)``, ``(N,)``)."""
     log_probs = as_tensor(log_probs)
     return NLLLoss(class_targets(target, log_probs, "nll_loss"))(log_probs)

@@ -38,6 +38,8 @@ additions of whole arrays -- no loop over pixels.
 
 ``minicnn/fast/`` runs each pass as one fused CUDA kernel on the GPU, tested equal to this file.
 """
+from __future__ import annotations
+
 import numbers
 
 import numpy  # host side only: the gradient-check cases' data
@@ -69,7 +71,7 @@ class LocalResponseNorm(Function):
     da_c = g_c s_c^-beta - (2 alpha beta / n) a_c sum_{c' in W'(c)} g_c' b_c' / s_c'.
     """
 
-    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
         if not isinstance(size, numbers.Integral) or size < 1:
             raise ValueError(f"local_response_norm: size must be a positive integer, got {size!r}")
         self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
@@ -87,7 +89,8 @@ class LocalResponseNorm(Function):
         return g * self.s ** -self.beta - (2.0 * self.alpha * self.beta / self.size) * self.a * da
 
 
-def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Tensor:
     """Local response normalization across channels, PyTorch's definition (alpha divided by size).
 
     ``x`` is ``(N, C, *)``. The AlexNet paper's layer (k=2, n=5, alpha=1e-4 not divided by n) is

@@ -20,25 +20,28 @@ dx: g / (bin size) added to every pixel of the bin. (1, 1) is global average poo
 
 ``minicnn/fast/`` replaces these by separable passes on the CPU's cores and CUDA kernels, tested equal.
 """
+from __future__ import annotations
+
 import numpy  # host side only: the gradient-check cases' data
 
 from .. import backend
 from ..function import Function
 from ..tensor import Tensor
 from .conv import col2im, im2col
-from .geometry import adaptive_output_size, conv_output_size, pad2d, pair
+from .geometry import IntPair, adaptive_output_size, conv_output_size, pad2d, pair
 from .validation import validate_adaptive_pool2d, validate_pool2d
 
 
 class _Pool2d(Function):
     """The window geometry shared by max and average pooling, and the pad + im2col step."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+    def __init__(self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+                 ceil_mode: bool = False):
         self.kernel = pair(kernel_size, "kernel_size")
         self.stride = pair(kernel_size if stride is None else stride, "stride")
         self.padding, self.ceil_mode = pair(padding, "padding"), bool(ceil_mode)
 
-    def window_geometry(self, h, w):
+    def window_geometry(self, h: int, w: int) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
         """``(Ho, Wo), (top, bottom, left, right)``: the output size for an (H, W) map, and the
         padding its windows need: ``padding`` on every side, plus, in ceil mode, the rows and
         columns that a last, partial window reaches past the bottom/right padding."""
@@ -111,7 +114,7 @@ def _bins(size, out):
 class AdaptiveAvgPool2d(Function):
     """y[..., i, j] = mean of bin (i, j);  dx = g / (bin size) added over the bin."""
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: int | tuple[int | None, int | None]):
         self.output_size = output_size
 
     def forward(self, x):
@@ -131,19 +134,21 @@ class AdaptiveAvgPool2d(Function):
         return dx
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+               ceil_mode: bool = False) -> Tensor:
     """Max over (kh, kw) windows of ``x`` (N, C, H, W); padding never wins. -> (N, C, Ho, Wo)."""
     validate_pool2d("max_pool2d", x.shape, kernel_size, stride, padding, ceil_mode)
     return MaxPool2d(kernel_size, stride, padding, ceil_mode)(x)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+               ceil_mode: bool = False) -> Tensor:
     """Mean over (kh, kw) windows of ``x``, padding counted in the divisor. -> (N, C, Ho, Wo)."""
     validate_pool2d("avg_pool2d", x.shape, kernel_size, stride, padding, ceil_mode)
     return AvgPool2d(kernel_size, stride, padding, ceil_mode)(x)
 
 
-def adaptive_avg_pool2d(x, output_size):
+def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:
     """Average ``x`` over PyTorch's adaptive bins to (N, C, *output_size); ``None`` keeps an axis."""
     validate_adaptive_pool2d("adaptive_avg_pool2d", x.shape, output_size)
     return AdaptiveAvgPool2d(output_size)(x)

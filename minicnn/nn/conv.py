@@ -1,11 +1,14 @@
 """``Conv2d``: a convolution layer's parameters (the math is in :mod:`minicnn.functional.conv`)."""
+from __future__ import annotations
+
 import math
 
 import numpy
 
-from .. import functional as F
-from ..functional.geometry import pair as _pair
+from ..functional import conv
+from ..functional.geometry import IntPair, pair as _pair
 from ..functional.validation import validate_conv2d
+from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
 
@@ -22,7 +25,8 @@ class Conv2d(Module):
     works out to -- drawn from ``minicnn.rng``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
+                 padding: IntPair = 0, groups: int = 1, bias: bool = True):
         super().__init__()
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         if self.groups < 1 or self.in_channels % self.groups or self.out_channels % self.groups:
@@ -49,9 +53,10 @@ class Conv2d(Module):
             bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         validate_conv2d("Conv2d", x.shape, self.weight.shape, self.stride, self.padding, self.groups)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups)
+        # checked here, naming the layer; F.conv2d would check again
+        return conv.Conv2d(self.stride, self.padding, self.groups)(x, self.weight, self.bias)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -1,11 +1,15 @@
 """``Linear`` (fully connected), ``Flatten`` and ``Identity`` (math in
 :mod:`minicnn.functional.linear`)."""
+from __future__ import annotations
+
 import math
 
 import numpy
 
 from .. import functional as F
+from ..functional.linear import Linear as LinearFunction
 from ..functional.validation import validate_linear
+from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
 
@@ -17,7 +21,7 @@ class Linear(Module):
     PyTorch's ``kaiming_uniform_(w, a=sqrt(5))`` works out to), drawn from ``minicnn.rng``.
     """
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.weight = Parameter(numpy.empty((self.out_features, self.in_features), dtype=numpy.float32))
@@ -33,9 +37,9 @@ class Linear(Module):
         if self.bias is not None:
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         validate_linear("Linear", x.shape, self.in_features)
-        return F.linear(x, self.weight, self.bias)
+        return LinearFunction()(x, self.weight, self.bias)  # checked once (F.linear would check again)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -45,11 +49,11 @@ class Linear(Module):
 class Flatten(Module):
     """Merge axes ``start_dim..end_dim``: ``(N, C, H, W) -> (N, C*H*W)`` by default."""
 
-    def __init__(self, start_dim=1, end_dim=-1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.flatten(x, self.start_dim, self.end_dim)
 
     def extra_repr(self):
@@ -62,5 +66,5 @@ class Identity(Module):
     def __init__(self, *args, **kwargs):
         super().__init__()
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x

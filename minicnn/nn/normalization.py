@@ -7,17 +7,20 @@ Batch norm holds the learned per-channel scale and shift (parameters ``weight`` 
 same names, shapes and initial values as PyTorch, so state dicts carry over. ``self.training``
 (``model.train()`` / ``model.eval()``) chooses batch or running statistics.
 """
+from __future__ import annotations
+
 import numpy
 
 from .. import functional as F
 from ..functional.validation import validate_batch_norm, validate_local_response_norm
+from ..tensor import Tensor
 from .module import Module, Parameter
 
 
 class _BatchNorm(Module):
     _ranks = (2, 3, 4)
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
         self.weight = Parameter(numpy.ones(self.num_features, dtype=numpy.float32))
@@ -26,7 +29,7 @@ class _BatchNorm(Module):
         self.register_buffer("running_var", numpy.ones(self.num_features, dtype=numpy.float32))
         self.register_buffer("num_batches_tracked", numpy.zeros((), dtype=numpy.int64))
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         validate_batch_norm(type(self).__name__, x.shape, self.num_features, self._ranks)
         if self.training:
             self.num_batches_tracked += 1
@@ -52,11 +55,11 @@ class LocalResponseNorm(Module):
     ``alpha`` divided by ``size``). AlexNet's paper constants are ``LocalResponseNorm(5,
     alpha=5e-4, beta=0.75, k=2.0)`` in this convention (see the functional docstring)."""
 
-    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         validate_local_response_norm("LocalResponseNorm", x.shape)
         return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
 
