@@ -72,10 +72,14 @@ def _check_student_function(cls, shape, device, out=print):
     inputs = [x if isinstance(x, Tensor) else Tensor(numpy.asarray(x, dtype=numpy.float64), requires_grad=True)
               for x in inputs]
     inputs = [Tensor(backend.to_device(x.data, device), requires_grad=x.requires_grad) for x in inputs]
-    result = check(lambda *xs: cls()(*xs), inputs)
+    described = f"{cls.__name__:<24} {'inputs ' + ' '.join(str(x.shape) for x in inputs):<44}"
+    try:
+        result = check(lambda *xs: cls()(*xs), inputs)
+    except Exception as error:      # the Function crashed, or returned a wrongly shaped gradient
+        out(f"{described} {'-':>12} {'-':>12}  FAIL ({type(error).__name__}: {error})")
+        return False
     status = "PASS" if result.passed else "FAIL"
-    out(f"{cls.__name__:<24} {'inputs ' + ' '.join(str(x.shape) for x in inputs):<44} "
-        f"{result.max_abs:>12.2e} {result.max_rel:>12.2e}  {status}")
+    out(f"{described} {result.max_abs:>12.2e} {result.max_rel:>12.2e}  {status}")
     if not result.passed:
         out("  " + result.message())
     return result.passed

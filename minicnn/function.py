@@ -18,7 +18,8 @@ order, found iteratively (no recursion: a ResNet-152 graph is thousands of nodes
 
     1. depth-first from the output, record each function after all functions feeding it;
     2. walk that list backwards: sum the gradients arriving at each function's outputs, call its
-       ``backward``, and pass each input's gradient on (summed over broadcast axes if needed);
+       ``backward``, check that each input's gradient has exactly that input's shape (an op that
+       broadcast an input sums its gradient back itself: ``ops.unbroadcast``), and pass it on;
     3. leaves (tensors made by the user, ``requires_grad=True``) accumulate ``grad += g``; a
        leaf's first gradient is kept without a copy when it is a fresh array (not a view) that
        no other leaf got in this walk;
@@ -121,15 +122,15 @@ class Function:
         return results[0] if single else results
 
 
-def _sum_to(xp, grad, shape):
-    """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast."""
-    if grad.shape == tuple(shape):
-        return grad
-    lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape)
-                                      if n == 1 and grad.shape[i + lead] != 1)
-    grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape)
+def _check_gradient(fn, index, grad, tensor):
+    """A gradient must have its input's shape: a wrong one is a bug in ``fn.backward``, never
+    reshaped or summed here (that would hide the very mistake a student should see)."""
+    shape = getattr(grad, "shape", None)
+    if shape is None or tuple(shape) != tensor.shape:
+        got = f"shape {tuple(shape)}" if shape is not None else f"a {type(grad).__name__}"
+        raise RuntimeError(f"{type(fn).__name__}.backward returned {got} as the gradient of input "
+                           f"{index}, expected its shape {tensor.shape} (an input that was "
+                           f"broadcast needs its gradient summed over the broadcast axes)")
 
 
 def _topological_order(root):
@@ -188,11 +189,10 @@ def backward(tensor, grad, retain_graph=False):
             if len(input_grads) != len(fn.inputs):
                 raise RuntimeError(f"{type(fn).__name__}.backward returned {len(input_grads)} "
                                    f"gradients for {len(fn.inputs)} inputs")
-            for t, g in zip(fn.inputs, input_grads):
+            for index, (t, g) in enumerate(zip(fn.inputs, input_grads)):
                 if t is None or g is None or not t.requires_grad:
                     continue
-                xp = backend.get_array_module(g)
-                g = _sum_to(xp, g, t.shape)
+                _check_gradient(fn, index, g, t)
                 if t._creator is None:
                     borrow = getattr(g, "base", None) is None and id(g) not in handed
                     t._accumulate(g, borrow=borrow)

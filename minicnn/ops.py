@@ -2,8 +2,11 @@
 
 Each op is one small class: ``forward`` computes the value, ``backward`` applies the chain rule,
 side by side. Notation: ``g`` is the gradient of the final scalar w.r.t. this op's output.
-Broadcasting is undone by the backward walk (``function._sum_to``), so a binary op may return
-gradients of the broadcast shape.
+
+Every gradient an op returns has exactly its input's shape (the backward walk checks). An input
+that NumPy broadcast in the forward pass was *used several times*, so its gradient is the sum of
+the gradients of all its copies: the binary ops below sum ``g`` over the broadcast axes themselves,
+with :func:`unbroadcast`.
 """
 import numpy
 
@@ -16,50 +19,80 @@ def _xp(*arrays):
     return backend.get_array_module(*arrays)
 
 
-class Add(Function):
-    """y = a + b;  da = g, db = g."""
+def unbroadcast(g, shape):
+    """Sum ``g`` (shaped like a broadcast result) back to an input of ``shape``.
+
+    Broadcasting lines the shapes up from the right: ``(5, 1)`` against ``(3, 1, 4)`` acts as
+    ``(1, 5, 1)`` copied 3 times along axis 0 and 4 times along axis 2. Each copy passes its share
+    of the gradient back, so the input's gradient sums ``g`` over the leading axes it lacked and
+    over every axis where it had length 1 but the result did not.
+    """
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
+                                      if n == 1 and g.shape[lead + i] != 1)
+    return g.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+class _Binary(Function):
+    """A two-input op whose inputs NumPy may broadcast: keeps their shapes for ``unbroadcast``."""
 
     def forward(self, a, b):
+        self.shapes = (a.shape, b.shape)
+        return self.compute(a, b)
+
+    def grads(self, ga, gb):
+        """The pair of input gradients, each summed back to its input's shape (None stays None)."""
+        return tuple(None if g is None else unbroadcast(g, shape)
+                     for g, shape in zip((ga, gb), self.shapes))
+
+
+class Add(_Binary):
+    """y = a + b;  da = g, db = g."""
+
+    def compute(self, a, b):
         return a + b
 
     def backward(self, g):
-        return g, g
+        return self.grads(g, g)
 
 
-class Sub(Function):
+class Sub(_Binary):
     """y = a - b;  da = g, db = -g."""
 
-    def forward(self, a, b):
+    def compute(self, a, b):
         return a - b
 
     def backward(self, g):
-        return g, -g
+        return self.grads(g, -g if self.needs_input_grad[1] else None)
 
 
-class Mul(Function):
+class Mul(_Binary):
     """y = a * b;  da = g * b, db = g * a."""
 
-    def forward(self, a, b):
+    def compute(self, a, b):
         self.a, self.b = a, b
         return a * b
 
     def backward(self, g):
         ga = g * self.b if self.needs_input_grad[0] else None
         gb = g * self.a if self.needs_input_grad[1] else None
-        return ga, gb
+        return self.grads(ga, gb)
 
 
-class Div(Function):
+class Div(_Binary):
     """y = a / b;  da = g / b, db = -g * a / b^2."""
 
-    def forward(self, a, b):
+    def compute(self, a, b):
         self.a, self.b = a, b
         return a / b
 
     def backward(self, g):
         ga = g / self.b if self.needs_input_grad[0] else None
         gb = -g * self.a / (self.b * self.b) if self.needs_input_grad[1] else None
-        return ga, gb
+        return self.grads(ga, gb)
 
 
 class Neg(Function):
@@ -86,10 +119,10 @@ class PowScalar(Function):
         return g * self.p * self.x ** (self.p - 1)
 
 
-class Pow(Function):
+class Pow(_Binary):
     """y = a ** b (both tensors);  da = g * b * a ** (b - 1), db = g * y * log(a)."""
 
-    def forward(self, a, b):
+    def compute(self, a, b):
         self.a, self.b = a, b
         self.y = a ** b
         return self.y
@@ -98,7 +131,7 @@ class Pow(Function):
         xp = _xp(self.a)
         ga = g * self.b * self.a ** (self.b - 1) if self.needs_input_grad[0] else None
         gb = g * self.y * xp.log(self.a) if self.needs_input_grad[1] else None
-        return ga, gb
+        return self.grads(ga, gb)
 
 
 class MatMul(Function):
@@ -126,12 +159,9 @@ class MatMul(Function):
         if self.needs_input_grad[1]:
             gb = xp.swapaxes(a, -1, -2) @ g
             gb = gb.reshape(gb.shape[:-1]) if self.b.ndim == 1 else gb
-        # batched products broadcast the leading axes; _sum_to in the walk folds them back
-        if ga is not None and ga.ndim > self.a.ndim:
-            ga = ga.sum(axis=tuple(range(ga.ndim - self.a.ndim)))
-        if gb is not None and gb.ndim > self.b.ndim:
-            gb = gb.sum(axis=tuple(range(gb.ndim - self.b.ndim)))
-        return ga, gb
+        # batched products broadcast the leading (batch) axes: sum them back
+        return (None if ga is None else unbroadcast(ga, self.a.shape),
+                None if gb is None else unbroadcast(gb, self.b.shape))
 
 
 def _normalize_axis(axis, ndim):
@@ -405,6 +435,12 @@ GRADCHECK_CASES = [  # (op, case, make): make() returns (fn, inputs) for gradche
     ("pow", "x**3 and a**b", lambda: (lambda a, b: a ** 3 + a ** b,
                                                     [_t(3, 4, positive=True), _t(3, 4, seed=1)])),
     ("matmul", "batched (2,3,4)@(4,5)", lambda: (lambda a, b: a @ b, [_t(2, 3, 4), _t(4, 5, seed=1)])),
+    ("matmul", "batch broadcast (1,3,4)@(2,4,5)", lambda: (lambda a, b: a @ b,
+                                                           [_t(1, 3, 4), _t(2, 4, 5, seed=1)])),
+    ("pow", "broadcast (3,4)**(4,)", lambda: (lambda a, b: a ** b,
+                                              [_t(3, 4, positive=True), _t(4, seed=1)])),
+    ("div", "broadcast (2,1)/(3,)", lambda: (lambda a, b: a / b,
+                                             [_t(2, 1), _t(3, positive=True, seed=1)])),
     ("matmul", "vector (4,)@(4,5)", lambda: (lambda a, b: a @ b, [_t(4), _t(4, 5, seed=1)])),
     ("sum", "axis=(0,2) keepdims", lambda: (lambda a: a.sum(axis=(0, 2), keepdims=True), [_t(2, 3, 4)])),
     ("mean", "axis=1", lambda: (lambda a: a.mean(axis=1), [_t(2, 3, 4)])),
