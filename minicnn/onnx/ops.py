@@ -1,6 +1,6 @@
 """Each minicnn ``Function`` as ONNX nodes: the table :data:`CONVERTERS`.
 
-A converter gets a :class:`~minicnn.onnx.export.Call` ``c``: the traced ``c.fn`` (its attributes:
+A converter gets a :class:`~minicnn.onnx.exporter.Call` ``c``: the traced ``c.fn`` (its attributes:
 stride, padding, eps, ...), the ONNX names of its inputs ``c.inputs`` (``None`` for an absent
 bias), their static shapes ``c.in_shapes``, the output's ``c.out_shape``, and which dimensions
 follow the batch size (``c.in_batch``, ``c.out_batch``). It writes nodes with ``c.emit(op,
