@@ -63,6 +63,9 @@ class DataLoader:
         Accepted for PyTorch code; they change nothing (see the module docstring).
     drop_last : bool
         Leave out a last batch smaller than ``batch_size``.
+    sampler : iterable of int, optional
+        As PyTorch: the indices of one pass, in order (e.g. a
+        :class:`~minicnn.utils.data.DistributedSampler`, one rank's share); not with ``shuffle``.
     collate_fn : callable, optional
         As PyTorch: receives the list ``[dataset[i] for i in batch]`` and returns the batch,
         which is yielded as it is (the vectorised ``get_batch`` path is then not used).
@@ -80,11 +83,14 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, num_workers=0, pin_memory=False,
-                 drop_last=False, collate_fn=None, transform=None, device="cpu"):
+                 drop_last=False, collate_fn=None, transform=None, device="cpu", sampler=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
             raise ValueError(f"DataLoader: num_workers must be an int >= 0, got {num_workers!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True cannot both be given (the "
+                             "sampler decides the order)")
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"DataLoader: collate_fn must be callable, got {collate_fn!r}")
         self.dataset = dataset
@@ -94,18 +100,22 @@ class DataLoader:
         self.pin_memory = pin_memory
         self.drop_last = drop_last
         self.collate_fn = collate_fn
+        self.sampler = sampler
         self.transform = transform
         self.device = backend.normalize_device(device)
         self._on_device = None  # (images, labels) on self.device, made at the first pass
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self):
         # The order is drawn here, when a pass starts (not lazily at the first batch).
         n = len(self.dataset)
-        order = rng.generator().permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = np.array(list(self.sampler), dtype=np.int64)
+        else:
+            order = rng.generator().permutation(n) if self.shuffle else np.arange(n)
         if self.device != "cpu" and self._resident():
             return self._device_batches(backend.to_device(order, self.device))
         return self._batches(order)

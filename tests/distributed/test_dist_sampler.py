@@ -67,3 +67,15 @@ def test_the_order_is_a_permutation_drawn_from_the_seed_and_epoch():
     s = DistributedSampler(range(8), num_replicas=1, rank=0, seed=4)
     s.set_epoch(2)
     assert list(s) == np.random.default_rng(6).permutation(8).tolist()
+
+
+def test_a_dataloader_takes_a_sampler_as_pytorch():
+    from minicnn.utils.data import DataLoader, TensorDataset
+    import minicnn as mc
+    data = TensorDataset(mc.tensor(np.arange(10.0)), mc.tensor(np.arange(10)))
+    sampler = DistributedSampler(data, num_replicas=2, rank=1, seed=0)
+    loader = DataLoader(data, batch_size=2, sampler=sampler)
+    assert len(loader) == 3
+    assert [int(i) for _, y in loader for i in y.numpy()] == list(sampler)
+    with pytest.raises(ValueError, match="DataLoader: sampler and shuffle=True cannot both be given"):
+        DataLoader(data, batch_size=2, sampler=sampler, shuffle=True)
