@@ -4,10 +4,10 @@ On a GPU every whole-array operation is a kernel launch that reads and writes gl
 what is slow there differs from the CPU: many small launches, not cache misses. These classes
 compute what the references compute (tested equal), with
 
-* ``DeviceConv2d``: the reference's single im2col and batched GEMM, computing only the gradients
-  that are needed; ``CudaConv2d`` builds the columns with one kernel (padding included, no padded
-  copy) and folds them back with the gather kernel (``cuda_kernels.col2im_cuda``: one pass, no
-  atomics) instead of kh*kw strided scatter-adds;
+* ``DeviceConv2d``: the reference convolution with its GEMMs under the TF32 setting (one group:
+  a 2-D GEMM); ``CudaConv2d`` overrides the reference's ``unfold`` (the columns in one kernel,
+  padding included, no padded copy), ``fold`` (the gather kernel ``cuda_kernels.col2im_cuda``:
+  one pass, no atomics, instead of kh*kw strided scatter-adds) and ``bias_grad``;
 * ``DeviceAdaptiveAvgPool2d``: adaptive average pooling as two batched products with cached
   bin matrices (whole-array code, the stand-in's too), not a few operations per output bin;
 * ``CudaMaxPool2d``: forward one thread per output (max and argmax), backward one thread per
@@ -35,8 +35,8 @@ from .. import backend, rng
 from ..functional.activation import ReLU
 from ..functional.batchnorm import BatchNorm
 from ..functional.dropout import Dropout
-from ..functional.conv import Conv2d, col2im, im2col
-from ..functional.geometry import adaptive_output_size, conv_output_size
+from ..functional.conv import Conv2d
+from ..functional.geometry import adaptive_output_size
 from ..functional.loss import CrossEntropy
 from ..functional.lrn import LocalResponseNorm
 from ..functional.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
@@ -45,72 +45,19 @@ from .pooling_cpu import _bin_matrix
 from .registry import register, register_function
 
 
-def _needs(fn):
-    """``(x, weight, bias)`` flags of ``needs_input_grad`` (False where there is no input)."""
-    return (tuple(fn.needs_input_grad) + (False,) * 3)[:3]
-
-
-def _groups(a, g, rows):
-    """``a`` as g stacked matrices of ``rows`` rows, ``(g, rows, -1)``; one plain matrix when g == 1.
-    CuPy multiplies 2-D arrays with one cuBLAS GEMM that honours the TF32 setting
-    (``tf32.tf32_for``); 3-D arrays, even a batch of one, go to its batched GEMM, which
-    computes in full float32 whatever the setting."""
-    return a.reshape(g, rows, -1) if g > 1 else a.reshape(rows, -1)
-
-
 class DeviceConv2d(Conv2d):
-    """One im2col and one batched GEMM, as the reference; the output's transpose and the bias
-    in one operation; backward computes only the gradients asked for. ``unfold``/``fold`` are
-    im2col/col2im (whole-array on the stand-in, CUDA kernels on the GPU)."""
+    """The reference convolution with its GEMMs (``matmul``) as CuPy runs them under the TF32
+    setting for convolutions (``mc.backends.cudnn.allow_tf32``, ``tf32.tf32_for``).
 
-    def unfold(self, x, kh, kw):
-        return im2col(x, kh, kw, self.stride, self.padding)
+    One group's product is a plain 2-D GEMM: CuPy multiplies 2-D arrays with one cuBLAS GEMM that
+    honours the TF32 setting, while 3-D arrays, even a stack of one, go to its batched GEMM,
+    which computes in full float32 whatever the setting."""
 
-    def fold(self, dcols):
-        kh, kw = self.weight.shape[2:]
-        return col2im(dcols, self.x_shape, kh, kw, self.stride, self.padding)
-
-    def forward(self, x, weight, bias=None):
-        xp = backend.get_array_module(x)
-        n, g = x.shape[0], self.groups
-        c_out, cg, kh, kw = weight.shape
-        self.cols = self.unfold(x, kh, kw)                               # (C*kh*kw, N*Ho*Wo)
-        self.x_shape, self.weight = x.shape, weight
-        with tf32.tf32_for("conv", x):  # mc.backends.cudnn.allow_tf32, where it differs from matmul's
-            y = _groups(weight, g, c_out // g) @ _groups(self.cols, g, cg * kh * kw)
-        ho = conv_output_size(x.shape[2], kh, self.stride[0], self.padding[0])
-        wo = conv_output_size(x.shape[3], kw, self.stride[1], self.padding[1])
-        y = y.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
-        out = xp.empty(y.shape, dtype=y.dtype)
-        if bias is None:
-            out[...] = y
-        else:
-            xp.add(y, bias.reshape(1, c_out, 1, 1), out=out)
-        return out
-
-    def backward(self, gy):
-        xp = backend.get_array_module(gy)
-        want_dx, want_dw, want_db = _needs(self)
-        g = self.groups
-        c_out, cg, kh, kw = self.weight.shape
-        g_mat = _groups(gy.transpose(1, 0, 2, 3), g, c_out // g)      # (g, C_out/g, N*Ho*Wo)
-        dx = dw = db = dcols = None
-        with tf32.tf32_for("conv", gy):
-            if want_dw:  # written straight into dW's own array (a fresh array, not a view)
-                dw = xp.empty(self.weight.shape, dtype=self.weight.dtype)
-                xp.matmul(g_mat, _groups(self.cols, g, cg * kh * kw).swapaxes(-1, -2),
-                          out=_groups(dw, g, c_out // g))
-            if want_dx:
-                dcols = _groups(self.weight, g, c_out // g).swapaxes(-1, -2) @ g_mat
-        if want_dx:
-            dx = self.fold(dcols.reshape(g * cg * kh * kw, -1))
-        if want_db:
-            db = self.bias_grad(gy)
-        return dx, dw, db
-
-    def bias_grad(self, gy):
-        """dL/db: the sum of gy over every axis but the channels'."""
-        return gy.sum(axis=(0, 2, 3))
+    def matmul(self, a, b, out=None):
+        if a.shape[0] == 1:  # one group: the 2-D GEMM
+            a, b, out = a[0], b[0], (None if out is None else out[0])
+        with tf32.tf32_for("conv", a):  # where the convolutions' setting differs from matmul's
+            return backend.get_array_module(a).matmul(a, b, out=out)
 
 
 _BIN_MATRICES = {}  # (device, size, out, dtype) -> adaptive pooling's (out, size) bin matrix
@@ -181,16 +128,7 @@ class CudaConv2d(DeviceConv2d):
         return cuda_kernels.channel_sums_cuda(backend.get_array_module(gy), gy)  # all of the GPU, not a block per channel
 
 
-class _CudaPool:
-    """What the pooling kernels share: the output size, and the fall-back for other dtypes."""
-
-    def _output_size(self, x):
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
-        return (conv_output_size(x.shape[2], kh, sh, ph, ceil_mode=self.ceil_mode),
-                conv_output_size(x.shape[3], kw, sw, pw, ceil_mode=self.ceil_mode))
-
-
-class CudaMaxPool2d(_CudaPool, MaxPool2d):
+class CudaMaxPool2d(MaxPool2d):
     """Max pooling as two CUDA kernels: forward (max and argmax per window) and backward (each
     pixel gathers the gradients of the windows whose maximum it is)."""
 
@@ -198,8 +136,9 @@ class CudaMaxPool2d(_CudaPool, MaxPool2d):
         if not _kernel_dtype(x):
             return super().forward(x)
         self.x_shape, self.fused = x.shape, True
+        out_hw, _ = self.window_geometry(*x.shape[2:])
         y, self.argmax = cuda_kernels.max_pool_forward_cuda(backend.get_array_module(x), x, self.kernel,
-                                                            self.stride, self.padding, self._output_size(x))
+                                                            self.stride, self.padding, out_hw)
         return y
 
     def backward(self, g):
@@ -209,15 +148,16 @@ class CudaMaxPool2d(_CudaPool, MaxPool2d):
                                                    self.kernel, self.stride, self.padding)
 
 
-class CudaAvgPool2d(_CudaPool, AvgPool2d):
+class CudaAvgPool2d(AvgPool2d):
     """Average pooling as two CUDA kernels (window sums; each pixel gathers its windows' g / d)."""
 
     def forward(self, x):
         if not _kernel_dtype(x):
             return super().forward(x)
         self.x_shape, self.fused = x.shape, True
+        out_hw, _ = self.window_geometry(*x.shape[2:])
         return cuda_kernels.avg_pool_forward_cuda(backend.get_array_module(x), x, self.kernel, self.stride,
-                                                  self.padding, self._output_size(x))
+                                                  self.padding, out_hw)
 
     def backward(self, g):
         if not getattr(self, "fused", False):
