@@ -4,7 +4,8 @@
     minicnn evaluate --checkpoint PATH       test accuracy and confusion matrix of a checkpoint
     minicnn summary MODEL [--input C,H,W]    per-layer output shapes, parameters and MACs
     minicnn gradcheck [OP ...] [FILE.py:Class]   finite-difference check of every registered op
-    minicnn convert-torch IN.pth OUT.npz     torchvision weights -> minicnn .npz (needs torch)
+    minicnn convert-torch IN.pth OUT.npz     torchvision weights -> minicnn .npz or .safetensors (needs torch)
+    minicnn export [--checkpoint PATH]       a checkpoint -> model.onnx, checked by onnxruntime
     minicnn lecture NAME                     run one of the lecture's experiments
     minicnn assignment build SRC OUT | grade SUBMISSION | grade-all FOLDER --references KIT --csv F
 
@@ -22,6 +23,7 @@ import sys
 import numpy
 
 from . import __version__, assignment, backend, models
+from .export_cli import add_export_arguments, export_main
 from .gradcheck import check, run_registered
 from .lecture import add_lecture_arguments, run_lecture
 from .models.convert import convert_torch
@@ -153,7 +155,11 @@ def build_parser():
                    help="input shape for a student Function without gradcheck_inputs() (default 3,4)")
     p.set_defaults(func=cmd_gradcheck)
 
-    p = sub.add_parser("convert-torch", help="convert a torchvision state dict (.pth) to .npz")
+    p = sub.add_parser("export", help="export a checkpoint (default: runs/latest) to ONNX (model.onnx)")
+    add_export_arguments(p)
+    p.set_defaults(func=export_main)
+
+    p = sub.add_parser("convert-torch", help="convert a torchvision state dict (.pth) to .npz or .safetensors")
     p.add_argument("input")
     p.add_argument("output")
     p.set_defaults(func=cmd_convert)
