@@ -26,6 +26,7 @@ setup(
         "plot": ["matplotlib>=3.5"],
         "progress": ["tqdm>=4.60"],
         "threads": ["threadpoolctl>=3"],  # BLAS thread control beyond Linux's OpenBLAS
+        "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],  # minicnn.onnx.export, minicnn export
         "dist": ["mpi4py>=3.1", "mpich"],  # data-parallel training: mpiexec -n N minicnn train
         "notebooks": ["jupyterlab>=4", "matplotlib>=3.5", "tqdm>=4.60"],
         "all": ["matplotlib>=3.5", "tqdm>=4.60", "threadpoolctl>=3", "pytest>=7", "hypothesis>=6",
