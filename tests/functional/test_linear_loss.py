@@ -44,6 +44,16 @@ def test_linear_errors(device, to_device):
         F.linear(to_device(np.zeros((2, 4))), to_device(np.zeros((3, 5))))
     with pytest.raises(ValueError, match=r"linear: expected bias of shape \(3,\)"):
         F.linear(to_device(np.zeros((2, 5))), to_device(np.zeros((3, 5))), to_device(np.zeros(4)))
+    with pytest.raises(ValueError, match=r"linear: expected weight \(out_features, in_features\), got \(3, 5, 1\)"):
+        F.linear(to_device(np.zeros((2, 5))), to_device(np.zeros((3, 5, 1))))
+
+
+def test_flatten_and_softmax_argument_errors(device, to_device):
+    x = to_device(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="flatten: start_dim 2 comes after end_dim 1"):
+        F.flatten(x, 2, 1)
+    with pytest.raises(TypeError, match="softmax: give dim= or axis=, not both"):
+        F.softmax(x, dim=1, axis=1)
 
 
 @pytest.mark.parametrize("start,end,expected", [(1, -1, (2, 60)), (0, -1, (120,)), (2, 3, (2, 3, 20)),

@@ -159,6 +159,8 @@ def test_bn_errors(device, to_device, xp):
         F.batch_norm(to_device(np.zeros((2, 4))), rm, rv)
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         F.batch_norm(to_device(np.zeros((1, 3))), rm, rv, training=True)
+    with pytest.raises(ValueError, match="running_mean and running_var must both be given or both be None"):
+        F.batch_norm(to_device(np.zeros((2, 3))), rm, None)
     if device != "cpu":  # buffers on another device than the input
         with pytest.raises(TypeError, match="different devices"):
             F.batch_norm(to_device(np.zeros((2, 3))), np.zeros(3), np.ones(3))
