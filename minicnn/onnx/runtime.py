@@ -25,11 +25,12 @@ def compare(model, path, *arrays):
     """``(largest absolute difference, largest relative difference)`` between onnxruntime's
     outputs of ``path`` and ``model``'s own in eval mode, over all outputs. The relative difference
     is the absolute one divided by the largest magnitude of minicnn's output."""
+    device = next((p.device for p in model.parameters()), "cpu")
     was_training = model.training
     model.eval()
     try:
         with no_grad():
-            ours = model(*[Tensor(a) for a in arrays])
+            ours = model(*[Tensor(backend.to_device(a, device)) for a in arrays])
     finally:
         model.train(was_training)
     ours = ours if isinstance(ours, (tuple, list)) else (ours,)

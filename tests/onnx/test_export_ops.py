@@ -182,3 +182,13 @@ def test_without_onnx_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(exporter, "onnx", None)
     with pytest.raises(RuntimeError, match=r'needs the onnx package: pip install "minicnn\[onnx\]"'):
         export(nn.ReLU(), _x(2, 3), tmp_path / "m.onnx")
+
+
+def test_a_model_on_another_device(tmp_path):
+    """The trace runs where the model's parameters are (here the CPU stand-in of a GPU); the
+    weights are written from the host."""
+    testing = pytest.importorskip("minicnn.testing")
+    device = "standin" if "standin" in testing.available_devices() else "cpu"
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).to(device)
+    _check(model, _x(2, 3, 5, 5), tmp_path)
