@@ -2,6 +2,8 @@
 float64, on every test device; and the gradient checks pass with fast paths on and off."""
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import minicnn as mc
 import minicnn.functional as F
@@ -105,6 +107,44 @@ def test_fast_paths_equal_reference_on_realistic_shapes(device, on_one_and_three
         np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-11)
         for a, b in zip(grads, ref_grads):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-11)
+
+
+@st.composite
+def conv_and_pool_shapes(draw):
+    """A convolution (groups, strides, paddings, rectangular kernels, with or without bias) and a
+    pool (max or average, padding up to half the kernel, ceil mode) of small random shapes."""
+    g, kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    h = draw(st.integers(max(1, kh - 2 * padding[0]), kh + 5))
+    w = draw(st.integers(max(1, kw - 2 * padding[1]), kw + 5))
+    conv = dict(shapes=[(draw(st.integers(1, 3)), g * draw(st.integers(1, 2)), h, w)], stride=stride,
+                padding=padding, groups=g)
+    conv["shapes"] += [(g * draw(st.integers(1, 3)), conv["shapes"][0][1] // g, kh, kw)]
+    if draw(st.booleans()):
+        conv["shapes"] += [(conv["shapes"][1][0],)]
+    pool = dict(op=draw(st.sampled_from([F.max_pool2d, F.avg_pool2d])), kernel=(kh, kw), stride=stride,
+                padding=(min(padding[0], kh // 2), min(padding[1], kw // 2)), ceil_mode=draw(st.booleans()))
+    return conv, pool, draw(st.integers(0, 2 ** 31))
+
+
+@given(cfg=conv_and_pool_shapes())
+def test_fast_conv_and_pools_equal_reference_on_random_shapes(device, cfg):
+    conv, pool, seed = cfg
+    rng = np.random.default_rng(seed)
+    x_shape = conv["shapes"][0]
+    tie_free = rng.permutation(int(np.prod(x_shape))).reshape(x_shape) * 0.1  # one maximum per window
+    cases = [(lambda *t: F.conv2d(*t, stride=conv["stride"], padding=conv["padding"], groups=conv["groups"]),
+              [mc.Tensor(rng.standard_normal(s)) for s in conv["shapes"]]),
+             (lambda t: pool["op"](t, pool["kernel"], pool["stride"], pool["padding"], pool["ceil_mode"]),
+              [mc.Tensor(tie_free)])]
+    for fn, inputs in cases:
+        out, _, grads = _run(fn, inputs, device)
+        with fast.disabled():
+            ref_out, _, ref_grads = _run(fn, inputs, device)
+        np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-12)
+        for a, b in zip(grads, ref_grads):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 EXPECTED_CPU = {Conv2d: "ThreadedConv2d", MaxPool2d: "SeparableMaxPool2d", AvgPool2d: "SeparableAvgPool2d",
