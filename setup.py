@@ -22,7 +22,8 @@ setup(
     extras_require={
         "gpu": ["cupy-cuda12x"],        # NVIDIA driver for CUDA 12.x
         "gpu13": ["cupy-cuda13x"],      # NVIDIA driver for CUDA 13.x
-        "test": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6", "jupytext>=1.14"],
+        "test": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6", "jupytext>=1.14",
+                 "coverage>=7", "pytest-cov>=4"],
         "plot": ["matplotlib>=3.5"],
         "progress": ["tqdm>=4.60"],
         "threads": ["threadpoolctl>=3"],  # BLAS thread control beyond Linux's OpenBLAS
