@@ -18,6 +18,12 @@ an op runs on that device::
     scratch.py        reusable scratch buffers (CPU)
     host_memory.py    glibc's allocator setting that ``minicnn train`` opts into
 
+Seams, not copies: where a fast class differs from its reference in one step, the reference
+exposes that step as a method and the fast class overrides only it (``Conv2d.unfold``/``fold``/
+``matmul``/``bias_grad``, ``Linear.matmul``, pooling's ``window_geometry``); a fast class replaces
+``forward``/``backward`` only where the whole computation is arranged differently (chunks on
+threads, fused kernels).
+
 ``with minicnn.fast.disabled():`` runs every op's reference code; each fast path is tested equal
 to its reference, forward and backward (tests/fast/). docs/performance.md says what each buys.
 
