@@ -35,6 +35,7 @@ setup(
     },
     entry_points={"console_scripts": ["minicnn=minicnn.cli:main"]},
     include_package_data=True,
+    package_data={"minicnn.fast": ["kernels/*.cu", "kernels/*.cuh"]},  # the CUDA kernels' sources
     license="MIT",
     classifiers=[
         "Programming Language :: Python :: 3",

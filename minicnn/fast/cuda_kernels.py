@@ -1,8 +1,13 @@
 r"""Hand-written CUDA kernels for the ops whose whole-array (NumPy-style) code is slow on a GPU.
 
+The kernels are CUDA files in ``kernels/``, one per family: ``convolution.cu``, ``pooling.cu``,
+``normalization.cu`` (batch norm), ``lrn.cu``, ``activation.cu``, ``losses.cu``, ``dropout.cu``,
+``optimizers.cu`` (``windows.cuh``: a helper of convolution's and pooling's). This module loads
+them by name, compiles each on first use and launches them from the wrappers below.
+
 Why these kernels exist
 -----------------------
-The array code in ``conv.py`` and ``normalization.py`` runs unchanged on CuPy, but it is written
+The array code in ``conv.py`` and ``lrn.py`` runs unchanged on CuPy, but it is written
 as a sequence of whole-array operations, and on a GPU each one is a kernel launch that reads and
 writes all of its operands in global memory. The first two kernels show why:
 
@@ -13,7 +18,7 @@ writes all of its operands in global memory. The first two kernels show why:
   window sum, then ``s**-beta`` and the product, each a full-size temporary; backward does the
   same again.
 
-The kernels below do each op in ONE pass: every thread computes its own output element(s) from
+The kernels do each op in ONE pass: every thread computes its own output element(s) from
 the inputs and writes them once. No temporaries, no zeroing, no atomics.
 
 Thread mapping
@@ -34,7 +39,7 @@ Element ``i`` is decoded from its C-order index into coordinates:
   over the ``size`` channels of its window. That costs ``size`` reads per output instead of one,
   but neighbouring threads read neighbouring positions ``p`` (coalesced), and a value read again
   by the thread of the next channel comes from the cache; in exchange, the sum is taken in the
-  same order as ``normalization._window_sum`` (so float64 results match the CPU's to rounding),
+  same order as ``lrn._window_sum`` (so float64 results match the CPU's to rounding),
   and there are N*C*S threads to keep the GPU busy (a thread per (n, p) walking the channels with
   a running sum would give AlexNet's (4, 96, 55, 55) only 12,100 threads, far fewer than a GPU
   holds at once).
@@ -47,15 +52,16 @@ Element ``i`` is decoded from its C-order index into coordinates:
 
 One source, two compilers, two dtypes, two index types
 ------------------------------------------------------
-Each source is a plain ``extern "C" __global__`` function written over a float type ``T`` and an
-integer type ``I`` for its sizes and indices. ``_source(name, dtype, index)`` prepends
-``typedef float T;`` or ``typedef double T;`` and ``typedef int I;`` or ``typedef long long I;``;
-CuPy compiles the result with NVRTC. ``_launch`` picks ``I`` per launch (``index_type``): ``int``
+Each kernel is a plain ``extern "C" __global__`` function written over a float type ``T`` and an
+integer type ``I`` for its sizes and indices. ``source(family, dtype, index)`` prepends
+``typedef float T;`` or ``typedef double T;`` and ``typedef int I;`` or ``typedef long long I;``
+to the file (its ``#include "windows.cuh"`` inserted, and ``#line`` directives, so that a compiler's
+message names the .cu file and its line); CuPy compiles the result with NVRTC. ``_launch`` picks ``I`` per launch (``index_type``): ``int``
 whenever every index fits in 31 bits, as almost always. On a GPU a 64-bit division or modulo is a
 software routine of several dozen instructions, a 32-bit one a few; a kernel that decodes
 ``(n, c, h, w)`` from ``i`` does several per element, so this alone can decide its speed.
-The tests (``tests/fast/test_cuda_kernel_sources.py``, through ``cuda_on_cpu``) compile the same
-text as ordinary C++ on the CPU, with a few lines that define ``__global__`` away and fix
+The tests (``tests/fast/test_cuda_kernel_sources.py``, through ``minicnn.testing.cuda_on_cpu``) compile the
+same text as ordinary C++ on the CPU, with a few lines that define ``__global__`` away and fix
 ``blockIdx = threadIdx = 0``, ``blockDim = gridDim = 1``: the grid-stride loop then visits every
 ``i`` in turn, and the kernels are checked against the NumPy code on machines without a GPU.
 ``tests/fast/test_cuda_kernels_in_blocks.py`` also runs them as blocks of 256 threads taking
@@ -64,697 +70,77 @@ turns between barriers (``cuda_on_cpu.BLOCKS_SHIM``), which the block sums need.
 Compiled on first use
 ---------------------
 The wrappers take the ``cupy`` module as their first argument and build a kernel the first time
-it is needed (once per dtype and index type, cached in ``_kernels``). This module never imports
+it is needed (its family's file once per dtype and index type, ``cupy.RawModule``; each kernel
+cached in ``_kernels``, the one cache). This module never imports
 CuPy: importing minicnn must work on machines without it.
 """
 import collections
 import math
+import re
+from pathlib import Path
 
 import numpy  # host side only: the typed scalar arguments of the kernel launches
 
 # ------------------------------------------------------------------------------------------------
-# Kernel sources (T is the float type; see _source)
+# Kernel sources: one .cu file per family in kernels/, over the float type T and index type I
 # ------------------------------------------------------------------------------------------------
-WINDOWS_SOURCE = r"""
-// The windows that hold a pixel, along one axis: the pixel at padded position hp (= h + ph) lies
-// in window i (rows i*s .. i*s + k - 1 of the padded input) exactly when
-//   i from max(0, ceil((hp - k + 1) / s))  to  min(O - 1, floor(hp / s)),
-// and then at offset u = hp - i*s. Two divisions per pixel, none per window.
-__device__ void minicnn_windows(I hp, I k, I s, I O, I* first, I* last)
-{
-    *first = hp - k + 1 > 0 ? (hp - k + 1 + s - 1) / s : 0;
-    *last = hp / s < O - 1 ? hp / s : O - 1;
-}
-"""
+KERNELS = Path(__file__).parent / "kernels"
+"""The folder of the kernel sources (package data)."""
 
-COL2IM_SOURCE = WINDOWS_SOURCE + r"""
-// col2im, gather form: one thread per input pixel (n, c, h, w).
-//   x[n, c, h, w] = sum over (u, v) of cols[(c, u, v), (n, i, j)]
-//   for every window (i, j) whose offset (u, v) lands on the pixel:
-//   i*sh - ph + u = h  and  j*sw - pw + v = w,  0 <= i < Ho,  0 <= j < Wo.
-// The windows are walked from the last to the first, so that u and v grow: the sum is taken in
-// the order of conv.col2im's loop over (u, v).
-extern "C" __global__ void minicnn_col2im(
-    const T* __restrict__ cols,  // (C*kh*kw, N*Ho*Wo): rows (c, u, v), columns (n, i, j)
-    T* __restrict__ x,           // (N, C, H, W), written in full
-    I N, I C, I H, I W,
-    I kh, I kw, I sh, I sw, I ph, I pw,
-    I Ho, I Wo)
-{
-    const I total = N * C * H * W;
-    const I npix = N * Ho * Wo;  // the length of a row of cols
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I w = i % W, h = (i / W) % H, c = (i / (W * H)) % C, n = i / (W * H * C);
-        const I hp = h + ph, wp = w + pw;  // the pixel in the padded input
-        I i0, i1, j0, j1;
-        minicnn_windows(hp, kh, sh, Ho, &i0, &i1);
-        minicnn_windows(wp, kw, sw, Wo, &j0, &j1);
-        T sum = 0;
-        for (I oi = i1; oi >= i0; --oi) {
-            const I u = hp - oi * sh;
-            for (I oj = j1; oj >= j0; --oj) {
-                const I v = wp - oj * sw;
-                sum += cols[((c * kh + u) * kw + v) * npix + (n * Ho + oi) * Wo + oj];
-            }
-        }
-        x[i] = sum;
-    }
+FAMILIES = {
+    "convolution": ("minicnn_im2col", "minicnn_col2im"),
+    "pooling": ("minicnn_max_pool_forward", "minicnn_max_pool_backward",
+                "minicnn_avg_pool_forward", "minicnn_avg_pool_backward"),
+    "normalization": ("minicnn_bn_partial_sums", "minicnn_bn_sums", "minicnn_bn_finalize",
+                      "minicnn_bn_forward", "minicnn_bn_backward"),
+    "lrn": ("minicnn_lrn_forward", "minicnn_lrn_backward"),
+    "activation": ("minicnn_relu_backward",),
+    "losses": ("minicnn_cross_entropy_forward", "minicnn_cross_entropy_backward"),
+    "dropout": ("minicnn_dropout",),
+    "optimizers": ("minicnn_sgd_step", "minicnn_adam_step"),
 }
-"""
-
-LRN_FORWARD_SOURCE = r"""
-// Local response normalization, forward: one thread per element (n, c, p) of a (N, C, S).
-//   s_c = k + (alpha/size) * sum_{c' = c - before}^{c + after} a_c'^2   (c' clipped to [0, C))
-//   b_c = a_c * s_c^(-beta)
-// with before = size/2, after = (size-1)/2. The sum is taken in _window_sum's order: c itself,
-// then c+1 .. c+after, then c-1 .. c-before.
-extern "C" __global__ void minicnn_lrn_forward(
-    const T* __restrict__ a,  // (N, C, S)
-    T* __restrict__ b,        // (N, C, S) the output
-    T* __restrict__ s,        // (N, C, S) k + alpha/size * window sum: saved for backward
-    I N, I C, I S, I before, I after,
-    T alpha_over_size, T beta, T k)
-{
-    const I total = N * C * S;
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I c = (i / S) % C;
-        T sum = a[i] * a[i];
-        for (I d = 1; d <= after && c + d < C; ++d) sum += a[i + d * S] * a[i + d * S];
-        for (I d = 1; d <= before && c - d >= 0; ++d) sum += a[i - d * S] * a[i - d * S];
-        const T s_c = sum * alpha_over_size + k;
-        s[i] = s_c;
-        b[i] = a[i] * pow(s_c, -beta);
-    }
-}
-"""
-
-LRN_BACKWARD_SOURCE = r"""
-// Local response normalization, backward: one thread per element (n, c, p) of a (N, C, S).
-//   t_c' = g_c' * a_c' * s_c'^(-beta) / s_c'            (= g_c' b_c' / s_c')
-//   da_c = g_c * s_c^(-beta) - (2 alpha beta / size) * a_c * sum_{c' = c - before}^{c + after} t_c'
-// over the MIRRORED window: before = (size-1)/2, after = size/2 (the c' whose window holds c).
-// t is recomputed for each window entry (size+1 pow calls per element) rather than stored.
-extern "C" __global__ void minicnn_lrn_backward(
-    const T* __restrict__ a,   // (N, C, S) the forward's input
-    const T* __restrict__ s,   // (N, C, S) the forward's s
-    const T* __restrict__ g,   // (N, C, S) dL/db
-    T* __restrict__ da,        // (N, C, S) dL/da
-    I N, I C, I S, I before, I after,
-    T neg_two_alpha_beta_over_size, T beta)
-{
-    const I total = N * C * S;
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I c = (i / S) % C;
-        T sum = g[i] * a[i] * pow(s[i], -beta) / s[i];
-        for (I d = 1; d <= after && c + d < C; ++d) {
-            const I j = i + d * S;
-            sum += g[j] * a[j] * pow(s[j], -beta) / s[j];
-        }
-        for (I d = 1; d <= before && c - d >= 0; ++d) {
-            const I j = i - d * S;
-            sum += g[j] * a[j] * pow(s[j], -beta) / s[j];
-        }
-        da[i] = sum * a[i] * neg_two_alpha_beta_over_size + g[i] * pow(s[i], -beta);
-    }
-}
-"""
-
-IM2COL_SOURCE = r"""
-// im2col, gather form: cols (C*kh*kw, N*Ho*Wo) has rows (c, u, v) and columns (n, i, j):
-//   cols[(c, u, v), (n, i, j)] = x[n, c, i*sh - ph + u, j*sw - pw + v], or 0 in the padding.
-// One thread per (c, column) writes the kh*kw entries of its window (its position decoded once,
-// not once per entry); neighbouring threads write neighbouring columns of a row (coalesced).
-// The padding is never materialised (no padded copy of x).
-extern "C" __global__ void minicnn_im2col(
-    const T* __restrict__ x,   // (N, C, H, W)
-    T* __restrict__ cols,      // (C*kh*kw, N*Ho*Wo), written in full
-    I N, I C, I H, I W,
-    I kh, I kw, I sh, I sw, I ph, I pw,
-    I Ho, I Wo)
-{
-    const I npix = N * Ho * Wo;
-    const I total = C * npix;
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I col = i % npix, c = i / npix;
-        const I oj = col % Wo, oi = (col / Wo) % Ho, n = col / (Wo * Ho);
-        const T* plane = x + (n * C + c) * H * W;
-        T* out = cols + c * kh * kw * npix + col;  // row (c, 0, 0) of this column
-        for (I u = 0; u < kh; ++u) {
-            const I h = oi * sh - ph + u;
-            for (I v = 0; v < kw; ++v) {
-                const I w = oj * sw - pw + v;
-                out[(u * kw + v) * npix] = (h >= 0 && h < H && w >= 0 && w < W) ? plane[h * W + w] : (T)0;
-            }
-        }
-    }
-}
-"""
-
-MAX_POOL_FORWARD_SOURCE = r"""
-// Max pooling forward: one thread per output element (plane, i, j) of (N*C, Ho, Wo).
-//   y = the max over the window's pixels inside the image (padding never wins);
-//   argmax = h*W + w of the first maximum in row-major window order (a NaN wins, as NumPy's argmax).
-// A window always holds at least one pixel of the image (padding is at most half the kernel).
-extern "C" __global__ void minicnn_max_pool_forward(
-    const T* __restrict__ x,         // (N*C, H, W)
-    T* __restrict__ y,               // (N*C, Ho, Wo)
-    long long* __restrict__ argmax,  // (N*C, Ho, Wo): index in the plane, for backward
-    I planes, I H, I W, I Ho, I Wo,
-    I kh, I kw, I sh, I sw, I ph, I pw)
-{
-    const I total = planes * Ho * Wo;
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I oj = i % Wo, oi = (i / Wo) % Ho, plane = i / (Wo * Ho);
-        const T* xp = x + plane * H * W;
-        T best = 0;
-        I arg = -1;
-        for (I u = 0; u < kh; ++u) {
-            const I h = oi * sh - ph + u;
-            if (h < 0 || h >= H) continue;
-            for (I v = 0; v < kw; ++v) {
-                const I w = oj * sw - pw + v;
-                if (w < 0 || w >= W) continue;
-                const T value = xp[h * W + w];
-                if (arg < 0 || value > best || (value != value && best == best)) {
-                    best = value;
-                    arg = h * W + w;
-                }
-            }
-        }
-        y[i] = best;
-        argmax[i] = arg;
-    }
-}
-"""
-
-MAX_POOL_BACKWARD_SOURCE = WINDOWS_SOURCE + r"""
-// Max pooling backward, gather form: one thread per input pixel (plane, h, w). It adds the
-// gradient of every window (i, j) that contains the pixel (minicnn_windows finds them) and
-// whose argmax is this pixel.
-// Each pixel is written once: no atomics, and the same sum order every run.
-extern "C" __global__ void minicnn_max_pool_backward(
-    const T* __restrict__ g,               // (N*C, Ho, Wo)
-    const long long* __restrict__ argmax,  // (N*C, Ho, Wo)
-    T* __restrict__ dx,                    // (N*C, H, W), written in full
-    I planes, I H, I W, I Ho, I Wo,
-    I kh, I kw, I sh, I sw, I ph, I pw)
-{
-    const I total = planes * H * W;
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I w = i % W, h = (i / W) % H, plane = i / (W * H);
-        const I here = h * W + w;
-        const I hp = h + ph, wp = w + pw;
-        I i0, i1, j0, j1;
-        minicnn_windows(hp, kh, sh, Ho, &i0, &i1);
-        minicnn_windows(wp, kw, sw, Wo, &j0, &j1);
-        T sum = 0;
-        for (I oi = i0; oi <= i1; ++oi)
-            for (I oj = j0; oj <= j1; ++oj) {
-                const I o = (plane * Ho + oi) * Wo + oj;
-                if (argmax[o] == here) sum += g[o];
-            }
-        dx[i] = sum;
-    }
-}
-"""
-
-AVG_POOL_FORWARD_SOURCE = r"""
-// Average pooling forward (padding counted in the divisor, PyTorch's default): one thread per
-// output (plane, i, j). The window rows r0 = i*sh - ph .. r0 + kh - 1 are clipped to the padded
-// border [-ph, H + ph) for the divisor d, and to the image [0, H) for the sum (padding adds 0).
-extern "C" __global__ void minicnn_avg_pool_forward(
-    const T* __restrict__ x, T* __restrict__ y,
-    I planes, I H, I W, I Ho, I Wo,
-    I kh, I kw, I sh, I sw, I ph, I pw)
-{
-    const I total = planes * Ho * Wo;
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I oj = i % Wo, oi = (i / Wo) % Ho, plane = i / (Wo * Ho);
-        const I r0 = oi * sh - ph, q0 = oj * sw - pw;
-        const I r1 = r0 + kh < H + ph ? r0 + kh : H + ph, q1 = q0 + kw < W + pw ? q0 + kw : W + pw;
-        const T* xp = x + plane * H * W;
-        T sum = 0;
-        for (I h = r0 > 0 ? r0 : 0; h < (r1 < H ? r1 : H); ++h)
-            for (I w = q0 > 0 ? q0 : 0; w < (q1 < W ? q1 : W); ++w)
-                sum += xp[h * W + w];
-        y[i] = sum / (T)((r1 - r0) * (q1 - q0));
-    }
-}
-"""
-
-AVG_POOL_BACKWARD_SOURCE = WINDOWS_SOURCE + r"""
-// Average pooling backward, gather form: one thread per input pixel (plane, h, w) adds g / d of
-// every window (i, j) that contains it (the windows are found as in max pooling's backward).
-extern "C" __global__ void minicnn_avg_pool_backward(
-    const T* __restrict__ g, T* __restrict__ dx,
-    I planes, I H, I W, I Ho, I Wo,
-    I kh, I kw, I sh, I sw, I ph, I pw)
-{
-    const I total = planes * H * W;
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I w = i % W, h = (i / W) % H, plane = i / (W * H);
-        const I hp = h + ph, wp = w + pw;
-        I i0, i1, j0, j1;
-        minicnn_windows(hp, kh, sh, Ho, &i0, &i1);
-        minicnn_windows(wp, kw, sw, Wo, &j0, &j1);
-        T sum = 0;
-        for (I oi = i0; oi <= i1; ++oi) {
-            const I r0 = oi * sh - ph, r1 = r0 + kh < H + ph ? r0 + kh : H + ph;
-            for (I oj = j0; oj <= j1; ++oj) {
-                const I q0 = oj * sw - pw, q1 = q0 + kw < W + pw ? q0 + kw : W + pw;
-                sum += g[(plane * Ho + oi) * Wo + oj] / (T)((r1 - r0) * (q1 - q0));
-            }
-        }
-        dx[i] = sum;
-    }
-}
-"""
-
-PARAMETER_TABLE_SOURCE = r"""
-// The optimizers' kernels update many parameters in one launch. The parameters are laid end to
-// end in one virtual range of `total` elements: parameter k owns [offsets[k], offsets[k+1]).
-// `table` holds offsets[0..count], then one column of `count` addresses per array kind
-// (parameters, gradients, buffers ...). Element i belongs to the parameter found here, by
-// binary search over the offsets (a few reads of a small, cached table).
-__device__ I minicnn_find_parameter(const long long* offsets, I count, I i)
-{
-    I lo = 0, hi = count;              // offsets[lo] <= i < offsets[hi]
-    while (hi - lo > 1) {
-        const I mid = (lo + hi) / 2;
-        if (offsets[mid] <= i) lo = mid; else hi = mid;
-    }
-    return lo;
-}
-"""
-
-SGD_STEP_SOURCE = PARAMETER_TABLE_SOURCE + r"""
-// One SGD step of MANY parameters in one launch (PyTorch's rule, minicnn/optim/sgd.py):
-//   d = g + weight_decay * p
-//   buf = first ? d : momentum * buf + (1 - dampening) * d        (when momentum != 0)
-//   d = nesterov ? d + momentum * buf : buf                         (when momentum != 0)
-//   p = p - lr * d
-// Table columns: parameters, gradients, momentum buffers. About six whole-array operations per
-// parameter become one launch in all.
-extern "C" __global__ void minicnn_sgd_step(
-    const long long* __restrict__ table, I count, I total,
-    T lr, T momentum, T dampening, T weight_decay, I nesterov, I first)
-{
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I k = minicnn_find_parameter(table, count, i);
-        T* p = (T*)table[count + 1 + k];
-        const T* g = (const T*)table[2 * count + 1 + k];
-        T* buf = (T*)table[3 * count + 1 + k];
-        const I j = i - table[k];
-        T d = g[j] + weight_decay * p[j];
-        if (momentum != (T)0) {
-            const T b = first ? d : momentum * buf[j] + ((T)1 - dampening) * d;
-            buf[j] = b;
-            d = nesterov ? d + momentum * b : b;
-        }
-        p[j] = p[j] - lr * d;
-    }
-}
-"""
-
-ADAM_STEP_SOURCE = PARAMETER_TABLE_SOURCE + r"""
-// One Adam / AdamW step of MANY parameters in one launch (minicnn/optim/adam.py, PyTorch's order
-// of operations), all at the same step t. The scalars come computed in double on the host, as
-// the reference computes them: c1 = 1 - beta1, c2 = 1 - beta2, decay = 1 - lr * weight_decay,
-// step = lr / (1 - beta1^t), bias2_sqrt = sqrt(1 - beta2^t).
-//   AdamW: p = p * decay;   Adam: g = g + weight_decay * p
-//   m = m + c1 (g - m);   v = beta2 v + c2 g^2;   (amsgrad: vmax = max(vmax, v))
-//   p = p - step * m / (sqrt(v or vmax) / bias2_sqrt + eps)
-// Table columns: parameters, gradients, m, v, vmax (any address when amsgrad is 0). About
-// thirteen whole-array operations per parameter become one launch in all.
-extern "C" __global__ void minicnn_adam_step(
-    const long long* __restrict__ table, I count, I total,
-    T c1, T beta2, T c2, T eps, T weight_decay, T decay, T step, T bias2_sqrt,
-    I decoupled, I amsgrad)
-{
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I k = minicnn_find_parameter(table, count, i);
-        T* p = (T*)table[count + 1 + k];
-        const T* grad = (const T*)table[2 * count + 1 + k];
-        T* m = (T*)table[3 * count + 1 + k];
-        T* v = (T*)table[4 * count + 1 + k];
-        T* vmax = (T*)table[5 * count + 1 + k];
-        const I j = i - table[k];
-        T g = grad[j];
-        if (weight_decay != (T)0) {
-            if (decoupled) p[j] = p[j] * decay;
-            else g = g + weight_decay * p[j];
-        }
-        m[j] = m[j] + c1 * (g - m[j]);
-        v[j] = v[j] * beta2 + c2 * (g * g);
-        T second = v[j];
-        if (amsgrad) {
-            vmax[j] = vmax[j] > second ? vmax[j] : second;
-            second = vmax[j];
-        }
-        const T denom = sqrt(second) / bias2_sqrt + eps;
-        p[j] = p[j] - step * (m[j] / denom);
-    }
-}
-"""
-
-BN_PARTIAL_SUMS_SOURCE = r"""
-// Per-channel sums (batch norm's, and conv's bias gradient), first pass. The m = N*S values of
-// channel c of an (N, C, S) array are cut into B chunks of `chunk` values; block (c, b) sums
-// chunk b in double precision:
-//   mode 0:  part1 = sum a,  part2 = sum a^2               (a = x: batch norm's statistics)
-//   mode 1:  part1 = sum a,  part2 = sum a (b - mean[c])   (a = g, b = x: batch norm's backward)
-//   mode 2:  part1 = sum a                                 (a = g: a bias's gradient)
-// and writes them to part1[c*B + b], part2[c*B + b]; minicnn_bn_sums adds the B parts of each
-// channel. Many blocks per channel keep every multiprocessor of the GPU busy: one block per
-// channel (16 blocks for ResNet-20's first stage) would leave most of the GPU idle, and each of
-// its threads would wait on hundreds of reads in turn. blockDim.x must be a power of two <= 256.
-extern "C" __global__ void minicnn_bn_partial_sums(
-    const T* __restrict__ a, const T* __restrict__ b,     // (N, C, S); b read in mode 1 only
-    const T* __restrict__ mean,                           // (C,) read in mode 1 only
-    double* __restrict__ part1, double* __restrict__ part2, // (C, B) the partial sums
-    I N, I C, I S, I B, I chunk, I mode)
-{
-    __shared__ double shared1[256];
-    __shared__ double shared2[256];
-    const I m = N * S;
-    for (I work = blockIdx.x; work < C * B; work += gridDim.x) {
-        const I c = work / B, stop = (work % B + 1) * chunk < m ? (work % B + 1) * chunk : m;
-        const double center = mode == 1 ? (double)mean[c] : 0.0;
-        // value j of the channel is a[(n*C + c)*S + p] with n = j / S, p = j % S; the thread's
-        // j grows by blockDim.x per step, and (n, p) with it, without a division per value
-        I j = (work % B) * chunk + threadIdx.x, n = j / S, p = j % S;
-        const I dn = blockDim.x / S, dp = blockDim.x % S;
-        double s1 = 0.0, s2 = 0.0;
-        for (; j < stop; j += blockDim.x) {
-            const I i = (n * C + c) * S + p;
-            const double v = a[i];
-            s1 += v;
-            s2 += mode == 0 ? v * v : mode == 1 ? v * ((double)b[i] - center) : 0.0;
-            n += dn;
-            p += dp;
-            if (p >= S) { p -= S; ++n; }
-        }
-        shared1[threadIdx.x] = s1;
-        shared2[threadIdx.x] = s2;
-        __syncthreads();
-        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {  // the block's tree sum
-            if (threadIdx.x < half) {
-                shared1[threadIdx.x] += shared1[threadIdx.x + half];
-                shared2[threadIdx.x] += shared2[threadIdx.x + half];
-            }
-            __syncthreads();
-        }
-        if (threadIdx.x == 0) {
-            part1[work] = shared1[0];
-            part2[work] = shared2[0];
-        }
-        __syncthreads();
-    }
-}
-"""
-
-BN_SUMS_SOURCE = r"""
-// Per-channel sums, second pass: one block per channel c adds the B partial sums of
-// minicnn_bn_partial_sums (a strided share per thread, then the block's tree: the same order,
-// and so the same result, every run), and its thread 0 finishes:
-//   mode 0:  sum1[c] = mean = part1 / m,  sum2[c] = var = part2 / m - mean^2 (biased),
-//            then the channel's constants and running estimates (minicnn_bn_channel)
-//   mode 1:  sum1[c] = sum g,  sum2[c] = inv_std[c] * part2 = sum g * xhat
-//   mode 2:  sum1[c] = sum g   (sum2 and inv_std untouched)
-extern "C" __global__ void minicnn_bn_sums(
-    const double* __restrict__ part1, const double* __restrict__ part2,  // (C, B)
-    T* __restrict__ inv_std,                                  // (C,): written in mode 0, read in 1
-    T* __restrict__ sum1, T* __restrict__ sum2,              // (C,) the results
-    I C, I B, I m, I mode,
-    const T* __restrict__ gamma, const T* __restrict__ beta,      // the constants (mode 0)
-    T* __restrict__ running_mean, T* __restrict__ running_var, T* __restrict__ scale,
-    T* __restrict__ shift, I has_gamma, I has_beta, I update_running, T eps, T momentum)
-{
-    __shared__ double shared1[256];
-    __shared__ double shared2[256];
-    for (I c = blockIdx.x; c < C; c += gridDim.x) {
-        double s1 = 0.0, s2 = 0.0;
-        for (I b = threadIdx.x; b < B; b += blockDim.x) {
-            s1 += part1[c * B + b];
-            s2 += part2[c * B + b];
-        }
-        shared1[threadIdx.x] = s1;
-        shared2[threadIdx.x] = s2;
-        __syncthreads();
-        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
-            if (threadIdx.x < half) {
-                shared1[threadIdx.x] += shared1[threadIdx.x + half];
-                shared2[threadIdx.x] += shared2[threadIdx.x + half];
-            }
-            __syncthreads();
-        }
-        if (threadIdx.x == 0) {
-            if (mode == 2) {
-                sum1[c] = (T)shared1[0];
-            } else if (mode == 1) {
-                sum1[c] = (T)shared1[0];
-                sum2[c] = (T)(shared2[0] * (double)inv_std[c]);
-            } else {
-                const double mu = shared1[0] / (double)m;
-                const double var = shared2[0] / (double)m - mu * mu;
-                sum1[c] = (T)mu;
-                sum2[c] = (T)(var > 0.0 ? var : 0.0);
-                minicnn_bn_channel(c, sum1[c], sum2[c], gamma, beta, running_mean, running_var, inv_std,
-                                   scale, shift, m, has_gamma, has_beta, update_running, eps, momentum);
-            }
-        }
-        __syncthreads();
-    }
-}
-"""
-
-BN_CHANNEL_SOURCE = r"""
-// Batch norm, the per-channel constants of channel c from its statistics (mean, var):
-//   inv_std = 1 / sqrt(var + eps),  scale = gamma * inv_std (or inv_std),  shift = beta (or 0)
-//   when update_running: running_mean = (1 - momentum) running_mean + momentum mean
-//                        running_var  = (1 - momentum) running_var  + momentum var * m / (m - 1)
-__device__ void minicnn_bn_channel(
-    I c, T mean, T var, const T* gamma, const T* beta, T* running_mean, T* running_var,
-    T* inv_std, T* scale, T* shift, I m, I has_gamma, I has_beta,
-    I update_running, T eps, T momentum)
-{
-    const T inv = (T)1 / sqrt(var + eps);
-    inv_std[c] = inv;
-    scale[c] = has_gamma ? gamma[c] * inv : inv;
-    shift[c] = has_beta ? beta[c] : (T)0;
-    if (update_running) {
-        running_mean[c] = ((T)1 - momentum) * running_mean[c] + momentum * mean;
-        running_var[c] = ((T)1 - momentum) * running_var[c] + momentum * var * (T)m / (T)(m - 1);
-    }
-}
-"""
-
-BN_FINALIZE_SOURCE = BN_CHANNEL_SOURCE + r"""
-// The constants of every channel from given statistics (evaluation: the running estimates), one
-// thread per channel. (In training, minicnn_bn_sums computes them with the statistics.)
-extern "C" __global__ void minicnn_bn_finalize(
-    const T* __restrict__ mean, const T* __restrict__ var,
-    const T* __restrict__ gamma, const T* __restrict__ beta,      // read when has_gamma / has_beta
-    T* __restrict__ running_mean, T* __restrict__ running_var,    // written when update_running
-    T* __restrict__ inv_std, T* __restrict__ scale, T* __restrict__ shift,
-    I C, I m, I has_gamma, I has_beta, I update_running,
-    T eps, T momentum)
-{
-    for (I c = (I)(blockIdx.x * blockDim.x + threadIdx.x); c < C;
-         c += (I)(blockDim.x * gridDim.x)) {
-        minicnn_bn_channel(c, mean[c], var[c], gamma, beta, running_mean, running_var, inv_std, scale,
-                           shift, m, has_gamma, has_beta, update_running, eps, momentum);
-    }
-}
-"""
-
-BN_FORWARD_SOURCE = r"""
-// Batch norm, normalise: one thread per element (n, c, p) of an (N, C, S) array.
-//   y = (x - mean[c]) * scale[c] + shift[c],   scale = gamma / sigma, shift = beta
-extern "C" __global__ void minicnn_bn_forward(
-    const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ scale,
-    const T* __restrict__ shift, T* __restrict__ y, I total, I C, I S)
-{
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I c = (i / S) % C;
-        y[i] = (x[i] - mean[c]) * scale[c] + shift[c];
-    }
-}
-"""
-
-BN_BACKWARD_SOURCE = r"""
-// Batch norm, input gradient: one thread per element (n, c, p) of an (N, C, S) array.
-//   training (batch statistics):  dx = scale[c] * (g - (sum_g[c] + xhat * sum_gxhat[c]) / m)
-//   evaluation (constants):       dx = scale[c] * g
-// with xhat = (x - mean[c]) * inv_std[c] and scale = gamma / sigma.
-extern "C" __global__ void minicnn_bn_backward(
-    const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ mean,
-    const T* __restrict__ inv_std, const T* __restrict__ scale, const T* __restrict__ sum_g,
-    const T* __restrict__ sum_gxhat, T* __restrict__ dx,
-    I total, I C, I S, I m, I training)
-{
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const I c = (i / S) % C;
-        if (training) {
-            const T xhat = (x[i] - mean[c]) * inv_std[c];
-            dx[i] = scale[c] * (g[i] - (sum_g[c] + xhat * sum_gxhat[c]) / (T)m);
-        } else {
-            dx[i] = scale[c] * g[i];
-        }
-    }
-}
-"""
-
-RELU_BACKWARD_SOURCE = r"""
-// ReLU's gradient from the forward's output y = max(x, 0): dx = g where y > 0 (that is, x > 0),
-// else 0. One launch, where the whole-array code takes two (the mask, then the product).
-extern "C" __global__ void minicnn_relu_backward(
-    const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ dx, I total)
-{
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        dx[i] = y[i] > (T)0 ? g[i] : (T)0;
-    }
-}
-"""
-
-CROSS_ENTROPY_FORWARD_SOURCE = r"""
-// Softmax cross-entropy of (N, C) logits z against labels t, one block per row n, its threads
-// sharing the classes (a strided share each, then a tree over the block: blockDim.x must be a
-// power of two <= 256):
-//   m = max_j z[n, j],  p[n, j] = exp(z[n, j] - m) / s  with  s = sum_j exp(z[n, j] - m),
-//   loss[n] = log(s) - (z[n, t[n]] - m)
-// p is kept for backward. The labels were checked (0 <= t[n] < C) before the launch. (A thread
-// per row would walk ImageNet's 1000 classes three times alone, a read at a time.)
-extern "C" __global__ void minicnn_cross_entropy_forward(
-    const T* __restrict__ z, const long long* __restrict__ t, T* __restrict__ p,
-    T* __restrict__ loss, I n, I c)
-{
-    __shared__ T shared[256];
-    for (I row = blockIdx.x; row < n; row += gridDim.x) {
-        const T* zr = z + row * c;
-        T* pr = p + row * c;
-        T m = zr[0];
-        for (I j = threadIdx.x; j < c; j += blockDim.x) m = zr[j] > m ? zr[j] : m;
-        shared[threadIdx.x] = m;
-        __syncthreads();
-        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {  // the block's maximum
-            if (threadIdx.x < half && shared[threadIdx.x + half] > shared[threadIdx.x])
-                shared[threadIdx.x] = shared[threadIdx.x + half];
-            __syncthreads();
-        }
-        m = shared[0];
-        __syncthreads();
-        T s = 0;
-        for (I j = threadIdx.x; j < c; j += blockDim.x) {
-            pr[j] = exp(zr[j] - m);
-            s += pr[j];
-        }
-        shared[threadIdx.x] = s;
-        __syncthreads();
-        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {  // the block's sum
-            if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
-            __syncthreads();
-        }
-        s = shared[0];
-        for (I j = threadIdx.x; j < c; j += blockDim.x) pr[j] = pr[j] / s;
-        if (threadIdx.x == 0) loss[row] = log(s) - (zr[t[row]] - m);
-        __syncthreads();  // shared is reused by the next row
-    }
-}
-"""
-
-CROSS_ENTROPY_BACKWARD_SOURCE = r"""
-// dz[n, j] = (p[n, j] - [j == t[n]]) * (g / N), g the loss's (0-d) gradient, one thread per entry.
-extern "C" __global__ void minicnn_cross_entropy_backward(
-    const T* __restrict__ p, const long long* __restrict__ t, const T* __restrict__ g,
-    T* __restrict__ dz, I n, I c)
-{
-    const T scale = g[0] * (T)(1.0 / (double)n);
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < n * c;
-         i += (I)(blockDim.x * gridDim.x)) {
-        const T hit = (i % c) == t[i / c] ? (T)1 : (T)0;
-        dz[i] = (p[i] - hit) * scale;
-    }
-}
-"""
-
-DROPOUT_SOURCE = r"""
-// Inverted dropout with its mask drawn ON THE DEVICE, from a counter-based hash of (seed, i):
-//   r_i = splitmix64(seed + (i + 1) * 0x9E3779B97F4A7C15) >> 11       (53 random bits)
-//   forward  (g = x):  y  = r_i >= threshold ? x * scale : 0
-//   backward (g = dy): dx = r_i >= threshold ? g * scale : 0
-// with threshold = ceil(p * 2^53), so P(keep) = 1 - p (to 2^-53), and scale = 1 / (1 - p).
-// Backward recomputes r_i from the same seed: no mask or draws are stored or copied, nothing
-// is drawn on the host. The seed is one draw of the package's generator (mc.manual_seed repeats
-// the masks). splitmix64 is the output function of Java's SplittableRandom (Steele et al., 2014).
-extern "C" __global__ void minicnn_dropout(
-    const T* __restrict__ g, T* __restrict__ out, I total,
-    unsigned long long seed, unsigned long long threshold, T scale)
-{
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-         i += (I)(blockDim.x * gridDim.x)) {
-        unsigned long long z = seed + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        z = z ^ (z >> 31);
-        out[i] = (z >> 11) >= threshold ? g[i] * scale : (T)0;
-    }
-}
-"""
-
-SOURCES = {
-    "minicnn_col2im": COL2IM_SOURCE,
-    "minicnn_sgd_step": SGD_STEP_SOURCE,
-    "minicnn_adam_step": ADAM_STEP_SOURCE,
-    "minicnn_im2col": IM2COL_SOURCE,
-    "minicnn_max_pool_forward": MAX_POOL_FORWARD_SOURCE,
-    "minicnn_max_pool_backward": MAX_POOL_BACKWARD_SOURCE,
-    "minicnn_avg_pool_forward": AVG_POOL_FORWARD_SOURCE,
-    "minicnn_avg_pool_backward": AVG_POOL_BACKWARD_SOURCE,
-    "minicnn_bn_partial_sums": BN_PARTIAL_SUMS_SOURCE,
-    "minicnn_bn_sums": BN_CHANNEL_SOURCE + BN_SUMS_SOURCE,
-    "minicnn_bn_finalize": BN_FINALIZE_SOURCE,
-    "minicnn_bn_forward": BN_FORWARD_SOURCE,
-    "minicnn_bn_backward": BN_BACKWARD_SOURCE,
-    "minicnn_lrn_forward": LRN_FORWARD_SOURCE,
-    "minicnn_lrn_backward": LRN_BACKWARD_SOURCE,
-    "minicnn_relu_backward": RELU_BACKWARD_SOURCE,
-    "minicnn_dropout": DROPOUT_SOURCE,
-    "minicnn_cross_entropy_forward": CROSS_ENTROPY_FORWARD_SOURCE,
-    "minicnn_cross_entropy_backward": CROSS_ENTROPY_BACKWARD_SOURCE,
-}
-"""Kernel name -> CUDA source over the float type ``T``."""
+"""Kernel file (``kernels/<family>.cu``) -> the kernels it defines."""
 
 _C_TYPES = {numpy.dtype(numpy.float32): "float", numpy.dtype(numpy.float64): "double"}
 _INDEX_TYPES = {numpy.dtype(numpy.int32): "int", numpy.dtype(numpy.int64): "long long"}
 
 
-def _source(name, dtype, index=numpy.int64):
-    """The complete source of kernel ``name`` for ``dtype`` and the index type ``index``:
-    ``typedef <float|double> T; typedef <int|long long> I;`` + body."""
+def family_of(name):
+    """The family (file) of kernel ``name``."""
+    for family, names in FAMILIES.items():
+        if name in names:
+            return family
+    raise ValueError(f"cuda_kernels: no kernel {name!r} in {sorted(FAMILIES)}")
+
+
+def _read(path):
+    """``path``'s text, each ``#include "file"`` replaced by that file (from the same folder), with
+    ``#line`` directives: the compilers' messages name the .cu file and its line."""
+    if not path.is_file():
+        raise FileNotFoundError(f"cuda_kernels: no kernel source {path}")
+    lines = [f'#line 1 "{path.as_posix()}"']
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        included = re.fullmatch(r'\s*#include "([\w.]+)"\s*', line)
+        if included:
+            lines += [_read(path.parent / included.group(1)), f'#line {number + 1} "{path.as_posix()}"']
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def source(family, dtype, index=numpy.int64):
+    """The complete source of ``kernels/<family>.cu`` for ``dtype`` and the index type ``index``:
+    ``typedef <float|double> T; typedef <int|long long> I;``, then the file."""
     dtype, index = numpy.dtype(dtype), numpy.dtype(index)
     if dtype not in _C_TYPES:
-        raise TypeError(f"{name}: only float32 and float64 are supported, got {dtype}")
-    return f"typedef {_C_TYPES[dtype]} T;\ntypedef {_INDEX_TYPES[index]} I;\n" + SOURCES[name]
+        raise TypeError(f"{family}.cu: only float32 and float64 are supported, got {dtype}")
+    return f"typedef {_C_TYPES[dtype]} T;\ntypedef {_INDEX_TYPES[index]} I;\n" + _read(KERNELS / f"{family}.cu") + "\n"
 
 
 # ------------------------------------------------------------------------------------------------
 # Compiling and launching
 # ------------------------------------------------------------------------------------------------
-_kernels = {}  # (kernel name, dtype, index dtype) -> cupy.RawKernel, filled on first use
+_kernels = {}  # (kernel name, dtype, index dtype) -> the compiled kernel: the one cache, filled on first use
 
 BLOCK = 256
 """Threads per block."""
@@ -764,11 +150,13 @@ INT32_LIMIT = 2**31 - 1
 
 
 def _kernel(cupy, name, dtype, index=numpy.int64):
-    """The compiled kernel ``name`` for ``dtype`` and ``index`` (built by CuPy on first use, then cached)."""
+    """The compiled kernel ``name`` for ``dtype`` and ``index``: its family's file compiled by CuPy
+    on first use (``cupy.RawModule``, which compiles a source text once), then cached."""
     key = (name, numpy.dtype(dtype), numpy.dtype(index))
     kernel = _kernels.get(key)
     if kernel is None:
-        kernel = _kernels[key] = cupy.RawKernel(_source(name, dtype, index), name)
+        module = cupy.RawModule(code=source(family_of(name), dtype, index))
+        kernel = _kernels[key] = module.get_function(name)
     return kernel
 
 
@@ -925,7 +313,7 @@ BN_MAX_PARTS = 1024
 
 def _bn_sums(cupy, dtype, a, b, mean, inv_std, sum1, sum2, mode, constants):
     """The per-channel sums of an (N, C, *) array in two launches (``mode``: 0 statistics, 1
-    batch norm's gradient sums, 2 plain sums; see ``BN_PARTIAL_SUMS_SOURCE``): partial sums of
+    batch norm's gradient sums, 2 plain sums; see ``kernels/normalization.cu``): partial sums of
     chunks of each channel (``minicnn_bn_partial_sums``, enough blocks to fill the GPU), then a
     block per channel adds its parts and finishes (``minicnn_bn_sums``)."""
     n, c, s_len = _channels(a)
@@ -998,7 +386,7 @@ def bn_forward_cuda(cupy, x, mean, scale, shift):
 
 
 def bn_backward_cuda(cupy, g, x, mean, inv_std, scale, sum_g, sum_gxhat, training):
-    """Batch norm's dx in one pass (see ``BN_BACKWARD_SOURCE``); ``m`` = values per channel."""
+    """Batch norm's dx in one pass (``minicnn_bn_backward`` in ``kernels/normalization.cu``); ``m`` = values per channel."""
     dtype = _float_dtype("bn_backward_cuda", g, x, mean, inv_std, scale, sum_g, sum_gxhat)
     g, x = cupy.ascontiguousarray(g), cupy.ascontiguousarray(x)
     n, c, s_len = _channels(x)
@@ -1193,7 +581,7 @@ def dropout_threshold(p):
 
 def dropout_cuda(cupy, g, seed, p, scale):
     """``g * scale`` where the hash of (``seed``, index) keeps the element, else 0 (dropout's
-    forward with g = x, or its backward with g = dy and the same seed); see ``DROPOUT_SOURCE``."""
+    forward with g = x, or its backward with g = dy and the same seed); see ``kernels/dropout.cu``."""
     dtype = _float_dtype("dropout_cuda", g)
     g = cupy.ascontiguousarray(g)
     out = cupy.empty_like(g)

@@ -235,7 +235,7 @@ class CudaReLU(ReLU):
 
 class CudaDropout(Dropout):
     """Dropout with its mask drawn on the GPU from a hash of (seed, element index), one kernel
-    each way (``cuda_kernels.DROPOUT_SOURCE``): nothing stored but the seed, nothing drawn on the
+    each way (``kernels/dropout.cu``): nothing stored but the seed, nothing drawn on the
     host or copied to the device. The seed is one draw of the package's generator, so
     ``mc.manual_seed`` repeats the masks; they are not the CPU's masks for the same seed (as in
     PyTorch, whose CPU and GPU generators differ too)."""

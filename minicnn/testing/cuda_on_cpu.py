@@ -4,7 +4,7 @@ A CUDA kernel in this package is a grid-stride loop: thread ``t`` of ``T`` threa
 elements ``t, t + T, t + 2T, ...``. With one block of one thread the loop visits every element in
 turn, so the very source CuPy compiles for the GPU also compiles as plain C++ once ``SHIM`` defines
 ``__global__``, ``blockIdx`` and friends away. This module builds those shared libraries (with the
-system's ``g++``), loads them with ctypes and lets them stand in for ``cupy.RawKernel``.
+system's ``g++``), loads them with ctypes and lets them stand in for ``cupy.RawModule``'s kernels.
 
 ``with cuda_paths_on_standin():`` then runs the CUDA classes of ``gpu.py`` on the stand-in device
 (``registry.paths_of("cuda", on="standin")``): a whole training step takes the GPU's code path,
@@ -206,27 +206,29 @@ launches run as blocks of threads (``BLOCKS_SHIM``) or as one thread (``SHIM``).
 
 
 def build_kernels(dtypes=(numpy.float32, numpy.float64), directory=None, blocks=False, indexes=INDEXES):
-    """``{kernel source text: Build}`` for every kernel in ``cuda_kernels.SOURCES``, for each float
-    type in ``dtypes`` and index type in ``indexes``.
+    """``{source text: Build}`` for every kernel file of ``cuda_kernels.FAMILIES``, for each float
+    type in ``dtypes`` and index type in ``indexes`` (the text ``cuda_kernels.source`` gives CuPy).
 
-    One thread (the default): a library per source, behind ``SHIM``. ``blocks=True``: one library
-    per (float, index) type holding every kernel (each in its own namespace, with its
-    ``launcher``), behind ``BLOCKS_SHIM`` (POSIX: it needs ``ucontext.h``, which Windows lacks). Compiles in parallel what the cache lacks; raises
-    ``RuntimeError`` with the compiler's message if a source does not compile, and when there is
-    no C++ compiler."""
+    One thread (the default): a library per file, behind ``SHIM``. ``blocks=True``: one library
+    per (float, index) type holding every file (each in its own namespace, with a ``launcher`` per
+    kernel), behind ``BLOCKS_SHIM`` (POSIX: it needs ``ucontext.h``, which Windows lacks).
+    Compiles in parallel what the cache lacks; raises ``RuntimeError`` with the compiler's message
+    (which names the .cu file and line) if a file does not compile, and when there is no C++
+    compiler."""
     compiler = cxx_compiler()
     if compiler is None:
         raise RuntimeError("cuda_on_cpu: no C++ compiler (g++ or gcc) to build the CUDA kernels on the CPU")
     directory = Path(directory) if directory is not None else _cache_dir()
     units = {}  # file stem -> [the text to compile, [(source, dtype, index) it builds]]
     for dtype, index in ((numpy.dtype(d), numpy.dtype(i)) for d in dtypes for i in indexes):
-        for name in cuda_kernels.SOURCES:
-            source = cuda_kernels._source(name, dtype, index)
+        for family, names in cuda_kernels.FAMILIES.items():
+            source = cuda_kernels.source(family, dtype, index)
             if blocks:
                 unit = units.setdefault(f"blocks_{dtype.name}_{index.name}", [BLOCKS_SHIM, []])
-                unit[0] += f"namespace {name}_unit {{\n{source}\n{launcher(source, name)}}}\n"
+                launchers = "".join(launcher(source, name) for name in names)
+                unit[0] += f"namespace {family}_unit {{\n{source}\n{launchers}}}\n"
             else:
-                unit = units.setdefault(f"{name}_{dtype.name}_{index.name}", [SHIM + source, []])
+                unit = units.setdefault(f"{family}_{dtype.name}_{index.name}", [SHIM + source, []])
             unit[1].append((source, dtype, index))
     built, jobs = {}, {}
     for stem, (text, covered) in units.items():
@@ -254,7 +256,7 @@ def build_kernels(dtypes=(numpy.float32, numpy.float64), directory=None, blocks=
 
 
 class CpuKernel:
-    """A CPU-built kernel called as CuPy calls a ``RawKernel``: ``kernel(grid, block, args)``.
+    """A CPU-built kernel called as CuPy calls a kernel of a ``RawModule``: ``kernel(grid, block, args)``.
 
     Refuses what CuPy would get wrong: arrays that are not C-contiguous or of another dtype than
     the kernel's float type (int64 index arrays and pointer tables, float64 scratch of double
@@ -313,19 +315,29 @@ class CpuKernel:
             raise RuntimeError(f"{self.name} ({grid[0]} blocks of {block[0]} threads): {'; and '.join(what)}")
 
 
-class CpuRawKernels:
-    """Stands in for ``cupy.RawKernel``: ``RawKernel(source, name)`` -> the CPU build of exactly
+class CpuRawModule:
+    """Stands in for a ``cupy.RawModule``: ``get_function(name)`` -> a :class:`CpuKernel` of ``build``."""
+
+    def __init__(self, build):
+        self.build = build
+
+    def get_function(self, name):
+        build = self.build
+        function = getattr(build.library, name + (LAUNCHER_SUFFIX if build.blocks else ""))
+        function.restype = None
+        misuse = build.library.minicnn_take_misuse if build.blocks else None
+        return CpuKernel(function, name, build.dtype, build.index, misuse)
+
+
+class CpuRawModules:
+    """Stands in for ``cupy.RawModule``: ``RawModule(code=source)`` -> the CPU build of exactly
     that source text (the text CuPy would compile)."""
 
     def __init__(self, libraries):
         self.libraries = libraries
 
-    def __call__(self, source, name):
-        build = self.libraries[source]
-        function = getattr(build.library, name + (LAUNCHER_SUFFIX if build.blocks else ""))
-        function.restype = None
-        misuse = build.library.minicnn_take_misuse if build.blocks else None
-        return CpuKernel(function, name, build.dtype, build.index, misuse)
+    def __call__(self, code):
+        return CpuRawModule(self.libraries[code])
 
 
 class FakeCupy:
@@ -338,7 +350,7 @@ class FakeCupy:
     zeros = staticmethod(numpy.zeros)
 
     def __init__(self, libraries):
-        self.RawKernel = CpuRawKernels(libraries)  # noqa: N815 (CuPy's name)
+        self.RawModule = CpuRawModules(libraries)  # noqa: N815 (CuPy's name)
         self.libraries = libraries
 
 
@@ -350,10 +362,10 @@ def cuda_paths_on_standin(libraries=None):
     libraries = build_kernels() if libraries is None else libraries
     saved = cuda_kernels._kernels
     cuda_kernels._kernels = {}
-    standin_device.standin.RawKernel = CpuRawKernels(libraries)
+    standin_device.standin.RawModule = CpuRawModules(libraries)
     try:
         with registry.paths_of("cuda", on="standin"):
             yield
     finally:
         cuda_kernels._kernels = saved
-        del standin_device.standin.RawKernel
+        del standin_device.standin.RawModule

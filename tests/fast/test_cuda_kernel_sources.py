@@ -6,6 +6,7 @@ The wrappers that run on a GPU (``col2im_cuda``, ``bn_statistics_cuda``, ``sgd_s
 are driven here through a stand-in for CuPy (``cuda_on_cpu.FakeCupy``, or the stand-in device), argument
 order and typed scalars included, against the NumPy code they replace.
 """
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -175,10 +176,33 @@ def test_empty_inputs_launch_nothing(cupy):
 
 
 def test_source_names_its_float_and_index_types():
-    assert gk._source("minicnn_col2im", np.float32).startswith("typedef float T;\ntypedef long long I;\n")
-    assert gk._source("minicnn_col2im", np.float64, np.int32).startswith("typedef double T;\ntypedef int I;\n")
+    assert gk.source("convolution", np.float32).startswith("typedef float T;\ntypedef long long I;\n")
+    assert gk.source("convolution", np.float64, np.int32).startswith("typedef double T;\ntypedef int I;\n")
     with pytest.raises(TypeError, match="float32 and float64"):
-        gk._source("minicnn_col2im", np.float16)
+        gk.source("convolution", np.float16)
+
+
+def test_each_kernel_file_defines_the_kernels_its_family_lists():
+    """``FAMILIES`` names every .cu file of ``kernels/`` and, for each, exactly its kernels."""
+    assert {p.stem for p in gk.KERNELS.glob("*.cu")} == set(gk.FAMILIES)
+    for family, names in gk.FAMILIES.items():
+        code = gk.source(family, np.float32)
+        assert re.findall(r'extern "C" __global__ void (\w+)\(', code) == list(names), family
+        assert all(gk.family_of(name) == family for name in names)
+    with pytest.raises(ValueError, match="no kernel 'minicnn_nothing'"):
+        gk.family_of("minicnn_nothing")
+
+
+def test_an_included_file_is_inserted_with_line_markers():
+    """``#include "windows.cuh"`` becomes that file's text between ``#line`` directives, so that
+    a compiler's message names the file and line where the error is."""
+    code = gk.source("pooling", np.float32).splitlines()
+    path = (gk.KERNELS / "pooling.cu").as_posix()
+    assert code[2] == f'#line 1 "{path}"' and "minicnn_windows" in "\n".join(code)
+    include = next(i for i, line in enumerate((gk.KERNELS / "pooling.cu").read_text().splitlines(), 1)
+                   if line.startswith("#include"))
+    assert f'#line 1 "{(gk.KERNELS / "windows.cuh").as_posix()}"' in code
+    assert f'#line {include + 1} "{path}"' in code
 
 
 class _Sized:
@@ -217,7 +241,7 @@ def test_kernels_indexed_in_64_bits_give_the_same_results(cupy, monkeypatch):
 
 
 def test_a_kernel_refuses_integers_of_another_type_than_its_index(cupy):
-    kernel = cupy.RawKernel(gk._source("minicnn_relu_backward", np.float64, np.int32), "minicnn_relu_backward")
+    kernel = cupy.RawModule(code=gk.source("activation", np.float64, np.int32)).get_function("minicnn_relu_backward")
     y = np.ones(3)
     with pytest.raises(TypeError, match="int64 scalar for a kernel indexed by int32"):
         kernel((1,), (1,), (y, y, y, np.int64(3)))
@@ -510,9 +534,23 @@ def test_the_optimizers_address_table_is_copied_to_the_device_once_for_the_same_
     np.testing.assert_allclose(backend.to_numpy(ps[0]), -1.0)  # 1 - 4 * 0.5
 
 
+BROKEN = '// a kernel file with a mistake on line 3\n\nextern "C" __global__ void minicnn_broken() { oops; }\n'
+
+
+def _broken_kernels(folder, monkeypatch):
+    """``kernels/`` replaced by ``folder`` holding ``broken.cu`` (its kernel: ``minicnn_broken``)."""
+    folder.mkdir()
+    (folder / "broken.cu").write_text(BROKEN)
+    monkeypatch.setattr(gk, "KERNELS", folder)
+    monkeypatch.setattr(gk, "FAMILIES", {"broken": ("minicnn_broken",)})
+    return (folder / "broken.cu").as_posix()
+
+
 def test_a_kernel_that_does_not_compile_is_named_with_the_compilers_message(cupy, tmp_path, monkeypatch):
-    monkeypatch.setattr(gk, "SOURCES", {"minicnn_broken": 'extern "C" __global__ void minicnn_broken() { oops; }'})
-    with pytest.raises(RuntimeError, match=r"minicnn_broken_float32_\w+\.\d+\.cpp does not compile as C\+\+:(.|\n)*oops"):
+    """The message names the .cu file and the line of the mistake (as written there)."""
+    path = _broken_kernels(tmp_path / "kernels", monkeypatch)
+    with pytest.raises(RuntimeError, match=r"broken_float32_\w+\.\d+\.cpp does not compile as C\+\+:(.|\n)*"
+                                           + re.escape(path) + r":3:(.|\n)*oops"):
         cuda_on_cpu.build_kernels(dtypes=(np.float32,), directory=tmp_path)
 
 
@@ -592,8 +630,16 @@ def test_every_kernel_compiles_with_nvrtc_for_the_gpus_we_measure_on(dtype, inde
     no error and no warning for compute capability 9.0 (H100, H200)."""
     import io
     program = _nvrtc_program()
-    for name in gk.SOURCES:
+    for family in gk.FAMILIES:
         log = io.StringIO()
-        program(gk._source(name, dtype, index), name=f"{name}.cu").compile(options=("-arch=compute_90",),
-                                                                          log_stream=log)
-        assert not log.getvalue().strip(), f"{name}: {log.getvalue()}"
+        program(gk.source(family, dtype, index), name=f"{family}.cu").compile(options=("-arch=compute_90",),
+                                                                             log_stream=log)
+        assert not log.getvalue().strip(), f"{family}.cu: {log.getvalue()}"
+
+
+def test_nvrtc_names_the_kernel_file_and_line_of_an_error(tmp_path, monkeypatch):
+    compiler = pytest.importorskip("cupy.cuda.compiler", reason="CuPy is not installed")
+    program = _nvrtc_program()
+    path = _broken_kernels(tmp_path / "kernels", monkeypatch)
+    with pytest.raises(compiler.CompileException, match=re.escape(f"{path}(3)") + r"(.|\n)*oops"):
+        program(gk.source("broken", np.float32), name="broken.cu").compile(options=("-arch=compute_90",))

@@ -73,12 +73,15 @@ def broken(tmp_path_factory):
     """A block-sum kernel that can be broken three ways, built as blocks of threads."""
     if cuda_on_cpu.cannot_build(blocks=True):
         pytest.skip(cuda_on_cpu.cannot_build(blocks=True))
+    folder = tmp_path_factory.mktemp("broken")
+    (folder / "block_sums.cu").write_text(BROKEN)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(gk, "SOURCES", {"minicnn_test_block_sums": BROKEN})
+        patch.setattr(gk, "KERNELS", folder)
+        patch.setattr(gk, "FAMILIES", {"block_sums": ("minicnn_test_block_sums",)})
         libraries = cuda_on_cpu.build_kernels(dtypes=(np.float64,), indexes=(np.int32,), blocks=True,
-                                              directory=tmp_path_factory.mktemp("broken"))
-        source = gk._source("minicnn_test_block_sums", np.float64, np.int32)
-    return cuda_on_cpu.CpuRawKernels(libraries)(source, "minicnn_test_block_sums")
+                                              directory=folder)
+        source = gk.source("block_sums", np.float64, np.int32)
+    return cuda_on_cpu.CpuRawModules(libraries)(source).get_function("minicnn_test_block_sums")
 
 
 def _block_sums(kernel, x, missing_barrier=0, divergent=0, early_exit=0):
@@ -120,12 +123,12 @@ def test_a_launch_too_large_to_simulate_is_refused(broken):
 
 
 def test_the_launcher_takes_the_grid_then_the_kernels_parameters():
-    text = cuda_on_cpu.launcher(gk._source("minicnn_relu_backward", np.float32, np.int32), "minicnn_relu_backward")
+    text = cuda_on_cpu.launcher(gk.source("activation", np.float32, np.int32), "minicnn_relu_backward")
     assert text.startswith('extern "C" void minicnn_relu_backward_in_blocks(unsigned grid, unsigned block, '
                            "const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ dx, I total)")
     assert "minicnn_relu_backward(y, g, dx, total);" in text
     with pytest.raises(ValueError, match="no kernel 'minicnn_nothing'"):
-        cuda_on_cpu.launcher(gk.SOURCES["minicnn_relu_backward"], "minicnn_nothing")
+        cuda_on_cpu.launcher(gk.source("activation", np.float32), "minicnn_nothing")
 
 
 # ------------------------------------------------------------------------------------------------

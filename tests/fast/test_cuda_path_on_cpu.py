@@ -138,7 +138,7 @@ def test_the_cuda_classes_run_on_the_standin_only_inside_the_block(libraries):
         F.max_pool2d(x, 2)
         assert cuda_kernels._kernels  # built by the block's own kernels
     assert fast.implementation(gpu.MaxPool2d, "standin") is gpu.MaxPool2d
-    assert not hasattr(testing.standin, "RawKernel")
+    assert not hasattr(testing.standin, "RawModule")
 
 
 def test_eval_batch_norm_backward_uses_the_running_mean_of_its_forward(libraries):
