@@ -166,3 +166,16 @@ def test_convert_torch_writes_safetensors(tmp_path):
     convert_torch(tmp_path / "w.pth", str(tmp_path / "w.safetensors"))
     back = mc.load(tmp_path / "w.safetensors")
     np.testing.assert_array_equal(back["fc.weight"], state["fc.weight"].numpy())
+
+
+def test_weights_to_and_from_pytorch(tmp_path):
+    pytest.importorskip("torch")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    mc.manual_seed(0)
+    state = models.resnet20(num_classes=4, widths=(4, 8, 8)).state_dict()
+    mc.save(state, tmp_path / "m.safetensors")
+    in_torch = safetensors_torch.load_file(str(tmp_path / "m.safetensors"))
+    assert all(_same(in_torch[k].numpy(), v) for k, v in state.items())
+    safetensors_torch.save_file(in_torch, str(tmp_path / "t.safetensors"))
+    back = mc.load(tmp_path / "t.safetensors")
+    assert set(back) == set(state) and all(_same(back[k], v) for k, v in state.items())
