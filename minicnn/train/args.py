@@ -100,6 +100,9 @@ def add_train_arguments(parser):
                    help="linear warm-up from 10%% of the rate over E epochs (default: 0)")
     g.add_argument("--augment", default=None, metavar="LIST",
                    help="comma-separated augmentations: flip,crop,jitter (default: none)")
+    g.add_argument("--scale-lr", action="store_true",
+                   help="under 'mpiexec -n N': multiply --lr by N, the linear scaling rule for a "
+                        "global batch N times --batch-size (docs/distributed.md)")
     g.add_argument("--clip-grad", type=non_negative_float, default=None, metavar="NORM",
                    help="clip the gradients' total norm to NORM (default: no clipping)")
     g.add_argument("--seed", type=non_negative_int, default=None,

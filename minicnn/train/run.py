@@ -28,6 +28,7 @@ from ..data import DataLoader, DatasetNotFoundError
 from ..fast.host_memory import keep_freed_memory
 from ..serialization import entry_shapes, load
 from ..fast.threads import num_threads
+from . import data_parallel
 from .checkpoint import (CHECKPOINT_NAME, METADATA, METADATA_BYTES, FolderInUse, is_checkpoint,
                          lock_run_folder, resolve_checkpoint_path)
 from .config import (DATASETS, UsageError, build_model, build_optimizer, build_scheduler,
@@ -78,7 +79,12 @@ def _fail(message):
 
 
 def train_main(args):
-    """Run ``minicnn train``; returns the exit status (0, 1, 3 or 130: see the module docstring)."""
+    """Run ``minicnn train``; returns the exit status (0, 1, 3 or 130: see the module docstring).
+    Under ``mpiexec -n N`` a non-zero status of one rank stops every rank (data_parallel.finish)."""
+    return data_parallel.finish(_train_main(args))
+
+
+def _train_main(args):
     keep_freed_memory()
     state = RunState()
     try:
@@ -141,9 +147,12 @@ def train(args, state=None):
     Raises on failure (:func:`train_main` turns that into an exit status)."""
     state = state if state is not None else RunState()
     config, resume_path, notes, replan = resolve_config(args)
-    for note in notes:
+    ranks = data_parallel.start(config, resume_path, getattr(args, "scale_lr", False),
+                                getattr(args, "threads", None))
+    rank, world = ranks or (0, 1)  # under mpiexec: rank 0 alone evaluates, prints and writes
+    for note in notes if rank == 0 else ():
         print(note, file=sys.stderr)
-    quiet = bool(getattr(args, "quiet", False))
+    quiet = bool(getattr(args, "quiet", False)) or rank != 0
     rng.manual_seed(config["seed"])
 
     train_set, test_set, classes = load_datasets(config)
@@ -154,14 +163,20 @@ def train(args, state=None):
     test_set = random_subset(test_set, config.get("test_subset"), config["seed"] + 1)
     config["classes"] = classes
     train_loader, test_loader = make_loaders(config, train_set, test_set)
+    if ranks:
+        train_loader = data_parallel.shard(train_loader, config, rank, world)
+        test_loader = test_loader if rank == 0 else None
 
     model, params = _build_model(config, resume_path)
     device = config.get("device") or "cpu"
     model.to(device)
     optimizer = build_optimizer(config, params)
     scheduler = build_scheduler(config, optimizer, len(train_loader))
+    if ranks:
+        model = data_parallel.wrap(model, config, rank)
 
-    _choose_out_dir(args, config, resume_path, state)
+    if rank == 0:
+        _choose_out_dir(args, config, resume_path, state)
     trainer = Trainer(model, optimizer, train_loader, test_loader, scheduler=scheduler,
                       scheduler_interval="step", epochs=config["epochs"], out_dir=state.out_dir,
                       device=device, classes=classes, config=config, progress=not quiet,
@@ -170,13 +185,19 @@ def train(args, state=None):
     if resume_path:
         done = _resume(trainer, resume_path, config, replan, len(train_loader), quiet)
         if done >= config["epochs"]:
-            print(f"nothing to do: the run already has {done} epochs (give --epochs N to extend it)")
+            if rank == 0:
+                print(f"nothing to do: the run already has {done} epochs (give --epochs N to extend it)")
             return EXIT_OK
-    write_json(dict(config), os.path.join(state.out_dir, "config.json"))
+        if ranks:
+            data_parallel.after_resume(config, rank, world, done)
+    if rank == 0:
+        write_json(dict(config), os.path.join(state.out_dir, "config.json"))
     if not quiet:
         print(_header(config, model, params, train_set, test_set, device, state.out_dir), flush=True)
     start = time.perf_counter()
     trainer.fit()
+    if rank != 0:
+        return EXIT_OK
     minutes = (time.perf_counter() - start) / 60
     last = trainer.history[-1]
     print(f"{config['model']} on {config['dataset']}: test accuracy {100 * last['test_acc']:.2f}% "

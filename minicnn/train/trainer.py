@@ -40,6 +40,7 @@ import numpy
 from .. import backend, rng
 from ..function import no_grad
 from ..functional import cross_entropy
+from ..nn.parallel import DistributedDataParallel
 from ..optim import SGD, clip_grad_norm_
 from ..tensor import Tensor
 from .checkpoint import (CHECKPOINT_NAME, CheckpointError, check_complete, load_checkpoint,
@@ -227,6 +228,12 @@ class Trainer:
         """``out_dir/metrics.json`` (``None`` without an ``out_dir``)."""
         return None if self.out_dir is None else os.path.join(self.out_dir, "metrics.json")
 
+    @property
+    def bare_model(self):
+        """The model the checkpoints hold: inside a ``DistributedDataParallel``, the wrapped one
+        (so a data-parallel run's checkpoint loads into one process, and back)."""
+        return self.model.module if isinstance(self.model, DistributedDataParallel) else self.model
+
     def log(self, msg):
         """Print ``msg`` (stdout) unless the trainer is not ``verbose``."""
         if self.verbose:
@@ -253,6 +260,8 @@ class Trainer:
         """One epoch: train, evaluate, step an epoch scheduler, record, checkpoint."""
         start = time.perf_counter()
         lr = self.current_lr()
+        if hasattr(getattr(self.train_loader, "sampler", None), "set_epoch"):
+            self.train_loader.sampler.set_epoch(epoch)  # a DistributedSampler: this epoch's order
         train = self.train_epoch(epoch)
         test = None
         if self.test_loader is not None:
@@ -381,7 +390,7 @@ class Trainer:
         if self.out_dir is None:
             return
         os.makedirs(self.out_dir, exist_ok=True)
-        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.scheduler,
+        save_checkpoint(self.checkpoint_path, self.bare_model, self.optimizer, self.scheduler,
                         epoch=self.epoch, metrics=self.history, config=self.config)
         self.checkpoint_saved = self.epoch
         write_json(self.history, self.metrics_path)
@@ -418,13 +427,13 @@ class Trainer:
         optimizer and schedule options finite and in range, the schedule at the step the epoch
         count implies, a generator state NumPy accepts. Otherwise :class:`CheckpointError` (a
         ``ValueError``) names the file and the entry."""
-        ck = load_checkpoint(path if path is not None else self.checkpoint_path, model=self.model)
+        ck = load_checkpoint(path if path is not None else self.checkpoint_path, model=self.bare_model)
         check_complete(ck, scheduler=self.scheduler is not None)
         generator = numpy.random.Generator(numpy.random.PCG64())
         try:
             generator.bit_generator.state = ck.rng_state
-            check_weights(self.model, ck.model, "the model's weights")
-            self.model.load_state_dict(ck.model)
+            check_weights(self.bare_model, ck.model, "the model's weights")
+            self.bare_model.load_state_dict(ck.model)
             self.optimizer.load_state_dict(ck.optimizer)
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(ck.scheduler)

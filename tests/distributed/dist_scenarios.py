@@ -53,6 +53,11 @@ def train(model, rank, world_size):
 
 
 def run(name, out_dir):
+    if name == "cli_rank_fails":  # minicnn train where rank 1 alone cannot read its data
+        from minicnn.cli import main
+        data_root = out_dir if os.environ["PMI_RANK"] == "1" else sys.argv[3]
+        sys.exit(main(["train", "--model", "lenet5", "--data-root", data_root, "--batch-size", "8",
+                       "--epochs", "1", "--out", os.path.join(out_dir, "run"), "--quiet"]))
     dist.init_process_group("mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
     out = os.path.join(out_dir, f"{name}-rank{rank}.npz")
@@ -116,4 +121,4 @@ def run(name, out_dir):
 
 
 if __name__ == "__main__":
-    run(sys.argv[1], sys.argv[2])
+    run(sys.argv[1], sys.argv[2])  # (cli_rank_fails: sys.argv[3] is the data folder of rank 0)
