@@ -20,9 +20,8 @@ order, found iteratively (no recursion: a ResNet-152 graph is thousands of nodes
     2. walk that list backwards: sum the gradients arriving at each function's outputs, call its
        ``backward``, check that each input's gradient has exactly that input's shape (an op that
        broadcast an input sums its gradient back itself: ``ops.unbroadcast``), and pass it on;
-    3. leaves (tensors made by the user, ``requires_grad=True``) accumulate ``grad += g``; a
-       leaf's first gradient is kept without a copy when it is a fresh array (not a view) that
-       no other leaf got in this walk;
+    3. leaves (tensors made by the user, ``requires_grad=True``) collect what reaches them, and
+       after the walk accumulate ``grad += g`` (:func:`_accumulate_leaves`);
     4. the graph is freed: each function drops its inputs and saved arrays -- unless
        ``backward(retain_graph=True)`` asked to keep it for another backward pass;
     5. the callbacks that a ``backward`` queued during the walk (:func:`queue_callback`) run, in
@@ -30,6 +29,7 @@ order, found iteratively (no recursion: a ResNet-152 graph is thousands of nodes
 """
 import contextlib
 import threading
+from collections import Counter
 import weakref
 
 from . import backend
@@ -170,7 +170,7 @@ def backward(tensor, grad, retain_graph=False):
         tensor._accumulate(grad)
         return
     grads = {id(tensor): grad}  # gradients of non-leaf tensors, keyed by identity
-    handed = set()  # ids of the arrays leaves kept uncopied in this walk (one leaf per array)
+    leaves = {}  # id(leaf) -> (leaf, the gradients that reached it)
     order = _topological_order(tensor._creator)
     outer_callbacks, _state.callbacks = getattr(_state, "callbacks", None), []
     try:
@@ -194,20 +194,35 @@ def backward(tensor, grad, retain_graph=False):
                     continue
                 _check_gradient(fn, index, g, t)
                 if t._creator is None:
-                    borrow = getattr(g, "base", None) is None and id(g) not in handed
-                    t._accumulate(g, borrow=borrow)
-                    if borrow:
-                        handed.add(id(g))
+                    leaves.setdefault(id(t), (t, []))[1].append(g)
                 elif id(t) in grads:
                     grads[id(t)] = grads[id(t)] + g
                 else:
                     grads[id(t)] = g
+        _accumulate_leaves(leaves.values())
     finally:
         callbacks, _state.callbacks = _state.callbacks, outer_callbacks
         if not retain_graph:
             _free_graph(order)
     for callback in callbacks:
         callback()
+
+
+def _accumulate_leaves(leaves):
+    """Step 3: each leaf's ``grad += `` the sum of the gradients that reached it.
+
+    Only to save copies: a leaf's gradient that is a fresh array (not a view) no other leaf got is
+    kept as its first ``.grad`` as it is, where a copy would otherwise be made. On a GPU that is
+    one launch less per parameter and step (ResNet-20 on the CUDA path: 346 launches instead of
+    411; fashion_cnn 63 instead of 74); on the CPU the copies cost under 1% of a ResNet-20 step.
+    """
+    reached = Counter(id(g) for _, grads in leaves for g in grads)
+    for leaf, grads in leaves:
+        total = grads[0]
+        for g in grads[1:]:
+            total = total + g                       # out of place: the sum is a new array
+        fresh = len(grads) > 1 or (getattr(total, "base", None) is None and reached[id(total)] == 1)
+        leaf._accumulate(total, owned=fresh)
 
 
 def _free_graph(order):

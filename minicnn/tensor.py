@@ -79,7 +79,6 @@ class Tensor:
         self.grad = None
         self._creator = None
         self._graph_freed = False
-        self._borrowed = None  # id of a gradient kept uncopied (see _accumulate)
 
     # -- description --------------------------------------------------------------------
     shape = property(lambda self: tuple(self.data.shape), doc="The shape, a tuple of ints.")
@@ -188,21 +187,14 @@ class Tensor:
             grad = grad.astype(self.dtype, copy=True)  # the caller's array is never kept as a .grad
         _backward_walk(self, grad, retain_graph=retain_graph)
 
-    def _accumulate(self, g, borrow=False):
-        """``grad += g``. With ``borrow`` (the backward walk's word that ``g`` is a fresh array that
-        no other leaf gets) the first gradient is kept as it is instead of copied: a copy less per
-        parameter and step. The walk may still read a borrowed array (another input of the same
-        op got it too), so the next gradient is added out of place (``grad = grad + g``)."""
+    def _accumulate(self, g, owned=False):
+        """``grad += g``. The first gradient is copied unless ``owned`` (the backward walk's word
+        that ``g`` is a new array nothing else holds: see ``function._accumulate_leaves``)."""
         if self._graph_freed:
             raise RuntimeError("backward through a graph that was already freed by an earlier "
                                "backward(); recompute the forward pass")
-        if g.dtype != self.dtype:
-            g, borrow = g.astype(self.dtype), True  # a new array of our own
         if self.grad is None:
-            self.grad = g if borrow else g.copy()
-            self._borrowed = id(g) if borrow else None
-        elif id(self.grad) == self._borrowed:
-            self.grad, self._borrowed = self.grad + g, None
+            self.grad = g if owned and g.dtype == self.dtype else g.astype(self.dtype, copy=True)
         else:
             self.grad += g
 
