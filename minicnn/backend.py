@@ -156,6 +156,7 @@ def check_same_device(op_name, arrays):
 
 
 def is_scalar(x):
+    """True for a Python or NumPy number (not an array)."""
     return isinstance(x, (numbers.Number, numpy.generic))
 
 
@@ -168,10 +169,8 @@ def random_uniform(xp, shape, dtype):
 
 # -- Checks of device values: now, or at the training loop's next read-back ---------------------
 class DeferredChecks:
-    """Checks of device values kept for one read-back (:meth:`check`) instead of a sync each.
-
-    ``where`` (set by the loop, e.g. ``"epoch 1, step 7"``) is recorded with each check and named
-    in its error."""
+    """Checks of device values kept for one read-back (:meth:`check`) instead of a sync each;
+    ``where`` (set by the loop, e.g. ``"epoch 1, step 7"``) is named in a failing check's error."""
 
     def __init__(self):
         self.pending, self.where = [], None

@@ -1,4 +1,10 @@
-"""The backend and its CPU stand-in device: strict like CuPy."""
+"""The backend's device table and the CPU stand-in device of minicnn.testing: strict like CuPy."""
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -94,3 +100,65 @@ def test_watching_the_standin_classifies_what_a_gpu_would_do():
     before = len(seen)
     a + a  # after the block: not watched
     assert len(seen) == before
+
+
+# ------------------------------------------------------------------------------------------------
+# The device table, and the test devices kept out of the package
+# ------------------------------------------------------------------------------------------------
+PACKAGE = Path(mc.__file__).parent
+
+
+def _run(*args, cwd):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+
+
+def test_a_program_sees_cpu_and_cuda_only(tmp_path):
+    """Without ``minicnn.testing`` the table holds cpu and cuda; asking for the stand-in is an
+    error that says where test devices come from."""
+    code = ("import sys, minicnn as mc\n"
+            "from minicnn import backend\n"
+            "assert 'minicnn.testing' not in sys.modules\n"
+            "assert tuple(backend._DEVICES) == ('cpu', 'cuda'), backend._DEVICES\n"
+            "assert mc.Tensor([1.0]).device == 'cpu'\n"
+            "mc.Tensor([1.0]).to('standin')\n")
+    out = _run("-c", code, cwd=tmp_path)
+    assert out.returncode == 1 and "ValueError: unknown device 'standin'" in out.stderr, out.stderr
+    assert "minicnn.testing" in out.stderr
+
+
+def test_nothing_in_the_package_imports_the_testing_package():
+    """Layering: ``minicnn.testing`` may import minicnn, never the reverse (imports inside
+    functions included)."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if "testing" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [(node.module or "")] + [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "testing" or n.startswith("minicnn.testing") or n.startswith("testing.") for n in names):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_a_registered_device_is_a_row_of_the_table():
+    row = backend._DEVICES["standin"]
+    assert row.array_type is testing.StandinArray and row.module is testing.standin
+    assert backend.normalize_device("STANDIN") == "standin" and backend.normalize_device("cuda:0") == "cuda"
+    with pytest.raises(ValueError, match=r"unknown device 'cudax'; expected one of \('cpu', 'cuda', 'standin'\)"):
+        backend.normalize_device("cudax")
+
+
+def test_python_m_minicnn_testing_runs_a_command_with_the_test_devices(tmp_path):
+    (tmp_path / "my_op.py").write_text("import minicnn as mc\n"
+                                       "class Cube(mc.Function):\n"
+                                       "    def forward(self, x):\n"
+                                       "        self.x = x\n"
+                                       "        return x ** 3\n"
+                                       "    def backward(self, g):\n"
+                                       "        return 3 * self.x ** 2 * g\n")
+    with_testing = _run("-m", "minicnn.testing", "gradcheck", "my_op.py:Cube", "--device", "standin", cwd=tmp_path)
+    assert with_testing.returncode == 0 and "PASS" in with_testing.stdout, with_testing.stdout + with_testing.stderr
+    plain = _run("-m", "minicnn", "gradcheck", "my_op.py:Cube", "--device", "standin", cwd=tmp_path)
+    assert plain.returncode != 0 and "unknown device 'standin'" in plain.stderr
