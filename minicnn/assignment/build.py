@@ -25,12 +25,18 @@ In ``student/`` every solution block becomes, at the indentation of its ``# BEGI
 
 and every other byte of every file is copied unchanged (line endings included).
 
+Hidden checks are fenced the same way, by ``# BEGIN HIDDEN`` and ``# END HIDDEN``: such a block is
+left out of the student copy entirely (no stub) and kept, as it is, in the grading kit. A grader's
+hidden checks, with their inputs and seeds, live in such blocks, so the student copy's
+``grader.py`` holds the public checks only.
+
 Conventions
 -----------
 Markers
-    A marker is a whole line: optional indentation, ``#``, then ``BEGIN SOLUTION`` or ``END SOLUTION``.
-    ``BEGIN SOLUTION`` may carry a hint in parentheses, ``(hint: ...)`` or just ``(...)``; nothing else
-    may follow either marker. Blocks may not nest. Markers are looked for in every text file (UTF-8
+    A marker is a whole line: optional indentation, ``#``, then ``BEGIN SOLUTION`` or ``END SOLUTION``
+    (``BEGIN HIDDEN``/``END HIDDEN``). ``BEGIN SOLUTION`` may carry a hint in parentheses,
+    ``(hint: ...)`` or just ``(...)``; nothing else may follow any marker. Blocks may not nest, and
+    a block ends with the END of its own kind. Markers are looked for in every text file (UTF-8
     without NUL bytes); other files are copied as they are.
 Hidden files
     A file or folder whose name, up to its first dot, is ``hidden``, ``solution`` or ``solutions`` or
@@ -45,8 +51,11 @@ The grader
     imports it with the instructor's solution, stores the arrays every check returns (public and
     hidden) in ``grader/references.npz`` (plain arrays, readable with ``allow_pickle=False``),
     copies every released file except the ones students hand in (the grader's ``SUBMISSION_FILES``)
-    to ``grader/``, and finally grades the instructor's solution with that kit, which must score full
-    marks.
+    to ``grader/`` (with the hidden blocks), and finally grades the instructor's solution with that
+    kit, which must score full marks. The student copy gets ``expected.npz``
+    (:data:`EXPECTED_FILE`): the solution's outputs on the *public* checks and the weight of each
+    question's hidden checks, so that a student's own run scores the public checks exactly as the
+    real grade does.
 
 The leak check
 --------------
@@ -55,7 +64,9 @@ other than whitespace and that does not also occur outside the solution blocks o
 (lines such as ``return out, cache`` that the scaffold shows anyway are not secrets). Matching
 ignores all whitespace, so ``out=x@w`` and ``out = x @ w`` are the same line. The build refuses to
 finish (:class:`LeakError`) when any secret occurs anywhere in any file of ``student/``: in a copied
-test, a README example, a hint, a file that should have been hidden. Everything is built in a
+test, a README example, a hint, a file that should have been hidden. Lines of hidden blocks are
+secrets in the same way, and so is the name of every hidden check of the kit's grader (as a whole
+word): no hidden check's name, inputs or seed reaches the student copy. Everything is built in a
 temporary folder next to ``out_dir`` and moved into place only after every check passed, so a failed
 build writes nothing.
 """
@@ -70,12 +81,13 @@ from pathlib import Path
 import numpy as np
 
 from .grade import GradeError, grade, load_grader
-from .questions import collect_references
+from .questions import EXPECTED_FILE, collect_references, hidden_weight_key
 from .submission import Submission
 
 __all__ = [
     "BuildError", "MarkerError", "LeakError", "BuildResult", "Block", "Stripped",
-    "build", "strip_solutions", "is_hidden", "is_clutter", "MIN_SECRET_CHARS",
+    "build", "strip_solutions", "is_hidden", "is_clutter", "MIN_SECRET_CHARS", "EXPECTED_FILE",
+    "hidden_weight_key",
 ]
 
 #: A solution line needs at least this many non-whitespace characters to count as a secret.
@@ -84,8 +96,8 @@ MIN_SECRET_CHARS = 8
 #: What a solution block becomes when its BEGIN line gives no hint.
 TODO_TEXT = "your code here"
 
-_BEGIN = re.compile(r"^(?P<indent>[ \t]*)#[ \t]*BEGIN SOLUTION\b(?P<rest>.*)$")
-_END = re.compile(r"^[ \t]*#[ \t]*END SOLUTION\b(?P<rest>.*)$")
+_BEGIN = re.compile(r"^(?P<indent>[ \t]*)#[ \t]*BEGIN (?P<kind>SOLUTION|HIDDEN)\b(?P<rest>.*)$")
+_END = re.compile(r"^[ \t]*#[ \t]*END (?P<kind>SOLUTION|HIDDEN)\b(?P<rest>.*)$")
 _HINT = re.compile(r"^\((?:\s*hint\s*:)?\s*(?P<hint>.*?)\s*\)$", re.IGNORECASE)
 _HIDDEN_NAME = re.compile(r"(^|_)(hidden|solutions?)$")
 _CLUTTER_DIRS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".mypy_cache", ".git"}
@@ -112,24 +124,32 @@ class LeakError(BuildError):
 
 @dataclasses.dataclass
 class Block:
-    """One ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block (line numbers count from 1)."""
+    """One ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block (line numbers count from 1), or a
+    ``# BEGIN HIDDEN`` ... ``# END HIDDEN`` one (``kind`` ``"hidden"``)."""
     begin: int
     end: int
     indent: str
     hint: str
     lines: list
+    kind: str = "solution"
 
 
 @dataclasses.dataclass
 class Stripped:
     """The result of :func:`strip_solutions` for one file.
 
-    ``text`` is the student version, ``public_text`` everything outside the blocks (without the
-    generated TODO stubs), ``blocks`` the solution blocks in order.
+    ``text`` is the student version, ``kit_text`` the grading kit's (solution blocks stubbed,
+    hidden blocks kept), ``public_text`` everything outside the blocks (without the generated TODO
+    stubs), ``blocks`` the solution and hidden blocks in order.
     """
     text: str
     public_text: str
     blocks: list
+    kit_text: str = ""
+
+    @property
+    def solution_blocks(self):
+        return [b for b in self.blocks if b.kind == "solution"]
 
 
 def _split_lines(text):
@@ -150,49 +170,65 @@ def _stub(indent, hint, eol):
 
 
 def strip_solutions(text, filename="<text>"):
-    """Replace every solution block of ``text`` by a TODO stub.
+    """Replace every solution block of ``text`` by a TODO stub and drop every hidden block.
 
     Returns a :class:`Stripped`. Raises :class:`MarkerError` (a ``ValueError``) naming
-    ``filename`` and the line on an END without BEGIN, a BEGIN inside a block, a block left open at
-    the end of the text, or a marker followed by something other than a hint.
+    ``filename`` and the line on an END without BEGIN (or of the other kind), a BEGIN inside a
+    block, a block left open at the end of the text, or a marker followed by something other than
+    a hint (hints only after ``BEGIN SOLUTION``).
     """
-    student, public, blocks = [], [], []
+    student, kit, public, blocks = [], [], [], []
     block = None
     for number, (content, eol) in enumerate(_split_lines(text), start=1):
         begin, end = _BEGIN.match(content), _END.match(content)
         if begin:
+            kind = begin.group("kind")
             if block is not None:
-                raise MarkerError(f"{filename}:{number}: '# BEGIN SOLUTION' inside the solution block "
-                                  f"opened at line {block.begin} (blocks cannot nest)")
+                raise MarkerError(f"{filename}:{number}: '# BEGIN {kind}' inside the "
+                                  f"{block.kind} block opened at line {block.begin} "
+                                  f"(blocks cannot nest)")
             rest = begin.group("rest").strip()
             hint = ""
             if rest:
-                parsed = _HINT.match(rest)
+                parsed = _HINT.match(rest) if kind == "SOLUTION" else None
                 if parsed is None:
-                    raise MarkerError(f"{filename}:{number}: unexpected text after '# BEGIN SOLUTION': "
-                                      f"{rest!r} (write a hint as '(hint: ...)')")
+                    raise MarkerError(f"{filename}:{number}: unexpected text after '# BEGIN {kind}': "
+                                      f"{rest!r}" + (" (write a hint as '(hint: ...)')"
+                                                     if kind == "SOLUTION" else ""))
                 hint = parsed.group("hint")
-            block = Block(begin=number, end=0, indent=begin.group("indent"), hint=hint, lines=[])
-            student.append(_stub(block.indent, hint, eol))
+            block = Block(begin=number, end=0, indent=begin.group("indent"), hint=hint, lines=[],
+                          kind=kind.lower())
+            if block.kind == "solution":
+                student.append(_stub(block.indent, hint, eol))
+                kit.append(_stub(block.indent, hint, eol))
+            else:
+                kit.append(content + eol)
         elif end:
-            if block is None:
-                raise MarkerError(f"{filename}:{number}: '# END SOLUTION' without a matching "
-                                  f"'# BEGIN SOLUTION'")
+            kind = end.group("kind")
+            if block is None or block.kind != kind.lower():
+                raise MarkerError(f"{filename}:{number}: '# END {kind}' without a matching "
+                                  f"'# BEGIN {kind}'")
             if end.group("rest").strip():
-                raise MarkerError(f"{filename}:{number}: unexpected text after '# END SOLUTION': "
+                raise MarkerError(f"{filename}:{number}: unexpected text after '# END {kind}': "
                                   f"{end.group('rest').strip()!r}")
+            if block.kind == "hidden":
+                kit.append(content + eol)
             block.end = number
             blocks.append(block)
             block = None
         elif block is not None:
             block.lines.append(content)
+            if block.kind == "hidden":
+                kit.append(content + eol)
         else:
             student.append(content + eol)
+            kit.append(content + eol)
             public.append(content + eol)
     if block is not None:
-        raise MarkerError(f"{filename}:{block.begin}: '# BEGIN SOLUTION' is never closed by "
-                          f"'# END SOLUTION'")
-    return Stripped(text="".join(student), public_text="".join(public), blocks=blocks)
+        raise MarkerError(f"{filename}:{block.begin}: '# BEGIN {block.kind.upper()}' is never "
+                          f"closed by '# END {block.kind.upper()}'")
+    return Stripped(text="".join(student), public_text="".join(public), blocks=blocks,
+                    kit_text="".join(kit))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -236,6 +272,7 @@ class _SourceFile:
     data: bytes                 # the instructor's bytes
     student_data: bytes         # what goes to the student copy
     stripped: Stripped = None   # None for binary files and text without blocks
+    kit_data: bytes = None      # what goes to the grading kit (None: student_data)
 
 
 def _read_sources(src):
@@ -265,7 +302,7 @@ def _read_sources(src):
             stripped = strip_solutions(text, str(rel)) if text is not None else None
             if stripped is not None and stripped.blocks:
                 released.append(_SourceFile(rel, src / rel, data, stripped.text.encode("utf-8"),
-                                            stripped))
+                                            stripped, stripped.kit_text.encode("utf-8")))
             else:
                 released.append(_SourceFile(rel, src / rel, data, data))
     return released, hidden, folders
@@ -306,13 +343,13 @@ def find_leaks(secrets, folder):
 
 
 def _leak_message(leaks):
-    lines = ["solution code would reach the student copy; nothing was written:"]
+    lines = ["solution code or hidden checks would reach the student copy; nothing was written:"]
     for (source, number, line), found_in in leaks[:20]:
         lines.append(f"  {source}:{number}  {line!r}  appears in {found_in}")
     if len(leaks) > 20:
         lines.append(f"  ... and {len(leaks) - 20} more")
-    lines.append("Mark the copy as solution too, move its file to a hidden name (e.g. *_hidden, "
-                 "*_solution), or reword one of the two lines.")
+    lines.append("Mark the copy as solution (or hidden) too, move its file to a hidden name (e.g. "
+                 "*_hidden, *_solution), or reword one of the two lines.")
     return "\n".join(lines)
 
 
@@ -338,24 +375,39 @@ def _check_python(folder, files):
         if f.relpath.suffix == ".py" and f.stripped is not None:
             try:
                 compile(f.student_data, str(f.relpath), "exec", dont_inherit=True)
+                if f.kit_data is not None:
+                    compile(f.kit_data, str(f.relpath), "exec", dont_inherit=True)
             except SyntaxError as error:
                 raise BuildError(f"{f.relpath}:{error.lineno}: the student version is not valid "
                                  f"Python ({error.msg}); does a solution block cut a statement "
                                  f"in two?") from None
 
 
-def _write_tree(folder, files, folders):
+def _write_tree(folder, files, folders, kit=False):
     for rel in folders:
         (folder / rel).mkdir(parents=True, exist_ok=True)
     for f in files:
         target = folder / f.relpath
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(f.student_data)
+        target.write_bytes(f.kit_data if kit and f.kit_data is not None else f.student_data)
         shutil.copymode(f.source, target)          # keep an executable script executable
 
 
+def _numeric(refs, where):
+    arrays = {}
+    for key, value in dict(refs).items():
+        array = np.asarray(value)
+        if array.dtype.kind not in "biufc":
+            raise BuildError(f"{where}: {key!r} is not a numeric array (dtype {array.dtype})")
+        arrays[str(key)] = array
+    return arrays
+
+
 def _make_grader_kit(src, kit, files, folders):
-    """Store the references and the grader's own files in ``kit``; return the references path."""
+    """Store the references and the grader's own files in ``kit``.
+
+    Returns ``(references path, expected values for the student copy, hidden check names)``.
+    """
     with Submission(src) as solution:
         try:
             grader = load_grader(solution, src / "grader.py")
@@ -370,18 +422,21 @@ def _make_grader_kit(src, kit, files, folders):
             raise BuildError(f"make_references() failed on the instructor's solution:\n{where}") \
                 from None
         submission_files = set(getattr(grader, "SUBMISSION_FILES", ()))
-    arrays = {}
-    for key, value in dict(refs).items():
-        array = np.asarray(value)
-        if array.dtype.kind not in "biufc":
-            raise BuildError(f"make_references(): {key!r} is not a numeric array "
-                             f"(dtype {array.dtype})")
-        arrays[str(key)] = array
+        public_prefixes = tuple(f"{q.name}.{c.name}." for q in grader.QUESTIONS
+                                for c in q.checks if c.kind == "public")
+        hidden_weights = {q.name: sum(c.weight for c in q.checks if c.kind == "hidden")
+                          for q in grader.QUESTIONS}
+        hidden_names = sorted({c.name for q in grader.QUESTIONS for c in q.checks
+                               if c.kind == "hidden"})
+    arrays = _numeric(refs, "make_references()")
     _write_tree(kit, [f for f in files if str(f.relpath.as_posix()) not in submission_files],
-                folders)
+                folders, kit=True)
     references = kit / "references.npz"
     with open(references, "wb") as handle:
         np.savez(handle, **arrays)
+    expected = {key: value for key, value in arrays.items() if key.startswith(public_prefixes)}
+    expected.update({hidden_weight_key(name): np.float64(weight)
+                     for name, weight in hidden_weights.items()})
 
     try:
         report = grade(src, kit, quiet=True)
@@ -390,7 +445,19 @@ def _make_grader_kit(src, kit, files, folders):
     if report.earned != report.possible:
         raise BuildError("the instructor's solution does not get full marks from the grader:\n"
                          + report.format())
-    return references
+    return references, expected, hidden_names
+
+
+def find_hidden_names(names, folder):
+    """Every ``(name, file)`` where a hidden check's name occurs, as a word, under ``folder``."""
+    found = []
+    patterns = {name: re.compile(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])")
+                for name in names}
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        content = path.read_bytes().decode("utf-8", errors="replace")
+        found += [(name, path.relative_to(folder)) for name, pattern in patterns.items()
+                  if pattern.search(content)]
+    return found
 
 
 def _prepare_out_dir(out_dir):
@@ -436,7 +503,18 @@ def build(src_dir, out_dir):
             raise LeakError(_leak_message(leaks))
         references = None
         if (src / "grader.py").is_file():
-            references = _make_grader_kit(src, tmp / "grader", files, folders)
+            references, expected, hidden_names = _make_grader_kit(src, tmp / "grader", files,
+                                                                  folders)
+            named = find_hidden_names(hidden_names, student)
+            if named:
+                raise LeakError("hidden checks would be named in the student copy; nothing was "
+                                "written:\n" + "\n".join(
+                                    f"  hidden check {name!r} appears in {where}"
+                                    for name, where in named[:20])
+                                + "\nPut every hidden check (and its helpers) between "
+                                  "'# BEGIN HIDDEN' and '# END HIDDEN' lines.")
+            with open(student / EXPECTED_FILE, "wb") as handle:
+                np.savez(handle, **expected)
         if out.exists():
             out.rmdir()                                   # empty (checked above)
         os.replace(tmp, out)
@@ -452,5 +530,5 @@ def build(src_dir, out_dir):
         out_dir=out, student_dir=out / "student",
         grader_dir=out / "grader" if references else None,
         references=out / "grader" / "references.npz" if references else None,
-        files=len(files), blocks=sum(len(f.stripped.blocks) for f in files if f.stripped),
+        files=len(files), blocks=sum(len(f.stripped.solution_blocks) for f in files if f.stripped),
         hidden=[str(p) for p in hidden])

@@ -42,7 +42,7 @@ import numpy as np
 
 from .channel import Writer
 from .questions import Question, reference_arrays
-from .submission import CheckTimeout, Submission, time_limit
+from .submission import CheckTimeout, Submission, SubmissionImportError, time_limit
 
 __all__ = ["main", "install_guard", "set_limits", "STATUSES"]
 
@@ -166,8 +166,8 @@ def _innermost(error, folder):
     found = None
     for frame, line in traceback.walk_tb(error.__traceback__):
         path = Path(frame.f_code.co_filename)
-        if path.parent == folder:
-            found = (path.name, line, frame.f_code.co_name)
+        if folder in path.parents:          # named relative to the submission, never the sandbox
+            found = (path.relative_to(folder).as_posix(), line, frame.f_code.co_name)
     return found
 
 
@@ -192,6 +192,8 @@ def run_check(question, check, sub, timeout):
         return NOT_IMPLEMENTED, message, None
     except AssertionError as error:
         return FAILED, (str(error) or "assertion failed") + _where(error, sub.directory), None
+    except SubmissionImportError as error:        # says which file and why; no check's location
+        return ERROR, str(error), None
     except (Exception, SystemExit) as error:
         message = f"{type(error).__name__}: {error}{_where(error, sub.directory)}"
         if isinstance(error, MemoryError):

@@ -29,15 +29,17 @@ Problems with the tooling itself (no grader, unreadable references, a malformed 
 raise :class:`GradeError`; problems with the submission never do.
 """
 import dataclasses
+import os
 import re
 import sys
-from pathlib import Path
+import tempfile
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .files import HandInError, digest
-from .questions import Question, relative_error
-from .sandbox import CRASHED, NOT_RUN, TIMEOUT, SandboxError, run_checks
+from .files import HandInError, copy_regular, digest
+from .questions import EXPECTED_FILE, Question, hidden_weight_key, relative_error
+from .sandbox import CRASHED, NOT_RUN, TIMEOUT, Limits, SandboxError, run_checks
 from .submission import CheckTimeout, Submission
 
 __all__ = ["grade", "GradeError", "GradeReport", "QuestionResult", "CheckResult", "load_grader",
@@ -79,6 +81,8 @@ class CheckResult:
     status: str
     message: str = ""
     weight: float = 1.0
+    points: float = 0.0          # its share of the question's points
+    earned: float = 0.0          # of those, what it scored (outputs are scored one by one)
 
     @property
     def passed(self):
@@ -95,6 +99,11 @@ class QuestionResult:
     status: str
     message: str
     checks: list
+    possible: float = None       # points at stake here (the public part only in a student's run)
+
+    def __post_init__(self):
+        if self.possible is None:
+            self.possible = 0.0 if self.status == SKIPPED else self.points
 
 
 @dataclasses.dataclass
@@ -107,11 +116,16 @@ class GradeReport:
     output: str = ""             # the end of what the submission's process printed (raw)
     isolation: str = ""          # how the submission's code was isolated, in words
     isolated: bool = True        # False: it ran without the operating system's isolation
+    missing: list = dataclasses.field(default_factory=list)   # expected files not handed in
+    written: dict = dataclasses.field(default_factory=dict)   # {"w1": answer text, "" if none}
+    expected: str = None         # the expected values a student's own run scored against
 
     @property
     def complete(self):
-        """False when a check timed out, crashed the grading process or was not run."""
-        return not any(c.status in INCOMPLETE for q in self.questions for c in q.checks)
+        """False when an expected file was not handed in, or a check timed out, crashed the
+        grading process or was not run."""
+        return not self.missing and \
+            not any(c.status in INCOMPLETE for q in self.questions for c in q.checks)
 
     @property
     def earned(self):
@@ -119,8 +133,17 @@ class GradeReport:
 
     @property
     def possible(self):
-        """Points at stake: every question that had at least one check to run."""
-        return sum(q.points for q in self.questions if q.status != SKIPPED)
+        """Points at stake: the checks that ran (in a student's own run, the public part)."""
+        return sum(q.possible for q in self.questions)
+
+    @property
+    def public_earned(self):
+        """Points scored by the public checks: the same in a student's run and the real grade."""
+        return sum(c.earned for q in self.questions for c in q.checks if c.kind == "public")
+
+    @property
+    def public_possible(self):
+        return sum(c.points for q in self.questions for c in q.checks if c.kind == "public")
 
     @property
     def fraction(self):
@@ -130,7 +153,8 @@ class GradeReport:
         """A JSON-able copy of the report."""
         result = dataclasses.asdict(self)
         result.update(earned=self.earned, possible=self.possible, fraction=self.fraction,
-                      complete=self.complete)
+                      complete=self.complete, public_earned=self.public_earned,
+                      public_possible=self.public_possible)
         return result
 
     def format(self):
@@ -140,13 +164,19 @@ class GradeReport:
             lines.append(f"WARNING: {printable(self.isolation)}")
         if self.references:
             lines.append(f"references: {self.references}")
+        elif self.expected:
+            lines.append(f"public checks only, scored against {self.expected} exactly as the "
+                         f"final grade scores them; the final grade adds the hidden checks "
+                         f"(score / the points of the public checks)")
         else:
             lines.append("references: none - public checks only, hidden checks skipped "
                          "(the final grade also runs them)")
+        if self.missing:
+            lines.append(f"NOT HANDED IN: {', '.join(map(printable, self.missing))}")
         rows = [("question", "score", "status", "message")]
         for q in self.questions:
             earned = "-" if q.status == SKIPPED else _points(q.earned)
-            rows.append((printable(f"{q.name}  {q.title}"), f"{earned} / {_points(q.points)}",
+            rows.append((printable(f"{q.name}  {q.title}"), f"{earned} / {_points(q.possible)}",
                          q.status, _first_line(printable(q.message), 60)))
         rows.append(("total", f"{_points(self.earned)} / {_points(self.possible)}",
                      f"{100 * self.fraction:.1f}%", ""))
@@ -164,8 +194,14 @@ class GradeReport:
             lines += ["", "checks that did not pass:"]
             for q, c in details:
                 lines.append(f"  {q.name}.{c.name} [{c.kind}, {c.status}]: {printable(c.message)}")
+        empty = [key for key, text in self.written.items() if not text]
+        if empty:
+            lines += ["", f"written answers missing: {', '.join(map(printable, empty))}"]
         if not self.complete:
-            lines += ["", "NOT GRADED COMPLETELY: some checks timed out, crashed or did not run"]
+            lines += ["", "NOT GRADED COMPLETELY: " + ("expected files were not handed in"
+                                                      if self.missing else
+                                                      "some checks timed out, crashed or did not "
+                                                      "run")]
         printed = printable(self.output, one_line=False).strip().splitlines()[-OUTPUT_LINES:]
         if printed:
             lines += ["", f"what the submission printed (last {len(printed)} lines):"]
@@ -234,60 +270,88 @@ def _load_references(path):
 # Scoring (in this process only, from the arrays the sandboxed process sent back)
 # ----------------------------------------------------------------------------------------------
 
-def _compare(question, check, outputs, references):
-    """Compare a check's returned arrays with the references: (status, message)."""
+def _expected_for(question, check, references):
     prefix = f"{question['name']}.{check['name']}."
-    expected = {key[len(prefix):]: value for key, value in references.items() if key.startswith(prefix)}
-    if not expected:
-        return ERROR, "no reference values for this check (rebuild the assignment)"
-    if set(outputs) != set(expected):
-        return ERROR, (f"the check returned {sorted(outputs)} but the references hold "
-                       f"{sorted(expected)} (rebuild the assignment)")
-    worst = 0.0
+    return {key[len(prefix):]: value for key, value in references.items()
+            if key.startswith(prefix)}
+
+
+def _compare(check, outputs, expected):
+    """Compare a check's returned arrays with the expected ones, output by output:
+    ``(status, message, fraction of the outputs that match)``. Outputs the check returned that the
+    references do not hold are ignored; a missing or wrongly shaped output fails by itself."""
+    problems, worst = [], 0.0
     for key in sorted(expected):
+        if key not in outputs:
+            problems.append(f"{key}: not returned")
+            continue
         try:
             error = relative_error(outputs[key], expected[key])
         except (ValueError, TypeError) as problem:
-            return FAILED, f"{key}: {problem}"
+            problems.append(f"{key}: {problem}")
+            continue
         if not error <= check["rtol"]:
-            return FAILED, f"{key}: relative error {error:.2e} (at most {check['rtol']:.0e} allowed)"
-        worst = max(worst, error)
-    return PASSED, f"largest relative error {worst:.1e}"
+            problems.append(f"{key}: relative error {error:.2e} (at most {check['rtol']:.0e} "
+                            f"allowed)")
+        else:
+            worst = max(worst, error)
+    right = len(expected) - len(problems)
+    if not problems:
+        return PASSED, f"largest relative error {worst:.1e}", 1.0
+    status = PARTIAL if right else FAILED
+    message = "; ".join(problems)
+    if right:
+        message += f" ({right} of {len(expected)} outputs right)"
+    return status, message, right / len(expected)
 
 
-def _decide(question, check, raw, references):
-    """The status and message of one check, decided here; ``raw`` is the child's (untrusted) word."""
-    if check["kind"] == "hidden" and references is None:
-        return SKIPPED, "no references"
+def _decide(question, check, raw, references, strict):
+    """``(status, message, fraction earned)`` of one check, decided here; ``raw`` is the child's
+    (untrusted) word. ``references`` holds the expected values (the kit's, or the public ones a
+    student's copy ships) or is None; ``strict`` (the real grade): every check must have some."""
+    expected = _expected_for(question, check, references) if references is not None else {}
+    if not expected and not strict and check["kind"] == "hidden":
+        return SKIPPED, "no references", 0.0
     if raw is None:
-        return NOT_RUN, "no result came back for this check"
-    if references is not None and raw.outputs is not None:
-        return _compare(question, check, raw.outputs, references)   # the arrays alone decide
+        return NOT_RUN, "no result came back for this check", 0.0
+    if raw.outputs is not None and (expected or strict):
+        if not expected:
+            return ERROR, "no reference values for this check (rebuild the assignment)", 0.0
+        return _compare(check, raw.outputs, expected)   # the arrays alone decide
     if raw.status == PASSED:
         if raw.outputs is None:
-            return ERROR, "the check sent back no outputs"
-        return PASSED, ""            # students' own run (no references): the public check ran
+            return ERROR, "the check sent back no outputs", 0.0
+        return PASSED, "", 1.0       # a student's own run, no expected values: the check ran
     if raw.status not in _CHILD_FAILURES:
-        return ERROR, f"unexpected status {raw.status!r} from the grading process"
-    return raw.status, raw.message
+        return ERROR, f"unexpected status {raw.status!r} from the grading process", 0.0
+    return raw.status, raw.message, 0.0
 
 
-def _grade_question(question, results, references):
+def _grade_question(question, results, references, strict=False, extra_hidden_weight=0.0):
+    """Score one question: every check gets ``points * weight / total weight`` of it, and earns
+    that share times the fraction of its outputs that match."""
+    total_weight = sum(c["weight"] for c in question["checks"]) + extra_hidden_weight
     checks = []
     for check in question["checks"]:
         raw = results.get(f"{question['name']}.{check['name']}")
-        status, message = _decide(question, check, raw, references)
-        checks.append(CheckResult(check["name"], check["kind"], status, message, check["weight"]))
+        status, message, fraction = _decide(question, check, raw, references, strict)
+        share = question["points"] * check["weight"] / total_weight if total_weight else 0.0
+        checks.append(CheckResult(check["name"], check["kind"], status, message, check["weight"],
+                                  points=share, earned=share * fraction))
     counted = [c for c in checks if c.status != SKIPPED]
     weight = sum(c.weight for c in counted)
-    passed = [c for c in counted if c.passed]
     failed = [c for c in counted if not c.passed]
-    earned = question["points"] * sum(c.weight for c in passed) / weight if weight else 0.0
+    some = [c for c in counted if c.earned > 0]
+    if not failed and weight == total_weight:
+        possible = earned = question["points"]          # exact: no sum of rounded shares
+    else:
+        possible = question["points"] * weight / total_weight if total_weight else 0.0
+        earned = possible if not failed else sum(c.earned for c in counted)
     if not counted:
         status = SKIPPED
     elif not failed:
         status = PASSED
-    elif passed:
+    elif some:
         status = PARTIAL
     elif all(c.status == NOT_IMPLEMENTED for c in failed):
         status = NOT_IMPLEMENTED
@@ -298,7 +362,7 @@ def _grade_question(question, results, references):
     else:
         message = f"{failed[0].name}: {failed[0].message}" if failed else ""
     return QuestionResult(question["name"], question["title"], question["points"], earned, status,
-                          message, checks)
+                          message, checks, possible=0.0 if status == SKIPPED else possible)
 
 
 def _questions_from_manifest(manifest, folder):
@@ -316,17 +380,36 @@ def _questions_from_manifest(manifest, folder):
                          f"({type(error).__name__}: {error})") from None
 
 
-def _trusted_grader(kit):
-    """The kit's questions (as data), title and SUBMISSION_FILES, imported in this process.
+#: Where the written answers are handed in, unless the grader says otherwise (``ANSWERS_FILE``).
+ANSWERS_FILE = "answers.md"
 
-    The kit's ``grader.py`` is the instructor's code; no file of the submission is involved.
-    """
+
+@dataclasses.dataclass
+class KitGrader:
+    """What the kit's ``grader.py`` declares (imported in this process: the instructor's code)."""
+    questions: list              # as data (Question.describe())
+    title: str
+    submission_files: list       # the code handed in
+    written: dict                # {"w1": (title, points)}: graded by hand
+    answers_file: str            # where the written answers are (None without WRITTEN)
+
+    @property
+    def expected_files(self):
+        """Every file a complete hand-in holds."""
+        return self.submission_files + ([self.answers_file] if self.answers_file else [])
+
+
+def _trusted_grader(kit):
+    """The kit's :class:`KitGrader`; no file of the submission is involved."""
     with Submission(kit) as own:
         grader = load_grader(own, kit / "grader.py")
         questions = [q.describe() for q in grader.QUESTIONS]
         title = getattr(grader, "TITLE", None)
         submission_files = [str(name) for name in getattr(grader, "SUBMISSION_FILES", ())]
-    return questions, title, submission_files
+        written = {str(key): (str(title), float(points))
+                   for key, (title, points) in (getattr(grader, "WRITTEN", {}) or {}).items()}
+        answers = str(getattr(grader, "ANSWERS_FILE", ANSWERS_FILE)) if written else None
+    return KitGrader(questions, title, submission_files, written, answers)
 
 
 def kit_questions(references):
@@ -335,12 +418,79 @@ def kit_questions(references):
     _, kit = _locate_references(references)
     if kit is None:
         raise GradeError("grading a class needs the kit folder written by the build (--references)")
-    with Submission(kit) as own:
-        grader = load_grader(own, kit / "grader.py")
-        questions = [q.describe() for q in grader.QUESTIONS]
-        written = getattr(grader, "WRITTEN", {}) or {}
-    return questions, {str(key): (str(title), float(points))
-                       for key, (title, points) in written.items()}
+    declared = _trusted_grader(kit)
+    return declared.questions, declared.written
+
+
+def _sections(text):
+    """``{"w1": [lines]}``: the lines under each ``## W1 ...`` heading of an answers file."""
+    sections, current = {}, None
+    for line in text.splitlines():
+        heading = re.match(r"^##\s+([A-Za-z]+\d+)\b", line)
+        if heading:
+            current = heading.group(1).lower()
+            sections[current] = []
+        elif line.startswith("#"):
+            current = None
+        elif current is not None:
+            sections[current].append(line.rstrip())
+    return sections
+
+
+def written_answers(answers_text, template_text, keys):
+    """``{key: answer}`` for every written question: the lines of its section that the handout's
+    template (``template_text``) does not already hold; ``""`` where nothing was written."""
+    answers, template = _sections(answers_text), _sections(template_text or "")
+    result = {}
+    for key in keys:
+        given = set(line.strip() for line in template.get(key.lower(), []))
+        lines = [line for line in answers.get(key.lower(), [])
+                 if line.strip() and line.strip() not in given]
+        result[key] = "\n".join(lines).strip()
+    return result
+
+
+def _read_handed_in(folder, name, max_bytes):
+    """The text of one handed-in file, read as the sandbox copies hand-ins (plain files only,
+    bounded); None when it is not there. Raises :class:`HandInError`."""
+    with tempfile.TemporaryDirectory(prefix="minicnn-answers-") as scratch:
+        target = Path(scratch) / "copy"
+        if not copy_regular(folder, PurePosixPath(name), target, max_bytes):
+            return None
+        return target.read_bytes().decode("utf-8", errors="replace")
+
+
+def _collect_written(folder, kit, declared, limits):
+    """The written answers of a submission (``{key: text}``), ``""`` for each missing one."""
+    if not declared.written:
+        return {}
+    max_bytes = (limits or Limits()).handin_bytes
+    try:
+        text = _read_handed_in(folder, declared.answers_file, max_bytes)
+    except HandInError as error:
+        raise GradeError(f"refused the hand-in in {folder}: {error}") from None
+    template_path = kit / declared.answers_file
+    template = template_path.read_text(encoding="utf-8") if template_path.is_file() else ""
+    return written_answers(text or "", template, list(declared.written))
+
+
+def _missing_files(folder, names):
+    """The expected files that are not in the submission folder (links count as present: the
+    sandbox refuses them with a clear message)."""
+    return [name for name in names if not os.path.lexists(Path(folder) / PurePosixPath(name))]
+
+
+def _expected_values(folder):
+    """A student copy's :data:`EXPECTED_FILE`: ``(expected arrays, {question: hidden weight})``,
+    or ``(None, {})`` where there is none."""
+    path = Path(folder) / EXPECTED_FILE
+    if not path.is_file():
+        return None, {}
+    values = _load_references(path)
+    prefix = hidden_weight_key("")
+    weights = {key[len(prefix):]: float(values.pop(key)) for key in list(values)
+               if key.startswith(prefix)}
+    return values, weights
 
 
 def _run_isolated(folder, kit, submission_files, plan, limits, require_isolation, **options):
@@ -389,11 +539,15 @@ def grade(submission_dir, references=None, *, quiet=False, file=None, limits=Non
         raise GradeError(f"no grader.py in {grader_path.parent}")
     reference_values = _load_references(references_path) if references_path else None
 
+    missing, written, expected_path, hidden_weights = [], {}, None, {}
     if kit is not None:
-        questions, title, submission_files = _trusted_grader(kit)
+        declared = _trusted_grader(kit)
+        questions, title = declared.questions, declared.title
+        missing = _missing_files(folder, declared.expected_files)
+        written = _collect_written(folder, kit, declared, limits)
         plan = [f"{q['name']}.{c['name']}" for q in questions for c in q["checks"]]
-        run = _run_isolated(folder, kit, submission_files, plan, limits, require_isolation,
-                            questions=questions)
+        run = _run_isolated(folder, kit, declared.submission_files, plan, limits,
+                            require_isolation, questions=questions)
     else:
         run = _run_isolated(folder, None, (), None, limits, require_isolation, kinds=("public",))
         if run.manifest is None:
@@ -402,12 +556,21 @@ def grade(submission_dir, references=None, *, quiet=False, file=None, limits=Non
                              f"{printable(run.failure)}{detail}")
         questions = _questions_from_manifest(run.manifest, folder)
         title = str(run.manifest.get("title") or "")
+        reference_values, hidden_weights = _expected_values(folder)
+        if reference_values is not None:
+            expected_path = EXPECTED_FILE
 
-    results = [_grade_question(q, run.results, reference_values) for q in questions]
+    results = []
+    for q in questions:
+        has_hidden = any(c["kind"] == "hidden" for c in q["checks"])
+        extra = 0.0 if has_hidden else hidden_weights.get(q["name"], 0.0)
+        results.append(_grade_question(q, run.results, reference_values, strict=kit is not None,
+                                       extra_hidden_weight=extra))
     report = GradeReport(title=title or folder.name, submission=str(folder),
                          references=str(references_path) if references_path else None,
                          questions=results, output=run.output,
-                         isolation=run.isolation.describe(), isolated=run.isolation.isolated)
+                         isolation=run.isolation.describe(), isolated=run.isolation.isolated,
+                         missing=missing, written=written, expected=expected_path)
     if not quiet:
         print(report.format(), file=file or sys.stdout)
     return report

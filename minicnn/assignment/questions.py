@@ -46,13 +46,14 @@ question's points are shared among its checks in proportion to their ``weight`` 
 Values a check may return: a dict of ``str`` to anything :func:`numpy.asarray` turns into a
 numeric array (floats, integers, booleans, complex numbers, scalars such as a loss).
 """
+import contextlib
 import dataclasses
 import re
 
 import numpy as np
 
 __all__ = ["Question", "Check", "relative_error", "collect_references", "reference_arrays",
-           "DEFAULT_RTOL", "DEFAULT_TIMEOUT"]
+           "DEFAULT_RTOL", "DEFAULT_TIMEOUT", "EXPECTED_FILE", "hidden_weight_key", "substitute"]
 
 #: Largest relative error (see :func:`relative_error`) a hidden check accepts by default.
 DEFAULT_RTOL = 1e-5
@@ -60,6 +61,42 @@ DEFAULT_RTOL = 1e-5
 DEFAULT_TIMEOUT = 30.0
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+#: The file of a student copy that holds the public checks' expected values (written by the build).
+EXPECTED_FILE = "expected.npz"
+
+
+def hidden_weight_key(question_name):
+    """The key of :data:`EXPECTED_FILE` that holds the total weight of a question's hidden checks
+    (``:`` cannot occur in a question's or a check's name: no output's key looks like it)."""
+    return f"hidden_weight:{question_name}"
+
+
+@contextlib.contextmanager
+def substitute(module, **replacements):
+    """Replace attributes of ``module`` (a submission's module) for the duration of a ``with``.
+
+    A question that builds on an earlier one uses the reference version of the earlier part, so
+    that one mistake costs points once::
+
+        with substitute(sub.counting, conv_params=reference_conv_params):
+            result = sub.counting.inception_cost(...)      # calls the reference conv_params
+
+    Functions look their globals up when they run, so the module's own functions see the
+    replacements too.
+    """
+    missing = object()
+    saved = {name: getattr(module, name, missing) for name in replacements}
+    for name, value in replacements.items():
+        setattr(module, name, value)
+    try:
+        yield module
+    finally:
+        for name, value in saved.items():
+            if value is missing:
+                delattr(module, name)
+            else:
+                setattr(module, name, value)
 
 
 @dataclasses.dataclass

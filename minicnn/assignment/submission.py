@@ -26,12 +26,37 @@ import itertools
 import signal
 import sys
 import threading
+import traceback
 from pathlib import Path
 
-__all__ = ["Submission", "CheckTimeout", "time_limit"]
+__all__ = ["Submission", "CheckTimeout", "SubmissionImportError", "time_limit"]
 
 _counter = itertools.count()
 _PREFIX = "_minicnn_assignment_"
+
+
+class SubmissionImportError(ImportError):
+    """A file of the submission could not be imported; the message says which and why, naming
+    files relative to the submission."""
+
+
+def _describe(error, path, folder):
+    """``error``'s message, with the file named relative to ``folder`` (never the sandbox's path)."""
+    if isinstance(error, SyntaxError):
+        where = _relative(error.filename or str(path), folder)
+        return f"{error.msg} ({where}, line {error.lineno})"
+    line = ""
+    for frame, number in traceback.walk_tb(error.__traceback__):
+        if Path(frame.f_code.co_filename) == path:
+            line = f" ({_relative(str(path), folder)}, line {number})"
+    return f"{error}{line}"
+
+
+def _relative(filename, folder):
+    try:
+        return Path(filename).resolve().relative_to(folder).as_posix()
+    except (ValueError, OSError):
+        return Path(filename).name
 
 
 class CheckTimeout(BaseException):
@@ -163,11 +188,13 @@ class Submission:
         if name in self._modules:
             module = self._modules[name]
             if isinstance(module, ImportError):
-                raise module
+                # A fresh error each time: the first failure's traceback (and the check it
+                # happened in) must not show up in the report of every later check.
+                raise SubmissionImportError(str(module)) from None
             return module
         path = self.path_of(name)
         if not path.is_file():
-            error = ImportError(f"{path.name} is missing from {path.parent}")
+            error = SubmissionImportError(f"{path.name} was not handed in (it is missing)")
             self._modules[name] = error
             raise error
         module = self.load_file(path, name)
@@ -195,8 +222,9 @@ class Submission:
             raise
         except (Exception, SystemExit) as error:  # SyntaxError, NameError at import time, ...
             del sys.modules[unique]
-            failure = ImportError(f"{path.name} could not be imported: "
-                                  f"{type(error).__name__}: {error}")
+            failure = SubmissionImportError(f"{path.name} could not be imported: "
+                                            f"{type(error).__name__}: "
+                                            f"{_describe(error, path, self.directory)}")
             self._modules[name] = failure
             raise failure from error
         return module

@@ -286,9 +286,11 @@ def doubles_one(sub):
     assert y == 2.0, "double(1) should be 2"
     return {"y": y}
 
+# BEGIN HIDDEN
 @q1.hidden
 def doubles_many(sub):
     return {"y": sub.mod.double(np.arange(5.0))}
+# END HIDDEN
 
 QUESTIONS = [q1]
 
@@ -342,3 +344,52 @@ def test_references_are_plain_arrays(tmp_path):
         assert data["q1.doubles_one.y"] == 2.0
     kit = sorted(p.name for p in result.grader_dir.iterdir())
     assert kit == ["grader.py", "references.npz"]             # mod.py is the student's to give
+
+
+def test_hidden_checks_reach_the_kit_only(tmp_path):
+    src = write(tmp_path / "src", {"grader.py": GRADER,
+                                   "mod.py": "def double(x):\n    # BEGIN SOLUTION\n"
+                                             "    return 2 * x\n    # END SOLUTION\n"})
+    result = build(src, tmp_path / "out")
+    student = (result.student_dir / "grader.py").read_text()
+    kit = (result.grader_dir / "grader.py").read_text()
+    assert "doubles_many" not in student and "np.arange(5.0)" not in student
+    assert "HIDDEN" not in student and "@q1.public" in student
+    assert "def doubles_many(sub):" in kit
+    # The student copy ships the public check's expected value and the hidden weight, no more.
+    with np.load(result.student_dir / "expected.npz", allow_pickle=False) as data:
+        assert sorted(data.files) == ["hidden_weight:q1", "q1.doubles_one.y"]
+        assert data["hidden_weight:q1"] == 1.0 and data["q1.doubles_one.y"] == 2.0
+    for path in result.student_dir.rglob("*"):
+        assert b"doubles_many" not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize("where, leaked, words", [
+    # a hidden check outside the markers: its name would reach the student copy
+    ("grader.py", GRADER.replace("# BEGIN HIDDEN\n", "").replace("# END HIDDEN\n", ""),
+     "hidden check 'doubles_many' appears in grader.py"),
+    # the hidden check's input copied into a README
+    ("README.md", "Try it: return {\"y\": sub.mod.double(np.arange(5.0))}\n",
+     "appears in README.md"),
+    # its name mentioned in the notes handed out
+    ("NOTES.md", "The check doubles_many runs in the final grade.\n",
+     "hidden check 'doubles_many' appears in NOTES.md"),
+])
+def test_the_leak_check_covers_hidden_checks(tmp_path, where, leaked, words):
+    files = {"grader.py": GRADER, "mod.py": "def double(x):\n    # BEGIN SOLUTION\n"
+                                            "    return 2 * x\n    # END SOLUTION\n"}
+    files[where] = leaked
+    src = write(tmp_path / "src", files)
+    with pytest.raises(LeakError, match=re.escape(words)):
+        build(src, tmp_path / "out")
+    assert_nothing_written(tmp_path, tmp_path / "out")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("# BEGIN HIDDEN\nx = 1\n# END SOLUTION\n", "'# END SOLUTION' without a matching"),
+    ("# BEGIN HIDDEN (hint: no)\nx = 1\n# END HIDDEN\n", "unexpected text after '# BEGIN HIDDEN'"),
+    ("# BEGIN HIDDEN\nx = 1\n", "'# BEGIN HIDDEN' is never closed"),
+])
+def test_hidden_markers_must_pair_up(text, words):
+    with pytest.raises(MarkerError, match=re.escape(words)):
+        strip_solutions(text, "grader.py")

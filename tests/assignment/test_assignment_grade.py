@@ -43,15 +43,16 @@ def test_release_of_the_example(built):
     secrets = find_secrets(files)
     assert len(secrets) > 30
     student = {p.relative_to(built.student_dir).as_posix(): p.read_text()
-               for p in built.student_dir.rglob("*") if p.is_file()}
+               for p in built.student_dir.rglob("*") if p.is_file() and p.suffix != ".npz"}
     assert sorted(student) == ["README.md", "assignment1.ipynb", "grader.py", "gradient_check.py", "layers.py", "train.py"]
+    assert (built.student_dir / "expected.npz").is_file()
     assert [str(p) for p in hidden] == ["notes_hidden.md"]
     for relpath, number, line in secrets:
         for name, text in student.items():
             assert line not in text, f"{relpath}:{number} {line!r} leaked into {name}"
     layers = student["layers.py"]
     assert "SOLUTION" not in layers
-    blocks = sum(len(f.stripped.blocks) for f in files if f.stripped)
+    blocks = sum(len(f.stripped.solution_blocks) for f in files if f.stripped)
     stubs = [line for line in layers.splitlines() if line.strip() == "raise NotImplementedError"]
     assert len(stubs) == blocks == built.blocks == 15
     assert "# TODO: your code here (hint: np.maximum compares elementwise)" in layers
@@ -65,6 +66,15 @@ def test_non_solution_content_is_byte_identical(built):
             continue
         released = (built.student_dir / source.name).read_bytes()
         original = source.read_bytes()
+        if b"# BEGIN HIDDEN" in original:               # the grader: the hidden blocks left out
+            kept, inside = [], False
+            for line in original.splitlines(keepends=True):
+                if line.startswith((b"# BEGIN HIDDEN", b"# END HIDDEN")):
+                    inside = b"BEGIN" in line
+                elif not inside:
+                    kept.append(line)
+            assert released == b"".join(kept)
+            continue
         if b"# BEGIN SOLUTION" not in original:
             assert released == original, source.name
             continue
@@ -135,26 +145,31 @@ def test_partially_solved_copy_gets_partial_credit(built, tmp_path):
     report = grade(copy_student(built, tmp_path, PARTIAL), built.grader_dir, quiet=True)
     by_name = {q.name: q for q in report.questions}
     assert by_name["q2"].status == "passed" and by_name["q2"].earned == 5
-    assert by_name["q1"].status == "partial" and by_name["q1"].earned == 5     # 2 of 4 checks
-    assert [c.status for c in by_name["q1"].checks] == ["passed", "failed", "passed", "failed"]
-    assert "affine_backward: the gradient of input 0 has shape (3, 6), but the input (3, 2, 3)" in \
-        by_name["q1"].checks[1].message
+    # q1: 4 checks of 2.5 points; the forward checks pass. The public gradient check (out, dx,
+    # dw, db) has out and dw right; the hidden one (x already flat: dx right) dx and dw.
+    assert by_name["q1"].status == "partial"
+    assert by_name["q1"].earned == pytest.approx(2.5 + 2.5 * 2 / 4 + 2.5 + 2.5 * 2 / 3)
+    assert [c.status for c in by_name["q1"].checks] == ["passed", "partial", "passed", "partial"]
+    assert "dx: shape (3, 6), expected (3, 2, 3)" in by_name["q1"].checks[1].message
     assert by_name["q1"].checks[3].message.startswith("db: relative error 5.00e-01")
     assert all(by_name[q].earned == 0 for q in ["q3", "q4", "q5", "q6"])
-    assert report.earned == 10 and 0 < report.fraction < 1
+    assert 0 < report.fraction < 1
     text = report.format()
-    assert "q1.affine_backward_values [hidden, failed]" in text
+    assert "q1.affine_backward_values [hidden, partial]" in text
     assert "q3.conv_naive_small_example" not in text        # questions not started: table only
 
 
 def test_without_references_only_public_checks_run(built, tmp_path):
     report = grade(copy_student(built, tmp_path, PARTIAL), quiet=True)
-    assert report.references is None
-    hidden = [c for q in report.questions for c in q.checks if c.kind == "hidden"]
-    assert hidden and all(c.status == "skipped" for c in hidden)
-    assert scores(report)["q1"] == 5 and scores(report)["q2"] == 5        # 1 of 2 public checks
+    assert report.references is None and report.expected == "expected.npz"
+    assert all(c.kind == "public" for q in report.questions for c in q.checks)   # none shipped
+    real = grade(copy_student(built, tmp_path / "again", PARTIAL), built.grader_dir, quiet=True)
+    # The public part is scored as in the real grade, point for point, out of the public points.
+    assert report.earned == real.public_earned and report.possible == real.public_possible
+    assert scores(report)["q2"] == pytest.approx(5 * 2 / 3)     # ReLU: 2 public checks of 3
     assert "public checks only" in report.format()
-    assert grade(EXAMPLE, quiet=True).earned == 110
+    instructor = grade(EXAMPLE, quiet=True)             # no expected values: they pass if they run
+    assert instructor.earned == instructor.possible == instructor.public_possible
 
 
 def test_grader_helpers_come_from_the_kit(built, tmp_path):
