@@ -61,7 +61,7 @@ class LogSoftmax(_AlongAxis):
 class CrossEntropy(Function):
     """L = mean_n (logsumexp(z_n) - z_{n,t_n});  dz = (softmax(z) - onehot(t)) / N."""
 
-    def __init__(self, target):
+    def __init__(self, target: Array):
         self.t = target  # (N,) integer array on the logits' device
 
     def forward(self, z):
@@ -82,7 +82,7 @@ class CrossEntropy(Function):
 class NLLLoss(Function):
     """L = -mean_n log_probs_{n,t_n};  dlog_probs = -onehot(t) / N."""
 
-    def __init__(self, target):
+    def __init__(self, target: Array):
         self.t = target
 
     def forward(self, logp):

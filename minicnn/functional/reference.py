@@ -11,10 +11,11 @@ upstream gradient ``gy`` (dL/dy) and returns the input gradients, obtained by lo
 positions and sending ``gy`` back along the same connections ("every output position added
 ``w * x`` into y, so it adds ``w * gy`` into dx and ``x * gy`` into dw").
 """
+from __future__ import annotations
 
 import numpy as np
 
-from .geometry import conv_output_size, pad2d, pair as _pair
+from .geometry import IntPair, conv_output_size, pad2d, pair as _pair
 from .reference_pooling import (adaptive_avg_pool2d_naive, adaptive_avg_pool2d_naive_backward,  # noqa: F401
                                 avg_pool2d_naive, avg_pool2d_naive_backward, max_pool2d_naive,
                                 max_pool2d_naive_backward)
@@ -23,7 +24,8 @@ from .reference_pooling import (adaptive_avg_pool2d_naive, adaptive_avg_pool2d_n
 # ------------------------------------------------------------------------------------------------
 # convolution
 # ------------------------------------------------------------------------------------------------
-def conv2d_naive(x, w, b=None, stride=1, padding=0, groups=1):
+def conv2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: IntPair = 1,
+                 padding: IntPair = 0, groups: int = 1) -> np.ndarray:
     """y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * x_pad[n, g*Cg + c, i*sh + u, j*sw + v]."""
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     n, c_in, h, wd = x.shape
@@ -43,7 +45,9 @@ def conv2d_naive(x, w, b=None, stride=1, padding=0, groups=1):
     return y
 
 
-def conv2d_naive_backward(x, w, b, stride, padding, groups, gy):
+def conv2d_naive_backward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: IntPair, padding: IntPair,
+                          groups: int, gy: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Returns ``(dx, dw, db)`` (``db`` None when ``b`` is None) for ``conv2d_naive``."""
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     n, c_in, h, wd = x.shape
@@ -70,7 +74,8 @@ def conv2d_naive_backward(x, w, b, stride, padding, groups, gy):
 # ------------------------------------------------------------------------------------------------
 # local response normalization
 # ------------------------------------------------------------------------------------------------
-def local_response_norm_naive(a, size, alpha=1e-4, beta=0.75, k=1.0):
+def local_response_norm_naive(a: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                              k: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """``(b, s)`` channel by channel: ``s_c = k + alpha/size * sum of a_c'^2`` over the window
     ``c' = c - size//2 ... c + (size-1)//2`` (clipped to the channels), ``b_c = a_c * s_c^-beta``.
     ``a`` is (N, C, *); the sums are taken in float64 and both results cast back to ``a``'s dtype."""

@@ -3,11 +3,13 @@
 Each ``*_naive`` forward loops over the output positions; each ``*_naive_backward`` sends ``gy``
 back along the same connections.
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
 
-from .geometry import conv_output_size, pair as _pair
+from .geometry import IntPair, conv_output_size, pair as _pair
 
 
 def _pool_geometry(x, kernel_size, stride, padding, ceil_mode):
@@ -20,7 +22,8 @@ def _pool_geometry(x, kernel_size, stride, padding, ceil_mode):
     return (kh, kw), (sh, sw), (ph, pw), (ho, wo)
 
 
-def max_pool2d_naive(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+def max_pool2d_naive(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+                     ceil_mode: bool = False) -> np.ndarray:
     """y[n, c, i, j] = max of the window at (i*sh - ph, j*sw - pw), padding excluded (never wins)."""
     y, _ = _max_pool2d_naive_with_argmax(x, kernel_size, stride, padding, ceil_mode)
     return y
@@ -44,7 +47,8 @@ def _max_pool2d_naive_with_argmax(x, kernel_size, stride, padding, ceil_mode):
     return y, where
 
 
-def max_pool2d_naive_backward(x, kernel_size, stride, padding, ceil_mode, gy):
+def max_pool2d_naive_backward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None, padding: IntPair,
+                              ceil_mode: bool, gy: np.ndarray) -> np.ndarray:
     """dx: each gy[n, c, i, j] goes to the position of its window's maximum (added, when windows
     overlap and share a maximum)."""
     _, where = _max_pool2d_naive_with_argmax(x, kernel_size, stride, padding, ceil_mode)
@@ -68,7 +72,8 @@ def _avg_window(i, j, geometry, h, w):
     return slice(max(r0, 0), min(r0 + kh, h)), slice(max(q0, 0), min(q0 + kw, w)), divisor
 
 
-def avg_pool2d_naive(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+def avg_pool2d_naive(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+                     ceil_mode: bool = False) -> np.ndarray:
     """y[n, c, i, j] = (sum of the real pixels of window (i, j)) / divisor (see ``_avg_window``)."""
     geometry = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
     n, c, h, w = x.shape
@@ -83,7 +88,8 @@ def avg_pool2d_naive(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     return y
 
 
-def avg_pool2d_naive_backward(x, kernel_size, stride, padding, ceil_mode, gy):
+def avg_pool2d_naive_backward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None, padding: IntPair,
+                              ceil_mode: bool, gy: np.ndarray) -> np.ndarray:
     """dx: each gy[n, c, i, j] / divisor is added to every real pixel of window (i, j)."""
     geometry = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
     n, c, h, w = x.shape
@@ -108,7 +114,7 @@ def _adaptive_size(x, output_size):
     return (x.shape[2] if oh is None else oh), (x.shape[3] if ow is None else ow)
 
 
-def adaptive_avg_pool2d_naive(x, output_size):
+def adaptive_avg_pool2d_naive(x: np.ndarray, output_size: int | tuple[int | None, int | None]) -> np.ndarray:
     """y[n, c, i, j] = mean of x[n, c, rows of bin i, cols of bin j] (``None`` keeps a size)."""
     oh, ow = _adaptive_size(x, output_size)
     y = np.zeros(x.shape[:2] + (oh, ow), dtype=x.dtype)
@@ -118,7 +124,8 @@ def adaptive_avg_pool2d_naive(x, output_size):
     return y
 
 
-def adaptive_avg_pool2d_naive_backward(x, output_size, gy):
+def adaptive_avg_pool2d_naive_backward(x: np.ndarray, output_size: int | tuple[int | None, int | None],
+                                       gy: np.ndarray) -> np.ndarray:
     """dx: gy[n, c, i, j] / (bin area) added to every pixel of bin (i, j)."""
     oh, ow = _adaptive_size(x, output_size)
     dx = np.zeros_like(x)

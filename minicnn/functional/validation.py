@@ -3,14 +3,17 @@
 Every check raises ``ValueError`` whose message names the layer (``"conv2d"``, ``"Conv2d(3, 8, ...)"``)
 and states the expected and the received shape, before any array is touched.
 """
+from __future__ import annotations
+
 import numpy  # a Python list of labels becomes a host array first
 
 from .. import backend
 from ..tensor import Tensor
-from .geometry import adaptive_output_size, pair
+from .geometry import Array, IntPair, adaptive_output_size, pair
 
 
-def validate_conv2d(layer, x_shape, weight_shape, stride=1, padding=0, groups=1, bias_shape=None):
+def validate_conv2d(layer: str, x_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: IntPair = 1,
+                    padding: IntPair = 0, groups: int = 1, bias_shape: tuple[int, ...] | None = None) -> None:
     """Raise ``ValueError`` (naming ``layer``, expected vs received shape) for an invalid conv."""
     x_shape, weight_shape = tuple(x_shape), tuple(weight_shape)
     sh, sw = pair(stride, f"{layer}: stride")
@@ -47,7 +50,8 @@ def _check_rank(layer, x_shape):
         raise ValueError(f"{layer}: expected a 4-D input (N, C, H, W), got shape {tuple(x_shape)}")
 
 
-def check_pool2d_args(layer, kernel_size, stride=None, padding=0):
+def check_pool2d_args(layer: str, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
+                      ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
     """Normalise and check a pool's arguments: returns ``(kh, kw), (sh, sw), (ph, pw)``.
 
     Raises ``ValueError`` naming ``layer`` for a non-positive kernel or stride, or a padding that
@@ -65,7 +69,8 @@ def check_pool2d_args(layer, kernel_size, stride=None, padding=0):
     return (kh, kw), (sh, sw), (ph, pw)
 
 
-def validate_pool2d(layer, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False):
+def validate_pool2d(layer: str, x_shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair | None = None,
+                    padding: IntPair = 0, ceil_mode: bool = False) -> None:
     """Raise ``ValueError`` (naming ``layer``, expected vs received shape) for an invalid pool."""
     x_shape = tuple(x_shape)
     (kh, kw), _, (ph, pw) = check_pool2d_args(layer, kernel_size, stride, padding)
@@ -77,7 +82,8 @@ def validate_pool2d(layer, x_shape, kernel_size, stride=None, padding=0, ceil_mo
                          f"(N, C, {max(kh - 2 * ph, 1)}, {max(kw - 2 * pw, 1)}), got shape {x_shape}")
 
 
-def validate_adaptive_pool2d(layer, x_shape, output_size):
+def validate_adaptive_pool2d(layer: str, x_shape: tuple[int, ...],
+                             output_size: int | tuple[int | None, int | None]) -> None:
     """Raise ``ValueError`` (naming ``layer``) for a non-4-D input or a non-positive output size."""
     _check_rank(layer, x_shape)
     oh, ow = adaptive_output_size(x_shape, output_size)
@@ -88,7 +94,8 @@ def validate_adaptive_pool2d(layer, x_shape, output_size):
 _BN_LAYOUTS = {2: "(N, {C})", 3: "(N, {C}, L)", 4: "(N, {C}, H, W)"}
 
 
-def validate_batch_norm(layer, x_shape, num_features=None, ranks=(2, 3, 4)):
+def validate_batch_norm(layer: str, x_shape: tuple[int, ...], num_features: int | None = None,
+                        ranks: tuple[int, ...] = (2, 3, 4)) -> None:
     """Rank in ``ranks`` and ``num_features`` channels on axis 1: ``ValueError`` naming ``layer``
     and stating the expected and received shapes otherwise."""
     x_shape = tuple(x_shape)
@@ -98,14 +105,14 @@ def validate_batch_norm(layer, x_shape, num_features=None, ranks=(2, 3, 4)):
         raise ValueError(f"{layer}: expected input {expected}, got {x_shape}")
 
 
-def validate_local_response_norm(layer, x_shape):
+def validate_local_response_norm(layer: str, x_shape: tuple[int, ...]) -> None:
     """LRN needs at least (N, C, L): ``ValueError`` naming ``layer`` otherwise."""
     if len(x_shape) < 3:
         raise ValueError(f"{layer}: expected input (N, C, H, W) (or any (N, C, *) with at least 3 "
                          f"dimensions), got {tuple(x_shape)}")
 
 
-def validate_linear(layer, x_shape, in_features):
+def validate_linear(layer: str, x_shape: tuple[int, ...], in_features: int) -> None:
     """``x`` must be ``(*, in_features)``: ``ValueError`` naming ``layer`` otherwise."""
     x_shape = tuple(x_shape)
     if len(x_shape) == 0 or x_shape[-1] != in_features:
@@ -113,7 +120,8 @@ def validate_linear(layer, x_shape, in_features):
         raise ValueError(f"{layer}: expected input {expected}, got {x_shape}")
 
 
-def class_targets(target, logits, op, what="input"):
+def class_targets(target: Tensor | Array | list[int], logits: Tensor, op: str,
+                  what: str = "input") -> Array:
     """Labels as an integer backend array on the logits' device; ``ValueError`` on a bad label."""
     if logits.ndim != 2:
         raise ValueError(f"{op}: expected {what} (N, C), got {tuple(logits.shape)}")
