@@ -95,7 +95,19 @@ def run(name, out_dir):
         state = train(ddp, 0, 1)
         keys = sorted(ddp.state_dict())
         ddp.load_state_dict(bare.state_dict())            # the bare form loads too
-        np.savez(out, world=world, keys=np.array(keys), **{"ddp." + k: v for k, v in state.items()},
+        class Half(nn.Module):  # a parameter that takes no part in the loss
+            def __init__(self):
+                super().__init__()
+                self.used, self.unused = nn.Linear(2, 2), nn.Linear(2, 2)
+
+            def forward(self, x):
+                return self.used(x)
+        try:
+            DistributedDataParallel(Half())(mc.ones(1, 2)).sum().backward()
+            missing = "no error"
+        except RuntimeError as err:
+            missing = str(err)
+        np.savez(out, world=world, keys=np.array(keys), missing=missing, **{"ddp." + k: v for k, v in state.items()},
                  **{"twin." + k: v for k, v in train(twin, 0, 1).items()})
     elif name == "nccl_single":  # on one GPU: NCCL's collectives, and DDP's step = the bare step
         dist.destroy_process_group()

@@ -98,6 +98,8 @@ def test_without_a_launcher_the_world_is_one_process_and_ddp_changes_nothing(tmp
     got = np.load(tmp_path / "single-rank0.npz")
     assert got["world"] == 1
     assert all(k.startswith("module.") for k in got["keys"])  # PyTorch's keys
+    assert str(got["missing"]).startswith("DistributedDataParallel: 2 parameter gradient(s) missing "
+                                          "after backward(), ['unused.bias', 'unused.weight'] on rank 0")
     twin = {k[5:]: got[k] for k in got.files if k.startswith("twin.")}
     for key, value in twin.items():  # SyncBatchNorm alone is BatchNorm; DDP of one averages nothing
         np.testing.assert_array_equal(got["ddp." + key], value, err_msg=key)
