@@ -47,6 +47,63 @@ def topk_correct(logits, targets, ks=(1, 5)):
     return {k: int(v) for k, v in topk_hits(logits, targets, ks).items()}
 
 
+class RunningTotals:
+    """What a pass over a data set adds up, kept on the device and read back in batches.
+
+    Each step hands over its batch size, loss, logits and targets (device arrays) with
+    :meth:`add`; :meth:`read_back` copies the values of all steps since the last read-back to the
+    host at once (one copy per kind) and adds them up: ``n`` images, ``loss`` (the mean),
+    ``hits[k]`` (top-k), and with ``keep_predictions`` the predicted and true labels for a
+    confusion matrix. On a GPU every read-back waits for all queued kernels, so a loop reads back
+    every :data:`~minicnn.train.trainer.REFRESH_STEPS` steps, not after each one; on the CPU it costs
+    nothing. ``checks`` (from ``backend.deferred_checks``) raises a bad label at the read-back,
+    before the numbers it spoiled.
+    """
+
+    def __init__(self, checks, topk=(1,), keep_predictions=False):
+        self.checks, self.topk, self.keep = checks, tuple(topk), keep_predictions
+        self.n, self.loss_sum, self.hits = 0, 0.0, {k: 0 for k in self.topk}
+        self.predictions, self.targets = [], []
+        self._pending = []           # (batch size, loss, hits, predictions, targets), on the device
+
+    def add(self, size, loss, logits, targets):
+        predicted = logits.argmax(axis=1) if self.keep else None
+        self._pending.append((int(size), loss, topk_hits(logits, targets, self.topk), predicted,
+                              targets))
+
+    def read_back(self):
+        """Add up the steps since the last read-back; returns their losses (Python floats)."""
+        self.checks.check()
+        if not self._pending:
+            return []
+        xp = backend.get_array_module(self._pending[0][1])
+        losses = _to_host([loss for _, loss, _, _, _ in self._pending])
+        for k in self.topk:
+            self.hits[k] += int(sum(_to_host([hits[k] for _, _, hits, _, _ in self._pending])))
+        if self.keep:
+            self.predictions.append(backend.to_numpy(xp.concatenate([p for *_, p, _ in self._pending])))
+            self.targets.append(numpy.asarray(backend.to_numpy(
+                xp.concatenate([t for *_, t in self._pending]))))
+        for (size, *_), value in zip(self._pending, losses):
+            self.n += size
+            self.loss_sum += value * size
+        self._pending.clear()
+        return losses
+
+    @property
+    def loss(self):
+        return self.loss_sum / self.n
+
+    def accuracy(self, k=1):
+        return self.hits[k] / self.n
+
+
+def _to_host(values):
+    """A list of 0-d device arrays as Python numbers, copied to the host in one go."""
+    xp = backend.get_array_module(values[0])
+    return backend.to_numpy(xp.stack([xp.asarray(v).reshape(()) for v in values])).tolist()
+
+
 def confusion_matrix(targets, predictions, num_classes):
     """``(C, C)`` int64 counts: row = true class, column = predicted class (host arrays)."""
     t = numpy.asarray(backend.to_numpy(targets), dtype=numpy.int64).ravel()

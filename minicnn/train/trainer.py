@@ -46,7 +46,8 @@ from ..tensor import Tensor
 from .checkpoint import (CHECKPOINT_NAME, CheckpointError, check_complete, load_checkpoint,
                          save_checkpoint)
 from .finetune import check_weights
-from .metrics import confusion_matrix, format_confusion, topk_hits, write_confusion, write_json
+from .metrics import (RunningTotals, confusion_matrix, format_confusion, write_confusion,
+                      write_json)
 from .plots import plot_confusion, plot_curves
 from .progress import ProgressBar
 
@@ -88,12 +89,6 @@ def _forward(model, x, y, loss_fn):
     return out, loss_fn(out, y)
 
 
-def _to_host(values):
-    """A list of 0-d device arrays as Python numbers, copied to the host in one go."""
-    xp = backend.get_array_module(values[0])
-    return backend.to_numpy(xp.stack([v.reshape(()) for v in values])).tolist()
-
-
 def model_device(model):
     """The device of the model's first parameter (``"cpu"`` for a model without any)."""
     for p in model.parameters():
@@ -112,46 +107,35 @@ def evaluate(model, loader, device=None, loss_fn=None, progress=False, desc="tes
     device = device or model_device(model)
     was_training = model.training
     model.eval()
-    n, loss_sum, hits = 0, 0.0, {k: 0 for k in topk}
-    targets, predictions = [], []
-    pending = []  # (batch size, loss, hits, predictions, targets) since the last read-back, on the device
     start = time.perf_counter()
     bar = ProgressBar(len(loader), desc, enabled=progress)
     try:
-        with no_grad(), backend.deferred_checks() as checks:  # label checks: at each read-back
+        with no_grad(), backend.deferred_checks() as checks:
+            totals = RunningTotals(checks, topk, keep_predictions=True)
             for step, (x, y) in enumerate(loader, start=1):
                 checks.where = f"{desc}, step {step}"
                 x_dev, y_dev = backend.to_device(x, device), backend.to_device(y, device)
                 logits, loss = _forward(model, Tensor(x_dev), y_dev, loss_fn)
-                num_classes = logits.shape[1]
-                pending.append((int(len(y_dev)), loss.data, topk_hits(logits.data, y_dev, topk),
-                                logits.data.argmax(axis=1), y_dev))
-                if step % REFRESH_STEPS and step != len(loader):
+                totals.add(len(y), loss.data, logits.data, y_dev)
+                if step % REFRESH_STEPS == 0 or step == len(loader):
+                    totals.read_back()
+                    bar.update(1, loss=f"{totals.loss:.4f}",
+                               acc=f"{100.0 * totals.accuracy(topk[0]):.2f}%")
+                else:
                     bar.update(1)
-                    continue
-                checks.check()
-                xp = backend.get_array_module(pending[0][1])   # the read-back: one copy per kind
-                losses = _to_host([loss_ for _, loss_, _, _, _ in pending])
-                for k in topk:
-                    hits[k] += int(sum(_to_host([h[k] for _, _, h, _, _ in pending])))
-                predictions.append(backend.to_numpy(xp.concatenate([p for _, _, _, p, _ in pending])))
-                targets.append(numpy.asarray(backend.to_numpy(xp.concatenate([t for *_, t in pending]))))
-                n += sum(b for b, *_ in pending)
-                loss_sum += sum(value * b for (b, *_), value in zip(pending, losses))
-                pending.clear()
-                bar.update(1, loss=f"{loss_sum / n:.4f}", acc=f"{100.0 * hits[topk[0]] / n:.2f}%")
     finally:
         bar.close()
         model.train(was_training)
     seconds = time.perf_counter() - start
-    if n == 0:
+    if totals.n == 0:
         raise ValueError("evaluate: the loader yielded no data")
-    result = {"loss": loss_sum / n, "n": n, "seconds": seconds,
-              "images_per_second": n / seconds if seconds > 0 else float("inf")}
+    result = {"loss": totals.loss, "n": totals.n, "seconds": seconds,
+              "images_per_second": totals.n / seconds if seconds > 0 else float("inf")}
     for k in topk:
-        result[f"top{k}"] = hits[k] / n
-    result["confusion"] = confusion_matrix(numpy.concatenate(targets),
-                                           numpy.concatenate(predictions), num_classes)
+        result[f"top{k}"] = totals.accuracy(k)
+    result["confusion"] = confusion_matrix(numpy.concatenate(totals.targets),
+                                           numpy.concatenate(totals.predictions),
+                                           logits.shape[1])
     return result
 
 
@@ -302,49 +286,44 @@ class Trainer:
     def train_epoch(self, epoch):
         """One pass over ``train_loader`` in training mode; returns ``loss``, ``acc``,
         ``seconds``, ``images_per_second``."""
-        model, opt = self.model, self.optimizer
+        model, optimizer = self.model, self.optimizer
         model.train()
         steps = len(self.train_loader)
-        n, loss_sum, correct = 0, 0.0, 0
         start = time.perf_counter()
         bar = ProgressBar(steps, f"{self.epoch_label} {epoch}/{self.epochs}", enabled=self.progress)
-        pending = []  # (batch size, loss, hits) of the steps since the last read-back, on the device
         try:
-            with backend.deferred_checks() as checks:  # label checks: at each read-back, not per step
+            with backend.deferred_checks() as checks:
+                totals = RunningTotals(checks)
                 for step, (x, y) in enumerate(self.train_loader, start=1):
                     checks.where = f"epoch {epoch}, step {step}"
                     x_dev, y_dev = backend.to_device(x, self.device), backend.to_device(y, self.device)
                     logits, loss = _forward(model, Tensor(x_dev), y_dev, self.loss_fn)
-                    opt.zero_grad()
-                    model.zero_grad()
+                    optimizer.zero_grad()
+                    model.zero_grad()       # also parameters the optimizer does not hold
                     loss.backward()
                     if self.clip_grad_norm is not None:
                         clip_grad_norm_(model.parameters(), self.clip_grad_norm)
-                    opt.step()
+                    optimizer.step()
                     if self.scheduler is not None and self.scheduler_interval == "step":
                         self.scheduler.step()
-                    pending.append((int(len(y)), loss.data, (logits.data.argmax(axis=1) == y_dev).sum()))
+                    totals.add(len(y), loss.data, logits.data, y_dev)
                     if step % REFRESH_STEPS and step != steps:
                         bar.update(1)
                         continue
-                    checks.check()  # a bad label (the clear error) before the loss it spoiled
-                    losses = _to_host([loss_ for _, loss_, _ in pending])  # the read-back
-                    hits = _to_host([h for _, _, h in pending])
-                    for i, ((b, _, _), value) in enumerate(zip(pending, losses)):
+                    losses = totals.read_back()
+                    for i, value in enumerate(losses):
                         if not math.isfinite(value):
-                            raise self._diverged(epoch, step - len(pending) + 1 + i, steps, value)
-                        n, loss_sum, correct = n + b, loss_sum + value * b, correct + int(hits[i])
-                    pending.clear()
+                            raise self._diverged(epoch, step - len(losses) + 1 + i, steps, value)
                     elapsed = time.perf_counter() - start
-                    bar.update(1, loss=f"{loss_sum / n:.4f}", acc=f"{100.0 * correct / n:.2f}%",
-                               **{"img/s": f"{n / elapsed:.0f}" if elapsed > 0 else "-"})
+                    bar.update(1, loss=f"{totals.loss:.4f}", acc=f"{100.0 * totals.accuracy():.2f}%",
+                               **{"img/s": f"{totals.n / elapsed:.0f}" if elapsed > 0 else "-"})
         finally:
             bar.close()
         seconds = time.perf_counter() - start
-        if n == 0:
+        if totals.n == 0:
             raise ValueError("train_epoch: the training loader yielded no data")
-        return {"loss": loss_sum / n, "acc": correct / n, "seconds": seconds,
-                "images_per_second": n / seconds if seconds > 0 else float("inf")}
+        return {"loss": totals.loss, "acc": totals.accuracy(), "seconds": seconds,
+                "images_per_second": totals.n / seconds if seconds > 0 else float("inf")}
 
     def first_non_finite(self):
         """The name of the first parameter or buffer holding a NaN or inf, or ``None``."""
