@@ -271,27 +271,39 @@ class CudaCrossEntropy(CrossEntropy):
         return cuda_kernels.cross_entropy_backward_cuda(backend.get_array_module(g), self.p, self.t, g)
 
 
-def _kernel_ready(params, *columns):
-    """Whether every parameter and its arrays in ``columns`` (gradients, state; None skipped) are
-    C-contiguous arrays of the parameter's float dtype: what the optimizer kernels take."""
-    return all(a is None or (_kernel_dtype(a) and a.dtype == p.dtype and a.flags.c_contiguous)
-               for k, p in enumerate(params) for a in (p,) + tuple(column[k] for column in columns))
+def _group_ready(optimizer, params):
+    """Whether the optimizer kernels take the group: every parameter, its gradient and the state
+    it has so far are C-contiguous arrays of the parameter's float dtype (state made on a first
+    step copies the parameter). Checked before any state is touched."""
+    def takes(p, a):
+        return _kernel_dtype(a) and a.dtype == p.dtype and a.flags.c_contiguous
+
+    return all(takes(p.data, a) for p in params
+               for a in (p.data, p.grad, *(v for v in optimizer.state.get(p, {}).values()
+                                           if backend.is_array(v))))
 
 
-def cuda_sgd_step(params, grads, bufs, firsts, lr, momentum, dampening, weight_decay, nesterov):
-    """The SGD step of all parameters as one kernel (the reference: ``optim.sgd.sgd_step``)."""
-    if not _kernel_ready(params, grads, bufs):
-        return NotImplemented  # the registry then runs the reference
-    cuda_kernels.sgd_step_cuda(backend.get_array_module(params[0]), params, grads, bufs, firsts, lr,
-                               momentum, dampening, weight_decay, nesterov)
+def cuda_sgd_step(optimizer, group, params):
+    """SGD's step of a whole parameter group in one kernel (the reference: ``SGD.step``, one
+    parameter at a time, with the same state)."""
+    if not _group_ready(optimizer, params):
+        return NotImplemented       # SGD.step then updates them one at a time
+    buffers = [optimizer.momentum_buffer(p, group) for p in params]
+    cuda_kernels.sgd_step_cuda(backend.get_array_module(params[0].data), [p.data for p in params],
+                               [p.grad for p in params], [b for b, _ in buffers],
+                               [first for _, first in buffers], **optimizer.hyper(group))
 
 
-def cuda_adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, **hyper):
-    """The Adam step of all parameters as one kernel (the reference: ``optim.adam.adam_step``)."""
-    if not _kernel_ready(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
-        return NotImplemented  # the registry then runs the reference
-    cuda_kernels.adam_step_cuda(backend.get_array_module(params[0]), params, grads, exp_avgs, exp_avg_sqs,
-                                max_exp_avg_sqs, steps, **hyper)
+def cuda_adam_step(optimizer, group, params):
+    """Adam's (and AdamW's) step of a whole parameter group in one kernel (the reference:
+    ``Adam.step``, one parameter at a time, with the same state)."""
+    if not _group_ready(optimizer, params):
+        return NotImplemented       # Adam.step then updates them one at a time
+    states = [optimizer.moments(p, group) for p in params]
+    columns = [[state.get(key) for state in states]
+               for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step")]
+    cuda_kernels.adam_step_cuda(backend.get_array_module(params[0].data), [p.data for p in params],
+                                [p.grad for p in params], *columns, **optimizer.hyper(group))
 
 
 register(Conv2d, CudaConv2d, devices=("cuda",))
@@ -303,5 +315,5 @@ register(BatchNorm, CudaBatchNorm, devices=("cuda",))
 register(ReLU, CudaReLU, devices=("cuda",))
 register(Dropout, CudaDropout, devices=("cuda",))
 register(CrossEntropy, CudaCrossEntropy, devices=("cuda",))
-register_function("sgd_step", cuda_sgd_step, devices=("cuda",))
-register_function("adam_step", cuda_adam_step, devices=("cuda",))
+register_function("sgd", cuda_sgd_step, devices=("cuda",))
+register_function("adam", cuda_adam_step, devices=("cuda",))

@@ -13,8 +13,9 @@ device, switches the instance to it (``fn.__class__ = ...``: same attributes, sa
 student wrote. Inside ``with disabled():``, or with ``MINICNN_FAST=0`` in the environment, nothing
 is replaced: every op runs the code in ``minicnn/functional``.
 
-Code that is no ``Function`` (an optimizer's update of a parameter) asks :func:`call` instead,
-with the reference as an argument; fast versions register under a name (:func:`register_function`).
+Code that is no ``Function`` asks :func:`call` instead, with the reference as an argument, and an
+optimizer asks :func:`step_group` whether a fast path updates a whole parameter group at once;
+fast versions of both register under a name (:func:`register_function`).
 
 This module and ``minicnn/backend.py`` are the only code that looks at the device.
 """
@@ -147,6 +148,16 @@ def call(name, reference, *arrays, **kwargs):
             if result is not NotImplemented:  # the fast function declined (a dtype it lacks)
                 return result
     return reference(*arrays, **kwargs)
+
+
+def step_group(name, optimizer, group, params):
+    """Whether a fast path registered as ``name`` for the parameters' device updated the whole
+    ``group`` (``fast(optimizer, group, params)``; it may decline with ``NotImplemented``). When
+    False, the optimizer's reference updates the parameters one at a time."""
+    if not (params and is_enabled()):
+        return False
+    fast = _FAST_FUNCTIONS.get((name, _paths_device(backend.device_of(params[0].data))))
+    return fast is not None and fast(optimizer, group, params) is not NotImplemented
 
 
 def registered():

@@ -42,35 +42,38 @@ class Adam(Optimizer):
             raise ValueError(f"{name}: invalid weight_decay {group['weight_decay']!r}")
 
     def step(self):
-        """Update every parameter that has a gradient (in place)."""
+        """Update every parameter that has a gradient (in place), one at a time: the formulas
+        above (PyTorch's single-tensor form). On a GPU, ``minicnn.fast`` updates a whole group in
+        one kernel instead (:func:`minicnn.fast.registry.step_group`), with the same formulas."""
         for group in self.param_groups:
-            beta1, beta2 = (float(b) for b in group["betas"])
-            columns = params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], [], [], []
-            for p in self._params_with_grad(group):
-                xp = backend.get_array_module(p.data)
-                state = self.state.setdefault(p, {})
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = xp.zeros_like(p.data)
-                    state["exp_avg_sq"] = xp.zeros_like(p.data)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = xp.zeros_like(p.data)
-                state["step"] += 1
-                for column, value in zip(columns, (p.data, p.grad, state["exp_avg"], state["exp_avg_sq"],
-                                                   state.get("max_exp_avg_sq"), state["step"])):
-                    column.append(value)
-            if params:
-                registry.call("adam_step", adam_step, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
-                              steps, lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=float(group["eps"]),
-                              weight_decay=float(group["weight_decay"]), decoupled=self.decoupled,
-                              amsgrad=bool(group["amsgrad"]))
+            params = self._params_with_grad(group)
+            if registry.step_group("adam", self, group, params):
+                continue
+            for p in params:
+                state = self.moments(p, group)
+                adam_update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"],
+                            state.get("max_exp_avg_sq"), state["step"], **self.hyper(group))
 
+    def hyper(self, group):
+        """The group's settings, as ``adam_update`` takes them."""
+        beta1, beta2 = (float(b) for b in group["betas"])
+        return dict(lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=float(group["eps"]),
+                    weight_decay=float(group["weight_decay"]), decoupled=self.decoupled,
+                    amsgrad=bool(group["amsgrad"]))
 
-def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, **hyper):
-    """One Adam step of every parameter in the lists (``adam_update`` on each). On the GPU
-    ``minicnn.fast`` runs all of them as one kernel, which is why the step takes lists."""
-    for arrays in zip(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps):
-        adam_update(*arrays, **hyper)
+    def moments(self, p, group):
+        """``p``'s state for this step: the moments (zero at first) and the step count ``t``,
+        already advanced to this step."""
+        state = self.state.setdefault(p, {})
+        if not state:
+            xp = backend.get_array_module(p.data)
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(p.data)
+            state["exp_avg_sq"] = xp.zeros_like(p.data)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+        state["step"] += 1
+        return state
 
 
 def adam_update(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, t, lr, beta1, beta2, eps, weight_decay,

@@ -35,30 +35,34 @@ class SGD(Optimizer):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
 
     def step(self):
-        """Update every parameter that has a gradient (in place)."""
+        """Update every parameter that has a gradient (in place), one at a time: the formulas
+        above (PyTorch's single-tensor form). On a GPU, ``minicnn.fast`` updates a whole group in
+        one kernel instead (:func:`minicnn.fast.registry.step_group`), with the same formulas."""
         for group in self.param_groups:
-            hyper = dict(lr=float(group["lr"]), momentum=float(group["momentum"]),
-                         dampening=float(group["dampening"]), weight_decay=float(group["weight_decay"]),
-                         nesterov=bool(group["nesterov"]))
-            params, grads, bufs, firsts = [], [], [], []
-            for p in self._params_with_grad(group):
-                buf, first = None, False
-                if hyper["momentum"] != 0:
-                    state = self.state.setdefault(p, {})
-                    first = "momentum_buffer" not in state
-                    if first:
-                        state["momentum_buffer"] = backend.get_array_module(p.data).empty_like(p.data)
-                    buf = state["momentum_buffer"]
-                params.append(p.data), grads.append(p.grad), bufs.append(buf), firsts.append(first)
-            if params:
-                registry.call("sgd_step", sgd_step, params, grads, bufs, firsts, **hyper)
+            params = self._params_with_grad(group)
+            if registry.step_group("sgd", self, group, params):
+                continue
+            for p in params:
+                buf, first = self.momentum_buffer(p, group)
+                sgd_update(p.data, p.grad, buf, first=first, **self.hyper(group))
 
+    @staticmethod
+    def hyper(group):
+        """The group's settings, as ``sgd_update`` takes them."""
+        return dict(lr=float(group["lr"]), momentum=float(group["momentum"]),
+                    dampening=float(group["dampening"]), weight_decay=float(group["weight_decay"]),
+                    nesterov=bool(group["nesterov"]))
 
-def sgd_step(params, grads, bufs, firsts, lr, momentum, dampening, weight_decay, nesterov):
-    """One SGD step of every parameter in the lists (``sgd_update`` on each). On the GPU
-    ``minicnn.fast`` runs all of them as one kernel, which is why the step takes lists."""
-    for p, g, buf, first in zip(params, grads, bufs, firsts):
-        sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first)
+    def momentum_buffer(self, p, group):
+        """``(buffer, first)``: ``p``'s momentum buffer (made on its first step, then ``first`` is
+        true and ``sgd_update`` fills it with the gradient), or ``(None, False)`` without momentum."""
+        if group["momentum"] == 0:
+            return None, False
+        state = self.state.setdefault(p, {})
+        first = "momentum_buffer" not in state
+        if first:
+            state["momentum_buffer"] = backend.get_array_module(p.data).empty_like(p.data)
+        return state["momentum_buffer"], first
 
 
 def sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
