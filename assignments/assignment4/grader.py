@@ -4,8 +4,12 @@ Run it yourself at any time::
 
     python grader.py            (or: minicnn assignment grade .)
 
-to run the *public* checks. The final grade also runs *hidden* checks (other images, other
-settings, other networks) and compares every returned value with the instructor's solution.
+to run the *public* checks, whose values are compared with the instructor's solution's (shipped in
+``expected.npz``), each by itself: a public check that passes here passes in the final grade, with
+the same points. The final grade also runs *hidden* checks (other images, settings, networks);
+they are not in your copy. How you initialise the new head does not matter to any check; Q5 uses
+reference Q4 functions and checks the two stages (steps, learning rates, seeds, parameters), so a
+mistake in Q4 costs points once.
 ``sub.augment`` and ``sub.finetune`` are your files. No data set and no pretrained file is needed:
 the checks make their own small images and networks.
 """
@@ -14,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import minicnn as mc
-from minicnn.assignment import Question, collect_references
+from minicnn.assignment import Question, collect_references, substitute
 
 TITLE = "Assignment 4: Training tips"
 SUBMISSION_FILES = ["augment.py", "finetune.py"]
@@ -50,10 +54,12 @@ def flip_small_example(sub):
     return {"out": out}
 
 
+# BEGIN HIDDEN
 @q1.hidden
 def flip_values(sub):
     flip = np.random.default_rng(12).random(6) < 0.5
     return {"out": sub.augment.hflip(images(11, 6, 3, 5, 4), flip)}
+# END HIDDEN
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,10 +79,12 @@ def crop_small_example(sub):
     return {"same": same, "moved": moved}
 
 
+# BEGIN HIDDEN
 @q2.hidden
 def crop_values(sub):
     offsets = np.random.default_rng(22).integers(0, 7, (5, 2))
     return {"out": sub.augment.crop(images(21, 5, 2, 6, 7), 3, offsets)}
+# END HIDDEN
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,11 +104,13 @@ def jitter_small_example(sub):
     return {"same": same, "flat": flat, "bright": bright}
 
 
+# BEGIN HIDDEN
 @q3.hidden
 def jitter_values(sub):
     rng = np.random.default_rng(32)
     return {"out": sub.augment.color_jitter(images(33, 4, 3, 5, 5), rng.uniform(0.6, 1.4, 4),
                                             rng.uniform(0.6, 1.4, 4))}
+# END HIDDEN
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,15 +131,23 @@ def toy_data(seed, n=40, classes=3):
     return rng.random((n, 1, 28, 28)).astype(np.float32), rng.integers(0, classes, n)
 
 
+def fixed_head(model, seed):
+    """Overwrite the head's weights with fixed numbers: how the new head was initialised then does
+    not matter to the check (any initialisation is fine)."""
+    rng = np.random.default_rng(seed)
+    for p in model.head.parameters():
+        p.data[...] = 0.05 * rng.standard_normal(p.shape).astype(p.numpy().dtype)
+    return model
+
+
 @q4.public
 def replace_head_shape(sub):
     model = small_model(sub, 41)
     old_head = model.head
     sub.finetune.replace_head(model, 3)
-    assert model.head is not old_head, "replace_head must put a new layer in model.head"
     out = model(mc.Tensor(np.zeros((2, 1, 28, 28), dtype=np.float32)))
-    assert out.shape == (2, 3), f"after replace_head(model, 3) the output is {out.shape}, not (2, 3)"
-    return {"shape": np.array(out.shape), "head_weight_shape": np.array(model.head.weight.shape)}
+    return {"shape": np.array(out.shape), "head_weight_shape": np.array(model.head.weight.shape),
+            "new_layer": model.head is not old_head}
 
 
 @q4.public
@@ -137,16 +155,14 @@ def head_only_freezes_features(sub):
     model = small_model(sub, 42)
     trainable = sub.finetune.head_only(model)
     head_ids = {id(p) for p in model.head.parameters()}
-    assert trainable is not None and {id(p) for p in trainable} == head_ids, \
-        "head_only must return exactly the head's parameters"
-    frozen = [name for name, p in model.named_parameters() if name.startswith("features") and p.requires_grad]
-    assert not frozen, f"still trainable after head_only: {frozen}"
-    return {"flags": trainable_flags(model)}
+    returned = {id(p) for p in trainable} if trainable is not None else set()
+    return {"flags": trainable_flags(model), "returns_the_head": returned == head_ids}
 
 
+# BEGIN HIDDEN
 @q4.hidden
 def head_training_moves_only_the_head(sub):
-    model = sub.finetune.replace_head(small_model(sub, 43), 3)
+    model = fixed_head(sub.finetune.replace_head(small_model(sub, 43), 3), 47)
     before = {name: p.numpy().copy() for name, p in model.named_parameters()}
     x, y = toy_data(44)
     losses = sub.finetune.train_steps(model, sub.finetune.head_only(model), x, y, 3, lr=0.1, seed=45)
@@ -161,29 +177,78 @@ def set_trainable_values(sub):
     all_frozen = trainable_flags(model)
     sub.finetune.set_trainable(model.features[4], True)       # the second conv only
     return {"all_frozen": all_frozen, "one_layer": trainable_flags(model)}
+# END HIDDEN
 
 
 # --------------------------------------------------------------------------------------------
 q5 = Question("q5", "Fine-tuning in two stages", points=20, rtol=1e-4)
 
 
+def reference_head_only(model):
+    """Q4's ``head_only``, used by Q5 instead of yours (a mistake in Q4 costs its points once)."""
+    model.requires_grad_(True)
+    model.features.requires_grad_(False)
+    return list(model.head.parameters())
+
+
+def reference_set_trainable(module, trainable):
+    module.requires_grad_(trainable)
+
+
+class Recorder:
+    """Stands in for ``train_steps``: records every call (what fine_tune asked for) and returns
+    made-up losses, so that Q5 checks the two stages themselves in a moment."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def __call__(self, model, parameters, x, y, steps, lr, batch_size=32, seed=0, augment=None):
+        parameters = list(parameters)
+        all_ids = [id(p) for p in model.parameters()]
+        head_ids = {id(p) for p in model.head.parameters()}
+        self.calls.append({
+            "steps": steps, "lr": lr, "seed": seed, "augment": augment,
+            "head_only": {id(p) for p in parameters} == head_ids,
+            "everything": sorted(id(p) for p in parameters) == sorted(all_ids),
+            "all_trainable": all(p.requires_grad for p in model.parameters())})
+        return [float(len(self.calls) * 10 + i) for i in range(steps)]
+
+
+def two_stages(sub, head_steps, all_steps, lr, seed):
+    """Run ``fine_tune`` with the reference Q4 functions and a recording ``train_steps``; one
+    output per thing the two stages must get right."""
+    model = small_model(sub, seed, num_classes=3)
+    x, y = toy_data(seed + 1)
+    recorder = Recorder(model)
+    augment = lambda batch, rng: batch                         # noqa: E731 (passed on as is)
+    with substitute(sub.finetune, head_only=reference_head_only, train_steps=recorder,
+                    set_trainable=reference_set_trainable):
+        losses = sub.finetune.fine_tune(model, x, y, head_steps=head_steps, all_steps=all_steps,
+                                        lr=lr, seed=seed, augment=augment)
+    calls = recorder.calls
+    result = {"stages": len(calls), "losses": np.array(losses, dtype=np.float64)}
+    if len(calls) == 2:
+        first, second = calls
+        result.update(
+            steps=np.array([first["steps"], second["steps"]]),
+            lrs=np.array([first["lr"], second["lr"]], dtype=np.float64),
+            seeds=np.array([first["seed"], second["seed"]]),
+            augment_passed_on=first["augment"] is augment and second["augment"] is augment,
+            first_trains_the_head=first["head_only"],
+            second_trains_everything=second["everything"] and second["all_trainable"])
+    return result
+
+
 @q5.public
-def fine_tune_runs(sub):
-    model = small_model(sub, 51, num_classes=3)
-    x, y = toy_data(52)
-    losses = sub.finetune.fine_tune(model, x, y, head_steps=2, all_steps=2, lr=0.05, seed=53)
-    assert len(losses) == 4, f"2 + 2 steps should give 4 losses, got {len(losses)}"
-    assert all(p.requires_grad for p in model.parameters()), "after fine_tune every parameter is trainable"
-    return {"losses": np.array(losses)}
+def fine_tune_stages(sub):
+    return two_stages(sub, head_steps=2, all_steps=3, lr=0.05, seed=53)
 
 
+# BEGIN HIDDEN
 @q5.hidden
-def fine_tune_values(sub):
-    model = small_model(sub, 54, num_classes=4)
-    x, y = toy_data(55, classes=4)
-    losses = sub.finetune.fine_tune(model, x, y, head_steps=3, all_steps=2, lr=0.1, seed=56)
-    return {"losses": np.array(losses), "conv1": model.features[0].weight.numpy(),
-            "head": model.head.weight.numpy()}
+def fine_tune_other_stages(sub):
+    return two_stages(sub, head_steps=4, all_steps=1, lr=0.2, seed=57)
+# END HIDDEN
 
 
 QUESTIONS = [q1, q2, q3, q4, q5]

@@ -32,15 +32,15 @@ import math
 import sys
 
 from .build import BuildError, LeakError, MarkerError, build, strip_solutions
-from .classroom import _check_writable, _write_atomically, grade_folder
-from .grade import GradeError, GradeReport, grade, printable
-from .questions import Question, collect_references, relative_error
+from .classroom import FORMATS, _check_writable, _write_atomically, grade_folder
+from .grade import GradeError, GradeReport, grade, gradescope_results, printable
+from .questions import Question, collect_references, relative_error, substitute
 from .sandbox import Limits
 from .submission import Submission
 
 __all__ = [
     "build", "grade", "grade_folder", "cli_build", "cli_grade", "cli_grade_all", "main",
-    "Question", "collect_references", "relative_error", "Submission", "strip_solutions",
+    "Question", "collect_references", "relative_error", "substitute", "Submission", "strip_solutions",
     "BuildError", "MarkerError", "LeakError", "GradeError", "GradeReport", "Limits",
     "EXIT_INCOMPLETE", "add_arguments", "run",
 ]
@@ -66,8 +66,12 @@ def cli_build(src, out):
     return 0
 
 
-def cli_grade(submission, references=None, json_path=None, limits=None, require_isolation=False):
+def cli_grade(submission, references=None, json_path=None, limits=None, require_isolation=False,
+              format="report"):
     """``minicnn assignment grade SUBMISSION [--references KIT]``: prints the report.
+
+    ``json_path`` also saves the report as JSON: minicnn's (``format="report"``) or Gradescope's
+    autograder ``results.json`` (``format="gradescope"``).
 
     Returns 0 when every check was graded (whatever the score), :data:`EXIT_INCOMPLETE` (3) when
     the report was written but some check timed out, crashed the grading process or was not run,
@@ -82,9 +86,9 @@ def cli_grade(submission, references=None, json_path=None, limits=None, require_
         print(f"error: {printable(error)}", file=sys.stderr)
         return 1
     if json_path:
+        data = gradescope_results(report) if format == "gradescope" else report.to_dict()
         try:
-            _write_atomically(json_path, lambda handle: json.dump(report.to_dict(), handle,
-                                                                  indent=2))
+            _write_atomically(json_path, lambda handle: json.dump(data, handle, indent=2))
         except OSError as error:
             print(f"error: could not write the JSON report {json_path}: {error}", file=sys.stderr)
             return 1
@@ -92,7 +96,7 @@ def cli_grade(submission, references=None, json_path=None, limits=None, require_
 
 
 def cli_grade_all(submissions, references, csv_path, json_dir=None, limits=None,
-                  require_isolation=False):
+                  require_isolation=False, format="report"):
     """``minicnn assignment grade-all SUBMISSIONS --references KIT --csv FILE``: one row per student.
 
     Returns 0 when every submission was graded completely, :data:`EXIT_INCOMPLETE` (3) when some
@@ -100,7 +104,7 @@ def cli_grade_all(submissions, references, csv_path, json_dir=None, limits=None,
     """
     try:
         results = grade_folder(submissions, references, csv_path, json_dir, limits,
-                               require_isolation=require_isolation)
+                               require_isolation=require_isolation, format=format)
     except (GradeError, OSError) as error:
         print(f"error: {printable(error)}", file=sys.stderr)
         return 1
@@ -154,6 +158,9 @@ def add_arguments(parser):
                          help="the grading kit folder (OUT/grader from build, or its "
                               "references.npz); without it only the public checks run")
     p_grade.add_argument("--json", dest="json_path", default=None, help="also write the report here")
+    p_grade.add_argument("--format", choices=FORMATS, default="report",
+                         help="what --json writes: minicnn's report, or Gradescope's autograder "
+                              "results.json (default %(default)s)")
     _limit_options(p_grade)
     p_all = commands.add_parser("grade-all", help="grade every submission folder in a folder; one CSV")
     p_all.add_argument("submissions", help="a folder holding one folder per student")
@@ -161,6 +168,9 @@ def add_arguments(parser):
     p_all.add_argument("--csv", dest="csv_path", default="marks.csv",
                        help="where to write the marks (default %(default)s)")
     p_all.add_argument("--json-dir", default=None, help="also write each student's report as JSON here")
+    p_all.add_argument("--format", choices=FORMATS, default="report",
+                       help="what --json-dir receives: STUDENT.json reports, or STUDENT/results.json "
+                            "for Gradescope (default %(default)s)")
     _limit_options(p_all)
 
 
@@ -171,10 +181,14 @@ def run(args):
     limits = Limits(total_seconds=args.time_budget,
                     memory_bytes=args.memory_mb * 2 ** 20 if args.memory_mb else None)
     if args.action == "grade-all":
+        if args.format == "gradescope" and not args.json_dir:
+            print("error: --format gradescope writes into --json-dir: name the folder",
+                  file=sys.stderr)
+            return 1
         return cli_grade_all(args.submissions, args.references, args.csv_path, args.json_dir,
-                             limits, args.require_isolation)
+                             limits, args.require_isolation, args.format)
     return cli_grade(args.submission, args.references, args.json_path, limits,
-                     args.require_isolation)
+                     args.require_isolation, args.format)
 
 
 def main(argv=None):

@@ -32,9 +32,14 @@ import traceback
 from pathlib import Path
 
 from . import isolation
-from .grade import GradeError, KitChanged, grade, kit_questions, printable
+from .grade import GradeError, KitChanged, grade, gradescope_results, kit_questions, printable
 
-__all__ = ["grade_folder", "ClassRun"]
+__all__ = ["grade_folder", "ClassRun", "FORMATS", "MAX_ANSWER"]
+
+#: What ``--json-dir`` receives for each student: minicnn's report, or Gradescope's results.json.
+FORMATS = ("report", "gradescope")
+#: Longest written answer (characters) copied into the CSV.
+MAX_ANSWER = 20000
 
 
 def _submissions(folder):
@@ -104,22 +109,28 @@ class ClassRun:
     def _write(self, handle):
         header = (["student"] + [f"{q['name']} ({q['points']:g})" for q in self.questions]
                   + ["automatic total", "automatic possible", "complete", "isolated"]
-                  + [f"{key} {title} ({points:g}, by hand)"
-                     for key, (title, points) in self.written.items()])
+                  + [cell for key, (title, points) in self.written.items()
+                     for cell in (f"{key} answer", f"{key} {title} ({points:g}, by hand)")]
+                  + ["not handed in"])
         writer = csv.writer(handle)
         writer.writerow([spreadsheet_safe(cell) for cell in header])
-        blank = [""] * len(self.written)
         for name, report, error in self.rows:
             if report is None:
                 writer.writerow([spreadsheet_safe(name)] + [""] * len(self.questions)
-                                + ["", "", spreadsheet_safe(error), ""] + blank)
+                                + ["", "", spreadsheet_safe(error), ""]
+                                + [""] * (2 * len(self.written)) + [""])
                 continue
             earned = {q.name: q.earned for q in report.questions}
+            answers = []
+            for key in self.written:
+                text = report.written.get(key, "")
+                answers += [spreadsheet_safe(text[:MAX_ANSWER]) if text else "MISSING", ""]
             writer.writerow([spreadsheet_safe(name)]
                             + [f"{earned.get(q['name'], 0):g}" for q in self.questions]
                             + [f"{report.earned:g}", f"{report.possible:g}",
                                "yes" if report.complete else "no",
-                               "yes" if report.isolated else "NO"] + blank)
+                               "yes" if report.isolated else "NO"] + answers
+                            + [spreadsheet_safe(" ".join(report.missing))])
 
     def summary(self):
         """Lines: how many were graded, and every student who was not, with the reason."""
@@ -135,8 +146,11 @@ class ClassRun:
 
 
 def grade_folder(submissions, references, csv_path, json_dir=None, limits=None, log=print,
-                 require_isolation=False):
+                 require_isolation=False, format="report"):
     """Grade every folder in ``submissions`` with the kit ``references``; write ``csv_path``.
+
+    ``json_dir`` (optional) receives each student's report: ``<student>.json`` (``format``
+    ``"report"``) or ``<student>/results.json`` in Gradescope's format (``"gradescope"``).
 
     Returns the list of ``(student, report)`` pairs (``report`` is None where the grader could
     not run at all, with the reason in the CSV's ``complete`` column). Raises :class:`GradeError`
@@ -144,6 +158,8 @@ def grade_folder(submissions, references, csv_path, json_dir=None, limits=None, 
     :class:`~minicnn.assignment.grade.KitChanged` (after saving the rows so far) when the kit
     changed during the run.
     """
+    if format not in FORMATS:
+        raise GradeError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
     folders = _submissions(submissions)
     questions, written = kit_questions(references)
     _check_writable(csv_path, "CSV file")
@@ -179,7 +195,12 @@ def grade_folder(submissions, references, csv_path, json_dir=None, limits=None, 
             continue
         log(f"{printable(name):<24} {report.earned:g} / {report.possible:g}"
             + ("" if report.complete else "  (incomplete: see its report)"))
-        if json_dir is not None:
+        if json_dir is not None and format == "gradescope":
+            (Path(json_dir) / name).mkdir(exist_ok=True)
+            _write_atomically(Path(json_dir) / name / "results.json",
+                              lambda handle: json.dump(gradescope_results(report), handle,
+                                                       indent=2))
+        elif json_dir is not None:
             _write_atomically(Path(json_dir) / f"{name}.json",
                               lambda handle: json.dump(report.to_dict(), handle, indent=2))
         run.add(name, report)

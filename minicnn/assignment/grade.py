@@ -43,7 +43,7 @@ from .sandbox import CRASHED, NOT_RUN, TIMEOUT, Limits, SandboxError, run_checks
 from .submission import CheckTimeout, Submission
 
 __all__ = ["grade", "GradeError", "GradeReport", "QuestionResult", "CheckResult", "load_grader",
-           "INCOMPLETE", "printable", "KitChanged"]
+           "INCOMPLETE", "printable", "KitChanged", "gradescope_results", "written_answers"]
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
 NOT_IMPLEMENTED, SKIPPED, PARTIAL = "not implemented", "skipped", "partial"
@@ -209,6 +209,39 @@ class GradeReport:
         if not self.isolated:
             lines += ["", f"WARNING: the submission's code was {printable(self.isolation)}"]
         return "\n".join(lines)
+
+
+def gradescope_results(report):
+    """``report`` as Gradescope's autograder ``results.json`` (a dict, ready for ``json.dump``).
+
+    One test per check, named ``"q1.affine_gradients (Affine layer)"``, with its share of the
+    question's points; public checks are ``visible`` at once, hidden ones ``after_published``
+    (students see their names and results once the instructor publishes the grades). The written
+    questions are not in it: they are graded by hand, in Gradescope or from the class CSV.
+    """
+    tests = []
+    for q in report.questions:
+        for c in q.checks:
+            if c.status == SKIPPED:
+                continue
+            tests.append({
+                "name": printable(f"{q.name}.{c.name} ({q.title})"),
+                "score": round(c.earned, 6), "max_score": round(c.points, 6),
+                "status": "passed" if c.passed else "failed",
+                "output": printable(f"{c.status}: {c.message}" if c.message else c.status),
+                "visibility": "visible" if c.kind == "public" else "after_published"})
+    notes = [f"{_points(report.earned)} / {_points(report.possible)} points from the automatic "
+             f"checks"]
+    if report.missing:
+        notes.append(f"not handed in: {', '.join(map(printable, report.missing))}")
+    empty = [key for key, text in report.written.items() if not text]
+    if empty:
+        notes.append(f"written answers missing: {', '.join(empty)}")
+    if not report.complete:
+        notes.append("NOT GRADED COMPLETELY: see the tests below")
+    return {"score": round(report.earned, 6), "max_score": round(report.possible, 6),
+            "output": "\n".join(notes), "visibility": "visible", "stdout_visibility": "hidden",
+            "tests": tests}
 
 
 #: Lines of the submission's printed output shown at the end of the report.

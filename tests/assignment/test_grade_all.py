@@ -1,5 +1,6 @@
 """Grading a whole class: one folder per student, one CSV of marks (``grade-all``)."""
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from minicnn import cli
 from minicnn.assignment import EXIT_INCOMPLETE, build, cli_grade_all
 
 A2 = Path(__file__).resolve().parents[2] / "assignments" / "assignment2"
-HANDED_IN = ("functions.py", "topo.py", "network.py")
+HANDED_IN = ("functions.py", "topo.py", "network.py", "answers.md")
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +18,9 @@ def kit(tmp_path_factory):
     return build(A2, tmp_path_factory.mktemp("a2") / "out")
 
 
-def _hand_in(folder, source):
+def _hand_in(folder, source, names=HANDED_IN):
     folder.mkdir(parents=True)
-    for name in HANDED_IN:
+    for name in names:
         shutil.copy(source / name, folder / name)
 
 
@@ -41,6 +42,8 @@ def test_a_class_is_graded_into_one_csv(kit, tmp_path, capsys):
     assert rows["carol"]["complete"] == "no" and float(rows["carol"]["automatic total"]) < 100
     written = [column for column in rows["alice"] if column.endswith("by hand)")]
     assert written and all(rows["alice"][column] == "" for column in written)   # for the instructor
+    # The handout's answers.md, untouched: every written answer is flagged as missing.
+    assert rows["bob"]["w1 answer"] == rows["bob"]["w2 answer"] == "MISSING"
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["alice.json", "bob.json", "carol.json"]
     assert "alice" in capsys.readouterr().out
 
@@ -56,3 +59,44 @@ def test_the_command_line_and_its_errors(kit, tmp_path, capsys):
     assert cli_grade_all(tmp_path / "empty", kit.grader_dir, tmp_path / "x.csv") == 1
     assert "no submission folders" in capsys.readouterr().err
     assert cli_grade_all(submissions, tmp_path / "nowhere", tmp_path / "x.csv") == 1
+
+
+def test_written_answers_complete_hand_ins_and_gradescope_results(kit, tmp_path):
+    submissions = tmp_path / "class"
+    _hand_in(submissions / "dana", A2)
+    answers = (kit.student_dir / "answers.md").read_text()
+    (submissions / "dana" / "answers.md").write_text(
+        answers.replace("(a)\n", "(a) The loss comes first: =SUM(A1) is no formula here.\n"))
+    _hand_in(submissions / "erin", A2, names=("functions.py",))      # 1 of 4 files
+    marks, results = tmp_path / "marks.csv", tmp_path / "gradescope"
+    status = cli_grade_all(submissions, kit.grader_dir, marks, json_dir=results,
+                           format="gradescope")
+    assert status == EXIT_INCOMPLETE                                  # erin's hand-in is not
+    rows = {row["student"]: row for row in csv.DictReader(marks.open())}
+    assert rows["dana"]["w1 answer"] == "(a) The loss comes first: =SUM(A1) is no formula here."
+    assert rows["dana"]["w2 answer"] == "MISSING" and rows["dana"]["complete"] == "yes", rows["dana"]
+    assert rows["erin"]["complete"] == "no"
+    assert rows["erin"]["not handed in"] == "topo.py network.py answers.md"
+    # Gradescope's autograder format, one results.json per student.
+    dana = json.loads((results / "dana" / "results.json").read_text())
+    assert dana["score"] == dana["max_score"] == 100
+    tests = dana["tests"]
+    assert sum(t["max_score"] for t in tests) == pytest.approx(100)
+    assert {t["visibility"] for t in tests} == {"visible", "after_published"}
+    assert all(set(t) >= {"name", "score", "max_score", "output", "visibility"} for t in tests)
+    assert "written answers missing: w2" in dana["output"]
+    erin = json.loads((results / "erin" / "results.json").read_text())
+    assert erin["score"] < erin["max_score"] == 100
+    assert "not handed in: topo.py, network.py, answers.md" in erin["output"]
+    failed = [t for t in erin["tests"] if t["name"].startswith("q5.")]
+    assert failed and all(t["score"] == 0 and "topo.py was not handed in" in t["output"]
+                          for t in failed)
+
+
+def test_gradescope_needs_a_folder(kit, tmp_path, capsys):
+    submissions = tmp_path / "class"
+    _hand_in(submissions / "alice", A2)
+    assert cli.main(["assignment", "grade-all", str(submissions), "--references",
+                     str(kit.grader_dir), "--csv", str(tmp_path / "m.csv"),
+                     "--format", "gradescope"]) == 1
+    assert "--format gradescope writes into --json-dir" in capsys.readouterr().err
