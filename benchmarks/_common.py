@@ -16,7 +16,7 @@ import time
 
 def pin_threads(argv=None):
     """Read ``--threads N`` from argv (default 2) and pin BLAS/OpenMP threads and minicnn's own
-    thread count (``minicnn.threads``) to it."""
+    thread count (``minicnn.fast.threads``) to it."""
     argv = sys.argv if argv is None else argv
     threads = "2"
     if "--threads" in argv:

@@ -2,11 +2,12 @@
 
 Read it in this order: ``backend.py`` (NumPy or CuPy), ``function.py`` (the ``Function`` pattern and
 the backward walk), ``tensor.py`` and ``ops.py`` (the Tensor and its operators), then
-``functional/`` (one file per layer family), ``nn/``, ``models/``, ``optim/``, ``data/``, ``train.py``.
+``functional/`` (one file per layer family), ``nn/``, ``models/``, ``optim/``, ``data/``, ``train/``
+(the loop: ``train/trainer.py``).
 """
 __version__ = "0.1.0"
 
-from . import backends, cuda, threads
+from . import backends, cuda
 from .backend import get_array_module
 from .dtypes import (bool, double, float, float16, float32, float64, half, int, int8, int16,  # noqa: A004
                      int32, int64, long, short, uint8)
@@ -19,7 +20,7 @@ from .ops import cat, concat, stack
 from .rng import manual_seed
 from .serialization import load, save
 from .tensor import Tensor, tensor
-from .threads import get_num_threads, set_num_threads
+from .fast.threads import get_num_threads, set_num_threads
 
 # fast: the registry that picks each op's implementation; nn, optim, utils: as torch.nn ...
 from . import fast, functional, nn, optim, utils  # noqa: E402
@@ -27,7 +28,7 @@ from .summary import summary  # noqa: E402
 
 __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "concat",
            "cat", "stack", "gradcheck", "GradcheckError", "manual_seed", "save", "load",
-           "get_array_module", "backends", "cuda", "functional", "summary", "threads", "get_num_threads",
+           "get_array_module", "backends", "cuda", "functional", "summary", "get_num_threads",
            "set_num_threads", "fast", "nn", "optim", "utils",
            # PyTorch's top-level spellings (minicnn/factories.py, minicnn/dtypes.py)
            "zeros", "ones", "full", "zeros_like", "ones_like", "rand", "randn", "randint", "arange",

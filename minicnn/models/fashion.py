@@ -22,7 +22,7 @@ backward time of one epoch on two cores (``taskset -c 0,1``, two BLAS threads):
     [24, "M", 48, "M"]           313,330  88.1   90.8   91.7   92.3%   ~76 s
     [32, "M", 64, "M"]           421,866  88.9   90.8   91.6   92.7%   ~110 s
 
-The epoch times are from before minicnn's thread pool (``minicnn.threads``), on a busy machine;
+The epoch times are from before minicnn's thread pool (``minicnn.fast.threads``), on a busy machine;
 the default now trains an epoch in about 15 s on the same two cores (91.90% after 8 epochs).
 
 Wider or deeper configurations (``cfg=[32, 32, "M", 64, 64, "M"]``: 19 M MACs per image) gain a

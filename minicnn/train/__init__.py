@@ -9,7 +9,6 @@
     args.py        the options of ``minicnn train`` and ``minicnn evaluate``
     config.py      a run's settings (defaults, --resume) and building its pieces
     run.py         the commands themselves: train_main, evaluate_main, exit statuses
-    cli.py         the names the commands had before the split (re-exported)
 
 From Python:
 

@@ -17,6 +17,31 @@ failure into one line on stderr instead of a traceback:
 Both opt in, at the start of the run, to :func:`minicnn.fast.host_memory.keep_freed_memory`
 (freed NumPy buffers are reused instead of returned to the operating system;
 ``MINICNN_KEEP_FREED_MEMORY=0`` turns it off). Importing minicnn changes nothing process-wide.
+
+The commands are three modules, read in this order: ``args.py`` (the options and their value
+checks), ``config.py`` (the run's settings, defaults and ``--resume``, and building the data, model,
+optimizer and schedule from them) and this one. ``minicnn/cli.py`` calls
+``add_train_arguments(parser)``/``train_main(args)`` and
+``add_evaluate_arguments(parser)``/``evaluate_main(args)``.
+
+The default recipe
+------------------
+``minicnn train`` with no options trains :data:`minicnn.models.default_model_name`
+(``fashion_cnn``) on Fashion-MNIST: SGD with Nesterov momentum 0.9, learning rate 0.05,
+weight decay 5e-4, batch 128, a cosine schedule stepped every iteration, no augmentation,
+:data:`DEFAULT_EPOCHS` (8) epochs, seed 0, on every core the process may use (``--threads``; see
+:mod:`minicnn.fast.threads`). See docs/training.md for the accuracy and time measured.
+
+Where the output goes
+---------------------
+``--out DIR``, or by default ``runs/<model>-<YYYYmmdd>-<HHMMSS>``; ``runs/latest`` is then made a
+symbolic link to that folder (where the file system allows it), and ``--resume`` without a path or
+``--out`` continues ``runs/latest`` (``evaluate`` reads it by default too). The folder receives
+``metrics.json``, ``checkpoint.npz`` (every epoch, atomically, only when every parameter, buffer
+and the test loss are finite), ``config.json``, ``confusion.json``/``.csv`` and, with matplotlib,
+``curves.png`` and ``confusion.png``. The folder is locked while the run writes there (``.lock``,
+see :func:`~minicnn.train.checkpoint.lock_run_folder`): a second run into it is refused, and so is
+a new run into a folder holding another run's checkpoint.
 """
 import os
 import shutil

@@ -1,4 +1,4 @@
-"""minicnn.threads: the op-level thread pool and the BLAS thread count."""
+"""minicnn.fast.threads: the op-level thread pool and the BLAS thread count."""
 import threading
 
 import numpy as np

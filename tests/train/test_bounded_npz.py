@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn.train import cli, load_checkpoint
+from minicnn.train import args as train_args, run as train_run
+from minicnn.train import load_checkpoint
 from minicnn.train.checkpoint import max_checkpoint_bytes, state_bytes
 
 from test_cli_errors import fake_fashion, one_line_error
@@ -56,7 +57,7 @@ def run(tmp_path_factory):
     out = root / "run"
     argv = ["--model", "lenet5", "--data-root", str(data), "--batch-size", "16", "--quiet",
             "--epochs", "1", "--out", str(out)]
-    assert cli.train_main(cli.parse_train_args(argv)) == 0
+    assert train_run.train_main(train_args.parse_train_args(argv)) == 0
     return data, out
 
 
@@ -67,12 +68,12 @@ def test_checkpoint_bomb_is_refused_by_evaluate_and_resume(run, tmp_path, capsys
     assert bomb.stat().st_size < 1_000_000
     model = mc.models.lenet5()
     assert max_checkpoint_bytes(model) < BIG  # what a lenet5 checkpoint can hold
-    status, peak = traced(lambda: cli.evaluate_main(cli.parse_evaluate_args(
+    status, peak = traced(lambda: train_run.evaluate_main(train_args.parse_evaluate_args(
         ["--checkpoint", str(bomb), "--data-root", str(data), "--quiet"])))
     assert status == 1 and peak < BIG // 4, peak
     err = one_line_error(capsys)
     assert str(bomb) in err and "'model.features.0.weight'" in err and "damaged or forged" in err
-    status, peak = traced(lambda: cli.train_main(cli.parse_train_args(
+    status, peak = traced(lambda: train_run.train_main(train_args.parse_train_args(
         ["--resume", str(bomb), "--out", str(tmp_path / "more"), "--epochs", "2", "--quiet"])))
     assert status == 1 and peak < BIG // 4, peak
     assert "'model.features.0.weight'" in one_line_error(capsys)
@@ -87,7 +88,7 @@ def test_weights_bomb_is_refused_as_pretrained_weights(run, tmp_path, capsys):
                       else next(iter(state)))
     argv = ["--model", "lenet5", "--data-root", str(data), "--quiet", "--epochs", "1",
             "--pretrained", str(bomb), "--out", str(tmp_path / "ft")]
-    status, peak = traced(lambda: cli.train_main(cli.parse_train_args(argv)))
+    status, peak = traced(lambda: train_run.train_main(train_args.parse_train_args(argv)))
     assert status == 1 and peak < BIG // 4, peak
     err = one_line_error(capsys)
     assert "--pretrained" in err and str(bomb) in err and "damaged or forged" in err

@@ -11,7 +11,8 @@ import pytest
 
 import minicnn as mc
 from minicnn.data.idx import write_idx
-from minicnn.train import cli, load_checkpoint, save_checkpoint
+from minicnn.train import args as train_args, config as train_config, run as train_run
+from minicnn.train import load_checkpoint, save_checkpoint
 from minicnn.train import run as run_module
 from minicnn.train.progress import ProgressBar
 from minicnn.train.trainer import Trainer
@@ -36,7 +37,7 @@ def data(tmp_path):
 
 def train(data, *args):
     argv = ["--model", "lenet5", "--data-root", str(data), "--batch-size", "16", "--quiet"]
-    return cli.train_main(cli.parse_train_args(argv + [str(a) for a in args]))
+    return train_run.train_main(train_args.parse_train_args(argv + [str(a) for a in args]))
 
 
 def one_line_error(capsys):
@@ -50,7 +51,7 @@ def test_the_run_opts_in_to_keeping_freed_memory(data, tmp_path, monkeypatch):
     monkeypatch.setattr(run_module, "keep_freed_memory", lambda: calls.append(1))
     assert train(data, "--epochs", 1, "--out", tmp_path / "run") == 0
     assert calls == [1]
-    assert cli.evaluate_main(cli.parse_evaluate_args(
+    assert train_run.evaluate_main(train_args.parse_evaluate_args(
         ["--checkpoint", str(tmp_path / "run"), "--data-root", str(data), "--quiet"])) == 0
     assert calls == [1, 1]
 
@@ -64,17 +65,17 @@ def test_the_run_opts_in_to_keeping_freed_memory(data, tmp_path, monkeypatch):
 ])
 def test_impossible_values_are_argparse_errors_naming_the_flag(argv, flag, capsys):
     with pytest.raises(SystemExit) as info:
-        cli.parse_train_args(argv)
-    assert info.value.code == cli.EXIT_ARGPARSE == 2
+        train_args.parse_train_args(argv)
+    assert info.value.code == train_run.EXIT_ARGPARSE == 2
     assert f"argument {flag}" in capsys.readouterr().err
 
 
 def test_bad_values_from_python_are_usage_errors(data, tmp_path, capsys):
-    args = cli.parse_train_args(["--data-root", str(data), "--out", str(tmp_path / "x")])
+    args = train_args.parse_train_args(["--data-root", str(data), "--out", str(tmp_path / "x")])
     args.warmup_epochs = float("nan")
-    assert cli.train_main(args) == 1 and "--warmup-epochs" in one_line_error(capsys)
+    assert train_run.train_main(args) == 1 and "--warmup-epochs" in one_line_error(capsys)
     args.warmup_epochs, args.seed = None, -5
-    assert cli.train_main(args) == 1 and "--seed" in one_line_error(capsys)
+    assert train_run.train_main(args) == 1 and "--seed" in one_line_error(capsys)
 
 
 def test_data_root_must_exist_and_is_never_created(tmp_path, capsys):
@@ -83,7 +84,7 @@ def test_data_root_must_exist_and_is_never_created(tmp_path, capsys):
         assert train(missing, "--dataset", dataset, "--out", tmp_path / "o") == 1
         assert f"--data-root {missing}: no such folder" in one_line_error(capsys)
         assert not missing.exists()
-    assert cli.evaluate_main(cli.parse_evaluate_args(
+    assert train_run.evaluate_main(train_args.parse_evaluate_args(
         ["--checkpoint", str(tmp_path), "--data-root", str(missing)])) == 1
 
 
@@ -138,7 +139,7 @@ def test_diverging_run_exits_3_and_keeps_the_good_checkpoint(data, tmp_path, mon
 
     monkeypatch.setattr(Trainer, "train_epoch", poisoned)
     out = tmp_path / "run"
-    assert train(data, "--epochs", 3, "--out", out) == cli.EXIT_DIVERGED == 3
+    assert train(data, "--epochs", 3, "--out", out) == train_run.EXIT_DIVERGED == 3
     err = capsys.readouterr().err
     assert "diverged at the end of epoch 2" in err and "'classifier.2.weight'" in err
     ck = load_checkpoint(out)
@@ -155,7 +156,7 @@ def test_diverging_run_exits_3_and_keeps_the_good_checkpoint(data, tmp_path, mon
 def test_bad_config_in_a_checkpoint_names_file_and_field(data, tmp_path, capsys, config, field):
     path = tmp_path / "ck.npz"
     save_checkpoint(path, mc.models.lenet5(), epoch=1, config=config)
-    assert cli.evaluate_main(cli.parse_evaluate_args(
+    assert train_run.evaluate_main(train_args.parse_evaluate_args(
         ["--checkpoint", str(path), "--data-root", str(data), "--quiet"])) == 1
     err = one_line_error(capsys)
     assert str(path) in err and field in err
@@ -172,7 +173,7 @@ def test_checkpoint_with_invalid_json_and_bad_epoch(data, tmp_path, capsys):
     assert train(data, "--resume", path) == 1
     assert "field 'epoch' is 'abc'" in one_line_error(capsys)
     (tmp_path / "text.npz").write_text("hello")
-    assert cli.evaluate_main(cli.parse_evaluate_args(
+    assert train_run.evaluate_main(train_args.parse_evaluate_args(
         ["--checkpoint", str(tmp_path / "text.npz"), "--data-root", str(data)])) == 1
     assert "text.npz" in one_line_error(capsys)
 
@@ -181,7 +182,7 @@ def test_evaluate_refuses_nan_weights(data, tmp_path, capsys):
     state = mc.models.lenet5().state_dict()
     state["features.0.weight"] = np.full_like(state["features.0.weight"], np.nan)
     mc.save(state, tmp_path / "w.npz")
-    assert cli.evaluate_main(cli.parse_evaluate_args(
+    assert train_run.evaluate_main(train_args.parse_evaluate_args(
         ["--checkpoint", str(tmp_path / "w.npz"), "--model", "lenet5", "--data-root", str(data)])) == 1
     assert "NaN/inf" in one_line_error(capsys)
 
@@ -204,7 +205,7 @@ def test_ctrl_c_in_the_first_epoch_leaves_nothing_behind(data, tmp_path, monkeyp
     (first,) = [p.name for p in (tmp_path / "runs").iterdir() if p.name != "latest"]
     _interrupt_at(monkeypatch, 1)
     capsys.readouterr()
-    assert train(data, "--epochs", 2, "--seed", 1) == cli.EXIT_INTERRUPTED == 130
+    assert train(data, "--epochs", 2, "--seed", 1) == train_run.EXIT_INTERRUPTED == 130
     err = capsys.readouterr().err
     assert "nothing to resume" in err and "--resume" not in err
     assert [p.name for p in (tmp_path / "runs").iterdir() if p.name != "latest"] == [first]
@@ -222,14 +223,14 @@ def test_ctrl_c_later_names_the_folder_to_resume(data, tmp_path, monkeypatch, ca
 
 def test_evaluate_defaults_to_runs_latest_and_quiet_is_quiet(data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert cli.evaluate_main(cli.parse_evaluate_args(["--data-root", str(data)])) == 1
+    assert train_run.evaluate_main(train_args.parse_evaluate_args(["--data-root", str(data)])) == 1
     assert "runs/latest" in one_line_error(capsys)
     assert train(data, "--epochs", 1) == 0
     capsys.readouterr()
-    assert cli.evaluate_main(cli.parse_evaluate_args(["--data-root", str(data), "--quiet"])) == 0
+    assert train_run.evaluate_main(train_args.parse_evaluate_args(["--data-root", str(data), "--quiet"])) == 0
     out = capsys.readouterr().out
     assert "top-1" in out and "confusion matrix" not in out and len(out.strip().splitlines()) == 1
-    assert cli.evaluate_main(cli.parse_evaluate_args(["--data-root", str(data)])) == 0
+    assert train_run.evaluate_main(train_args.parse_evaluate_args(["--data-root", str(data)])) == 0
     assert "confusion matrix" in capsys.readouterr().out
 
 
@@ -261,10 +262,10 @@ def test_progress_bar_writes_one_line_per_epoch_to_a_log_file():
 
 def test_the_names_of_train_cli_keep_working_after_the_split():
     from minicnn.train import args, config, run
-    assert cli.train_main is run.train_main and cli.evaluate_main is run.evaluate_main
-    assert cli.resolve_config is config.resolve_config and cli.DEFAULTS is config.DEFAULTS
-    assert cli.positive_int is args.positive_int and cli.UsageError is config.UsageError
-    assert cli.build_model is config.build_model and cli.DEFAULT_EPOCHS == 8
+    assert train_run.train_main is run.train_main and train_run.evaluate_main is run.evaluate_main
+    assert train_config.resolve_config is config.resolve_config and train_config.DEFAULTS is config.DEFAULTS
+    assert train_args.positive_int is args.positive_int and train_config.UsageError is config.UsageError
+    assert train_config.build_model is config.build_model and train_config.DEFAULT_EPOCHS == 8
 
 
 def test_gradcheck_with_a_missing_file_says_only_that(tmp_path, capsys):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn.train import cli
+from minicnn.train import args as train_args, run as train_run
 from minicnn.train.checkpoint import CheckpointError
 
 from test_cli_errors import fake_fashion, one_line_error
@@ -22,12 +22,12 @@ def data(tmp_path):
 
 def train(data, *args):
     argv = ["--model", "lenet5", "--data-root", str(data), "--batch-size", "16", "--quiet"]
-    return cli.train_main(cli.parse_train_args(argv + [str(a) for a in args]))
+    return train_run.train_main(train_args.parse_train_args(argv + [str(a) for a in args]))
 
 
 def evaluate(data, checkpoint, *args):
     argv = ["--checkpoint", str(checkpoint), "--data-root", str(data), "--quiet"]
-    return cli.evaluate_main(cli.parse_evaluate_args(argv + [str(a) for a in args]))
+    return train_run.evaluate_main(train_args.parse_evaluate_args(argv + [str(a) for a in args]))
 
 
 def rewrite(path, **changes):
@@ -132,6 +132,6 @@ def test_evaluate_refuses_negative_running_var_of_a_batch_norm_model(data, tmp_p
     assert evaluate(data, path) == 1
     err = one_line_error(capsys)
     assert str(path) in err and repr(key[len("model."):]) in err and "a variance is >= 0" in err
-    assert cli.train_main(cli.parse_train_args(["--resume", str(out), "--epochs", "2"])) == 1
+    assert train_run.train_main(train_args.parse_train_args(["--resume", str(out), "--epochs", "2"])) == 1
     err = one_line_error(capsys)
     assert err.count(str(path)) == 1 and "a variance is >= 0" in err

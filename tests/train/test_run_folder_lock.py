@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from minicnn.train import cli, load_checkpoint
+from minicnn.train import args as train_args, run as train_run
+from minicnn.train import load_checkpoint
 from minicnn.train.checkpoint import FolderInUse, lock_run_folder
 
 from test_cli_errors import fake_fashion, one_line_error
@@ -20,7 +21,7 @@ def data(tmp_path):
 
 def train(data, *args):
     argv = ["--model", "lenet5", "--data-root", str(data), "--batch-size", "16", "--quiet"]
-    return cli.train_main(cli.parse_train_args(argv + [str(a) for a in args]))
+    return train_run.train_main(train_args.parse_train_args(argv + [str(a) for a in args]))
 
 
 def test_a_second_run_into_a_locked_folder_is_refused(data, tmp_path, capsys):
@@ -74,7 +75,7 @@ def test_evaluate_does_not_write_into_a_folder_a_run_holds(data, tmp_path, capsy
     busy = tmp_path / "busy"
     busy.mkdir()
     with lock_run_folder(busy):
-        assert cli.evaluate_main(cli.parse_evaluate_args(
+        assert train_run.evaluate_main(train_args.parse_evaluate_args(
             ["--checkpoint", str(run), "--data-root", str(data), "--quiet", "--out", str(busy)])) == 1
         assert f"--out {busy} is in use" in one_line_error(capsys)
     assert not (busy / "confusion.json").exists()

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn.train import cli, load_checkpoint
+from minicnn.train import args as train_args, config as train_config, run as train_run
+from minicnn.train import load_checkpoint
 from minicnn.train.trainer import Trainer
 
 from train_helpers import FASHION_DIR, needs_fashion
@@ -19,7 +20,7 @@ QUICK = ["--model", "lenet5", "--data-root", str(FASHION_DIR), "--lr", "0.1", "-
 
 
 def train(*args):
-    return cli.train_main(cli.parse_train_args(QUICK + [str(a) for a in args]))
+    return train_run.train_main(train_args.parse_train_args(QUICK + [str(a) for a in args]))
 
 
 def test_end_to_end_learns_and_evaluates(tmp_path, capsys):
@@ -41,7 +42,7 @@ def test_end_to_end_learns_and_evaluates(tmp_path, capsys):
     assert f"{100 * r['test_acc']:.2f}%" in final
 
     # evaluate rebuilds the model from the checkpoint's config: same subset, same numbers
-    status = cli.evaluate_main(cli.parse_evaluate_args(
+    status = train_run.evaluate_main(train_args.parse_evaluate_args(
         ["--checkpoint", str(out), "--data-root", str(FASHION_DIR), "--subset", "1000", "--quiet",
          "--out", str(tmp_path / "eval")]))
     assert status == 0
@@ -128,7 +129,7 @@ def test_divergence_exits_with_status_3(tmp_path, capsys):
 def test_usage_errors(tmp_path, capsys):
     assert train("--model", "nonet", "--out", tmp_path / "a") == 1
     assert "unknown model 'nonet'" in capsys.readouterr().err
-    assert cli.train_main(cli.parse_train_args(["--dataset", "cifar10", "--quiet"])) == 1
+    assert train_run.train_main(train_args.parse_train_args(["--dataset", "cifar10", "--quiet"])) == 1
     assert "--data-root" in capsys.readouterr().err
     assert train("--resume", tmp_path / "nowhere") == 1
     assert "no checkpoint" in capsys.readouterr().err
@@ -140,11 +141,11 @@ def test_usage_errors(tmp_path, capsys):
         assert train("--device", "cuda", "--out", tmp_path / "e") == 1
         assert "CuPy" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        cli.parse_train_args(["--augment"])
+        train_args.parse_train_args(["--augment"])
     weights = tmp_path / "w.npz"
     from minicnn import models
     mc.save(models.lenet5().state_dict(), weights)
-    assert cli.evaluate_main(cli.parse_evaluate_args(["--checkpoint", str(weights)])) == 1
+    assert train_run.evaluate_main(train_args.parse_evaluate_args(["--checkpoint", str(weights)])) == 1
     assert "--model" in capsys.readouterr().err
 
 
@@ -152,17 +153,17 @@ def test_plain_weights_evaluate_with_model_name(tmp_path, capsys):
     from minicnn import models
     mc.manual_seed(0)
     mc.save(models.lenet5().state_dict(), tmp_path / "w.npz")
-    status = cli.evaluate_main(cli.parse_evaluate_args(
+    status = train_run.evaluate_main(train_args.parse_evaluate_args(
         ["--checkpoint", str(tmp_path / "w.npz"), "--model", "lenet5", "--subset", "200",
          "--data-root", str(FASHION_DIR), "--quiet"]))
     assert status == 0 and "(200 images)" in capsys.readouterr().out
 
 
 def test_defaults_are_the_documented_recipe():
-    args = cli.parse_train_args([])
-    config, resume, notes, replan = cli.resolve_config(args)
+    args = train_args.parse_train_args([])
+    config, resume, notes, replan = train_config.resolve_config(args)
     from minicnn import models
     assert config["model"] == models.default_model_name and config["dataset"] == "fashion-mnist"
-    assert config["epochs"] == cli.DEFAULT_EPOCHS and config["batch_size"] == 128
-    assert config["optimizer"] == "sgd" and config["lr"] == cli.DEFAULT_LR["sgd"]
+    assert config["epochs"] == train_config.DEFAULT_EPOCHS and config["batch_size"] == 128
+    assert config["optimizer"] == "sgd" and config["lr"] == train_config.DEFAULT_LR["sgd"]
     assert config["schedule"] == "cosine" and resume is None and not notes and not replan
