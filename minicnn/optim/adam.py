@@ -17,7 +17,7 @@ import math
 
 from .. import backend
 from ..fast import registry
-from .optimizer import Optimizer
+from .optimizer import Optimizer, Params
 
 
 class Adam(Optimizer):
@@ -25,8 +25,8 @@ class Adam(Optimizer):
 
     decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False):
+    def __init__(self, params: Params, lr: float = 1e-3, betas: tuple = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad))
 
@@ -41,7 +41,7 @@ class Adam(Optimizer):
         if group["weight_decay"] < 0:
             raise ValueError(f"{name}: invalid weight_decay {group['weight_decay']!r}")
 
-    def step(self):
+    def step(self) -> None:
         """Update every parameter that has a gradient (in place), one at a time: the formulas
         above (PyTorch's single-tensor form). On a GPU, ``minicnn.fast`` updates a whole group in
         one kernel instead (:func:`minicnn.fast.registry.step_group`), with the same formulas."""
@@ -106,7 +106,7 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False):
+    def __init__(self, params: Params, lr: float = 1e-3, betas: tuple = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad)

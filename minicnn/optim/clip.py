@@ -20,7 +20,8 @@ def _grads(parameters):
     return [p for p in parameters if p.grad is not None]
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False) -> float:
     """Scale the gradients of ``parameters`` so that their total ``norm_type``-norm is at most
     ``max_norm``. Returns the total norm *before* clipping, as a Python float.
 
@@ -56,7 +57,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return total
 
 
-def clip_grad_value_(parameters, clip_value):
+def clip_grad_value_(parameters, clip_value: float) -> None:
     """Clamp every gradient entry of ``parameters`` to ``[-clip_value, clip_value]`` in place."""
     clip_value = float(clip_value)
     for p in _grads(parameters):

@@ -34,7 +34,7 @@ class LRScheduler:
     #: Attributes that ``state_dict()`` saves (besides ``last_epoch``, ``base_lrs``, ``_last_lr``).
     _saved = ()
 
-    def __init__(self, optimizer, last_epoch=-1):
+    def __init__(self, optimizer, last_epoch: int = -1) -> None:
         from .optimizer import Optimizer
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__} needs an optimizer, got {type(optimizer).__name__}")
@@ -59,11 +59,11 @@ class LRScheduler:
         """The rates for the current ``last_epoch``, one per parameter group."""
         return [float(self._lr_at(base, self.last_epoch)) for base in self.base_lrs]
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list:
         """The rates the last ``step()`` set."""
         return list(self._last_lr)
 
-    def step(self, epoch=None):
+    def step(self, epoch: int = None) -> None:
         """Advance one step (or jump to ``epoch``) and set the groups' ``lr``."""
         self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
         self._apply(self.get_lr())
@@ -159,7 +159,7 @@ class StepLR(LRScheduler):
 
     _saved = ("step_size", "gamma")
 
-    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         if int(step_size) < 1:
             raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
         self.step_size, self.gamma = int(step_size), float(gamma)
@@ -174,7 +174,7 @@ class MultiStepLR(LRScheduler):
 
     _saved = ("milestones", "gamma")
 
-    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.milestones = sorted(int(m) for m in milestones)
         self.gamma = float(gamma)
         super().__init__(optimizer, last_epoch)
@@ -189,7 +189,7 @@ class CosineAnnealingLR(LRScheduler):
 
     _saved = ("T_max", "eta_min")
 
-    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         if int(T_max) < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
         self.T_max, self.eta_min = int(T_max), float(eta_min)
@@ -205,7 +205,8 @@ class LinearLR(LRScheduler):
 
     _saved = ("start_factor", "end_factor", "total_iters")
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
         if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
             raise ValueError(f"LinearLR: need 0 < start_factor <= 1 and 0 <= end_factor <= 1, got "
                              f"{start_factor} and {end_factor}")
@@ -226,7 +227,8 @@ class LinearWarmup(LinearLR):
     """A warm-up: ``LinearLR`` with the same arguments, but starting by default from a tenth of
     the rate, ``LinearWarmup(optimizer, start_factor=0.1, end_factor=1.0, total_iters=5)``."""
 
-    def __init__(self, optimizer, start_factor=0.1, end_factor=1.0, total_iters=5, last_epoch=-1):
+    def __init__(self, optimizer, start_factor: float = 0.1, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
         super().__init__(optimizer, start_factor=start_factor, end_factor=end_factor,
                          total_iters=total_iters, last_epoch=last_epoch)
 
@@ -237,7 +239,8 @@ class ConstantLR(LRScheduler):
 
     _saved = ("factor", "total_iters")
 
-    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+    def __init__(self, optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
         if not 0 <= factor <= 1:
             raise ValueError(f"ConstantLR: factor must lie in [0, 1], got {factor}")
         self.factor, self.total_iters = float(factor), int(total_iters)
@@ -256,7 +259,7 @@ class SequentialLR(LRScheduler):
                      milestones=[5])
     """
 
-    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+    def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1) -> None:
         schedulers = list(schedulers)
         if len(schedulers) < 1 or len(milestones) != len(schedulers) - 1:
             raise ValueError(f"SequentialLR: expected {len(schedulers) - 1} milestone(s) for "
@@ -280,7 +283,7 @@ class SequentialLR(LRScheduler):
         sub.last_epoch = local
         return [float(sub._lr_at(base, local)) for base in sub.base_lrs]
 
-    def step(self, epoch=None):
+    def step(self, epoch: int = None) -> None:
         """Advance one step (or jump to ``epoch``), switching schedulers at the milestones."""
         super().step(epoch)
         i = bisect.bisect_right(self._milestones, self.last_epoch)

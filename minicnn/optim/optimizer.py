@@ -24,11 +24,16 @@ the flat dotted-key form that :func:`minicnn.load` returns (``"state.0.momentum_
 """
 import math
 import numbers
+import typing
 
 import numpy
 
 from .. import backend
 
+
+#: What an optimizer takes: an iterable of Parameters, or of dicts (parameter groups) holding them
+#: under ``"params"`` with per-group options.
+Params = typing.Iterable
 
 def nest(flat):
     """Dotted keys -> nested dicts: ``{"a.b": 1}`` -> ``{"a": {"b": 1}}`` (nested input passes)."""
@@ -85,7 +90,7 @@ class Optimizer:
     (frozen layers, or parameters the loss did not reach).
     """
 
-    def __init__(self, params, defaults):
+    def __init__(self, params: Params, defaults: dict) -> None:
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}
@@ -96,7 +101,7 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
-    def add_param_group(self, group):
+    def add_param_group(self, group: dict) -> None:
         """Add a group (a dict with ``"params"`` and optional per-group options)."""
         from ..tensor import Tensor
         if not isinstance(group, dict):
@@ -135,11 +140,11 @@ class Optimizer:
         """The parameters of ``group`` that ``step()`` updates."""
         return [p for p in group["params"] if p.requires_grad and p.grad is not None]
 
-    def step(self):
+    def step(self) -> None:
         """Update the parameters from their gradients (one optimisation step)."""
         raise NotImplementedError(f"{type(self).__name__}.step")
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients of all parameters (``set_to_none=False`` fills them with zeros)."""
         for group in self.param_groups:
             for p in group["params"]:
@@ -153,7 +158,7 @@ class Optimizer:
     def _all_params(self):
         return [p for g in self.param_groups for p in g["params"]]
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         """``{"state": {index: {name: host array}}, "param_groups": {index: options}}``.
 
         Arrays are host NumPy copies (a snapshot); integer/float options stay Python values.
@@ -174,7 +179,7 @@ class Optimizer:
             groups[str(g)] = saved
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict) -> None:
         """Restore what :meth:`state_dict` returned (nested, or flat with dotted keys).
 
         The optimizer must have been built over the same parameters (same group sizes, same

@@ -13,13 +13,14 @@ Sutskever et al., and starts the buffer at the first gradient rather than at zer
 """
 from .. import backend
 from ..fast import registry
-from .optimizer import Optimizer
+from .optimizer import Optimizer, Params
 
 
 class SGD(Optimizer):
     """``SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)``."""
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params: Params, lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
         if lr is None:
             raise ValueError("SGD: lr is required")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -34,7 +35,7 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
 
-    def step(self):
+    def step(self) -> None:
         """Update every parameter that has a gradient (in place), one at a time: the formulas
         above (PyTorch's single-tensor form). On a GPU, ``minicnn.fast`` updates a whole group in
         one kernel instead (:func:`minicnn.fast.registry.step_group`), with the same formulas."""
