@@ -172,7 +172,7 @@ def cross_entropy_uniform(sub):
 
 
 @q4.public
-def cross_entropy_values_small(sub):
+def cross_entropy_small_example(sub):
     return cross_entropy(sub, random(61, 4, 3), [0, 2, 1, 2], upstream=1.5)
 
 

@@ -73,15 +73,10 @@ def conv_params_examples(sub):
 
 @q1.public
 def alexnet_totals(sub):
+    # conv1's output is (96, 55, 55); AlexNet has 62,378,344 parameters, 94% of them in the fc
+    # layers. Shapes, parameters and MACs are scored separately.
     c = sub.counting
-    result = table_arrays(c.layer_table(c.ALEXNET, c.ALEXNET_INPUT))
-    assert tuple(result["shapes"][0]) == (96, 55, 55), \
-        f"conv1 of AlexNet: expected output (96, 55, 55), got {tuple(result['shapes'][0])}"
-    total = int(result["params"].sum())
-    assert total == 62_378_344, f"AlexNet has 62,378,344 parameters, the table adds up to {total:,}"
-    fc = int(result["params"][-3:].sum())
-    assert round(100 * fc / total) == 94, f"the fc layers should hold 94% of them, not {100 * fc / total:.0f}%"
-    return result
+    return table_arrays(c.layer_table(c.ALEXNET, c.ALEXNET_INPUT))
 
 
 # BEGIN HIDDEN

@@ -1,0 +1,137 @@
+"""Wrong answers get exactly the points their mistake leaves, and a student's own run predicts the
+real grade: for every assignment and a set of deliberate mistakes, the public checks score the
+same points in the student's run (``grade .`` in the handout, against ``expected.npz``) as in the
+real grade, each multi-output check scores its outputs one by one, and a question that builds on
+an earlier one does not lose points for the earlier one's mistake."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from minicnn.assignment import build, grade
+
+ROOT = Path(__file__).resolve().parents[2] / "assignments"
+
+
+def variant(assignment, file, old, new):
+    return {"assignment": assignment, "file": file, "old": old, "new": new}
+
+
+#: name: (the mistake, the points each question should get in the real grade)
+VARIANTS = {
+    "a1-softmax-without-mean": (
+        variant(1, "layers.py", "    dscores /= N\n", ""),
+        {"q6": 10 * (0.5 + 0.5 + 0 + 0.5) / 4}),           # loss right, dscores wrong; the
+                                                          # numerical-gradient check fails
+    "a2-add-bias-not-summed": (
+        variant(2, "functions.py", "        db = g.sum(axis=0)\n", "        db = g\n"),
+        {"q3": 20 - 2 * 5 / 2}),                          # db of both AddBias checks: half each
+    "a2-softmax-without-mean": (
+        variant(2, "functions.py", "        dscores *= g / n\n", "        dscores *= g\n"),
+        {"q4": 15 / 2, "q6": 20}),                        # Q6 uses the reference functions
+    "a2-matmul-da-wrong": (
+        variant(2, "functions.py", "        da = g @ self.b.T\n", "        da = 2 * g @ self.b.T\n"),
+        {"q3": 20 - 2 * 5 / 2, "q6": 20}),                # costs once, in Q3 only
+    "a3-conv-params-without-bias": (
+        variant(3, "counting.py", " + (out_channels if bias else 0)", ""),
+        {"q1": 25 * (0 + 2 / 3 + 2 / 3 + 1) / 4, "q2": 15, "q3": 15}),
+    "a3-batchnorm-dx-without-the-mean-and-variance-paths": (
+        variant(3, "blocks.py",
+                "    dx = inv_std * (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0))\n",
+                "    dx = inv_std * dx_hat\n"),
+        {"q5": 20 * 2 / 3}),                              # dgamma and dbeta still right
+    "a4-fine-tune-without-smaller-lr": (
+        variant(4, "finetune.py", "all_steps, lr / 10,", "all_steps, lr,"),
+        {"q5": 20 * 7 / 8}),                              # 1 of the 8 outputs of each check
+    "a4-zero-initialised-head": (
+        variant(4, "finetune.py", "    model.head = nn.Linear(model.head.weight.shape[1], num_classes)\n",
+                "    model.head = nn.Linear(model.head.weight.shape[1], num_classes)\n"
+                "    model.head.weight.data[...] = 0\n"),
+        {}),                                              # any initialisation is fine
+    "a4-head-only-does-not-freeze": (
+        variant(4, "finetune.py", "    set_trainable(model.features, False)\n", ""),
+        {"q4": 30 * (1 + 0.5 + 1 + 1) / 4, "q5": 20}),    # Q5 uses the reference head_only
+}
+
+
+@pytest.fixture(scope="module")
+def kits(tmp_path_factory):
+    made = {}
+
+    def kit(number):
+        if number not in made:
+            made[number] = build(ROOT / f"assignment{number}",
+                                 tmp_path_factory.mktemp(f"a{number}") / "out")
+        return made[number]
+    return kit
+
+
+def full_marks(number):
+    return {"q1": 10, "q2": 5, "q3": 25, "q4": 30, "q5": 20, "q6": 10, "q7": 10} if number == 1 \
+        else None
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_a_mistake_costs_exactly_its_points_and_the_local_run_predicts_them(name, kits, tmp_path):
+    mistake, expected = VARIANTS[name]
+    number = mistake["assignment"]
+    built, source = kits(number), ROOT / f"assignment{number}"
+    original = (source / mistake["file"]).read_text()
+    assert original.count(mistake["old"]) == 1, "the variant no longer matches the solution"
+    wrong = original.replace(mistake["old"], mistake["new"])
+
+    handed_in = tmp_path / "handed_in"                 # the solution's files, one of them wrong
+    shutil.copytree(source, handed_in)
+    (handed_in / mistake["file"]).write_text(wrong)
+    real = grade(handed_in, built.grader_dir, quiet=True)
+
+    own = tmp_path / "own"                              # the handout, the same files filled in
+    shutil.copytree(built.student_dir, own)
+    for path in source.glob("*.py"):
+        if not (built.grader_dir / path.name).exists():          # a file students hand in
+            shutil.copy(handed_in / path.name, own / path.name)
+    local = grade(own, quiet=True)
+
+    scores = {q.name: q.earned for q in real.questions}
+    for question, points in scores.items():
+        want = expected.get(question, next(q.points for q in real.questions if q.name == question))
+        assert points == pytest.approx(want), (question, real.format())
+    assert real.earned < real.possible or not expected
+
+    # The student's own run: the public part of the real grade, point for point.
+    assert local.expected == "expected.npz"
+    assert local.earned == pytest.approx(real.public_earned)
+    assert local.possible == pytest.approx(real.public_possible)
+    for q_local, q_real in zip(local.questions, real.questions):
+        public = sum(c.earned for c in q_real.checks if c.kind == "public")
+        assert q_local.earned == pytest.approx(public), (q_local.name, local.format())
+        assert [(c.name, c.status) for c in q_local.checks] == \
+            [(c.name, c.status) for c in q_real.checks if c.kind == "public"]
+
+
+def test_the_un_summed_bias_gradient_is_named_by_its_shape(kits, tmp_path):
+    handed_in = tmp_path / "a2"
+    shutil.copytree(ROOT / "assignment2", handed_in)
+    functions = handed_in / "functions.py"
+    functions.write_text(functions.read_text().replace("db = g.sum(axis=0)", "db = g"))
+    report = grade(handed_in, kits(2).grader_dir, quiet=True)
+    q3 = next(q for q in report.questions if q.name == "q3")
+    assert q3.earned == 15 and q3.status == "partial"
+    add_bias = next(c for c in q3.checks if c.name == "add_bias_gradients")
+    assert add_bias.message.startswith("d1: shape (5, 3), expected (3,)"), add_bias.message
+
+
+@pytest.mark.parametrize("number", [1, 2, 3, 4])
+def test_solution_full_marks_student_copy_zero_and_no_hidden_check_in_the_handout(number, kits):
+    built, source = kits(number), ROOT / f"assignment{number}"
+    real = grade(source, built.grader_dir, quiet=True)
+    assert real.earned == real.possible == (110 if number == 1 else 100)
+    assert grade(built.student_dir, built.grader_dir, quiet=True).earned == 0
+    kit_grader = (built.grader_dir / "grader.py").read_text()
+    student_grader = (built.student_dir / "grader.py").read_text()
+    assert "@q1.hidden" in kit_grader and ".hidden" not in student_grader
+    hidden = [c.name for q in real.questions for c in q.checks if c.kind == "hidden"]
+    for path in built.student_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not [name for name in hidden if name.encode() in data], path.name
