@@ -475,6 +475,9 @@ class _Run:
             status = (ERROR if malformed else
                       TIMEOUT if killed_for and "stopped" in killed_for else CRASHED)
             self.found[current] = ChildResult(status, why)
+        elif killed_for and time.monotonic() >= self.deadline:
+            # The budget ran out between checks (a slow start, say): the rest simply did not run.
+            self._give_up(remaining, why, status=NOT_RUN)
         elif state["finished"] and not killed_for:
             # The child says it ran everything, yet results are missing: never trust it again.
             self._give_up(remaining, "the grading process finished without a result for this "

@@ -371,6 +371,9 @@ def test_a_check_that_ignores_its_time_limit_is_killed(tiny, tmp_path, code):
 
 
 def test_the_time_budget_of_a_submission_is_enforced(tiny, tmp_path):
+    """The budget covers everything, starting Python included: on a busy machine the first check
+    may not even have started when it runs out. Either way nothing passes, nothing runs past the
+    budget, and every check says the budget ended it."""
     code = """
     import signal
     def double(x):
@@ -379,11 +382,12 @@ def test_the_time_budget_of_a_submission_is_enforced(tiny, tmp_path):
             pass
     count = double
     """
-    budget = Limits(total_seconds=0.5, check_seconds=5, grace_seconds=5, startup_seconds=30)
+    budget = Limits(total_seconds=3, check_seconds=60, grace_seconds=60, startup_seconds=60)
     report, checks = grade_tiny(tiny, tiny_submission(tmp_path / "slow", code), budget)
     assert report.earned == 0 and not report.complete
-    assert checks["small"][0] == "timeout" and "time budget" in checks["small"][1]
+    assert checks["small"][0] in ("timeout", "not run")      # "not run": budget gone before it
     assert checks["negative"][0] == checks["count"][0] == "not run"
+    assert all("time budget" in message for _, message in checks.values())
 
 
 def test_an_endless_loop_at_import_is_stopped(tiny, tmp_path):

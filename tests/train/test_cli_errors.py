@@ -5,6 +5,7 @@ Runs on a tiny Fashion-MNIST look-alike written to tmp_path (64 training, 32 tes
 every run takes a fraction of a second."""
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -278,7 +279,7 @@ def test_gradcheck_with_a_missing_file_says_only_that(tmp_path, capsys):
 def test_running_from_the_folder_that_holds_the_clone_is_explained(tmp_path):
     import subprocess
     import sys
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(mc.__file__)))
+    repo = Path(__file__).resolve().parents[2]      # the clone (not where minicnn is installed)
     os.symlink(repo, tmp_path / "minicnn")  # tmp_path now "holds the clone"
     done = subprocess.run([sys.executable, "-m", "minicnn", "--version"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
