@@ -115,6 +115,7 @@ class Function:
         results = tuple(Tensor(o, requires_grad=record) for o in outputs)
         if record:
             self.inputs = tensors
+            self.input_versions = [None if t is None else t._version for t in tensors]
             self.outputs = [weakref.ref(r) for r in results]
             self.output_meta = [(o.shape, o.dtype) for o in outputs]
             for r in results:
@@ -131,6 +132,27 @@ def _check_gradient(fn, index, grad, tensor):
         raise RuntimeError(f"{type(fn).__name__}.backward returned {got} as the gradient of input "
                            f"{index}, expected its shape {tensor.shape} (an input that was "
                            f"broadcast needs its gradient summed over the broadcast axes)")
+
+
+def _saved(fn, array):
+    """Whether ``fn`` kept ``array`` (or a view of it) for its backward, as an attribute or in a
+    tuple/list attribute."""
+    def same(value):
+        return value is array or getattr(value, "base", None) is array
+
+    return any(same(v) or (isinstance(v, (tuple, list)) and any(same(item) for item in v))
+               for name, v in vars(fn).items() if name not in ("inputs", "outputs"))
+
+
+def _check_saved_inputs_unchanged(fn):
+    """PyTorch's rule: an input changed in place (``+=``, ``add_``...) after the forward pass must
+    not be one whose values the op saved for its backward, or the gradient would be wrong."""
+    for index, (t, version) in enumerate(zip(fn.inputs, fn.input_versions)):
+        if t is not None and t._version != version and _saved(fn, t.data):
+            raise RuntimeError(f"{type(fn).__name__}.backward needs input {index} (shape {t.shape}) "
+                               f"as it was in the forward pass, but it was changed in place "
+                               f"since (version {t._version}, was {version}); change it after "
+                               f"backward(), or out of place")
 
 
 def _topological_order(root):
@@ -183,6 +205,7 @@ def backward(tensor, grad, retain_graph=False):
                     xp = backend.get_array_module(*[t.data for t in fn.inputs if t is not None])
                     g = xp.zeros(shape, dtype=dtype)
                 grad_outputs.append(g)
+            _check_saved_inputs_unchanged(fn)
             input_grads = fn.backward(*grad_outputs)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)

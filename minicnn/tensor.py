@@ -79,6 +79,7 @@ class Tensor:
         self.grad = None
         self._creator = None
         self._graph_freed = False
+        self._version = 0  # how many in-place changes (the backward walk checks what ops saved)
 
     # -- description --------------------------------------------------------------------
     shape = property(lambda self: tuple(self.data.shape), doc="The shape, a tuple of ints.")
@@ -324,6 +325,90 @@ class Tensor:
 
     def __rmatmul__(self, other):
         return _ops.MatMul()(_lift(other, self), self)
+
+    # -- in place, as PyTorch (``x += y``, ``x.add_(y)``) -----------------------------------
+    def _in_place(self, name, ufunc, other=None, **kwargs):
+        """``self.data = ufunc(self.data, other)`` in place, under PyTorch's rules: allowed inside
+        ``no_grad()`` or when no tensor involved requires gradients; refused on a leaf that
+        requires them (an update belongs in ``no_grad()``) and on a tensor of the graph (minicnn
+        records no in-place ops). The backward walk refuses an op whose saved input changed."""
+        others = [other] if isinstance(other, Tensor) else []
+        if function.is_grad_enabled() and any(t.requires_grad for t in [self] + others):
+            if self.requires_grad and self.is_leaf:
+                raise RuntimeError(f"{name}: a leaf tensor that requires grad (shape {self.shape}) "
+                                   f"is changed in place while gradients are recorded; do the "
+                                   f"update inside `with mc.no_grad():`, as an optimizer step does")
+            raise RuntimeError(f"{name}: in-place change of a tensor in the autograd graph (shape "
+                               f"{self.shape}); minicnn records no in-place ops: write it out of "
+                               f"place (x = x + y), or inside `with mc.no_grad():`")
+        xp = backend.get_array_module(self.data)
+        if isinstance(other, Tensor):
+            other = other.data
+        elif other is not None and not (backend.is_scalar(other) or backend.is_array(other)):
+            other = xp.asarray(_as_array(other))                 # a list
+        if backend.is_array(other):
+            backend.check_same_device(name, [self.data, other])
+        try:
+            if other is None:
+                ufunc(self.data, out=self.data, **kwargs)
+            else:
+                ufunc(self.data, other, out=self.data, **kwargs)
+        except TypeError as error:           # numpy's UFuncTypeError: float into an int tensor
+            raise TypeError(f"{name}: the result cannot be stored in place in a {self.dtype} "
+                            f"tensor ({error})") from None
+        except ValueError as error:          # shapes that do not broadcast to this tensor's
+            raise ValueError(f"{name}: {error} (in place, the result must keep the shape "
+                             f"{self.shape})") from None
+        self._version += 1
+        return self
+
+    def __iadd__(self, other):
+        return self._in_place("+=", backend.get_array_module(self.data).add, other)
+
+    def __isub__(self, other):
+        return self._in_place("-=", backend.get_array_module(self.data).subtract, other)
+
+    def __imul__(self, other):
+        return self._in_place("*=", backend.get_array_module(self.data).multiply, other)
+
+    def __itruediv__(self, other):
+        return self._in_place("/=", backend.get_array_module(self.data).true_divide, other)
+
+    def add_(self, other, *, alpha=1):
+        """``self += alpha * other``, in place."""
+        return self.__iadd__(other if alpha == 1 else _lift(other, self) * alpha)
+
+    def sub_(self, other, *, alpha=1):
+        """``self -= alpha * other``, in place."""
+        return self.__isub__(other if alpha == 1 else _lift(other, self) * alpha)
+
+    def mul_(self, other):
+        """``self *= other``, in place."""
+        return self.__imul__(other)
+
+    def div_(self, other):
+        """``self /= other``, in place."""
+        return self.__itruediv__(other)
+
+    def copy_(self, src):
+        """Copy ``src``'s values into this tensor (broadcast, cast to this dtype), in place."""
+        xp = backend.get_array_module(self.data)
+        return self._in_place("copy_", lambda a, b, out: xp.copyto(out, b, casting="unsafe"), src)
+
+    def fill_(self, value):
+        """Set every element to ``value``, in place."""
+        return self.copy_(value)
+
+    def zero_(self):
+        """Set every element to 0, in place (``p.grad.zero_()``)."""
+        return self.copy_(0)
+
+    def clamp_(self, min=None, max=None):
+        """Limit the values to [min, max] (either may be None), in place."""
+        if min is None and max is None:
+            raise ValueError("clamp_(): give min=, max= or both")
+        xp = backend.get_array_module(self.data)
+        return self._in_place("clamp_", lambda a, out: xp.clip(a, min, max, out=out))
 
     def __neg__(self):
         return _ops.Neg()(self)
