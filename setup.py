@@ -29,7 +29,8 @@ setup(
         "threads": ["threadpoolctl>=3"],  # BLAS thread control beyond Linux's OpenBLAS
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],  # minicnn.onnx.export, minicnn export
         "dist": ["mpi4py>=3.1", "mpich"],  # data-parallel training: mpiexec -n N minicnn train
-        "notebooks": ["jupyterlab>=4", "matplotlib>=3.5", "tqdm>=4.60"],
+        # ipywidgets draws tqdm's progress bars in Jupyter (without it tqdm warns and prints text)
+        "notebooks": ["jupyterlab>=4", "ipywidgets>=8", "matplotlib>=3.5", "tqdm>=4.60"],
         "all": ["matplotlib>=3.5", "tqdm>=4.60", "threadpoolctl>=3", "pytest>=7", "hypothesis>=6",
                 "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6", "jupytext>=1.14"],
     },

@@ -29,7 +29,7 @@ from .lecture import add_lecture_arguments, run_lecture
 from .models.convert import convert_torch
 from .summary import summary
 from .tensor import Tensor
-from .train.args import add_evaluate_arguments, add_train_arguments
+from .train.args import ArgumentParser, add_evaluate_arguments, add_train_arguments
 from .train.config import MAX_IMAGE_SIZE
 from .train.run import evaluate_main, train_main
 
@@ -129,7 +129,7 @@ def cmd_lecture(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="minicnn", description="A teaching framework for CNNs.")
+    parser = ArgumentParser(prog="minicnn", description="A teaching framework for CNNs.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
 

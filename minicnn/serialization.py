@@ -247,9 +247,16 @@ def _open_archive(path):
         raise ValueError(f"load: {path} is not a readable .npz archive ({e})") from e
 
 
+_CONVERT_TORCH = ("convert a PyTorch state dict with 'minicnn convert-torch {path} weights.npz' "
+                  "(needs torch), then load weights.npz")
+
+
 def _members(archive, path):
     """``(key, zip entry)`` of each ``.npy`` member; any other member is a ``ValueError``."""
     for info in archive.infolist():
+        if info.filename == "data.pkl" or info.filename.endswith("/data.pkl"):  # torch.save's zip
+            raise ValueError(f"load: {path} is a PyTorch file (torch.save), which minicnn never "
+                             f"unpickles; {_CONVERT_TORCH.format(path=path)}")
         if not info.filename.endswith(".npy"):
             raise ValueError(f"load: {path}: entry {info.filename!r} is not a .npy array")
         yield info.filename[:-4], info
@@ -260,8 +267,8 @@ def _not_an_archive(path, start):
     if start.startswith(b"\x93NUMPY"):
         kind = "a single .npy array (numpy.save), not an .npz archive of named arrays"
     elif start[:1] == b"\x80":
-        kind = ("a Python pickle (a torch.save file, for example); minicnn never unpickles: "
-                "export the state dict's tensors as NumPy arrays to an .npz instead")
+        kind = (f"a Python pickle (a torch.save file, for example), which minicnn never unpickles; "
+                f"{_CONVERT_TORCH.format(path=path)}")
     elif not start:
         kind = "empty"
     else:

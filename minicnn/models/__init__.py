@@ -13,6 +13,8 @@ Every constructor takes ``num_classes`` (1000 for the ImageNet models, 10 for th
 ones) and ``in_channels`` (3; 1 for ``lenet5`` and ``fashion_cnn``). ``get(name, **kwargs)`` builds
 one by name, ``names()`` lists them. ``convert.convert_torch`` turns torchvision weights into ``.npz``.
 """
+import difflib
+
 from .alexnet import AlexNet, alexnet
 from .densenet import (DenseNet, densenet121, densenet161, densenet169, densenet201, densenet_bc100,
                        densenet_cifar)
@@ -54,7 +56,9 @@ def _key(name):
     for candidate in (key, key.replace("-", "_"), key.replace("-", "")):
         if candidate in _REGISTRY:
             return candidate
-    raise ValueError(f"unknown model {name!r}; known models: {', '.join(names())}")
+    close = difflib.get_close_matches(key, names(), n=1)  # "did you mean resnet18?"
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown model {name!r}{hint} (known models: {', '.join(names())})")
 
 
 def get(name, **kwargs):

@@ -5,13 +5,28 @@
 ``None`` here; the real defaults (:data:`minicnn.train.config.DEFAULTS`) are filled in by
 :func:`minicnn.train.config.resolve_config`, so that ``--resume`` can tell which options were
 given. A value argparse cannot accept (``--seed -5``, ``--warmup-epochs nan``) is reported by
-argparse itself, naming the option, with exit status 2.
+argparse itself, naming the option, with exit status 2: one line, by :class:`ArgumentParser`.
 """
 import argparse
 import math
 
 from .. import models
-from .config import DATASETS, DEFAULT_EPOCHS, MAX_IMAGE_SIZE, SCHEDULES, dataset_name
+from .config import DATASETS, DEFAULT_EPOCHS, MAX_IMAGE_SIZE, SCHEDULES, dataset_name, did_you_mean
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, with its errors made short: the one line that matters (a mistyped
+    choice gets "did you mean ...?") and where the options are listed, instead of the usage
+    block first. Every ``minicnn`` parser is one: sub-parsers take their parent's class."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help' for the options)\n")
+
+    def _check_value(self, action, value):  # argparse's check of choices=, plus the suggestion
+        if action.choices is not None and value not in action.choices:
+            choices = ", ".join(map(str, action.choices))
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from {choices})"
+                                                 f"{did_you_mean(value, action.choices)}")
 
 
 # -- value types: each raises ArgumentTypeError, which argparse reports with the option's name -----
@@ -158,9 +173,9 @@ def add_evaluate_arguments(parser):
 
 def parse_train_args(argv=()):
     """``train`` arguments parsed from ``argv`` (for calling ``train_main`` from Python)."""
-    return add_train_arguments(argparse.ArgumentParser(prog="minicnn train")).parse_args(list(argv))
+    return add_train_arguments(ArgumentParser(prog="minicnn train")).parse_args(list(argv))
 
 
 def parse_evaluate_args(argv=()):
     """``evaluate`` arguments parsed from ``argv`` (for calling ``evaluate_main`` from Python)."""
-    return add_evaluate_arguments(argparse.ArgumentParser(prog="minicnn evaluate")).parse_args(list(argv))
+    return add_evaluate_arguments(ArgumentParser(prog="minicnn evaluate")).parse_args(list(argv))

@@ -6,6 +6,7 @@ line (:func:`resolve_config`), or, for ``--resume``, the config stored in the ch
 The config is saved as ``config.json`` and inside every checkpoint, so :func:`check_saved_config`
 checks one read back from a file field by field before anything is built from it.
 """
+import difflib
 import math
 import os
 import time
@@ -75,6 +76,13 @@ RESUME_FIELDS = ("model", "dataset", "num_classes", "in_channels", "epochs", "ba
 
 class UsageError(ValueError):
     """A bad option, combination of options or input file (reported without a traceback)."""
+
+
+def did_you_mean(value, choices):
+    """``"; did you mean 'resnet18'?"`` for the choice closest to a mistyped ``value`` (difflib),
+    or ``""`` when none is close."""
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def dataset_name(text):
@@ -203,7 +211,8 @@ def check_model_name(name):
     """``"ResNet-18"`` -> ``"resnet_18"`` if that is a model's name, else :class:`UsageError`."""
     key = str(name).lower().replace("-", "_")
     if key not in models.names():
-        raise UsageError(f"unknown model {key!r}; known models: {', '.join(models.names())}")
+        raise UsageError(f"unknown model {key!r}{did_you_mean(key, models.names())} (known models: "
+                         f"{', '.join(models.names())})")
     return key
 
 
