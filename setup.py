@@ -17,6 +17,13 @@ setup(
     long_description=LONG_DESCRIPTION,
     long_description_content_type="text/markdown",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
+    # The packages live in the project's root folder (""), said outright so that an editable
+    # install ("pip install -e .") puts this folder on sys.path (a .pth file) instead of using an
+    # import hook that Python consults only after sys.path: a script run from the folder that
+    # holds the clone would otherwise import the clone's folder, which has no __init__.py, as an
+    # empty namespace package ("module 'minicnn' has no attribute 'manual_seed'"). On sys.path, the
+    # real package wins over such a folder.
+    package_dir={"": "."},
     python_requires=">=3.9",
     install_requires=["numpy>=1.22"],
     extras_require={

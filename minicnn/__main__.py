@@ -1,7 +1,10 @@
 """``python -m minicnn ...`` is the same as the ``minicnn`` command.
 
 Run from the folder that *holds* the clone (``~/src`` for ``~/src/minicnn``), Python finds the
-clone's folder ``./minicnn`` first and imports it as an empty "namespace package" instead of the
+clone's folder ``./minicnn`` first. An editable install (``pip install -e .``) puts the clone on
+``sys.path`` (setup.py's ``package_dir``), and there the real package wins over that folder. Without
+an install, or with an editable install made by an older setup.py (an import hook that Python asks
+only after ``sys.path``), Python imports the folder as an empty "namespace package" instead of the
 real package inside it; every name is then missing ("module 'minicnn' has no attribute
 'Tensor'"). That case is detected here and explained instead of failing with a traceback.
 """
@@ -21,8 +24,9 @@ if _imported_the_clone_folder():
     print(f"minicnn: Python imported the folder {folder} (the cloned repository) instead of the "
           f"minicnn package, because the current folder ({os.getcwd()}) holds the clone. Change "
           f"into the clone (cd {os.path.basename(folder)}) or any other folder and run the command "
-          f"again; a script started here has the same problem (\"module 'minicnn' has no "
-          f"attribute 'Tensor'\").", file=sys.stderr)
+          f"again, or install the clone (pip install -e {folder}), after which minicnn imports "
+          f"from any folder; a script started here has the same problem (\"module 'minicnn' has "
+          f"no attribute 'Tensor'\").", file=sys.stderr)
     sys.exit(1)
 
 from .cli import main  # noqa: E402  (after the check above, which must run first)
