@@ -11,9 +11,10 @@ from . import backends, cuda
 from .backend import get_array_module
 from .dtypes import (bool, double, float, float16, float32, float64, half, int, int8, int16,  # noqa: A004
                      int32, int64, long, short, uint8)
-from .factories import (arange, argmax, argmin, device, exp, flatten, from_numpy, full,  # noqa: A004
-                        inference_mode, is_tensor, log, log_softmax, max, mean, min, numel, ones,
-                        ones_like, rand, randint, randn, reshape, softmax, sum, zeros, zeros_like)
+from .factories import (allclose, arange, argmax, argmin, clamp, clip, device, eq, equal, exp,  # noqa: A004
+                        flatten, from_numpy, full, inference_mode, is_tensor, log, log_softmax, max,
+                        mean, min, numel, ones, ones_like, rand, randint, randn, reshape, softmax,
+                        sum, topk, zeros, zeros_like)
 from .function import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
 from .ops import cat, concat, stack
@@ -33,6 +34,7 @@ __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_en
            # PyTorch's top-level spellings (minicnn/factories.py, minicnn/dtypes.py)
            "zeros", "ones", "full", "zeros_like", "ones_like", "rand", "randn", "randint", "arange",
            "from_numpy", "flatten", "reshape", "max", "min", "argmax", "argmin", "sum", "mean",
-           "exp", "log", "softmax", "log_softmax", "is_tensor", "numel", "device",
+           "exp", "log", "softmax", "log_softmax", "is_tensor", "numel", "device", "eq", "equal",
+           "allclose", "clamp", "clip", "topk",
            "inference_mode", "float16", "half", "float32", "float64", "double", "int8", "uint8",
            "int16", "short", "int32", "int64", "long"]

@@ -1,5 +1,7 @@
-"""PyTorch's top-level functions: tensor factories, ``device``, ``inference_mode``, and the
-reductions PyTorch also offers as functions (``mc.max(x, 1)``, ``mc.flatten(x, 1)``).
+"""PyTorch's top-level functions: tensor factories, ``device``, ``inference_mode``, the
+reductions PyTorch also offers as functions (``mc.max(x, 1)``, ``mc.flatten(x, 1)``), and
+comparisons, ``clamp`` and ``topk`` (also tensor methods: ``t.eq(u)``, ``t.clamp(0, 1)``,
+``t.topk(5)``; the two differentiable ones are the ``Function``s ``Clamp`` and ``TopK`` here).
 
 Each factory builds its array on the host and moves it to ``device`` ("cpu" by default).
 Python-style sizes work both ways: ``mc.zeros(2, 3)`` and ``mc.zeros((2, 3))``. The random ones
@@ -9,8 +11,8 @@ Python-style sizes work both ways: ``mc.zeros(2, 3)`` and ``mc.zeros((2, 3))``. 
 import numpy
 
 from . import backend, rng
-from .function import no_grad
-from .tensor import Tensor, as_tensor
+from .function import Function, no_grad
+from .tensor import Tensor, ValuesIndices, as_tensor, register_operators, tensor
 
 
 class device(str):
@@ -87,7 +89,7 @@ def ones(*size, dtype=None, device=None, requires_grad=False):
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     """A tensor of shape ``size`` filled with ``fill_value`` (its dtype follows the value, as
     ``torch.full``: float32 for a float, int64 for an int)."""
-    value = Tensor(fill_value).data  # Python number -> float32 / int64 0-d array
+    value = tensor(fill_value).data  # Python number -> float32 / int64 0-d array
     host = numpy.full(_shape((size,), "full"), value, dtype=value.dtype)
     return _make(host, dtype, device, requires_grad)
 
@@ -214,3 +216,154 @@ def is_tensor(obj):
 def numel(t):
     """Number of elements of ``t``."""
     return as_tensor(t).numel()
+
+
+# -- comparisons ---------------------------------------------------------------------------------
+def eq(input, other):
+    """Element-wise ``input == other`` (a boolean tensor; ``other`` may be a number or broadcast)."""
+    return as_tensor(input) == other
+
+
+def equal(input, other):
+    """``True`` when both have the same shape and the same values (dtypes may differ: an int
+    ``[1, 2]`` equals a float ``[1., 2.]``), as ``torch.equal``; a Python bool."""
+    input, other = as_tensor(input), as_tensor(other)
+    backend.check_same_device("equal", [input.data, other.data])
+    return input.shape == other.shape and bool((input.data == other.data).all())
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """``True`` when ``|input - other| <= atol + rtol * |other|`` everywhere (broadcast), as
+    ``torch.allclose``: both must have the same dtype (compare float32 with float64 after
+    ``.double()``); NaNs count as equal only with ``equal_nan=True``."""
+    input, other = as_tensor(input), as_tensor(other)
+    if input.dtype != other.dtype:
+        raise TypeError(f"allclose: the tensors' dtypes differ ({input.dtype} and {other.dtype}); "
+                        f"convert one first, e.g. a.double() or b.to(a.dtype)")
+    backend.check_same_device("allclose", [input.data, other.data])
+    xp = backend.get_array_module(input.data)
+    return bool(xp.allclose(input.data, other.data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+# -- clamp -------------------------------------------------------------------------------------------
+class Clamp(Function):
+    """y = min(max(x, low), high);  dx = g where low <= x <= high (the bounds themselves count as
+    inside, as in PyTorch), 0 elsewhere. With low > high every y is ``high`` and dx is 0."""
+
+    def __init__(self, low, high):
+        self.low, self.high = low, high  # numbers, arrays on x's device, or None
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.inside = xp.ones(x.shape, dtype=bool)
+        if self.low is not None:
+            self.inside &= x >= self.low
+        if self.high is not None:
+            self.inside &= x <= self.high
+        y = xp.clip(x, self.low, self.high)
+        if x.dtype.kind in "iu" and any(isinstance(b, float) for b in (self.low, self.high)):
+            return y.astype(numpy.float32)  # an int tensor clamped to a float bound: float32, as torch
+        return y
+
+    def backward(self, g):
+        return g * self.inside
+
+
+def _bound(value, x, name):
+    """A clamp bound as Clamp takes it: None, a Python number, or an array on ``x``'s device."""
+    if value is None or backend.is_scalar(value):
+        return value
+    if isinstance(value, Tensor):
+        if value.requires_grad:
+            raise ValueError(f"clamp: {name}= is a tensor that requires grad; minicnn's clamp takes "
+                             f"no gradient for its bounds: pass {name}={name}.detach()")
+        value = value.data
+    elif not backend.is_array(value):
+        value = backend.to_device(numpy.asarray(tensor(value).data), x.device)  # a list
+    backend.check_same_device("clamp", [x.data, value])
+    return value
+
+
+def clamp(input, min=None, max=None):
+    """Limit every element to ``[min, max]`` (either may be None; numbers or tensors that
+    broadcast), as ``torch.clamp``; differentiable in ``input`` (gradient 1 inside the range,
+    bounds included, 0 outside). ``clip`` is the same function."""
+    input = as_tensor(input)
+    if min is None and max is None:
+        raise ValueError("clamp: give min=, max= or both (both are None)")
+    return Clamp(_bound(min, input, "min"), _bound(max, input, "max"))(input)
+
+
+clip = clamp
+
+
+# -- topk ---------------------------------------------------------------------------------------------
+class TopK(Function):
+    """The ``k`` largest (or smallest) entries along ``axis`` and where they are;  dx = g put back
+    at those positions, 0 elsewhere. Worked with ``axis`` moved last and the rest flattened into
+    rows: ``(rows, n)`` -> ``(rows, k)``."""
+
+    def __init__(self, k, axis, largest=True):
+        self.k, self.axis, self.largest = k, axis, largest
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        last = xp.moveaxis(x, self.axis, -1)
+        self.shape = last.shape
+        rows = last.reshape(-1, last.shape[-1])
+        keys = rows.astype(numpy.int64) if rows.dtype.kind in "bu" else rows
+        if self.largest:  # descending, NaN first (as torch); equal values in order of position
+            order = (rows.shape[1] - 1 - xp.argsort(keys[:, ::-1], axis=1, kind="stable"))[:, ::-1]
+        else:             # ascending, NaN last
+            order = xp.argsort(keys, axis=1, kind="stable")
+        self.picked = order[:, :self.k]                       # (rows, k) column of each entry
+        values = xp.take_along_axis(rows, self.picked, axis=1)
+        out_shape = self.shape[:-1] + (self.k,)
+        self.indices = xp.moveaxis(self.picked.reshape(out_shape), -1, self.axis)
+        return xp.moveaxis(values.reshape(out_shape), -1, self.axis)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        g_rows = xp.moveaxis(g, self.axis, -1).reshape(-1, self.k)
+        dx = xp.zeros((g_rows.shape[0], self.shape[-1]), dtype=g.dtype)
+        dx[xp.arange(g_rows.shape[0])[:, None], self.picked] = g_rows  # k distinct columns a row
+        return xp.moveaxis(dx.reshape(self.shape), -1, self.axis)
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True):
+    """The ``k`` largest elements along ``dim`` (the smallest with ``largest=False``), as
+    ``torch.topk``: ``(values, indices)``, values differentiable, indices int64. They come
+    sorted (largest first, or smallest first) whatever ``sorted`` says (PyTorch leaves the order
+    unspecified for ``sorted=False``). NaN counts as the largest value; equal values come in
+    the order of their positions (PyTorch promises no order among them)."""
+    input = as_tensor(input)
+    if input.ndim == 0:  # a 0-d tensor is one element along dim 0 or -1
+        values, indices = topk(input.reshape(1), k, 0, largest, sorted)
+        return ValuesIndices(values.reshape(()), indices.reshape(()))
+    if not -input.ndim <= dim < input.ndim:
+        raise ValueError(f"topk: dim={dim} is out of range for a tensor of shape {input.shape}")
+    size = input.shape[dim]
+    if isinstance(k, bool) or not isinstance(k, (int, numpy.integer)) or not 0 <= k <= size:
+        raise ValueError(f"topk: k={k!r} must be an int from 0 to {size}, the size of dim {dim} "
+                         f"of the input of shape {input.shape}")
+    op = TopK(int(k), dim % input.ndim, largest)
+    values = op(input)
+    return ValuesIndices(values, Tensor(op.indices.astype(numpy.int64)))
+
+
+register_operators(eq=eq, allclose=allclose, clamp=clamp, topk=topk)  # the Tensor methods
+
+
+def _t(*shape, seed=0):
+    r = numpy.random.default_rng(seed).standard_normal(shape)
+    return Tensor(r, requires_grad=True)
+
+
+GRADCHECK_CASES = [  # (op, case, make): make() returns (fn, inputs) for gradcheck
+    ("clamp", "(3,4) to [-0.5, 0.7]", lambda: (lambda a: clamp(a, -0.5, 0.7) * a, [_t(3, 4)])),
+    ("clamp", "(3,4) min only, tensor bound", lambda: (
+        lambda a: clamp(a, min=backend.to_device(numpy.linspace(-1, 1, 4), a.device)), [_t(3, 4)])),
+    ("topk", "(3,5) k=2 dim=1", lambda: (lambda a: topk(a, 2, dim=1).values * a[:, :2], [_t(3, 5)])),
+    ("topk", "(4,3,2) k=3 dim=0 smallest", lambda: (lambda a: topk(a, 3, 0, largest=False).values,
+                                                    [_t(4, 3, 2)])),
+]

@@ -47,6 +47,28 @@ def _as_array(data):
     return array
 
 
+def _constructor_data(args):
+    """What ``Tensor(*args)`` holds, as ``torch.Tensor``: ``Tensor(2, 3)`` (Python ints) is a
+    (2, 3) float32 tensor of zeros (uninitialised memory in PyTorch), ``Tensor()`` an empty one;
+    ``Tensor(data)``: Python numbers and lists of them become float32, while arrays (and NumPy
+    scalars) keep their dtype and device (PyTorch makes them float32 too)."""
+    if all(isinstance(n, int) and not isinstance(n, bool) for n in args):  # sizes
+        if any(n < 0 for n in args):
+            raise ValueError(f"Tensor{args}: sizes must be non-negative")
+        return numpy.zeros(args or (0,), numpy.float32)
+    if len(args) != 1:
+        raise TypeError(f"Tensor(*sizes) takes Python ints, Tensor(data) one list or array; got "
+                        f"{len(args)} arguments ({', '.join(type(a).__name__ for a in args)})")
+    data = args[0]
+    if isinstance(data, (Tensor, numpy.generic)) or backend.is_array(data):
+        return _as_array(data)
+    if isinstance(data, (float, bool, complex)):
+        raise TypeError(f"Tensor({data!r}): one number is read as a size, as torch.Tensor does; "
+                        f"for a 0-d tensor holding it write mc.tensor({data!r})")
+    array = _as_array(data)
+    return array.astype(numpy.float32) if array.dtype.kind in "biu" else array  # as torch.Tensor
+
+
 def _one_spelling(name, torch_value, numpy_value, torch_name, numpy_name, default=None):
     """The value given as ``dim=`` (PyTorch) or ``axis=`` (NumPy); both at once is an error."""
     if torch_value is not None and numpy_value is not None:
@@ -64,15 +86,15 @@ def _is_dtype(value):
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
-    ``Tensor(data, requires_grad=False)``: ``data`` is a list, a Python number, a NumPy array or a
-    CuPy array. Python floats become float32 and Python ints int64 (as in PyTorch); arrays keep
-    their dtype and device.
+    ``Tensor(data, requires_grad=False)``: ``data`` is a list, a NumPy array or a CuPy array.
+    Python numbers become float32, as ``torch.Tensor`` (``mc.tensor`` keeps ints int64); arrays
+    keep their dtype and device. ``Tensor(2, 3)`` is a (2, 3) float32 tensor of zeros.
     """
 
     __array_priority__ = 1000  # make numpy defer to Tensor's reflected operators
 
-    def __init__(self, data, requires_grad=False):
-        self.data = _as_array(data)
+    def __init__(self, *data, requires_grad=False):
+        self.data = _constructor_data(data)
         if requires_grad and self.data.dtype.kind not in "fc":
             raise ValueError(f"only floating-point tensors can require gradients, got {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
@@ -595,6 +617,25 @@ class Tensor:
         """True (a 0-d boolean tensor) when every element is non-zero."""
         return Tensor(self.data.all())
 
+    # -- PyTorch's idioms defined with the free functions in minicnn/factories.py ---------------
+    def eq(self, other):
+        """Element-wise ``self == other`` (``torch.eq``)."""
+        return _ops.eq(self, other)
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """``mc.allclose(self, other, ...)``: a Python bool."""
+        return _ops.allclose(self, other, rtol, atol, equal_nan)
+
+    def clamp(self, min=None, max=None):
+        """Values limited to ``[min, max]``, differentiable (``mc.clamp``); also ``clip``."""
+        return _ops.clamp(self, min, max)
+
+    clip = clamp
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """``(values, indices)`` of the ``k`` largest along ``dim`` (``mc.topk``)."""
+        return _ops.topk(self, k, dim, largest, sorted)
+
     __hash__ = object.__hash__  # hashed by identity, as in PyTorch (== is element-wise)
 
 
@@ -613,7 +654,7 @@ def _lift(value, like):
 
 def as_tensor(value):
     """Wrap an array-like in a constant Tensor (Tensors pass through)."""
-    return value if isinstance(value, Tensor) else Tensor(value)
+    return value if isinstance(value, Tensor) else Tensor(_as_array(value))  # ints stay int64
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):

@@ -131,7 +131,8 @@ def test_dtype_is_preserved_end_to_end(to_device, dtype):
 
 
 def test_python_floats_become_float32_ints_int64_and_arrays_keep_dtype():
-    assert mc.Tensor([1, 2, 3]).dtype == np.int64        # as torch.tensor([1, 2, 3])
+    assert mc.tensor([1, 2, 3]).dtype == np.int64        # as torch.tensor([1, 2, 3])
+    assert mc.Tensor([1, 2, 3]).dtype == np.float32      # as torch.Tensor([1, 2, 3])
     assert mc.tensor([1.0, 2]).dtype == np.float32
     assert mc.tensor(2.5).dtype == np.float32
     assert mc.tensor(7).dtype == np.int64
