@@ -23,6 +23,7 @@ the op modules, never the reverse) and ``minicnn gradcheck`` runs them all (see
 import numpy
 
 from . import backend
+from .factories import GRADCHECK_CASES as _FACTORIES
 from .functional.activation import GRADCHECK_CASES as _ACTIVATION
 from .functional.batchnorm import GRADCHECK_CASES as _BATCHNORM
 from .functional.conv import GRADCHECK_CASES as _CONV
@@ -38,8 +39,8 @@ class GradcheckError(AssertionError):
     """Raised by :func:`gradcheck` when an analytic gradient disagrees with finite differences."""
 
 
-BUILT_IN_CASES = (_OPS + _CONV + _POOLING + _BATCHNORM + _LRN + _ACTIVATION + _DROPOUT + _LINEAR
-                  + _LOSS)
+BUILT_IN_CASES = (_OPS + _FACTORIES + _CONV + _POOLING + _BATCHNORM + _LRN + _ACTIVATION + _DROPOUT
+                  + _LINEAR + _LOSS)
 """Every op module's ``GRADCHECK_CASES``, in the order ``minicnn gradcheck`` runs them."""
 
 _EXTRA_CASES = []
