@@ -12,6 +12,9 @@ Backward, with p = softmax(z) = exp(y):  dz_i = g_i - p_i sum_j g_j.
 Cross-entropy of logits z (N, C) against integer labels t (N,), each in [0, C):
     L = (1/N) sum_n ( logsumexp(z_n) - z_{n, t_n} ) = -(1/N) sum_n log p_{n, t_n}
 Backward (the fused softmax + NLL gradient, never going through log p):  dL/dz_nk = (p_nk - [k = t_n]) / N.
+With label smoothing e (PyTorch's ``label_smoothing``) the target of row n is 1 - e on t_n plus e / C
+on every class, so  L_e = (1 - e) L + e (1/N) sum_n (1/C) sum_k -log p_nk,  built from the fused op and
+log-softmax (its gradient: (p_nk - (1 - e)[k = t_n] - e / C) / N).
 ``nll_loss(log_probs, t) = -(1/N) sum_n log_probs_{n, t_n}`` is the second half alone
 (``cross_entropy(z, t) == nll_loss(log_softmax(z, dim=1), t)``); its gradient is -[k = t_n] / N.
 """
@@ -113,11 +116,22 @@ def log_softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -
     return LogSoftmax(_class_axis("log_softmax", dim, axis))(x)
 
 
-def cross_entropy(logits: Tensor, target: Tensor | Array | list[int]) -> Tensor:
+def check_label_smoothing(op: str, label_smoothing: float) -> float:
+    """``label_smoothing`` as a float in [0, 1] (PyTorch's range), else ``ValueError``."""
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+            or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be a number from 0.0 to 1.0, got {label_smoothing!r}")
+    return float(label_smoothing)
+
+
+def cross_entropy(logits: Tensor, target: Tensor | Array | list[int], label_smoothing: float = 0.0) -> Tensor:
     """Mean cross-entropy (a 0-d tensor) of ``logits`` ``(N, C)`` against integer labels ``target``
-    ``(N,)`` (a Tensor, array or list); a label outside ``[0, C)`` raises ``ValueError``."""
+    ``(N,)`` (a Tensor, array or list); a label outside ``[0, C)`` raises ``ValueError``.
+    ``label_smoothing`` e: the target puts 1 - e on the label and e / C on every class (PyTorch's)."""
     logits = as_tensor(logits)
-    return CrossEntropy(class_targets(target, logits, "cross_entropy", "logits"))(logits)
+    e = check_label_smoothing("cross_entropy", label_smoothing)
+    loss = CrossEntropy(class_targets(target, logits, "cross_entropy", "logits"))(logits)
+    return loss if e == 0 else (1 - e) * loss - e * log_softmax(logits, dim=1).mean()
 
 
 def nll_loss(log_probs: Tensor, target: Tensor | Array | list[int]) -> Tensor:
@@ -149,6 +163,8 @@ GRADCHECK_CASES = [  # (op, case, make): make() returns (fn, inputs) for gradche
                   lambda: (lambda x: log_softmax(x, axis=0), [_logits(2, 3, 4, scale=30.0)])),
     ("cross_entropy", "(5,4)", _ce_case(5, 4)),
     ("cross_entropy", "(3,6) logits ~ 20", _ce_case(3, 6, scale=20.0)),
+    ("cross_entropy", "(5,4) label_smoothing=0.2",
+                      _ce_case(5, 4, loss=lambda z, t: cross_entropy(z, t, label_smoothing=0.2))),
     ("nll_loss", "(4,3) of log_softmax",
                   _ce_case(4, 3, loss=lambda z, t: nll_loss(log_softmax(z, dim=1), t))),
 ]

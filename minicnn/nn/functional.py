@@ -51,14 +51,19 @@ def _picked(log_probs, target, op):
     return log_probs[numpy.arange(n), labels]
 
 
-def cross_entropy(input, target, reduction="mean"):
+def cross_entropy(input, target, reduction="mean", label_smoothing=0.0):
     """Cross-entropy of logits ``(N, C)`` against integer labels ``(N,)``: the mean over the batch
-    (``reduction="mean"``, minicnn's fused op), the ``"sum"``, or per example (``"none"``)."""
+    (``reduction="mean"``, minicnn's fused op), the ``"sum"``, or per example (``"none"``);
+    ``label_smoothing`` e as PyTorch's (1 - e on the label, e / C on every class)."""
     _check_reduction("cross_entropy", reduction)
     if reduction == "mean":
-        return _F.cross_entropy(input, target)
-    picked = _picked(log_softmax(as_tensor(input), dim=1), target, "cross_entropy")
-    return _reduce(-picked, reduction)
+        return _F.cross_entropy(input, target, label_smoothing=label_smoothing)
+    e = _F.loss.check_label_smoothing("cross_entropy", label_smoothing)
+    log_probs = log_softmax(as_tensor(input), dim=1)
+    per_example = -_picked(log_probs, target, "cross_entropy")
+    if e:
+        per_example = (1 - e) * per_example - e * log_probs.mean(axis=1)
+    return _reduce(per_example, reduction)
 
 
 def nll_loss(input, target, reduction="mean"):

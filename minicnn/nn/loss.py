@@ -8,10 +8,15 @@ from .module import Module
 
 
 class CrossEntropyLoss(Module):
-    """``loss(logits, target)``: mean cross-entropy of ``(N, C)`` logits against ``(N,)`` integer labels."""
+    """``loss(logits, target)``: mean cross-entropy of ``(N, C)`` logits against ``(N,)`` integer
+    labels; ``label_smoothing`` as PyTorch's (1 - e on the label, e / C on every class)."""
+
+    def __init__(self, label_smoothing: float = 0.0):
+        super().__init__()
+        self.label_smoothing = F.loss.check_label_smoothing("CrossEntropyLoss", label_smoothing)
 
     def forward(self, input: Tensor, target: Tensor | Array | list[int]) -> Tensor:
-        return F.cross_entropy(input, target)
+        return F.cross_entropy(input, target, label_smoothing=self.label_smoothing)
 
 
 class NLLLoss(Module):
