@@ -14,3 +14,5 @@ from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .sync_batchnorm import SyncBatchNorm
 # several processes (minicnn.distributed): nn.parallel.DistributedDataParallel
 from . import parallel
+# nn.utils.clip_grad_norm_, clip_grad_value_ (as torch.nn.utils)
+from . import utils
