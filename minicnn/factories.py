@@ -324,9 +324,10 @@ class TopK(Function):
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        g_rows = xp.moveaxis(g, self.axis, -1).reshape(-1, self.k)
-        dx = xp.zeros((g_rows.shape[0], self.shape[-1]), dtype=g.dtype)
-        dx[xp.arange(g_rows.shape[0])[:, None], self.picked] = g_rows  # k distinct columns a row
+        rows = self.picked.shape[0]
+        g_rows = xp.moveaxis(g, self.axis, -1).reshape(rows, self.k)
+        dx = xp.zeros((rows, self.shape[-1]), dtype=g.dtype)
+        dx[xp.arange(rows)[:, None], self.picked] = g_rows  # k distinct columns in each row
         return xp.moveaxis(dx.reshape(self.shape), -1, self.axis)
 
 
