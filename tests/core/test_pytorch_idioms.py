@@ -25,9 +25,9 @@ def torch():
 
 
 def grad_of(t):
-    """``t.grad`` as a NumPy array, whether minicnn keeps it as an array or a Tensor."""
+    """``t.grad`` as a host NumPy array, whether minicnn keeps it as an array or a Tensor."""
     g = t.grad
-    return np.asarray(g.numpy() if isinstance(g, mc.Tensor) else g)
+    return mc.backend.to_numpy(g.data if isinstance(g, mc.Tensor) else g)
 
 
 # -- comparisons ------------------------------------------------------------------------------------
@@ -138,6 +138,23 @@ def test_topk_errors_are_clear():
         mc.tensor([1.0, 2.0]).topk(3)
     with pytest.raises(ValueError, match="dim=2 is out of range"):
         mc.topk(mc.tensor([[1.0, 2.0]]), 1, dim=2)
+
+
+def test_clamp_topk_equal_allclose_on_every_device(to_device):
+    data = np.random.default_rng(1).permutation(24).reshape(2, 3, 4) / 5.0
+    x = to_device(data, requires_grad=True)
+    values, indices = x.topk(2, dim=1)
+    clamped = x.clamp(max=to_device(np.full(4, 2.0)))
+    (values.sum() + clamped.clip(min=0.5).sum()).backward()
+    reference = mc.tensor(data, requires_grad=True)
+    r_values, r_indices = reference.topk(2, dim=1)
+    (r_values.sum() + reference.clamp(max=2.0).clip(min=0.5).sum()).backward()
+    assert values.device == x.device and indices.device == x.device
+    np.testing.assert_array_equal(values.numpy(), r_values.numpy())
+    np.testing.assert_array_equal(indices.numpy(), r_indices.numpy())
+    np.testing.assert_array_equal(grad_of(x), grad_of(reference))
+    assert mc.equal(x, to_device(data)) and mc.allclose(x, to_device(data + 1e-12))
+    assert x.eq(to_device(data)).all().item()
 
 
 # -- nn.utils ---------------------------------------------------------------------------------------------
