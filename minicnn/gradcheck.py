@@ -143,7 +143,7 @@ def check(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, directional=False, seed=0)
         for i in checked:
             g = inputs[i].grad
             analytic[i] = (numpy.zeros(inputs[i].shape) if g is None
-                           else numpy.asarray(backend.to_numpy(g), dtype=numpy.float64))
+                           else numpy.asarray(backend.to_numpy(g.data), dtype=numpy.float64))
     finally:
         for i, g in zip(checked, saved_grads):
             inputs[i].grad = g

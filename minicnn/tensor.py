@@ -98,7 +98,7 @@ class Tensor:
         if requires_grad and self.data.dtype.kind not in "fc":
             raise ValueError(f"only floating-point tensors can require gradients, got {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
-        self.grad = None
+        self._grad = None
         self._creator = None
         self._graph_freed = False
         self._version = 0  # how many in-place changes (the backward walk checks what ops saved)
@@ -210,16 +210,35 @@ class Tensor:
             grad = grad.astype(self.dtype, copy=True)  # the caller's array is never kept as a .grad
         _backward_walk(self, grad, retain_graph=retain_graph)
 
+    @property
+    def grad(self):
+        """``None``, or a Tensor with this tensor's shape, dtype and device that holds the
+        gradient (and needs none of its own), as in PyTorch: ``p.grad.data`` is its array,
+        ``p.grad.zero_()`` clears it in place. Set it to a Tensor of the same shape, or ``None``."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"grad must be a Tensor or None, got {type(value).__name__} "
+                                f"(wrap an array: mc.Tensor(array))")
+            if value.shape != self.shape or value.device != self.device:
+                raise ValueError(f"grad of shape {value.shape} on {value.device} for a tensor of "
+                                 f"shape {self.shape} on {self.device}")
+        self._grad = value
+
     def _accumulate(self, g, owned=False):
         """``grad += g``. The first gradient is copied unless ``owned`` (the backward walk's word
         that ``g`` is a new array nothing else holds: see ``function._accumulate_leaves``)."""
         if self._graph_freed:
             raise RuntimeError("backward through a graph that was already freed by an earlier "
                                "backward(); recompute the forward pass")
-        if self.grad is None:
-            self.grad = g if owned and g.dtype == self.dtype else g.astype(self.dtype, copy=True)
+        if self._grad is None:
+            self._grad = Tensor(g if owned and g.dtype == self.dtype
+                                else g.astype(self.dtype, copy=True))
         else:
-            self.grad += g
+            self._grad.data += g
 
     def detach(self):
         """A new leaf tensor sharing this tensor's data, cut from the graph."""

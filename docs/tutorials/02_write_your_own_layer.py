@@ -103,8 +103,8 @@ beta = mc.Tensor(np.array([1.0]), requires_grad=True)
 y = SwishFunction()(x, beta)
 y.sum().backward()
 print("y       ", np.round(y.data.ravel(), 3))
-print("dy/dx   ", np.round(x.grad.ravel(), 3))
-print("dL/dbeta", np.round(beta.grad, 3))
+print("dy/dx   ", np.round(x.grad.data.ravel(), 3))
+print("dL/dbeta", np.round(beta.grad.data, 3))
 
 # %% [markdown]
 # ## 3. Check it with `mc.gradcheck`

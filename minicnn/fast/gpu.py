@@ -279,7 +279,7 @@ def _group_ready(optimizer, params):
         return _kernel_dtype(a) and a.dtype == p.dtype and a.flags.c_contiguous
 
     return all(takes(p.data, a) for p in params
-               for a in (p.data, p.grad, *(v for v in optimizer.state.get(p, {}).values()
+               for a in (p.data, p.grad.data, *(v for v in optimizer.state.get(p, {}).values()
                                            if backend.is_array(v))))
 
 
@@ -290,7 +290,7 @@ def cuda_sgd_step(optimizer, group, params):
         return NotImplemented       # SGD.step then updates them one at a time
     buffers = [optimizer.momentum_buffer(p, group) for p in params]
     cuda_kernels.sgd_step_cuda(backend.get_array_module(params[0].data), [p.data for p in params],
-                               [p.grad for p in params], [b for b, _ in buffers],
+                               [p.grad.data for p in params], [b for b, _ in buffers],
                                [first for _, first in buffers], **optimizer.hyper(group))
 
 
@@ -303,7 +303,7 @@ def cuda_adam_step(optimizer, group, params):
     columns = [[state.get(key) for state in states]
                for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step")]
     cuda_kernels.adam_step_cuda(backend.get_array_module(params[0].data), [p.data for p in params],
-                                [p.grad for p in params], *columns, **optimizer.hyper(group))
+                                [p.grad.data for p in params], *columns, **optimizer.hyper(group))
 
 
 register(Conv2d, CudaConv2d, devices=("cuda",))

@@ -61,7 +61,7 @@ def gradient_norms(model, x, y, device):
     model.zero_grad()
     loss = cross_entropy(model(Tensor(backend.to_device(x, device))), backend.to_device(y, device))
     loss.backward()
-    norms = [float(np.linalg.norm(backend.to_numpy(m.weight.grad).ravel()))
+    norms = [float(np.linalg.norm(backend.to_numpy(m.weight.grad.data).ravel()))
              for _, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     model.zero_grad()
     return norms

@@ -266,7 +266,7 @@ class Module:
             for p in m._parameters.values():
                 if p is not None:
                     p.data = convert(p.data)
-                    p.grad = None if p.grad is None else convert(p.grad)
+                    p.grad = None if p.grad is None else Tensor(convert(p.grad.data))
             for name, b in list(m._buffers.items()):
                 if b is not None:
                     m._buffers[name] = convert(b)

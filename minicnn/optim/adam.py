@@ -51,7 +51,7 @@ class Adam(Optimizer):
                 continue
             for p in params:
                 state = self.moments(p, group)
-                adam_update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"],
+                adam_update(p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"],
                             state.get("max_exp_avg_sq"), state["step"], **self.hyper(group))
 
     def hyper(self, group):

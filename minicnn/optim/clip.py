@@ -4,7 +4,7 @@
   the vector of all gradient entries) is at most ``max_norm``; directions are kept.
 * :func:`clip_grad_value_` clamps each gradient entry to ``[-clip_value, clip_value]``.
 
-Both work in place on ``p.grad`` (with the array module of the gradient, so on any device) and
+Both work in place on ``p.grad.data`` (with the array module of the gradient, so on any device) and
 follow ``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_``. Call them between
 ``loss.backward()`` and ``optimizer.step()``.
 """
@@ -35,8 +35,8 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     max_norm, norm_type = float(max_norm), float(norm_type)
     total = None  # accumulated on the gradients' device: one transfer at the end
     for p in params:
-        xp = backend.get_array_module(p.grad)
-        g = xp.abs(p.grad.astype("float64"))
+        xp = backend.get_array_module(p.grad.data)
+        g = xp.abs(p.grad.data.astype("float64"))
         if not g.size:
             continue
         part = g.max() if norm_type == math.inf else (g ** norm_type).sum()
@@ -53,7 +53,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for p in params:
-            p.grad *= coef
+            p.grad.data *= coef
     return total
 
 
@@ -61,5 +61,5 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
     """Clamp every gradient entry of ``parameters`` to ``[-clip_value, clip_value]`` in place."""
     clip_value = float(clip_value)
     for p in _grads(parameters):
-        xp = backend.get_array_module(p.grad)
-        xp.clip(p.grad, -clip_value, clip_value, out=p.grad)
+        xp = backend.get_array_module(p.grad.data)
+        xp.clip(p.grad.data, -clip_value, clip_value, out=p.grad.data)

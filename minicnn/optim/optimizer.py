@@ -152,7 +152,7 @@ class Optimizer:
                     if set_to_none:
                         p.grad = None
                     else:
-                        p.grad[...] = 0
+                        p.grad.zero_()
 
     # -- saving ---------------------------------------------------------------------------
     def _all_params(self):

@@ -45,7 +45,7 @@ class SGD(Optimizer):
                 continue
             for p in params:
                 buf, first = self.momentum_buffer(p, group)
-                sgd_update(p.data, p.grad, buf, first=first, **self.hyper(group))
+                sgd_update(p.data, p.grad.data, buf, first=first, **self.hyper(group))
 
     @staticmethod
     def hyper(group):

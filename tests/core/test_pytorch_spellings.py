@@ -241,7 +241,7 @@ def test_retain_graph_through_a_convolutional_network():
     x, target = mc.randn(8, 3, 16, 16), mc.randint(3, (8,))
     loss = F.cross_entropy(model(x), target)
     loss.backward(retain_graph=True)
-    first = [p.grad.copy() for p in model.parameters()]
+    first = [p.grad.data.copy() for p in model.parameters()]
     loss.backward()
     for g, p in zip(first, model.parameters()):
         np.testing.assert_allclose(p.grad, 2 * g, rtol=1e-5, atol=1e-7)

@@ -55,7 +55,7 @@ class Twice(Function):
 
     def backward(self, g):
         log, name = self.log, self.name  # (the walk frees the Function before callbacks run)
-        queue_callback(lambda: log.append((name, w.grad.copy())))
+        queue_callback(lambda: log.append((name, w.grad.data.copy())))
         return 2 * g
 
 

@@ -85,7 +85,7 @@ def test_conv_gives_the_same_bits_on_one_and_two_threads(monkeypatch, stride, pa
         x, w, b = (mc.Tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
         y = F.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
         y.backward(np.cos(np.arange(y.data.size, dtype=np.float32)).reshape(y.shape))
-        return [t.copy() for t in (y.data, x.grad, w.grad, b.grad)]
+        return [t.copy() for t in (y.data, x.grad.data, w.grad.data, b.grad.data)]
 
     before = threads.get_num_threads()
     try:

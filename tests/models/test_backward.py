@@ -49,7 +49,7 @@ def test_forward_backward(family, device):
     assert np.isfinite(loss.item())
     for name, p in model.named_parameters():
         assert p.grad is not None, name
-        assert p.grad.shape == p.data.shape and backend.device_of(p.grad) == device, name
+        assert p.grad.shape == p.data.shape and p.grad.device == device, name
         assert np.isfinite(backend.to_numpy(p.grad)).all(), name
     # something reaches the first layer: the gradient flows through the whole network
     first = next(iter(model.parameters()))

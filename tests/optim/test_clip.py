@@ -12,7 +12,7 @@ def params(device, grads):
     out = []
     for g in grads:
         p = mc.Tensor(backend.to_device(np.zeros(np.shape(g)), device), requires_grad=True)
-        p.grad = backend.to_device(np.array(g, dtype=np.float64), device)
+        p.grad = mc.Tensor(backend.to_device(np.array(g, dtype=np.float64), device))
         out.append(p)
     return out
 

@@ -21,7 +21,7 @@ def make_param(device, values, dtype=np.float64):
 
 
 def set_grad(p, values):
-    p.grad = backend.to_device(np.array(values, dtype=p.dtype), p.device)
+    p.grad = mc.Tensor(backend.to_device(np.array(values, dtype=p.dtype), p.device))
 
 
 def host(p):
@@ -245,7 +245,7 @@ def test_state_dict_round_trip_through_save(device, tmp_path, make):
 def test_load_state_dict_checks_shapes():
     p = mc.Tensor(np.zeros(3), requires_grad=True)
     opt = optim.SGD([p], lr=0.1, momentum=0.9)
-    p.grad = np.ones(3)
+    p.grad = mc.Tensor(np.ones(3))
     opt.step()
     state = opt.state_dict()
     q = mc.Tensor(np.zeros(4), requires_grad=True)

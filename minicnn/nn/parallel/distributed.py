@@ -91,13 +91,13 @@ class DistributedDataParallel(Module):
                                f"backward(), {where}: every parameter that requires grad must take part "
                                f"in the loss on every rank (or set requires_grad=False)")
         for bucket in self._buckets:
-            grads = [p.grad for _, p in bucket]
+            grads = [p.grad.data for _, p in bucket]
             flat = backend.get_array_module(*grads).concatenate([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
             flat /= self.world_size
             start = 0
             for _, p in bucket:                 # views into this step's flat buffer
-                p.grad = flat[start:start + p.data.size].reshape(p.shape)
+                p.grad.data = flat[start:start + p.data.size].reshape(p.shape)
                 start += p.data.size
 
 
