@@ -263,6 +263,17 @@ class Transpose(Function):
         return g.transpose(tuple(numpy.argsort(self.axes)))
 
 
+class Abs(Function):
+    """y = |x|;  dx = g * sign(x) (0 at x = 0, as PyTorch)."""
+
+    def forward(self, x):
+        self.x = x
+        return _xp(x).abs(x)
+
+    def backward(self, g):
+        return g * _xp(g).sign(self.x)
+
+
 class Exp(Function):
     """y = exp(x);  dx = g * y."""
 
@@ -418,7 +429,7 @@ def stack(tensors, axis=None, *, dim=None):
 # Tensor's operators and methods call these classes (see the operator table in minicnn/tensor.py).
 register_operators(Add=Add, Sub=Sub, Mul=Mul, Div=Div, Neg=Neg, PowScalar=PowScalar, Pow=Pow,
                    MatMul=MatMul, Sum=Sum, Mean=Mean, Max=Max, Reshape=Reshape, Transpose=Transpose,
-                   Exp=Exp, Log=Log, GetItem=GetItem, Clone=Clone, Cast=Cast, ToDevice=ToDevice)
+                   Exp=Exp, Log=Log, Abs=Abs, GetItem=GetItem, Clone=Clone, Cast=Cast, ToDevice=ToDevice)
 
 # -- gradient-check cases for ``minicnn gradcheck`` ---------------------------------------------
 def _t(*shape, positive=False, seed=0):
@@ -448,6 +459,9 @@ GRADCHECK_CASES = [  # (op, case, make): make() returns (fn, inputs) for gradche
     ("reshape", "(2,3,4)->(6,4)", lambda: (lambda a: a.reshape(6, 4), [_t(2, 3, 4)])),
     ("transpose", "(2,3,4) axes (2,0,1)", lambda: (lambda a: a.transpose(2, 0, 1), [_t(2, 3, 4)])),
     ("exp", "(3,4)", lambda: (lambda a: a.exp(), [_t(3, 4)])),
+    ("abs", "(3,4)", lambda: (lambda a: a.abs(), [_t(3, 4)])),
+    ("norm", "p=2, p=1 and inf over axis 1", lambda: (lambda a: a.norm() + a.norm(p=1, dim=1).sum()
+                                                       + a.norm(p=float("inf")), [_t(3, 4)])),
     ("log", "(3,4)", lambda: (lambda a: a.log(), [_t(3, 4, positive=True)])),
     ("getitem", "slices and repeated int array", lambda: (
         lambda a: a[1:, ::2] * 2 + a[numpy.array([0, 0, 2])].sum(), [_t(3, 4)])),

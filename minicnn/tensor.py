@@ -598,6 +598,26 @@ class Tensor:
         """Element-wise natural logarithm."""
         return _ops.Log()(self)
 
+    def abs(self):
+        """Element-wise absolute value."""
+        return _ops.Abs()(self)
+
+    __abs__ = abs
+
+    def norm(self, p=2, dim=None, keepdim=False):
+        """The ``p``-norm over ``dim`` (every element by default), as ``torch.norm``: ``p=2``
+        (Euclidean), ``p=1``, ``p=float("inf")`` (largest magnitude) or any other ``p > 0``."""
+        p = float(p)
+        if p == float("inf"):
+            return self.abs().max(dim=dim, keepdim=keepdim)
+        if not p > 0:
+            raise ValueError(f"norm(): p must be > 0 (or inf), got {p}")
+        if p == 2:
+            return (self * self).sum(dim=dim, keepdim=keepdim) ** 0.5
+        if p == 1:
+            return self.abs().sum(dim=dim, keepdim=keepdim)
+        return (self.abs() ** p).sum(dim=dim, keepdim=keepdim) ** (1.0 / p)
+
     def sqrt(self):
         """Element-wise square root (``self ** 0.5``)."""
         return self ** 0.5
