@@ -704,6 +704,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
         array = array.astype(dtype)
     if device is not None:
         array = backend.to_device(array, device)
+    if array is data or (isinstance(data, Tensor) and array is data.data):
+        array = array.copy()     # torch.tensor copies: the new tensor never shares the caller's data
     return Tensor(array, requires_grad=requires_grad)
 
 
