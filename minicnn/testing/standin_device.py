@@ -78,6 +78,8 @@ def _note(name, inputs, result, in_place=False):
         kind = "launch"
     elif isinstance(result, numpy.generic):
         kind = "launch"  # a reduction to one value (a 0-d device array on the stand-in and CuPy)
+    elif isinstance(result, numpy.dtype) and not list(_buffers(inputs)):
+        return           # result_type of dtypes: host bookkeeping, no device data read
     elif not results:
         kind = "download"  # a Python value out of device data: .item(), .tolist()
     elif any(numpy.may_share_memory(r, i) for r in results for i in _buffers(inputs)):
