@@ -3,8 +3,8 @@
 Import this module *before* numpy in a benchmark script: it pins the BLAS thread count from
 ``--threads`` (default 2) through the environment, which only works before numpy loads, and with
 ``--reference`` sets ``MINICNN_FAST=0`` so that minicnn runs its reference layers (no fast paths:
-what each fast path buys is the difference); ``--tf32`` lets convolutions use TF32 on a GPU. Like ``minicnn train``, the benchmarks opt in to
-keeping freed memory for reuse (``minicnn/fast/host_memory.py``).
+what each fast path buys is the difference); ``--tf32`` lets convolutions use TF32 on a GPU. Like
+``minicnn train``, the benchmarks opt in to keeping freed memory for reuse (``minicnn/fast/host_memory.py``).
 """
 import json
 import os

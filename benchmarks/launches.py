@@ -59,7 +59,8 @@ def where(frame):
         if isinstance(owner, optim.Optimizer):
             return f"{type(owner).__name__}.{name}"
         path = frame.f_code.co_filename
-        if fallback is None and path.startswith(PACKAGE) and not path.endswith("backend.py") and not path.startswith(TESTING):
+        if (fallback is None and path.startswith(PACKAGE) and not path.endswith("backend.py")
+                and not path.startswith(TESTING)):
             fallback = f"{Path(path).stem}.{name}"
         frame = frame.f_back
     return fallback or "caller"

@@ -38,7 +38,6 @@ import sys
 import traceback
 from pathlib import Path
 
-import numpy as np
 
 from .channel import Writer
 from .questions import Question, reference_arrays

@@ -56,8 +56,8 @@ Each kernel is a plain ``extern "C" __global__`` function written over a float t
 integer type ``I`` for its sizes and indices. ``source(family, dtype, index)`` prepends
 ``typedef float T;`` or ``typedef double T;`` and ``typedef int I;`` or ``typedef long long I;``
 to the file (its ``#include "windows.cuh"`` inserted, and ``#line`` directives, so that a compiler's
-message names the .cu file and its line); CuPy compiles the result with NVRTC. ``_launch`` picks ``I`` per launch (``index_type``): ``int``
-whenever every index fits in 31 bits, as almost always. On a GPU a 64-bit division or modulo is a
+message names the .cu file and its line); CuPy compiles the result with NVRTC. ``_launch`` picks
+``I`` per launch (``index_type``): ``int`` whenever every index fits in 31 bits, as almost always. On a GPU a 64-bit division or modulo is a
 software routine of several dozen instructions, a 32-bit one a few; a kernel that decodes
 ``(n, c, h, w)`` from ``i`` does several per element, so this alone can decide its speed.
 The tests (``tests/fast/test_cuda_kernel_sources.py``, through ``minicnn.testing.cuda_on_cpu``) compile the
@@ -386,7 +386,8 @@ def bn_forward_cuda(cupy, x, mean, scale, shift):
 
 
 def bn_backward_cuda(cupy, g, x, mean, inv_std, scale, sum_g, sum_gxhat, training):
-    """Batch norm's dx in one pass (``minicnn_bn_backward`` in ``kernels/normalization.cu``); ``m`` = values per channel."""
+    """Batch norm's dx in one pass (``minicnn_bn_backward`` in ``kernels/normalization.cu``); ``m`` = values
+    per channel."""
     dtype = _float_dtype("bn_backward_cuda", g, x, mean, inv_std, scale, sum_g, sum_gxhat)
     g, x = cupy.ascontiguousarray(g), cupy.ascontiguousarray(x)
     n, c, s_len = _channels(x)

@@ -58,7 +58,8 @@ QUICK_NOTE = ("quick mode: tiny data, tiny networks, one epoch. This only shows 
               "experiment runs; its numbers and conclusions are not meaningful at this size "
               "(run it without --quick for the real experiment).")
 
-__all__ = ["LECTURES", "FULL_RUN_TIME", "QUICK_NOTE", "names", "add_lecture_arguments", "run_lecture", "run", "default_out_dir"]
+__all__ = ["LECTURES", "FULL_RUN_TIME", "QUICK_NOTE", "names", "add_lecture_arguments", "run_lecture",
+           "run", "default_out_dir"]
 
 
 def names():

@@ -38,8 +38,8 @@ def run(ctx):
                        "macs_pct": 100.0 * r["macs"] / total_macs})
 
     def share(kind):
-        params = sum(l["params"] for l in layers if l["type"] == kind)
-        macs = sum(l["macs"] for l in layers if l["type"] == kind)
+        params = sum(row["params"] for row in layers if row["type"] == kind)
+        macs = sum(row["macs"] for row in layers if row["type"] == kind)
         return {"params": params, "macs": macs, "params_pct": 100.0 * params / total_params,
                 "macs_pct": 100.0 * macs / total_macs}
 
@@ -50,12 +50,12 @@ def run(ctx):
               f"{'MACs':>15} {'% MACs':>7}")
     ctx.print(header)
     ctx.print("-" * len(header))
-    for l in layers:
-        shape = "x".join(map(str, l["output_shape"]))
-        pct_p = f"{l['params_pct']:8.1f}%" if l["params"] else ""
-        pct_m = f"{l['macs_pct']:6.1f}%" if l["macs"] else ""
-        ctx.print(f"{l['layer']:<6} {l['name']:<13} {l['type']:<18} {shape:>10} "
-                  f"{l['params']:>12,} {pct_p:>9} {l['macs']:>15,} {pct_m:>7}")
+    for row in layers:
+        shape = "x".join(map(str, row["output_shape"]))
+        pct_p = f"{row['params_pct']:8.1f}%" if row["params"] else ""
+        pct_m = f"{row['macs_pct']:6.1f}%" if row["macs"] else ""
+        ctx.print(f"{row['layer']:<6} {row['name']:<13} {row['type']:<18} {shape:>10} "
+                  f"{row['params']:>12,} {pct_p:>9} {row['macs']:>15,} {pct_m:>7}")
     ctx.print("-" * len(header))
     ctx.print(f"{'total':<6} {'':<13} {'':<18} {'':>10} {total_params:>12,} {'':>9} {total_macs:>15,}")
     ctx.print("")
@@ -66,7 +66,7 @@ def run(ctx):
     ctx.print(f"-> the FC layers hold {fc['params_pct']:.0f}% of the parameters; the conv layers do "
               f"{conv['macs_pct']:.0f}% of the compute.")
 
-    _plot(ctx, [l for l in layers if l["type"] in WEIGHT_LAYERS])
+    _plot(ctx, [row for row in layers if row["type"] in WEIGHT_LAYERS])
     return {"input_shape": list(input_shape), "total_params": total_params, "total_macs": total_macs,
             "conv": conv, "fc": fc, "layers": layers}
 
@@ -76,10 +76,10 @@ def _plot(ctx, weight_layers):
     if fig is None:
         return
     ax = fig.subplots()
-    labels = [l["layer"] for l in weight_layers]
+    labels = [row["layer"] for row in weight_layers]
     x = range(len(labels))
-    ax.bar([i - 0.2 for i in x], [l["params_pct"] for l in weight_layers], width=0.4, label="% of parameters")
-    ax.bar([i + 0.2 for i in x], [l["macs_pct"] for l in weight_layers], width=0.4, label="% of MACs")
+    ax.bar([i - 0.2 for i in x], [row["params_pct"] for row in weight_layers], width=0.4, label="% of parameters")
+    ax.bar([i + 0.2 for i in x], [row["macs_pct"] for row in weight_layers], width=0.4, label="% of MACs")
     ax.set_xticks(list(x), labels)
     ax.set_ylabel("share of the whole network (%)")
     ax.set_title("AlexNet: FC layers hold the parameters, conv layers do the compute")

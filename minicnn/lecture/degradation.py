@@ -134,10 +134,12 @@ def run(ctx):
               "plain_gradient_spread_larger": p_d["grad_spread_max_min"] > r_d["grad_spread_max_min"]}
     ctx.print(f"\nplain{deep} vs plain{shallow}: training error {100 * p_d['final_train_error']:.2f}% vs "
               f"{100 * p_s['final_train_error']:.2f}%  -> "
-              f"{'degradation: the deeper plain net trains worse' if checks['plain_deeper_trains_worse'] else 'no degradation in this run'}")
+              + ("degradation: the deeper plain net trains worse" if checks["plain_deeper_trains_worse"]
+                 else "no degradation in this run"))
     ctx.print(f"resnet{deep} vs resnet{shallow}: training error {100 * r_d['final_train_error']:.2f}% vs "
               f"{100 * r_s['final_train_error']:.2f}%  -> "
-              f"{'the deeper residual net is not worse' if checks['residual_deeper_not_worse'] else 'the deeper residual net is worse in this run'}")
+              + ("the deeper residual net is not worse" if checks["residual_deeper_not_worse"]
+                 else "the deeper residual net is worse in this run"))
     ctx.print(f"gradient norms at init (first/last conv): plain{deep} {p_d['grad_ratio_first_last']:.3g}, "
               f"resnet{deep} {r_d['grad_ratio_first_last']:.3g}; spread over the layers (max/min): "
               f"plain{deep} {p_d['grad_spread_max_min']:.3g}, resnet{deep} {r_d['grad_spread_max_min']:.3g}")

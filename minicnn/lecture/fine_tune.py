@@ -119,7 +119,8 @@ def _compare(ctx, cfg, per_class, weights, new_train_all, test_loader, transform
             acc = evaluate(model, test_loader, device=ctx.device, topk=(1,))["top1"]
             accs[method].append(acc)
             train_accs[method].append(history[-1]["train_acc"])
-            ctx.print(f"   draw {rep + 1}: {method:<14} {100 * acc:6.2f}%  ({trainable[method]:,} trainable parameters)")
+            ctx.print(f"   draw {rep + 1}: {method:<14} {100 * acc:6.2f}%  "
+                      f"({trainable[method]:,} trainable parameters)")
     out = {}
     for method in methods:
         a = np.array(accs[method])
@@ -141,7 +142,8 @@ def _plot(ctx, by_budget, labels):
         summary = by_budget[per_class]
         xs = [i + (j - (len(budgets) - 1) / 2) * width for i in range(len(methods))]
         means = [100 * summary[m]["mean"] for m in methods]
-        ax.bar(xs, means, width=width * 0.95, label=f"{per_class} labels per class", alpha=0.6 + 0.4 * j / max(1, len(budgets) - 1))
+        ax.bar(xs, means, width=width * 0.95, label=f"{per_class} labels per class",
+               alpha=0.6 + 0.4 * j / max(1, len(budgets) - 1))
         for x, m, mean in zip(xs, methods, means):
             accs = [100 * a for a in summary[m]["accuracies"]]
             ax.plot([x] * len(accs), accs, "k.", ms=5)

@@ -79,7 +79,8 @@ def run(ctx):
         runs[act] = {"steps": [(i + 1) * every for i in range(len(errors))], "train_error": errors,
                      "train_error_smoothed": smoothed, "steps_to_target": reach,
                      "final_train_error": smoothed[-1], "seconds": sum(r["seconds"] for r in history)}
-        ctx.print(f"{act}: training error {100 * smoothed[-1]:.1f}% over the last {k * every} of {rounds * every} steps; "
+        ctx.print(f"{act}: training error {100 * smoothed[-1]:.1f}% over the last {k * every} of "
+                  f"{rounds * every} steps; "
                   + ", ".join(f"{100 * float(t):.0f}% reached at "
                               f"{'step ' + str(s) if s is not None else 'never'}" for t, s in reach.items()))
 

@@ -58,7 +58,8 @@ def run(ctx):
 
     ctx.print(f"C = {c} channels in and out, input {c}x{size}x{size} (padding keeps {size}x{size}); "
               f"no biases\n")
-    header = f"{'':<22} {'receptive field':>15} {'params':>10} {'= x C^2':>8} {'ReLUs':>6} {'MACs':>14} {'/ position':>11}"
+    header = (f"{'':<22} {'receptive field':>15} {'params':>10} {'= x C^2':>8} {'ReLUs':>6} {'MACs':>14} "
+              f"{'/ position':>11}")
     ctx.print(header)
     ctx.print("-" * len(header))
     for label, d in (("three 3x3 convs", stacked), ("one 7x7 conv", single)):

@@ -19,7 +19,6 @@ import numpy
 
 from .. import __version__, backend
 from ..serialization import atomic_write
-from ..tensor import Tensor
 from .ops import CONVERTERS
 from .trace import host_arrays, second_inputs, trace
 

@@ -38,6 +38,7 @@ from .progress import ProgressBar
 from .trainer import Trainer, TrainingDiverged, evaluate, fit
 
 __all__ = ["Trainer", "TrainingDiverged", "evaluate", "fit", "save_checkpoint", "load_checkpoint",
-           "Checkpoint", "CheckpointError", "CHECKPOINT_NAME", "load_pretrained", "check_weights", "read_state_dict", "replace_head",
+           "Checkpoint", "CheckpointError", "CHECKPOINT_NAME", "load_pretrained", "check_weights",
+           "read_state_dict", "replace_head",
            "find_head", "freeze", "unfreeze", "train_only_head", "trainable_parameters",
            "head_classes", "confusion_matrix", "format_confusion", "topk_correct", "ProgressBar"]

@@ -44,7 +44,8 @@ def test_release_of_the_example(built):
     assert len(secrets) > 30
     student = {p.relative_to(built.student_dir).as_posix(): p.read_text()
                for p in built.student_dir.rglob("*") if p.is_file() and p.suffix != ".npz"}
-    assert sorted(student) == ["README.md", "assignment1.ipynb", "grader.py", "gradient_check.py", "layers.py", "train.py"]
+    assert sorted(student) == ["README.md", "assignment1.ipynb", "grader.py", "gradient_check.py", "layers.py",
+                               "train.py"]
     assert (built.student_dir / "expected.npz").is_file()
     assert [str(p) for p in hidden] == ["notes_hidden.md"]
     for relpath, number, line in secrets:

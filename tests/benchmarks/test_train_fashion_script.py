@@ -26,7 +26,8 @@ def watch(kind, op):  # every device operation; the uploads the script itself ma
     global script_uploads
     kinds[kind] += 1
     if kind == "upload":
-        caller = next(f for f in reversed(traceback.extract_stack()[:-1]) if not f.filename.endswith(("backend.py", "standin_device.py")))
+        caller = next(f for f in reversed(traceback.extract_stack()[:-1])
+                      if not f.filename.endswith(("backend.py", "standin_device.py")))
         script_uploads += caller.filename.endswith("train_fashion.py")
 
 with testing.watch_standin(watch):

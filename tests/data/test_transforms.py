@@ -81,9 +81,9 @@ def test_crop_equals_a_manual_crop_of_the_padded_image(n, h, w, padding, data):
     assert out.shape == (n, 2, th, tw)
     padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     for image, crop in zip(padded, out):
-        candidates = [(t, l) for t in range(h + 2 * padding - th + 1)
-                      for l in range(w + 2 * padding - tw + 1)
-                      if np.array_equal(image[:, t:t + th, l:l + tw], crop)]
+        candidates = [(top, left) for top in range(h + 2 * padding - th + 1)
+                      for left in range(w + 2 * padding - tw + 1)
+                      if np.array_equal(image[:, top:top + th, left:left + tw], crop)]
         assert candidates, "the output is not a crop of the padded image"
 
 

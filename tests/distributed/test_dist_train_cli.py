@@ -60,8 +60,8 @@ def test_resuming_on_another_number_of_processes_is_a_clear_error(data, tmp_path
     assert train(data, out, "--epochs", "1", "--quiet").returncode == 0
     alone = train(data, out, "--resume", str(out), "--epochs", "2", "--quiet", ranks=0)
     assert alone.returncode == 1
-    assert alone.stderr.strip() == (f"error: --resume: the run was trained on 2 process(es), this "
-                                    f"launch has 1; resume it with 'mpiexec -n 2'")
+    assert alone.stderr.strip() == ("error: --resume: the run was trained on 2 process(es), this "
+                                    "launch has 1; resume it with 'mpiexec -n 2'")
     again = train(data, out, "--resume", str(out), "--epochs", "2", "--scale-lr", "--quiet")
     assert again.returncode == 1
     assert "error: --scale-lr applies when a run starts" in again.stderr

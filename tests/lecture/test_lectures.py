@@ -70,9 +70,9 @@ def test_alexnet_table(tmp_path):
     assert r["conv"]["params"] + r["fc"]["params"] == 62_378_344
     assert 93.5 < r["fc"]["params_pct"] < 94.5          # "FC layers hold ~94% of the parameters"
     assert r["conv"]["macs_pct"] > 90                     # conv layers do the compute
-    convs = [l for l in r["layers"] if l["type"] == "Conv2d"]
-    assert [l["output_shape"] for l in convs][0] == [96, 55, 55]
-    assert [l["layer"] for l in r["layers"] if l["layer"]] == ["conv1", "conv2", "conv3", "conv4", "conv5",
+    convs = [row for row in r["layers"] if row["type"] == "Conv2d"]
+    assert [row["output_shape"] for row in convs][0] == [96, 55, 55]
+    assert [row["layer"] for row in r["layers"] if row["layer"]] == ["conv1", "conv2", "conv3", "conv4", "conv5",
                                                               "fc6", "fc7", "fc8"]
 
 

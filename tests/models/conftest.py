@@ -1,7 +1,7 @@
 """Model-test helpers.
 
-``fast_init`` (or ``with constant_init(): ...``) builds full-size models cheaply: while it is active, every draw of the weight
-initializers is a constant (a broadcast view, so no random numbers are generated), which makes
+``fast_init`` (or ``with constant_init(): ...``) builds full-size models cheaply: while it is active,
+every draw of the weight initializers is a constant (a broadcast view, so no random numbers are generated), which makes
 building a VGG (~140 M weights) cost little more than its allocation. Counts, layouts and shapes do
 not depend on the values; the initialisation itself is tested separately on real draws.
 """
