@@ -57,8 +57,9 @@ integer type ``I`` for its sizes and indices. ``source(family, dtype, index)`` p
 ``typedef float T;`` or ``typedef double T;`` and ``typedef int I;`` or ``typedef long long I;``
 to the file (its ``#include "windows.cuh"`` inserted, and ``#line`` directives, so that a compiler's
 message names the .cu file and its line); CuPy compiles the result with NVRTC. ``_launch`` picks
-``I`` per launch (``index_type``): ``int`` whenever every index fits in 31 bits, as almost always. On a GPU a 64-bit division or modulo is a
-software routine of several dozen instructions, a 32-bit one a few; a kernel that decodes
+``I`` per launch (``index_type``): ``int`` whenever every index fits in 31 bits, as almost always.
+On a GPU a 64-bit division or modulo is a software routine of several dozen instructions, a 32-bit
+one a few; a kernel that decodes
 ``(n, c, h, w)`` from ``i`` does several per element, so this alone can decide its speed.
 The tests (``tests/fast/test_cuda_kernel_sources.py``, through ``minicnn.testing.cuda_on_cpu``) compile the
 same text as ordinary C++ on the CPU, with a few lines that define ``__global__`` away and fix
