@@ -279,7 +279,7 @@ def _bound(value, x, name):
                              f"no gradient for its bounds: pass {name}={name}.detach()")
         value = value.data
     elif not backend.is_array(value):
-        value = backend.to_device(numpy.asarray(tensor(value).data), x.device)  # a list
+        value = backend.to_device(tensor(value).data, x.device)  # a list
     backend.check_same_device("clamp", [x.data, value])
     return value
 
