@@ -21,6 +21,7 @@ from .ops import cat, concat, stack
 from .rng import manual_seed
 from .serialization import load, save
 from .tensor import Tensor, tensor
+from . import autograd  # noqa: E402  mc.autograd.grad
 from .fast.threads import get_num_threads, set_num_threads
 
 # fast: the registry that picks each op's implementation; nn, optim, utils: as torch.nn ...
@@ -30,7 +31,7 @@ from .summary import summary  # noqa: E402
 __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "concat",
            "cat", "stack", "gradcheck", "GradcheckError", "manual_seed", "save", "load",
            "get_array_module", "backends", "cuda", "functional", "summary", "get_num_threads",
-           "set_num_threads", "fast", "nn", "optim", "utils",
+           "set_num_threads", "fast", "nn", "optim", "utils", "autograd",
            # PyTorch's top-level spellings (minicnn/factories.py, minicnn/dtypes.py)
            "zeros", "ones", "full", "zeros_like", "ones_like", "rand", "randn", "randint", "arange",
            "from_numpy", "flatten", "reshape", "max", "min", "argmax", "argmin", "sum", "mean",

@@ -20,12 +20,18 @@ order, found iteratively (no recursion: a ResNet-152 graph is thousands of nodes
     2. walk that list backwards: sum the gradients arriving at each function's outputs, call its
        ``backward``, check that each input's gradient has exactly that input's shape (an op that
        broadcast an input sums its gradient back itself: ``ops.unbroadcast``), and pass it on;
+       A tensor's gradient is complete when the walk reaches the function that made it: its hooks
+       (``t.register_hook``) see it then and may replace it, and ``t.retain_grad()`` keeps it;
     3. leaves (tensors made by the user, ``requires_grad=True``) collect what reaches them, and
-       after the walk accumulate ``grad += g`` (:func:`_accumulate_leaves`);
+       after the walk, past their hooks, accumulate ``grad += g`` (:func:`_accumulate_leaves`);
     4. the graph is freed: each function drops its inputs and saved arrays -- unless
        ``backward(retain_graph=True)`` asked to keep it for another backward pass;
     5. the callbacks that a ``backward`` queued during the walk (:func:`queue_callback`) run, in
        order: ``DistributedDataParallel`` averages the gradients over the processes there.
+
+``autograd.grad(outputs, inputs)`` runs the same walk (:func:`run_backward` with ``inputs``) over
+only the functions between the outputs and the inputs, and returns the inputs' gradients instead
+of accumulating any leaf's ``.grad``.
 """
 import contextlib
 import threading
@@ -155,9 +161,9 @@ def _check_saved_inputs_unchanged(fn):
                                f"backward(), or out of place")
 
 
-def _topological_order(root):
-    """Functions reachable from ``root``, each listed after every function that feeds it."""
-    order, visited, stack = [], set(), [(root, False)]
+def _topological_order(*roots):
+    """Functions reachable from ``roots``, each listed after every function that feeds it."""
+    order, visited, stack = [], set(), [(root, False) for root in reversed(roots)]
     while stack:
         fn, expanded = stack.pop()
         if expanded:
@@ -173,6 +179,45 @@ def _topological_order(root):
     return order
 
 
+def _leading_to(order, inputs):
+    """The functions of ``order`` that a tensor of ``inputs`` feeds, directly or not."""
+    reached, kept = {id(t) for t in inputs}, []
+    for fn in order:  # each function comes after the functions that feed it
+        if any(t is not None and id(t) in reached for t in fn.inputs):
+            kept.append(fn)
+            reached.update(id(ref()) for ref in fn.outputs if ref() is not None)
+    return kept
+
+
+class RemovableHandle:
+    """What ``register_hook``, ``register_forward_hook`` and ``register_forward_pre_hook`` return:
+    ``.remove()`` unregisters the hook (a second ``remove()`` does nothing)."""
+
+    def __init__(self, hooks, key):
+        self.hooks, self.key = hooks, key
+
+    def remove(self):
+        self.hooks.pop(self.key, None)
+
+
+def _gradient_complete(tensor, g):
+    """``tensor``'s gradient ``g`` (an array) is complete: each hook, in the order registered, sees
+    it as a Tensor and may return a replacement; then ``retain_grad()`` keeps the result."""
+    Tensor = _tensor_type["Tensor"]
+    for hook in list(tensor._hooks.values()):
+        result = hook(Tensor(g))
+        if result is None:
+            continue
+        if not isinstance(result, Tensor) or result.shape != tuple(g.shape) or result.dtype != g.dtype:
+            got = f"shape {result.shape}, {result.dtype}" if isinstance(result, Tensor) else type(result).__name__
+            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)} returned {got}; expected None "
+                               f"or a Tensor of the gradient's shape {tuple(g.shape)}, {g.dtype}")
+        g = result.data
+    if tensor._retains_grad:
+        tensor._accumulate(g)
+    return g
+
+
 def queue_callback(callback):
     """Run ``callback()`` once the backward walk now running has finished (step 5 above), as
     PyTorch's ``Variable._execution_engine.queue_callback``. Only a ``Function.backward`` (or code it
@@ -185,25 +230,45 @@ def queue_callback(callback):
 
 
 def backward(tensor, grad, retain_graph=False):
-    """Reverse-mode autodiff from ``tensor`` with upstream gradient ``grad`` (a backend array).
+    """Reverse-mode autodiff from ``tensor`` with upstream gradient ``grad`` (a backend array);
+    every leaf reached accumulates its gradient into ``.grad``.
 
     The graph is freed afterwards (step 4 above) unless ``retain_graph`` is true."""
-    if tensor._creator is None:  # a leaf: its gradient is the upstream gradient itself
-        tensor._accumulate(grad)
-        return
-    grads = {id(tensor): grad}  # gradients of non-leaf tensors, keyed by identity
+    run_backward([tensor], [grad], retain_graph=retain_graph)
+
+
+def run_backward(tensors, grads, retain_graph=False, inputs=None):
+    """The backward walk from ``tensors``, starting from their gradients ``grads`` (backend arrays).
+
+    Without ``inputs``, leaves accumulate ``.grad``. With ``inputs`` (tensors) no leaf's ``.grad``
+    changes: the walk visits only the functions between ``tensors`` and ``inputs`` and returns the
+    inputs' gradients, a list of arrays (``None`` for an input that no gradient reached)."""
+    pending = {}  # gradients of non-leaf tensors, keyed by identity
     leaves = {}  # id(leaf) -> (leaf, the gradients that reached it)
-    order = _topological_order(tensor._creator)
+    for t, g in zip(tensors, grads):
+        if t._creator is None:
+            leaves.setdefault(id(t), (t, []))[1].append(g)
+        else:
+            pending[id(t)] = pending[id(t)] + g if id(t) in pending else g
+    order = _topological_order(*[t._creator for t in tensors if t._creator is not None])
+    captured = {}
+    if inputs is not None:
+        order = _leading_to(order, inputs)
+        captured = {id(t): None for t in inputs}
     outer_callbacks, _state.callbacks = getattr(_state, "callbacks", None), []
     try:
         for fn in reversed(order):
             grad_outputs = []
             for ref, (shape, dtype) in zip(fn.outputs, fn.output_meta):
                 out = ref()
-                g = grads.pop(id(out), None) if out is not None else None
+                g = pending.pop(id(out), None) if out is not None else None
                 if g is None:
                     xp = backend.get_array_module(*[t.data for t in fn.inputs if t is not None])
                     g = xp.zeros(shape, dtype=dtype)
+                else:
+                    g = _gradient_complete(out, g)
+                    if id(out) in captured:
+                        captured[id(out)] = g
                 grad_outputs.append(g)
             _check_saved_inputs_unchanged(fn)
             input_grads = fn.backward(*grad_outputs)
@@ -218,17 +283,24 @@ def backward(tensor, grad, retain_graph=False):
                 _check_gradient(fn, index, g, t)
                 if t._creator is None:
                     leaves.setdefault(id(t), (t, []))[1].append(g)
-                elif id(t) in grads:
-                    grads[id(t)] = grads[id(t)] + g
+                elif id(t) in pending:
+                    pending[id(t)] = pending[id(t)] + g
                 else:
-                    grads[id(t)] = g
-        _accumulate_leaves(leaves.values())
+                    pending[id(t)] = g
+        if inputs is None:
+            _accumulate_leaves(leaves.values())
+        for t in inputs or ():  # leaves, and non-leaves whose creator the walk did not visit
+            if id(t) in leaves:
+                captured[id(t)] = _gradient_complete(t, _total(leaves.pop(id(t))[1]))
+            elif id(t) in pending:
+                captured[id(t)] = _gradient_complete(t, pending.pop(id(t)))
     finally:
         callbacks, _state.callbacks = _state.callbacks, outer_callbacks
         if not retain_graph:
             _free_graph(order)
     for callback in callbacks:
         callback()
+    return None if inputs is None else [captured[id(t)] for t in inputs]
 
 
 def _accumulate_leaves(leaves):
@@ -241,11 +313,19 @@ def _accumulate_leaves(leaves):
     """
     reached = Counter(id(g) for _, grads in leaves for g in grads)
     for leaf, grads in leaves:
-        total = grads[0]
-        for g in grads[1:]:
-            total = total + g                       # out of place: the sum is a new array
+        total = _total(grads)
         fresh = len(grads) > 1 or (getattr(total, "base", None) is None and reached[id(total)] == 1)
+        if leaf._hooks:  # a hook may keep the array it was shown, or return one it keeps
+            total, fresh = _gradient_complete(leaf, total), False
         leaf._accumulate(total, owned=fresh)
+
+
+def _total(grads):
+    """The sum of a list of arrays; more than one gives a new array (out of place)."""
+    total = grads[0]
+    for g in grads[1:]:
+        total = total + g
+    return total
 
 
 def _free_graph(order):

@@ -102,6 +102,8 @@ class Tensor:
         self._creator = None
         self._graph_freed = False
         self._version = 0  # how many in-place changes (the backward walk checks what ops saved)
+        self._hooks = {}  # register_hook: key -> hook(grad), run in order by the backward walk
+        self._retains_grad = False  # retain_grad(): a non-leaf keeps its gradient in .grad
 
     # -- description --------------------------------------------------------------------
     shape = property(lambda self: tuple(self.data.shape), doc="The shape, a tuple of ints.")
@@ -195,20 +197,46 @@ class Tensor:
             raise RuntimeError("backward(): the graph behind this tensor was already freed by an "
                                "earlier backward(); recompute the forward pass, or pass "
                                "retain_graph=True to the first backward()")
-        xp = backend.get_array_module(self.data)
+        _backward_walk(self, self._upstream_gradient(grad, "backward()"), retain_graph=retain_graph)
+
+    def _upstream_gradient(self, grad, caller):
+        """``grad`` (None, an array or a Tensor) as a new backend array of this tensor's shape,
+        dtype and device, for ``caller`` (None: ones, for a one-element tensor)."""
         if grad is None:
             if self.numel() != 1:
-                raise ValueError(f"backward(): grad must be given for a non-scalar tensor of shape "
+                raise ValueError(f"{caller}: grad must be given for a non-scalar tensor of shape "
                                  f"{self.shape}")
-            grad = xp.ones(self.shape, dtype=self.dtype)
-        else:
-            grad = grad.data if isinstance(grad, Tensor) else grad
-            if not backend.is_array(grad) or backend.device_of(grad) != self.device:
-                grad = backend.to_device(numpy.asarray(backend.to_numpy(grad)), self.device)
-            if tuple(grad.shape) != self.shape:
-                raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, expected {self.shape}")
-            grad = grad.astype(self.dtype, copy=True)  # the caller's array is never kept as a .grad
-        _backward_walk(self, grad, retain_graph=retain_graph)
+            return backend.get_array_module(self.data).ones(self.shape, dtype=self.dtype)
+        grad = grad.data if isinstance(grad, Tensor) else grad
+        if not backend.is_array(grad) or backend.device_of(grad) != self.device:
+            grad = backend.to_device(numpy.asarray(backend.to_numpy(grad)), self.device)
+        if tuple(grad.shape) != self.shape:
+            raise ValueError(f"{caller}: grad has shape {tuple(grad.shape)}, expected {self.shape}")
+        return grad.astype(self.dtype, copy=True)  # the caller's array is never kept as a .grad
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` each time the backward walk has this tensor's whole gradient (a
+        Tensor); a hook that returns a Tensor replaces the gradient (for the rest of the walk, and
+        for a leaf before it accumulates into ``.grad``). Hooks run in the order registered.
+        Returns a handle whose ``.remove()`` unregisters the hook, as in PyTorch."""
+        if not self.requires_grad:
+            raise RuntimeError(f"register_hook(): this tensor (shape {self.shape}) does not require "
+                               f"grad, so no gradient will reach it")
+        key = object()
+        self._hooks[key] = hook
+        return function.RemovableHandle(self._hooks, key)
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in ``.grad`` (accumulated, as a leaf's), after its
+        hooks have run. Leaves keep theirs anyway."""
+        if not self.requires_grad:
+            raise RuntimeError(f"retain_grad(): this tensor (shape {self.shape}) does not require grad")
+        self._retains_grad = not self.is_leaf
+
+    @property
+    def retains_grad(self):
+        """True for a non-leaf tensor whose ``retain_grad()`` was called."""
+        return self._retains_grad
 
     @property
     def grad(self):

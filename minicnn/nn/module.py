@@ -13,6 +13,7 @@ from collections import OrderedDict, namedtuple
 import numpy
 
 from .. import backend
+from ..function import RemovableHandle
 from ..tensor import Tensor
 
 
@@ -27,17 +28,6 @@ class Parameter(Tensor):
 
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
-
-
-class RemovableHandle:
-    """What ``register_forward_hook`` and ``register_forward_pre_hook`` return: ``.remove()``
-    unregisters the hook."""
-
-    def __init__(self, hooks, key):
-        self.hooks, self.key = hooks, key
-
-    def remove(self):
-        self.hooks.pop(self.key, None)
 
 
 class Module:
