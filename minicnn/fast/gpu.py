@@ -125,7 +125,8 @@ class CudaConv2d(DeviceConv2d):
     def bias_grad(self, gy):
         if not _kernel_dtype(gy):
             return super().bias_grad(gy)
-        return cuda_kernels.channel_sums_cuda(backend.get_array_module(gy), gy)  # all of the GPU, not a block per channel
+        # all of the GPU, not a block per channel
+        return cuda_kernels.channel_sums_cuda(backend.get_array_module(gy), gy)
 
 
 class CudaMaxPool2d(MaxPool2d):

@@ -10,7 +10,8 @@
     dropout.py        dropout
     linear.py         linear, flatten
     loss.py           softmax, log_softmax, cross_entropy, nll_loss
-    reference.py      plain-loop versions (the teaching code and the tests' oracle); pooling loops in reference_pooling.py
+    reference.py      plain-loop versions (the teaching code and the tests' oracle); pooling loops
+                      in reference_pooling.py
 
 Nothing here knows about cores, devices or kernels: ``minicnn/fast/`` holds the faster
 implementations and its registry swaps them in (``with minicnn.fast.disabled():`` runs these).

@@ -148,7 +148,8 @@ def test_stride_one_columns_exact_or_grid_by_filter_count():
 @pytest.mark.parametrize("c_out", [4, 64])
 def test_stride_one_conv_matches_reference_on_both_layouts(c_out):
     rng = np.random.default_rng(2)
-    x_np, w_np, b_np = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((c_out, 3, 5, 3)), rng.standard_normal(c_out)
+    x_np, w_np = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((c_out, 3, 5, 3))
+    b_np = rng.standard_normal(c_out)
     gy = rng.standard_normal((2, c_out, 7, 6))
     x, w, b = (mc.Tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
     y = F.conv2d(x, w, b, padding=(2, 1))

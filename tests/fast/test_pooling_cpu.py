@@ -170,7 +170,8 @@ def test_avg_pool_separable_passes_match_reference(device, to_device, cfg):
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@pytest.mark.parametrize("cfg", [(2, None, 0, False), (3, 2, 1, True), (3, 1, 1, False), ((2, 3), (2, 1), (1, 0), False)],
+@pytest.mark.parametrize("cfg", [(2, None, 0, False), (3, 2, 1, True), (3, 1, 1, False),
+                                 ((2, 3), (2, 1), (1, 0), False)],
                          ids=str)
 def test_pooling_in_batch_pieces_on_threads_gives_the_same_bits(on_one_and_three_threads, kind, cfg):
     """Large inputs are pooled one piece of the batch per thread: every sample is pooled on its own,

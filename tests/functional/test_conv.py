@@ -81,7 +81,7 @@ def _make(cfg, to_device, requires_grad=False):
 
 
 def _fits(cfg):
-    (n, c, h, w), (_, _, kh, kw) = cfg["x_shape"], cfg["w_shape"]
+    (_, _, h, w), (_, _, kh, kw) = cfg["x_shape"], cfg["w_shape"]
     ph, pw = geometry.pair(cfg["padding"])
     return h + 2 * ph >= kh and w + 2 * pw >= kw
 
