@@ -1,0 +1,19 @@
+"""See inside a network: which input pixels and which hidden units a prediction depends on.
+
+captum's API (``Method(model[, layer]).attribute(inputs, target=...)``), each method one short
+class with its paper's formula in the docstring:
+
+    gradient.py     Saliency, InputXGradient, GuidedBackprop     (the gradient w.r.t. the input)
+    layer.py        LayerActivation, LayerGradCam, LayerAttribution.interpolate
+    occlusion.py    Occlusion                                    (forward passes only)
+    attribution.py  what they share: the target score, a layer's output, hooks always removed
+
+Every method works in ``eval()`` mode, with frozen parameters and under ``no_grad`` (it turns on
+what it needs), on every device, and leaves no hook behind. docs/see-inside.md explains them.
+"""
+from .gradient import GuidedBackprop, InputXGradient, Saliency
+from .layer import LayerActivation, LayerAttribution, LayerGradCam
+from .occlusion import Occlusion
+
+__all__ = ["Saliency", "InputXGradient", "GuidedBackprop", "LayerActivation", "LayerAttribution",
+           "LayerGradCam", "Occlusion"]
