@@ -128,6 +128,11 @@ def choose(fn, arrays):
         fn.__class__ = chosen
 
 
+def reference_of(cls):
+    """The reference class that ``cls`` (a registered fast subclass) replaces; ``cls`` otherwise."""
+    return _REFERENCE_OF.get(cls, cls)
+
+
 def register_function(name, fast, devices):
     """Use ``fast`` for the plain function called ``name`` (see :func:`call`) on each device."""
     for device in devices:
