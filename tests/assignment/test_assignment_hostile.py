@@ -219,7 +219,11 @@ def test_the_instructor_solution_in_the_checkout_cannot_be_used(a1, tmp_path):
                    quiet=True, limits=FAST)
     assert report.earned == 0
     assert "EXECUTED" not in report.output and "IMPORTED" not in report.output
-    assert report.output.count("blocked: PermissionError") == 2
+    # Refused by the guard, or not there at all (isolated: the checkout is not mounted; where the
+    # checkout lies under /tmp, the sandbox's own /tmp leaves the guard nothing to refuse).
+    blocked = report.output.count("blocked: PermissionError") + report.output.count(
+        "blocked: FileNotFoundError")
+    assert blocked == 2, report.output
     assert_correct_still_full_marks(a1)
 
 
