@@ -6,6 +6,7 @@ class with its paper's formula in the docstring:
     gradient.py     Saliency, InputXGradient, GuidedBackprop     (the gradient w.r.t. the input)
     layer.py        LayerActivation, LayerGradCam, LayerAttribution.interpolate
     occlusion.py    Occlusion                                    (forward passes only)
+    visualize.py    make_fooling_image, class_visualization      (gradient ascent on the image)
     attribution.py  what they share: the target score, a layer's output, hooks always removed
 
 Every method works in ``eval()`` mode, with frozen parameters and under ``no_grad`` (it turns on
@@ -14,6 +15,7 @@ what it needs), on every device, and leaves no hook behind. docs/see-inside.md e
 from .gradient import GuidedBackprop, InputXGradient, Saliency
 from .layer import LayerActivation, LayerAttribution, LayerGradCam
 from .occlusion import Occlusion
+from .visualize import class_visualization, make_fooling_image
 
 __all__ = ["Saliency", "InputXGradient", "GuidedBackprop", "LayerActivation", "LayerAttribution",
-           "LayerGradCam", "Occlusion"]
+           "LayerGradCam", "Occlusion", "make_fooling_image", "class_visualization"]
