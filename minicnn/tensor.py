@@ -184,13 +184,15 @@ class Tensor:
         return host if dtype is None else host.astype(dtype, copy=False)
 
     # -- autograd -----------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, grad=None, retain_graph=False, *, gradient=None):
         """Compute the gradient of this tensor w.r.t. every leaf that requires grad.
 
-        ``grad`` (an array or Tensor of this tensor's shape) is the upstream gradient; it defaults to
-        1 when the tensor has one element. Leaf gradients accumulate (``+=``) until cleared. The
-        graph is freed afterwards unless ``retain_graph=True`` (then ``backward`` may run again).
+        ``grad`` (an array or Tensor of this tensor's shape; PyTorch's keyword ``gradient=`` works
+        too) is the upstream gradient; it defaults to 1 when the tensor has one element. Leaf
+        gradients accumulate (``+=``) until cleared. The graph is freed afterwards unless
+        ``retain_graph=True`` (then ``backward`` may run again).
         """
+        grad = _one_spelling("backward", gradient, grad, "gradient", "grad")
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad and has no graph")
         if self._graph_freed:

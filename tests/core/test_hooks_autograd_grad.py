@@ -128,3 +128,11 @@ def test_retain_grad_on_a_leaf_is_a_no_op_and_non_leaf_accumulates():
     z.backward(retain_graph=True)
     z.backward()
     np.testing.assert_allclose(y.grad.numpy(), 2 * 2 * y.numpy())
+
+
+def test_backward_takes_pytorchs_gradient_keyword():
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).backward(gradient=mc.tensor([1.0, 10.0]))
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 30.0])
+    with pytest.raises(TypeError, match="give gradient= or grad=, not both"):
+        (x * 3).backward(mc.tensor([1.0, 1.0]), gradient=mc.tensor([1.0, 1.0]))
