@@ -10,9 +10,9 @@ import os
 import numpy
 
 from .onnx import compare, export, runtime
-from .train.config import DATASETS, UsageError, build_model, check_model_name, image_shape
+from .train.config import UsageError, build_model, image_shape
 from .train.finetune import check_weights, read_state_dict
-from .train.run import _head_classes, _read_config
+from .train.run import saved_model_config
 
 
 def add_export_arguments(parser):
@@ -35,16 +35,7 @@ def add_export_arguments(parser):
 
 def load_model(args):
     """``(model, config, path)``: the checkpoint's model with its weights, as ``evaluate`` builds it."""
-    path, config, is_checkpoint = _read_config(args)
-    if args.model:
-        config["model"] = check_model_name(args.model)
-    if not config.get("model"):
-        raise UsageError(f"{path} holds no run config: give --model NAME")
-    config["dataset"] = args.dataset or config.get("dataset") or "fashion-mnist"
-    if config["dataset"] not in DATASETS:
-        raise UsageError(f"--dataset {config['dataset']}: expected one of {', '.join(DATASETS)}")
-    config.setdefault("in_channels", DATASETS[config["dataset"]]["channels"])
-    config["num_classes"] = args.num_classes or config.get("num_classes") or _head_classes(path, is_checkpoint)
+    path, config, _ = saved_model_config(args)
     model = build_model(config)
     try:
         weights = read_state_dict(path, model)

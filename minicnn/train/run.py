@@ -365,22 +365,29 @@ def _head_classes(path, checkpoint):
     return int(heads[-1][0]) if heads else 10
 
 
-def evaluate_checkpoint(args):
-    """``minicnn evaluate`` itself: rebuild the model, load the weights, test it."""
+def saved_model_config(args):
+    """``(path, config, is_checkpoint)``: the run config of the checkpoint or weights file that
+    ``args`` names, completed by ``--model``, ``--dataset`` and ``--num-classes`` (``evaluate``,
+    ``export``)."""
     path, config, checkpoint = _read_config(args)
     if args.model:
         config["model"] = check_model_name(args.model)
     if not config.get("model"):
         raise UsageError(f"{path} holds no run config: give --model NAME")
     config["dataset"] = args.dataset or config.get("dataset") or "fashion-mnist"
+    if config["dataset"] not in DATASETS:
+        raise UsageError(f"--dataset {config['dataset']}: expected one of {', '.join(DATASETS)}")
+    config.setdefault("in_channels", DATASETS[config["dataset"]]["channels"])
+    config["num_classes"] = (args.num_classes or config.get("num_classes")
+                             or _head_classes(path, checkpoint))
+    return path, config, checkpoint
+
+
+def evaluate_checkpoint(args):
+    """``minicnn evaluate`` itself: rebuild the model, load the weights, test it."""
+    path, config, checkpoint = saved_model_config(args)
     if args.data_root is not None:
         config["data_root"] = args.data_root
-    info = DATASETS[config["dataset"]]
-    config.setdefault("in_channels", info["channels"])
-    if args.num_classes:
-        config["num_classes"] = args.num_classes
-    if not config.get("num_classes"):
-        config["num_classes"] = _head_classes(path, checkpoint)
     _, test_set, classes = load_datasets(config, train=False)
     check_num_classes(config, test_set)
     test_set = random_subset(test_set, args.subset, 1)

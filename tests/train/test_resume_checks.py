@@ -11,18 +11,8 @@ import minicnn as mc
 from minicnn.train import args as train_args, run as train_run
 from minicnn.train.checkpoint import CheckpointError
 
-from test_cli_errors import fake_fashion, one_line_error
+from test_cli_errors import data, fake_fashion, one_line_error, train  # data: a fixture
 from test_trainer import make_run
-
-
-@pytest.fixture
-def data(tmp_path):
-    return fake_fashion(tmp_path / "data")
-
-
-def train(data, *args):
-    argv = ["--model", "lenet5", "--data-root", str(data), "--batch-size", "16", "--quiet"]
-    return train_run.train_main(train_args.parse_train_args(argv + [str(a) for a in args]))
 
 
 def evaluate(data, checkpoint, *args):

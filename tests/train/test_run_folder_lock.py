@@ -11,17 +11,7 @@ from minicnn.train import args as train_args, run as train_run
 from minicnn.train import load_checkpoint
 from minicnn.train.checkpoint import FolderInUse, lock_run_folder
 
-from test_cli_errors import fake_fashion, one_line_error
-
-
-@pytest.fixture
-def data(tmp_path):
-    return fake_fashion(tmp_path / "data")
-
-
-def train(data, *args):
-    argv = ["--model", "lenet5", "--data-root", str(data), "--batch-size", "16", "--quiet"]
-    return train_run.train_main(train_args.parse_train_args(argv + [str(a) for a in args]))
+from test_cli_errors import data, fake_fashion, one_line_error, train  # data: a fixture
 
 
 def test_a_second_run_into_a_locked_folder_is_refused(data, tmp_path, capsys):
