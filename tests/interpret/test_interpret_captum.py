@@ -27,6 +27,7 @@ def compare(ours, theirs, rtol=1e-9):
     np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=rtol, atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU")  # captum's GuidedBackprop notice
 def test_gradient_methods_match_captum(models):
     ours, theirs, x = models
     target = [0, 3, 4]
