@@ -19,7 +19,7 @@ order, found iteratively (no recursion: a ResNet-152 graph is thousands of nodes
     1. depth-first from the output, record each function after all functions feeding it;
     2. walk that list backwards: sum the gradients arriving at each function's outputs, call its
        ``backward``, check that each input's gradient has exactly that input's shape (an op that
-       broadcast an input sums its gradient back itself: ``ops.unbroadcast``), and pass it on;
+       broadcast an input sums its gradient back itself: ``ops.unbroadcast``), and pass it on.
        A tensor's gradient is complete when the walk reaches the function that made it: its hooks
        (``t.register_hook``) see it then and may replace it, and ``t.retain_grad()`` keeps it;
     3. leaves (tensors made by the user, ``requires_grad=True``) collect what reaches them, and
