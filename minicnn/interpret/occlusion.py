@@ -1,6 +1,8 @@
 """Occlusion (Zeiler & Fergus 2014, section 4.2): cover part of the image, see the score drop."""
 import itertools
 
+import numpy
+
 from ..backend import get_array_module
 from ..function import no_grad
 from ..tensor import Tensor
@@ -60,8 +62,8 @@ class Occlusion:
                 chunk = windows[first:first + perturbations_per_eval]
                 batch = xp.concatenate([self._occlude(x, base, w) for w in chunk])
                 out = self.forward_func(Tensor(batch))
-                repeated = target if target is None or isinstance(target, int) else _repeat(target, len(chunk))
-                drops = (score - target_scores(out, repeated, "Occlusion").data.reshape(len(chunk), -1))
+                occluded_score = target_scores(out, _repeat(target, len(chunk)), "Occlusion").data
+                drops = score - occluded_score.reshape(len(chunk), -1)       # (windows, N)
                 for w, drop in zip(chunk, drops):
                     total[w] += drop.reshape((-1,) + (1,) * len(dims))
                     count[w[1:]] += 1
@@ -75,6 +77,8 @@ class Occlusion:
 
 
 def _repeat(target, times):
-    """Per-example targets for ``times`` copies of the batch, one after the other."""
-    labels = target.numpy() if isinstance(target, Tensor) else target
-    return list(labels) * times
+    """The target for ``times`` copies of the batch, one after the other (one int stays one int)."""
+    if target is None:
+        return None
+    labels = numpy.asarray(target.numpy() if isinstance(target, Tensor) else target)
+    return labels if labels.ndim == 0 else numpy.tile(labels, times)

@@ -114,6 +114,9 @@ def test_occlusion_equals_its_loop_definition(per_eval):
     got = interpret.Occlusion(model).attribute(x, sliding_window_shapes=(1, 3, 3), strides=(1, 2, 2),
                                                 baselines=0.5, target=target, perturbations_per_eval=per_eval)
     np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
+    same_class = interpret.Occlusion(model).attribute(x, (1, 3, 3), strides=(1, 2, 2), baselines=0.5,
+                                                      target=np.int64(3), perturbations_per_eval=per_eval)
+    np.testing.assert_allclose(same_class.numpy()[1], want[1], atol=1e-12)
 
 
 def test_every_method_on_every_device_in_no_grad_with_no_hook_left(device):
