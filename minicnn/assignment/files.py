@@ -1,7 +1,8 @@
 """Files the grader touches on a submission's behalf: copied without trusting them, removed whatever
 they became.
 
-* :func:`copy_regular` copies one handed-in file into the sandbox. Each part of its path is opened
+* :func:`read_regular` reads, and :func:`copy_regular` copies into the sandbox, one handed-in
+  file. Each part of its path is opened
   with ``O_NOFOLLOW``, so no symbolic link is ever followed, and the file must be a regular file
   (checked with ``fstat`` on the open descriptor, never on the path) with one name (a hard link to
   the references is refused), not larger than the cap; it is read with a bounded read, so a file
@@ -22,7 +23,7 @@ import stat
 import struct
 from pathlib import Path, PurePosixPath
 
-__all__ = ["HandInError", "copy_regular", "copy_tree", "digest", "remove_tree", "CLUTTER"]
+__all__ = ["HandInError", "read_regular", "copy_regular", "copy_tree", "digest", "remove_tree", "CLUTTER"]
 
 #: Names never copied from a student's own folder (caches, version control, notebooks' backups).
 CLUTTER = {"__pycache__", ".git", ".pytest_cache", ".ipynb_checkpoints", ".mypy_cache"}
@@ -57,8 +58,8 @@ def _open_inside(folder, relative):
         os.close(fd)
 
 
-def copy_regular(folder, relative, target, max_bytes, single_link=True):
-    """Copy ``folder/relative`` to ``target`` (a new file); returns False when it does not exist.
+def read_regular(folder, relative, max_bytes, single_link=True):
+    """The bytes of ``folder/relative``, or None when it does not exist.
 
     Raises :class:`HandInError` for anything but a plain regular file of at most ``max_bytes``
     (with ``single_link``, one that has no other name: not a hard link).
@@ -67,7 +68,7 @@ def copy_regular(folder, relative, target, max_bytes, single_link=True):
     try:
         fd = _open_inside(folder, relative)
     except FileNotFoundError:
-        return False
+        return None
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.ENOTDIR):
             raise HandInError(f"{name}: it or a folder on its path is a symbolic link "
@@ -81,23 +82,33 @@ def copy_regular(folder, relative, target, max_bytes, single_link=True):
             raise HandInError(f"{name}: is a hard link to another file (hand in a file of its own)")
         if info.st_size > max_bytes:
             raise HandInError(f"{name}: {info.st_size} bytes, more than the {max_bytes} allowed")
-        target = Path(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        try:
-            copied = 0
-            while chunk := os.read(fd, _CHUNK):
-                copied += len(chunk)
-                if copied > max_bytes:
-                    raise HandInError(f"{name}: more than the {max_bytes} bytes allowed "
-                                      f"(its size said {info.st_size})")
-                os.write(out, chunk)
-        finally:
-            os.close(out)
+        chunks, read = [], 0
+        while chunk := os.read(fd, _CHUNK):
+            read += len(chunk)
+            if read > max_bytes:
+                raise HandInError(f"{name}: more than the {max_bytes} bytes allowed "
+                                  f"(its size said {info.st_size})")
+            chunks.append(chunk)
     except BlockingIOError:
         raise HandInError(f"{name}: cannot be read without waiting (not a plain file)") from None
     finally:
         os.close(fd)
+    return b"".join(chunks)
+
+
+def copy_regular(folder, relative, target, max_bytes, single_link=True):
+    """Copy ``folder/relative`` (checked by :func:`read_regular`) to ``target``, a new file;
+    returns False when it does not exist."""
+    data = read_regular(folder, relative, max_bytes, single_link)
+    if data is None:
+        return False
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(out, data)
+    finally:
+        os.close(out)
     return True
 
 

@@ -32,12 +32,11 @@ import dataclasses
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .files import HandInError, copy_regular, digest
+from .files import HandInError, digest, read_regular
 from .questions import EXPECTED_FILE, Question, hidden_weight_key, relative_error
 from .sandbox import CRASHED, NOT_RUN, TIMEOUT, Limits, SandboxError, run_checks
 from .submission import CheckTimeout, Submission
@@ -483,28 +482,19 @@ def written_answers(answers_text, template_text, keys):
     return result
 
 
-def _read_handed_in(folder, name, max_bytes):
-    """The text of one handed-in file, read as the sandbox copies hand-ins (plain files only,
-    bounded); None when it is not there. Raises :class:`HandInError`."""
-    with tempfile.TemporaryDirectory(prefix="minicnn-answers-") as scratch:
-        target = Path(scratch) / "copy"
-        if not copy_regular(folder, PurePosixPath(name), target, max_bytes):
-            return None
-        return target.read_bytes().decode("utf-8", errors="replace")
-
-
 def _collect_written(folder, kit, declared, limits):
     """The written answers of a submission (``{key: text}``), ``""`` for each missing one."""
     if not declared.written:
         return {}
     max_bytes = (limits or Limits()).handin_bytes
     try:
-        text = _read_handed_in(folder, declared.answers_file, max_bytes)
+        data = read_regular(folder, PurePosixPath(declared.answers_file), max_bytes)
     except HandInError as error:
         raise GradeError(f"refused the hand-in in {folder}: {error}") from None
     template_path = kit / declared.answers_file
     template = template_path.read_text(encoding="utf-8") if template_path.is_file() else ""
-    return written_answers(text or "", template, list(declared.written))
+    text = "" if data is None else data.decode("utf-8", errors="replace")
+    return written_answers(text, template, list(declared.written))
 
 
 def _missing_files(folder, names):
@@ -526,6 +516,10 @@ def _expected_values(folder):
     return values, weights
 
 
+class KitChanged(GradeError):
+    """The grading kit's files changed during a grading: nothing graded with it can be trusted."""
+
+
 def _run_isolated(folder, kit, submission_files, plan, limits, require_isolation, **options):
     """:func:`run_checks`, its refusals as :class:`GradeError` (the kit checked unchanged after)."""
     before = digest(kit) if kit is not None else None
@@ -545,10 +539,6 @@ def _run_isolated(folder, kit, submission_files, plan, limits, require_isolation
                              f"({', '.join(changed)}): restore it from the build before grading "
                              f"on")
     return run
-
-
-class KitChanged(GradeError):
-    """The grading kit's files changed during a grading: nothing graded with it can be trusted."""
 
 
 def grade(submission_dir, references=None, *, quiet=False, file=None, limits=None,
