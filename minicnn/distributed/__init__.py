@@ -24,6 +24,7 @@ import datetime
 import enum
 import os
 import sys
+import time
 
 from .. import backend
 from ..tensor import Tensor
@@ -40,6 +41,8 @@ class ReduceOp(enum.Enum):
 
 _group = None          # the process group of init_process_group (None: not initialised)
 _excepthook = None     # sys.excepthook before init_process_group replaced it
+#: Seconds a failing rank waits, its output flushed, before MPI_Abort stops every rank.
+ABORT_GRACE_SECONDS = 1.0
 DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)  # PyTorch's default
 
 
@@ -112,6 +115,11 @@ def abort(exit_code=1, message=None):
     if message:
         print(f"minicnn.distributed: {message}", file=sys.stderr, flush=True)
     if _group is not None and _group.size > 1:
+        # MPI_Abort kills every rank at once, and output the launcher has not forwarded yet is
+        # lost (a loaded machine cut rank 0's traceback short): give it a moment first.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(ABORT_GRACE_SECONDS)
         _group.abort(exit_code)
     raise SystemExit(exit_code)
 
