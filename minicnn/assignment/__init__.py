@@ -60,6 +60,8 @@ def cli_build(src, out):
     print(f"built {result.files} files, {result.blocks} solution blocks replaced")
     if result.hidden:
         print(f"  left out (instructor-only): {', '.join(result.hidden)}")
+    for name, source in result.reading:
+        print(f"  shipped {source} as {name} (the handout links to it)")
     print(f"  student copy:  {result.student_dir}")
     if result.references:
         print(f"  grading kit:   {result.grader_dir}  (keep it private)")

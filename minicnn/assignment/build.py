@@ -82,6 +82,7 @@ import numpy as np
 
 from .grade import GradeError, grade, load_grader
 from .questions import EXPECTED_FILE, collect_references, hidden_weight_key
+from .reading import ReadingError, ship_reading
 from .submission import Submission
 
 __all__ = [
@@ -367,6 +368,22 @@ class BuildResult:
     files: int
     blocks: int
     hidden: list
+    reading: list = dataclasses.field(default_factory=list)   # documents shipped in reading/
+
+
+def _with_reading(src, files):
+    """Ship the documents the handout links to (see :mod:`minicnn.assignment.reading`): returns
+    the files with their links rewritten plus the documents, and ``[(shipped as, source)]``."""
+    texts = {f.relpath.as_posix(): f.student_data.decode("utf-8") for f in files
+             if f.relpath.suffix in (".md", ".ipynb") and _decode_text(f.student_data) is not None}
+    try:
+        new_texts, reading = ship_reading(src, texts, {f.relpath.as_posix() for f in files})
+    except ReadingError as error:
+        raise BuildError(str(error)) from None
+    files = [dataclasses.replace(f, student_data=new_texts[f.relpath.as_posix()].encode("utf-8"))
+             if f.relpath.as_posix() in new_texts else f for f in files]
+    files += [_SourceFile(Path(name), source, data, data) for name, (source, data) in reading.items()]
+    return files, [(name, str(source)) for name, (source, _) in reading.items()]
 
 
 def _check_python(folder, files):
@@ -491,6 +508,7 @@ def build(src_dir, out_dir):
         raise BuildError(f"the output folder {out_dir} must lie outside the assignment {src_dir}")
 
     files, hidden, folders = _read_sources(src)          # raises MarkerError before any write
+    files, reading = _with_reading(src, files)
     secrets = find_secrets(files)
     created = _prepare_out_dir(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-building-", dir=out.parent))
@@ -531,4 +549,4 @@ def build(src_dir, out_dir):
         grader_dir=out / "grader" if references else None,
         references=out / "grader" / "references.npz" if references else None,
         files=len(files), blocks=sum(len(f.stripped.solution_blocks) for f in files if f.stripped),
-        hidden=[str(p) for p in hidden])
+        hidden=[str(p) for p in hidden], reading=reading)
