@@ -6,6 +6,7 @@
     minicnn gradcheck [OP ...] [FILE.py:Class]   finite-difference check of every registered op
     minicnn convert-torch IN.pth OUT.npz     torchvision weights -> minicnn .npz or .safetensors (needs torch)
     minicnn export [--checkpoint PATH]       a checkpoint -> model.onnx, checked by onnxruntime
+    minicnn explain [RUN]                    filters, activations, occlusion, saliency, Grad-CAM (PNGs)
     minicnn lecture NAME                     run one of the lecture's experiments
     minicnn assignment build SRC OUT | grade SUBMISSION | grade-all FOLDER --references KIT --csv F
 
@@ -23,6 +24,7 @@ import sys
 import numpy
 
 from . import __version__, assignment, backend, models
+from .explain_cli import add_explain_arguments, explain_main
 from .export_cli import add_export_arguments, export_main
 from .gradcheck import check, run_registered
 from .lecture import add_lecture_arguments, run_lecture
@@ -158,6 +160,11 @@ def build_parser():
     p = sub.add_parser("export", help="export a checkpoint (default: runs/latest) to ONNX (model.onnx)")
     add_export_arguments(p)
     p.set_defaults(func=export_main)
+
+    p = sub.add_parser("explain", help="pictures of what a checkpoint (default: runs/latest) looks at: "
+                                       "filters, activations, occlusion, saliency, Grad-CAM")
+    add_explain_arguments(p)
+    p.set_defaults(func=explain_main)
 
     p = sub.add_parser("convert-torch", help="convert a torchvision state dict (.pth) to .npz or .safetensors")
     p.add_argument("input")

@@ -1,5 +1,5 @@
 """Figures of what a network sees: its filters, a layer's feature maps, an attribution over the
-image. They need matplotlib (``pip install 'minicnn[plot]'``); without it each raises an
+image, several examples side by side. They need matplotlib (``pip install 'minicnn[plot]'``); without it each raises an
 ``ImportError`` that says so. Each returns a matplotlib ``Figure`` drawn on the Agg canvas (no
 window, the program's pyplot backend untouched): ``fig.savefig("filters.png")``; Jupyter shows it.
 """
@@ -80,4 +80,48 @@ def attribution_figure(image, attribution, cmap="jet", alpha=0.5, title=None):
         ax.set_axis_off()
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def _unit(a):
+    """``a`` shifted and scaled to [0, 1] (a constant array becomes 0; NaN, e.g. padding, stays
+    NaN and is drawn blank)."""
+    low, high = numpy.nanmin(a), numpy.nanmax(a)
+    return (a - low) / max(float(high - low), 1e-12)
+
+
+def examples_figure(images, maps, titles=None, overlay=True, cmap="jet", alpha=0.5, title=None):
+    """Several examples side by side, one column each: the image on top (with its title), its map
+    below -- an attribution ``(H, W)`` (or ``(C, H, W)``, summed over channels) drawn over the
+    image (``overlay=True``), or any picture of its own, e.g. a grid of feature maps
+    (``overlay=False``). Images and maps are each scaled to [0, 1]; ``images`` is ``(N, C, H, W)``."""
+    imgs = _host(images)
+    maps = [_host(m) for m in maps]
+    maps = [m.sum(axis=0) if m.ndim == 3 else m for m in maps]
+    if imgs.ndim != 4 or len(maps) != len(imgs) or titles is not None and len(titles) != len(imgs):
+        raise ValueError(f"examples_figure: expected images (N, C, H, W) with one map (and title) "
+                         f"each, got shape {imgs.shape}, {len(maps)} maps, "
+                         f"{'no' if titles is None else len(titles)} titles")
+    if overlay and any(m.shape != imgs.shape[2:] for m in maps):
+        raise ValueError(f"examples_figure: each map must be (H, W) = {imgs.shape[2:]} to be drawn "
+                         f"over its image, got {[m.shape for m in maps]}")
+    n = len(imgs)
+    fig = _figure(1.0 + 1.9 * n, 4.4)
+    axes = fig.subplots(2, n, squeeze=False)
+    for k in range(n):
+        img = _unit(imgs[k])
+        shown = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+        axes[0, k].imshow(shown, cmap="gray")
+        if titles is not None:
+            axes[0, k].set_title(titles[k], fontsize=8)
+        if overlay:
+            axes[1, k].imshow(shown, cmap="gray")
+            axes[1, k].imshow(_unit(maps[k]), cmap=cmap, alpha=alpha)
+        else:
+            axes[1, k].imshow(_unit(maps[k]), cmap="viridis", interpolation="nearest")
+        for ax in axes[:, k]:
+            ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return fig
