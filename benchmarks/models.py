@@ -35,7 +35,7 @@ def run_one(name, framework, batch, shape, repeats, device):
 
     import minicnn as mc
     import minicnn.functional as F
-    from minicnn import backend, models, optim
+    from minicnn import backend, checks, models, optim
 
     mc.manual_seed(0)
     model = models.get(name)
@@ -51,7 +51,7 @@ def run_one(name, framework, batch, shape, repeats, device):
         opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
         def step():  # the label check waits for the step's end, as in Trainer (and PyTorch's
-            with backend.deferred_checks():  # asynchronous device assert): no sync mid-step
+            with checks.deferred_checks():  # asynchronous device assert): no sync mid-step
                 opt.zero_grad()
                 loss = F.cross_entropy(model(x), y)
                 loss.backward()

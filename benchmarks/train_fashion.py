@@ -25,7 +25,7 @@ import numpy as np
 
 import minicnn as mc
 import minicnn.functional as F
-from minicnn import backend, models, optim
+from minicnn import backend, checks, models, optim
 from minicnn.data import FashionMNIST
 
 
@@ -86,7 +86,7 @@ def run(framework, train, test, epochs, target, device="cpu", torch=None):
     for epoch in range(1, epochs + 1):
         epoch_start = time.perf_counter()
         order = put(rng.permutation(len(y_train)))  # the same batches in both frameworks
-        with backend.deferred_checks():  # label checks at the epoch's end, not a sync per step
+        with checks.deferred_checks():  # label checks at the epoch's end, not a sync per step
             for i in range(0, len(y_train), 128):
                 for g in opt.param_groups:  # cosine, per step
                     g["lr"] = 0.5 * lr0 * (1 + math.cos(math.pi * step / steps))

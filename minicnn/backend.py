@@ -13,10 +13,8 @@ makes them, and how an array crosses to and from the host. Test devices add rows
 (:func:`register_device`): ``import minicnn.testing`` registers ``"standin"``, a CPU stand-in as
 strict as CuPy, on which the tests run every op. Without it a program sees ``cpu`` and ``cuda``.
 """
-import contextlib
 import dataclasses
 import numbers
-import threading
 
 import numpy
 
@@ -165,50 +163,3 @@ def random_uniform(xp, shape, dtype):
     draw_dtype = numpy.float32 if numpy.dtype(dtype) == numpy.float32 else numpy.float64
     host = rng.generator().random(shape, dtype=draw_dtype).astype(dtype, copy=False)
     return host if xp is numpy else xp.asarray(host)
-
-
-# -- Checks of device values: now, or at the training loop's next read-back ---------------------
-class DeferredChecks:
-    """Checks of device values kept for one read-back (:meth:`check`) instead of a sync each;
-    ``where`` (set by the loop, e.g. ``"epoch 1, step 7"``) is named in a failing check's error."""
-
-    def __init__(self):
-        self.pending, self.where = [], None
-
-    def check(self):
-        """Copy every pending flag to the host at once; raise ``ValueError`` for the first true one."""
-        if not self.pending:
-            return
-        pending, self.pending = self.pending, []
-        xp = get_array_module(pending[0][0])
-        flags = to_numpy(xp.stack([flag.reshape(()) for flag, _, _ in pending]))
-        for flag, (_, message, where) in zip(flags, pending):
-            if flag:
-                raise ValueError(message() + (f" ({where})" if where else ""))
-
-
-_deferring = threading.local()
-
-
-@contextlib.contextmanager
-def deferred_checks():
-    """``with deferred_checks() as checks:`` :func:`require` on device arrays waits for
-    ``checks.check()``, which the training loop calls when it reads its metrics back (every few
-    steps): no device-to-host copy per step for them. Checks left at the end run then."""
-    previous, _deferring.checks = getattr(_deferring, "checks", None), DeferredChecks()
-    try:
-        yield _deferring.checks
-        _deferring.checks.check()
-    finally:
-        _deferring.checks = previous
-
-
-def require(flag, message):
-    """Raise ``ValueError(message())`` if the one-element boolean array ``flag`` is true. Reading
-    a device value waits for the GPU, so inside :func:`deferred_checks` a device flag is kept
-    for the block's next ``check()`` instead (the caller must keep going safely meanwhile)."""
-    checks = getattr(_deferring, "checks", None)
-    if checks is not None and is_array(flag) and device_of(flag) != "cpu":
-        checks.pending.append((flag, message, checks.where))
-    elif bool(flag):
-        raise ValueError(message())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy  # a Python list of labels becomes a host array first
 
-from .. import backend
+from .. import backend, checks
 from ..tensor import Tensor
 from .geometry import Array, IntPair, adaptive_output_size, pair
 
@@ -144,5 +144,5 @@ def class_targets(target: Tensor | Array | list[int], logits: Tensor, op: str,
                 f"for input {tuple(logits.shape)}")
     # On a GPU the training loop checks at its next read-back (no sync per step); until then the
     # labels used are clipped into range, so that nothing reads outside the logits.
-    backend.require((safe != t).any(), message)
+    checks.require((safe != t).any(), message)
     return safe

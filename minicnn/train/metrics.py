@@ -56,7 +56,7 @@ class RunningTotals:
     ``hits[k]`` (top-k), and with ``keep_predictions`` the predicted and true labels for a
     confusion matrix. On a GPU every read-back waits for all queued kernels, so a loop reads back
     every :data:`~minicnn.train.trainer.REFRESH_STEPS` steps, not after each one; on the CPU it costs
-    nothing. ``checks`` (from ``backend.deferred_checks``) raises a bad label at the read-back,
+    nothing. ``checks`` (from ``minicnn.checks.deferred_checks``) raises a bad label at the read-back,
     before the numbers it spoiled.
     """
 

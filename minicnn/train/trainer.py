@@ -37,7 +37,7 @@ import time
 
 import numpy
 
-from .. import backend, rng
+from .. import backend, checks, rng
 from ..function import no_grad
 from ..functional import cross_entropy
 from ..nn.parallel import DistributedDataParallel
@@ -110,10 +110,10 @@ def evaluate(model, loader, device=None, loss_fn=None, progress=False, desc="tes
     start = time.perf_counter()
     bar = ProgressBar(len(loader), desc, enabled=progress)
     try:
-        with no_grad(), backend.deferred_checks() as checks:
-            totals = RunningTotals(checks, topk, keep_predictions=True)
+        with no_grad(), checks.deferred_checks() as pending:
+            totals = RunningTotals(pending, topk, keep_predictions=True)
             for step, (x, y) in enumerate(loader, start=1):
-                checks.where = f"{desc}, step {step}"
+                pending.where = f"{desc}, step {step}"
                 x_dev, y_dev = backend.to_device(x, device), backend.to_device(y, device)
                 logits, loss = _forward(model, Tensor(x_dev), y_dev, loss_fn)
                 totals.add(len(y), loss.data, logits.data, y_dev)
@@ -292,10 +292,10 @@ class Trainer:
         start = time.perf_counter()
         bar = ProgressBar(steps, f"{self.epoch_label} {epoch}/{self.epochs}", enabled=self.progress)
         try:
-            with backend.deferred_checks() as checks:
-                totals = RunningTotals(checks)
+            with checks.deferred_checks() as pending:
+                totals = RunningTotals(pending)
                 for step, (x, y) in enumerate(self.train_loader, start=1):
-                    checks.where = f"epoch {epoch}, step {step}"
+                    pending.where = f"epoch {epoch}, step {step}"
                     x_dev, y_dev = backend.to_device(x, self.device), backend.to_device(y, self.device)
                     logits, loss = _forward(model, Tensor(x_dev), y_dev, self.loss_fn)
                     optimizer.zero_grad()

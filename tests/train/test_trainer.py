@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import minicnn as mc
+from minicnn import checks as device_checks
 from minicnn import backend, nn, optim, rng, testing
 from minicnn.data.transforms import parse_augment
 from minicnn.train import (ProgressBar, Trainer, TrainingDiverged, confusion_matrix, evaluate,
@@ -294,16 +295,16 @@ def test_a_bad_label_is_a_clear_error_naming_its_step_without_a_sync_per_step(tm
 
 def test_require_checks_now_on_the_host_and_at_check_on_a_device():
     with pytest.raises(ValueError, match="bad now"):
-        backend.require(np.array(True), lambda: "bad now")
+        device_checks.require(np.array(True), lambda: "bad now")
     flag = backend.to_device(np.array(True), "standin")
-    with backend.deferred_checks() as checks:
+    with device_checks.deferred_checks() as checks:
         checks.where = "step 4"
-        backend.require(flag, lambda: "bad later")   # kept
-        backend.require(backend.to_device(np.array(False), "standin"), lambda: "fine")
+        device_checks.require(flag, lambda: "bad later")   # kept
+        device_checks.require(backend.to_device(np.array(False), "standin"), lambda: "fine")
         assert len(checks.pending) == 2
         with pytest.raises(ValueError, match=r"^bad later \(step 4\)$"):
             checks.check()
         assert checks.pending == []
     with pytest.raises(ValueError, match="left for the end"):
-        with backend.deferred_checks():
-            backend.require(flag, lambda: "left for the end")
+        with device_checks.deferred_checks():
+            device_checks.require(flag, lambda: "left for the end")
