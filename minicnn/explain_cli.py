@@ -15,10 +15,10 @@ classified ones of different classes. Each method writes one PNG into ``<run fol
     saliency.png     |d score / d pixel|, the largest over the colour channels (Saliency)
     gradcam.png      Grad-CAM of --layer, resized to the image           (LayerGradCam)
 
-``--layer`` defaults to the last conv layer (its module name, e.g. ``features.3``); it must be a
-layer whose output is feature maps ``(N, C, h, w)``. Besides the PNGs, only ``explain.json`` (the
-images, classes and probabilities) is written; nothing else in the folder is touched. The figures
-need matplotlib (``pip install 'minicnn[plot]'``).
+``--layer`` (a module name, e.g. ``features.4``) defaults to the last conv layer whose feature maps
+are larger than 1x1; it must be a layer whose output is feature maps ``(N, C, h, w)``. Besides the
+PNGs, only ``explain.json`` (the images, classes and probabilities) is written; nothing else in the
+folder is touched. The figures need matplotlib (``pip install 'minicnn[plot]'``).
 """
 import importlib.util
 import os
@@ -119,9 +119,6 @@ def explain(args, out=print):
     device = args.device or "cpu"
     check_device(device)
     model.to(device).eval()
-    layer_name, layer = choose_layer(model, args.layer, config["model"])
-    out_dir = args.out if args.out is not None else os.path.join(os.path.dirname(path), "explain")
-    check_out_dir(out_dir)
 
     transform = build_transforms(config, train=False)
     pool = numpy.arange(min(POOL, len(test_set)))
@@ -132,7 +129,9 @@ def explain(args, out=print):
     p = probs[picks]
     preds = p.argmax(axis=1)
     names = list(classes) if classes else [str(k) for k in range(config["num_classes"])]
-    check_feature_maps(model, layer, layer_name, x)
+    layer_name, layer = choose_layer(model, args.layer, config["model"], x[:1])
+    out_dir = args.out if args.out is not None else os.path.join(os.path.dirname(path), "explain")
+    check_out_dir(out_dir)
 
     out(f"explaining {config['model']} ({path}) on {len(picks)} {config['dataset']} test images; "
         f"layer {layer_name} for activations and Grad-CAM")
@@ -163,27 +162,45 @@ def conv_layers(model):
     return [(name, m) for name, m in model.named_modules() if isinstance(m, Conv2d)]
 
 
-def choose_layer(model, name, model_name):
-    """``(name, module)``: the layer called ``name``, or the last conv layer."""
+def conv_output_shapes(model, x):
+    """``{name: output shape}`` of each conv layer, from one forward pass of ``x`` (no gradients)."""
+    shapes, handles = {}, []
+
+    def recorder(name):
+        def record(module, inputs, output):     # returns None: the output is left as it is
+            shapes.setdefault(name, output.shape)
+        return record
+
+    for name, conv in conv_layers(model):
+        handles.append(conv.register_forward_hook(recorder(name)))
+    try:
+        with no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+def choose_layer(model, name, model_name, x):
+    """``(name, module)``: the layer called ``name``, or else the last conv layer whose feature
+    maps are larger than 1x1 (LeNet-5's last "conv" layer is a fully connected one in disguise).
+    ``x`` is one input image, run through the model to check the layer's output."""
     convs = conv_layers(model)
     if not convs:
         raise UsageError(f"{model_name} has no conv layer: nothing for filters, activations or Grad-CAM")
-    if name is None:
-        return convs[-1]
+    names = ", ".join(n for n, _ in convs)
     modules = dict(model.named_modules())
-    if not name or name not in modules:
-        raise UsageError(f"--layer {name}: {model_name} has no such layer; its conv layers are "
-                         f"{', '.join(n for n, _ in convs)}")
-    return name, modules[name]
-
-
-def check_feature_maps(model, layer, name, x):
-    """The layer must output feature maps ``(N, C, h, w)`` (and run once per forward pass)."""
-    shape = LayerActivation(model, layer).attribute(x[:1]).shape
+    if name is None:
+        spatial = [n for n, shape in conv_output_shapes(model, x).items() if shape[2] * shape[3] > 1]
+        name = spatial[-1] if spatial else convs[-1][0]
+    elif not name or name not in modules:
+        raise UsageError(f"--layer {name}: {model_name} has no such layer; its conv layers are {names}")
+    shape = LayerActivation(model, modules[name]).attribute(x).shape
     if len(shape) != 4:
-        convs = ", ".join(n for n, _ in conv_layers(model))
         raise UsageError(f"--layer {name}: its output has shape {shape}, not feature maps (N, C, h, w); "
-                         f"choose a conv layer: {convs}")
+                         f"choose a conv layer: {names}")
+    return name, modules[name]
 
 
 def predict(model, dataset, transform, indices, device, batch_size=250):
