@@ -100,6 +100,11 @@ def device_of(x):
     return "cpu" if row is None else row.name
 
 
+def device_names():
+    """The names of the table's devices (``("cpu", "cuda")``, and test devices once registered)."""
+    return tuple(_DEVICES)
+
+
 def normalize_device(device):
     """The table's name for ``device`` (``"cuda:0"`` -> ``"cuda"``); unknown names are an error."""
     name = str(device).lower()

@@ -10,7 +10,7 @@ argparse itself, naming the option, with exit status 2: one line, by :class:`Arg
 import argparse
 import math
 
-from .. import models
+from .. import backend, models
 from .config import DATASETS, DEFAULT_EPOCHS, MAX_IMAGE_SIZE, SCHEDULES, dataset_name, did_you_mean
 
 
@@ -80,7 +80,7 @@ def add_data_arguments(parser):
                              "$MINICNN_DATA, ~/.minicnn/data/<name>, /usr/share/datasets/<name>)")
     parser.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
                         help="images per batch (default: 128 for train, 256 for evaluate)")
-    parser.add_argument("--device", default=None, choices=["cpu", "cuda", "standin"],
+    parser.add_argument("--device", default=None, choices=backend.device_names(),
                         help="where the arrays live (default: cpu)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars, per-epoch lines or confusion matrix, only the "
