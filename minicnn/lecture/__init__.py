@@ -11,6 +11,8 @@
     fine-tune       fine_tune.py       pretrain on 5 classes, then 50 labels per new class: head only
                                        (frozen features) vs from scratch
     filters         filters.py         first-layer filters and feature maps of a trained network
+    zfnet           zfnet.py           ZFNet's story: first-layer filters, feature maps, occlusion and
+                                       Grad-CAM of a small ZFNet, and how much covering a patch hurts
 
 Each prints its table and writes ``<out>/<name>.json`` (its numbers) and, with matplotlib, PNG
 figures; ``--quick`` runs it in seconds (CI runs every quick mode: ``minicnn lecture all --quick``).
@@ -43,6 +45,7 @@ LECTURES = {
     "augmentation": ("augmentation", "augmented images, and accuracy with/without augmentation"),
     "fine-tune": ("fine_tune", "pretrain on 5 classes; fine-tune the head vs train from scratch"),
     "filters": ("filters", "first-layer filters and feature maps of a trained network"),
+    "zfnet": ("zfnet", "ZFNet's story: filters, feature maps, occlusion and Grad-CAM of a small ZFNet"),
 }
 
 #: How long the full (not ``--quick``) runs take on a two-core CPU, as measured for

@@ -40,7 +40,7 @@ def test_arguments_and_defaults():
     assert (args.quick, args.out, args.epochs, args.device) == (True, "x", 3, "standin")
     assert lecture.default_out_dir("filters") == str(Path("runs") / "lecture" / "filters")
     assert set(lecture.names()) == {"alexnet-table", "relu-vs-tanh", "small-filters", "inception",
-                                    "degradation", "augmentation", "fine-tune", "filters"}
+                                    "degradation", "augmentation", "fine-tune", "filters", "zfnet"}
     with pytest.raises(SystemExit):
         parse(["no-such-lecture"])
     with pytest.raises(SystemExit):
