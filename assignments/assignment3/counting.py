@@ -3,8 +3,8 @@
 Every number the lecture quotes about an architecture -- output shapes, parameter counts,
 multiply-accumulates (MACs), receptive fields -- follows from a few formulas. Write them here, then
 let them reproduce AlexNet's table, the 3x3-versus-7x7 argument of VGG and the Inception
-bottleneck. (``minicnn summary alexnet`` and ``minicnn lecture alexnet-table`` print the same
-numbers, measured on the real model: use them to check yourself.)
+bottleneck, and count DenseNet-121's parameters. (``minicnn summary alexnet`` and ``minicnn lecture
+alexnet-table`` print the same numbers, measured on the real model: use them to check yourself.)
 
 A network is described as a list of layers, each a tuple:
 
@@ -155,6 +155,53 @@ def inception_cost(input_shape, ch1x1, ch3x3, ch5x5, reduce=None):
     return result
 
 
+# ------------------------------------------------------------------------------------------------
+# Q7. DenseNet's parameter count
+# ------------------------------------------------------------------------------------------------
+
+def densenet_params(growth_rate, block_config, num_init_features, bn_size=4, compression=0.5,
+                    num_classes=1000, in_channels=3):
+    """Number of parameters of an ImageNet DenseNet-BC (Huang et al. 2017, Table 1; torchvision's
+    and ``minicnn.models.DenseNet``'s layout), in order:
+
+    - stem: a 7x7 convolution ``in_channels`` -> ``num_init_features`` (no bias), batch norm
+      (then ReLU and max-pooling: no parameters);
+    - one dense block per entry of ``block_config`` (its number of layers), each layer a
+      ``DenseLayer`` of ``blocks.py``: batch norm, 1x1 convolution to ``bn_size * growth_rate``,
+      batch norm, 3x3 convolution to ``growth_rate``, no biases; a block adds
+      ``layers * growth_rate`` channels;
+    - between two blocks (not after the last) a transition layer: batch norm, a 1x1 convolution
+      (no bias) down to ``floor(channels * compression)`` channels (then 2x2 average pooling);
+    - after the last block a batch norm, then the classifier: fully connected, with bias.
+
+    A batch norm on C channels has 2C parameters (gamma and beta; its running averages are
+    buffers, not parameters). The image size does not matter. DenseNet-121 is
+    ``densenet_params(32, (6, 12, 24, 16), 64)``: 7,978,856 parameters.
+    """
+    if not 0 < compression <= 1:
+        raise ValueError(f"densenet_params: expected 0 < compression <= 1, got {compression}")
+    if not block_config or min(block_config) < 1:
+        raise ValueError(f"densenet_params: expected at least one block of at least one layer, "
+                         f"got block_config={block_config}")
+    params = None
+    # BEGIN SOLUTION (hint: follow the channel count through the network; conv_params does the convolutions)
+    width = bn_size * growth_rate                       # the channels between a layer's two convs
+    channels = num_init_features
+    params = conv_params(in_channels, channels, 7, bias=False) + 2 * channels            # stem
+    for block, num_layers in enumerate(block_config):
+        for _ in range(num_layers):
+            params += 2 * channels + conv_params(channels, width, 1, bias=False)         # BN, 1x1
+            params += 2 * width + conv_params(width, growth_rate, 3, bias=False)         # BN, 3x3
+            channels += growth_rate
+        if block < len(block_config) - 1:
+            out_channels = int(channels * compression)
+            params += 2 * channels + conv_params(channels, out_channels, 1, bias=False)  # transition
+            channels = out_channels
+    params += 2 * channels + channels * num_classes + num_classes     # last BN, classifier
+    # END SOLUTION
+    return params
+
+
 if __name__ == "__main__":
     rows = layer_table(ALEXNET, ALEXNET_INPUT)
     total_params, total_macs = sum(r["params"] for r in rows), sum(r["macs"] for r in rows)
@@ -165,3 +212,4 @@ if __name__ == "__main__":
     print(stack_versus_single(64))
     print("naive", inception_cost((256, 28, 28), 128, 192, 96))
     print("bottleneck", inception_cost((256, 28, 28), 128, 192, 96, reduce=64))
+    print(f"DenseNet-121: {densenet_params(32, (6, 12, 24, 16), 64):,} parameters")

@@ -7,9 +7,10 @@ Run it yourself at any time::
 to run the *public* checks: the lecture's numbers, shapes and gradients, compared with the
 instructor's solution's (shipped in ``expected.npz``), each value by itself: a public check that
 passes here passes in the final grade, with the same points. The final grade also runs *hidden*
-checks on other architectures, blocks and inputs; they are not in your copy. Q2 and Q3 use a
-reference ``conv_params`` (counted on a real ``nn.Conv2d``), so a mistake in Q1 costs points once. ``sub.counting`` and ``sub.blocks`` are your
-files.
+checks on other architectures, blocks and inputs; they are not in your copy. Q2, Q3 and Q7's
+parameter count use a reference ``conv_params`` (counted on a real ``nn.Conv2d``), and Q7's dense
+block the dense layer of ``minicnn.models.densenet``, so a mistake in one part costs points once.
+``sub.counting`` and ``sub.blocks`` are your files.
 """
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import minicnn as mc
 from minicnn import nn
 from minicnn.assignment import Question, collect_references, substitute
+from minicnn.models.densenet import _DenseLayer as ReferenceDenseLayer
 
 TITLE = "Assignment 3: Architectures"
 SUBMISSION_FILES = ["counting.py", "blocks.py"]
@@ -61,7 +63,7 @@ def table_arrays(rows):
 
 
 # --------------------------------------------------------------------------------------------
-q1 = Question("q1", "Shapes, parameters, MACs: AlexNet's table", points=25)
+q1 = Question("q1", "Shapes, parameters, MACs: AlexNet's table", points=20)
 
 
 @q1.public
@@ -94,7 +96,7 @@ def fc_only(sub):
 
 
 # --------------------------------------------------------------------------------------------
-q2 = Question("q2", "Receptive fields: 3x3 stacks against 7x7", points=15)
+q2 = Question("q2", "Receptive fields: 3x3 stacks against 7x7", points=10)
 
 
 @q2.public
@@ -127,7 +129,7 @@ def other_stacks(sub):
 
 
 # --------------------------------------------------------------------------------------------
-q3 = Question("q3", "Inception: naive against bottleneck", points=15)
+q3 = Question("q3", "Inception: naive against bottleneck", points=10)
 
 
 @q3.public
@@ -153,7 +155,7 @@ def other_inception(sub):
 
 
 # --------------------------------------------------------------------------------------------
-q4 = Question("q4", "Residual blocks", points=25)
+q4 = Question("q4", "Residual blocks", points=20)
 
 
 def run_block(block, x, seed):
@@ -231,7 +233,7 @@ def bottleneck_values(sub):
 
 
 # --------------------------------------------------------------------------------------------
-q5 = Question("q5", "Batch norm's backward pass", points=20)
+q5 = Question("q5", "Batch norm's backward pass", points=15)
 
 
 def numerical_gradient(f, x, dout, h=1e-5):
@@ -278,11 +280,150 @@ def batchnorm_unit_scale(sub):
 # END HIDDEN
 
 
-QUESTIONS = [q1, q2, q3, q4, q5]
+# --------------------------------------------------------------------------------------------
+q6 = Question("q6", "Batch norm in training and test mode: running averages", points=10)
+
+
+def batchnorm_sequence(sub, batches, test_batch, gamma, beta, momentum=0.1, eps=1e-5):
+    """Training mode on each of ``batches`` in turn, from running averages 0 and 1 (a fresh
+    layer's), then test mode on ``test_batch``: every training output, the running averages after
+    every step, and the test output (scored one by one)."""
+    running_mean, running_var = np.zeros(len(gamma)), np.ones(len(gamma))
+    outs, means, variances = [], [], []
+    for x in batches:
+        out, running_mean, running_var = sub.blocks.batchnorm(
+            x, gamma, beta, running_mean, running_var, True, momentum=momentum, eps=eps)
+        outs.append(out)
+        means.append(running_mean)
+        variances.append(running_var)
+    test_out, _, _ = sub.blocks.batchnorm(test_batch, gamma, beta, running_mean, running_var, False,
+                                          momentum=momentum, eps=eps)
+    return {"train_out": np.stack(outs), "running_mean": np.stack(means),
+            "running_var": np.stack(variances), "test_out": test_out}
+
+
+def channels_last(images):
+    """(N, C, H, W) -> (N * H * W, C): each channel's values over the batch and the pixels."""
+    return images.transpose(0, 2, 3, 1).reshape(-1, images.shape[1])
+
+
+@q6.public
+def running_averages_over_batches(sub):
+    # Three training batches, then test mode: nn.BatchNorm1d(4) does the same (train(), then
+    # eval()). The outputs, running means, running variances and test outputs score by themselves.
+    batches = [1 + 2 * random(seed, 8, 4) for seed in (101, 102, 103)]
+    return batchnorm_sequence(sub, batches, random(104, 3, 4), random(105, 4), random(106, 4))
+
+
+@q6.public
+def test_mode_on_one_example(sub):
+    # One example: training mode cannot normalise it (its variance is 0), test mode can, with
+    # the running averages, which it leaves unchanged.
+    running_mean, running_var = random(107, 4), 0.5 + random(108, 4) ** 2
+    out, mean, var = sub.blocks.batchnorm(random(109, 1, 4), random(110, 4), random(111, 4),
+                                          running_mean.copy(), running_var.copy(), False)
+    assert np.shape(out) == (1, 4), f"test mode on a (1, 4) batch: output of shape {np.shape(out)}"
+    return {"out": out, "running_mean": mean, "running_var": var}
+
+
+# BEGIN HIDDEN
+@q6.hidden
+def other_momentum_and_eps(sub):
+    batches = [random(seed, 5, 3) * 3 - 1 for seed in (121, 122, 123, 124)]
+    return batchnorm_sequence(sub, batches, random(125, 6, 3), random(126, 3), random(127, 3),
+                              momentum=0.3, eps=1e-3)
+
+
+@q6.hidden
+def image_channels(sub):
+    # nn.BatchNorm2d: each channel's N * H * W values form the batch (unbiased: m / (m - 1)).
+    batches = [channels_last(2 + random(seed, 2, 3, 4, 4)) for seed in (131, 132, 133)]
+    return batchnorm_sequence(sub, batches, channels_last(random(134, 1, 3, 2, 2)), random(135, 3),
+                              random(136, 3))
+# END HIDDEN
+
+
+# --------------------------------------------------------------------------------------------
+q7 = Question("q7", "DenseNet: the dense block and the parameter count", points=15)
+
+
+def run_dense(module, x, seed):
+    """Forward (training mode) and backward of a float64 dense layer or block with a random
+    upstream gradient: the output and the input's gradient."""
+    module.double()
+    x = mc.Tensor(x, requires_grad=True)
+    out = module(x)
+    out.backward(random(seed, *out.shape))
+    return {"out": out.numpy(), "dx": x.grad}
+
+
+@q7.public
+def dense_layer_shape(sub):
+    mc.manual_seed(141)
+    layer = sub.blocks.DenseLayer(6, 3)
+    result = run_dense(layer, random(142, 2, 6, 5, 5), 143)
+    assert result["out"].shape == (2, 3, 5, 5), \
+        f"DenseLayer(6, growth_rate=3) on (2, 6, 5, 5): output {result['out'].shape}, expected (2, 3, 5, 5)"
+    return {**result, "dconv1": layer.conv1.weight.grad}
+
+
+@q7.public
+def dense_block_concatenates(sub):
+    # The block's own layers are a reference DenseLayer here (Q7's layer is scored above).
+    x = random(145, 2, 4, 5, 5)
+    with substitute(sub.blocks, DenseLayer=ReferenceDenseLayer):
+        mc.manual_seed(144)
+        block = sub.blocks.DenseBlock(3, 4, growth_rate=2)
+        result = run_dense(block, x, 146)
+    assert result["out"].shape == (2, 10, 5, 5), \
+        f"DenseBlock(3, 4, growth_rate=2) on (2, 4, 5, 5): output {result['out'].shape}, expected (2, 10, 5, 5)"
+    assert np.array_equal(result["out"][:, :4], x), \
+        "a dense block's output starts with its input, unchanged, in the first in_channels channels"
+    return result
+
+
+@q7.public
+def densenet121_params(sub):
+    with with_reference_q1(sub):
+        params = sub.counting.densenet_params(32, (6, 12, 24, 16), 64)
+    assert params == 7978856, f"DenseNet-121: expected 7,978,856 parameters, got {params}"
+    return {"params": params}
+
+
+# BEGIN HIDDEN
+@q7.hidden
+def dense_layer_values(sub):
+    mc.manual_seed(151)
+    layer = sub.blocks.DenseLayer(5, 4, bn_size=2)
+    return {**run_dense(layer, random(152, 3, 5, 4, 6), 153), "dconv1": layer.conv1.weight.grad}
+
+
+@q7.hidden
+def dense_block_values(sub):
+    with substitute(sub.blocks, DenseLayer=ReferenceDenseLayer):
+        mc.manual_seed(154)
+        block = sub.blocks.DenseBlock(4, 3, growth_rate=3, bn_size=2)
+        return run_dense(block, random(155, 2, 3, 6, 5), 156)
+
+
+@q7.hidden
+def other_densenets(sub):
+    # DenseNet-161, -169, -201 and a small one: each scored by itself.
+    configs = {"densenet161": ((48, (6, 12, 36, 24), 96), {}),
+               "densenet169": ((32, (6, 12, 32, 32), 64), {}),
+               "densenet201": ((32, (6, 12, 48, 32), 64), {}),
+               "small": ((12, (3, 4, 5), 16), dict(bn_size=2, compression=0.7, num_classes=10, in_channels=1))}
+    with with_reference_q1(sub):
+        return {name: sub.counting.densenet_params(*args, **kwargs) for name, (args, kwargs) in configs.items()}
+# END HIDDEN
+
+
+QUESTIONS = [q1, q2, q3, q4, q5, q6, q7]
 
 #: Written questions, graded by hand from ``answers.md`` (not part of the automatic total).
 WRITTEN = {"w1": ("Where the parameters and the compute are", 5),
-           "w2": ("The degradation experiment: explain the curves", 15)}
+           "w2": ("The degradation experiment: explain the curves", 10),
+           "w3": ("Batch norm at test time", 5)}
 
 
 def make_references(sub):

@@ -34,12 +34,29 @@ VARIANTS = {
         {"q3": 20 - 2 * 5 / 2, "q6": 20}),                # costs once, in Q3 only
     "a3-conv-params-without-bias": (
         variant(3, "counting.py", " + (out_channels if bias else 0)", ""),
-        {"q1": 25 * (0 + 2 / 3 + 2 / 3 + 1) / 4, "q2": 15, "q3": 15}),
+        {"q1": 20 * (0 + 2 / 3 + 2 / 3 + 1) / 4}),        # Q2, Q3 and Q7 use the reference
     "a3-batchnorm-dx-without-the-mean-and-variance-paths": (
         variant(3, "blocks.py",
                 "    dx = inv_std * (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0))\n",
                 "    dx = inv_std * dx_hat\n"),
-        {"q5": 20 * 2 / 3}),                              # dgamma and dbeta still right
+        {"q5": 15 * 2 / 3}),                              # dgamma and dbeta still right
+    "a3-running-var-with-the-biased-variance": (
+        variant(3, "blocks.py", "x.var(axis=0, ddof=1)", "x.var(axis=0)"),
+        {"q6": 10 * (2 / 4 + 1 + 2 / 4 + 2 / 4) / 4}),    # running_var and test_out wrong;
+                                                          # test mode with given averages right
+    "a3-test-mode-with-the-batch-statistics": (
+        variant(3, "blocks.py", "        out = gamma * (x - running_mean) / np.sqrt(running_var + eps) + beta\n",
+                "        out, _ = batchnorm_forward(x, gamma, beta, eps)\n"),
+        {"q6": 10 * (3 / 4 + 2 / 3 + 3 / 4 + 3 / 4) / 4}), # only the test outputs wrong
+    "a3-dense-block-leaves-out-its-input": (
+        variant(3, "blocks.py", "        out = mc.concat(features, axis=1)\n",
+                "        out = mc.concat(features[1:], axis=1)\n"),
+        {"q7": 15 * 4 / 6}),                              # both block checks; layer and count right
+    "a3-densenet-count-without-the-transitions": (
+        variant(3, "counting.py",
+                "            params += 2 * channels + conv_params(channels, out_channels, 1, bias=False)"
+                "  # transition\n", ""),
+        {"q7": 15 * 4 / 6}),                              # both count checks; the blocks right
     "a4-fine-tune-without-smaller-lr": (
         variant(4, "finetune.py", "all_steps, lr / 10,", "all_steps, lr,"),
         {"q5": 20 * 7 / 8}),                              # 1 of the 8 outputs of each check
