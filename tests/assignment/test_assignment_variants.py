@@ -17,6 +17,16 @@ def variant(assignment, file, old, new):
     return {"assignment": assignment, "file": file, "old": old, "new": new}
 
 
+#: Assignment 5's fooling loop, from its copy of the image to its step.
+A5_FOOLING_LOOP = """\
+    fooled = image.copy()
+    for steps in range(max_iterations):
+        direction, scores = ascent_direction(model, fooled, target)
+        if scores[0].argmax() == target:
+            break
+        fooled = fooled + learning_rate * direction
+"""
+
 #: name: (the mistake, the points each question should get in the real grade)
 VARIANTS = {
     "a1-softmax-without-mean": (
@@ -68,6 +78,24 @@ VARIANTS = {
     "a4-head-only-does-not-freeze": (
         variant(4, "finetune.py", "    set_trainable(model.features, False)\n", ""),
         {"q4": 30 * (1 + 0.5 + 1 + 1) / 4, "q5": 20}),    # Q5 uses the reference head_only
+    "a5-saliency-summed-over-channels": (
+        variant(5, "visualize.py", "np.abs(gradient.numpy()).max(axis=1)", "np.abs(gradient.numpy()).sum(axis=1)"),
+        {"q1": 15 / 3}),                                  # right on the gray network only
+    "a5-occlusion-score-rise-not-drop": (
+        variant(5, "visualize.py", "drop = score - target_scores(model(mc.Tensor(occluded)), target).numpy()",
+                "drop = target_scores(model(mc.Tensor(occluded)), target).numpy() - score"),
+        {"q2": 0}),
+    "a5-occlusion-summed-not-averaged": (
+        variant(5, "visualize.py", "    heat = total / count\n", "    heat = total\n"),
+        {"q2": 20 / 2 / 3}),                              # right where one window covers a pixel
+    "a5-grad-cam-without-relu": (
+        variant(5, "visualize.py", "cam = np.maximum((alpha * kept[0].numpy()).sum(axis=1), 0)",
+                "cam = (alpha * kept[0].numpy()).sum(axis=1)"),
+        {"q3": 25 * (1 + 0 + 0 + 1) / 4}),                # the maps; the activation checks still pass
+    "a5-fooling-image-changes-the-input": (
+        variant(5, "visualize.py", A5_FOOLING_LOOP,
+                A5_FOOLING_LOOP.replace("image.copy()", "image").replace("fooled = fooled +", "fooled +=")),
+        {"q4": 20 * (1 + 0 + 3 / 4 + 1 + 1) / 5}),        # the public check asserts input_unchanged
 }
 
 
@@ -138,7 +166,7 @@ def test_the_un_summed_bias_gradient_is_named_by_its_shape(kits, tmp_path):
     assert add_bias.message.startswith("d1: shape (5, 3), expected (3,)"), add_bias.message
 
 
-@pytest.mark.parametrize("number", [1, 2, 3, 4])
+@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
 def test_solution_full_marks_student_copy_zero_and_no_hidden_check_in_the_handout(number, kits):
     built, source = kits(number), ROOT / f"assignment{number}"
     real = grade(source, built.grader_dir, quiet=True)

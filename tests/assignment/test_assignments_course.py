@@ -1,4 +1,4 @@
-"""Assignments 2-4: each builds, its solution scores full marks, its untouched student copy 0,
+"""Assignments 2-5: each builds, its solution scores full marks, its untouched student copy 0,
 every question has hidden checks besides the public ones, and the README lists the hand-in, the
 grading, the time and the written questions."""
 import ast
@@ -10,7 +10,7 @@ import pytest
 from minicnn.assignment import build, grade
 
 ROOT = Path(__file__).resolve().parents[2]
-ASSIGNMENTS = {n: ROOT / "assignments" / f"assignment{n}" for n in (2, 3, 4)}
+ASSIGNMENTS = {n: ROOT / "assignments" / f"assignment{n}" for n in (2, 3, 4, 5)}
 
 
 @pytest.fixture(scope="module", params=sorted(ASSIGNMENTS), ids=lambda n: f"assignment{n}")
