@@ -66,7 +66,7 @@ def run_cells(folder, notebook):
     return len(code_cells(notebook)), None
 
 
-@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("number", [1, 2, 3, 4, 5], ids=lambda n: f"assignment{n}")
 def test_the_solution_notebook_runs_to_the_end(number, tmp_path):
     needs_what_the_notebook_uses(number)
     folder = tmp_path / f"assignment{number}"
@@ -75,7 +75,7 @@ def test_the_solution_notebook_runs_to_the_end(number, tmp_path):
     assert error is None, f"cell {ran}: {type(error).__name__}: {error}"
 
 
-@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("number", [1, 2, 3, 4, 5], ids=lambda n: f"assignment{n}")
 def test_the_student_notebook_stops_at_the_first_todo(number, tmp_path):
     needs_what_the_notebook_uses(number)
     built = build(ROOT / f"assignment{number}", tmp_path / "out")

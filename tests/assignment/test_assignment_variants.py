@@ -166,7 +166,7 @@ def test_the_un_summed_bias_gradient_is_named_by_its_shape(kits, tmp_path):
     assert add_bias.message.startswith("d1: shape (5, 3), expected (3,)"), add_bias.message
 
 
-@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("number", [1, 2, 3, 4, 5], ids=lambda n: f"assignment{n}")
 def test_solution_full_marks_student_copy_zero_and_no_hidden_check_in_the_handout(number, kits):
     built, source = kits(number), ROOT / f"assignment{number}"
     real = grade(source, built.grader_dir, quiet=True)
