@@ -4,7 +4,10 @@ A ZFNet-shaped network for 28x28 grey images (:class:`SmallZFNet`: ZFNet's layer
 first layer, a 5x5 second, three 3x3, each of the first two followed by overlapping max-pooling and
 local response normalisation, then three fully connected layers with dropout -- at a fraction of its
 widths, with stride 1 in the first layers since the image is eight times smaller) is trained briefly
-on Fashion-MNIST. Then, with :mod:`minicnn.interpret` and :mod:`minicnn.viz`:
+on Fashion-MNIST, with He initialisation and Adam: with minicnn's default initialisation and SGD
+(lr 0.02, momentum 0.9) these eight layers without batch norm were still at chance (10% training
+accuracy) after an epoch of 20,000 images; He and Adam reach 66% test accuracy after 5,000.
+Then, with :mod:`minicnn.interpret` and :mod:`minicnn.viz`:
 
 * **what the first layer learned**: its 7x7 filters (``make_grid``; ZFNet Fig. 2), with the mean
   orientation coherence of the trained and of the initial filters (0: no preferred orientation,
@@ -14,8 +17,9 @@ on Fashion-MNIST. Then, with :mod:`minicnn.interpret` and :mod:`minicnn.viz`:
   image and watch the probability of the true class) and Grad-CAM, for a few test images;
 * **measured**: over the first test images, cover one of the 16 7x7 patches of the 28x28 image with
   the mean gray and see how much the true class's probability drops: for the patch occlusion finds
-  most important (the largest drop, by construction), the patch Grad-CAM ranks first, the patch
-  saliency ranks first, and a random patch (the mean over all 16). A method whose top patch hurts
+  most important (the largest drop, by construction), the patch saliency ranks first, the patch
+  Grad-CAM ranks first (of conv2's 14x14 maps and of conv5's 7x7 ones, after their ReLUs), and a
+  random patch (the mean over all 16). A method whose top patch hurts
   much more than a random one points at what the network really uses.
 """
 import numpy as np
@@ -26,16 +30,20 @@ from .. import nn
 from ..function import no_grad
 from ..interpret import LayerActivation, LayerGradCam, Occlusion, Saliency
 from ..models.alexnet import PAPER_LRN, fc_head
+from ..nn import init
 from ..tensor import Tensor
 from .common import figure, load_fashion, normalize_transform, tile, train
 from .filters import orientation
 
-FULL = dict(train_size=20000, test_size=1000, epochs=2, batch_size=64, lr=0.02, conv12=(16, 32),
+FULL = dict(train_size=20000, test_size=1000, epochs=2, batch_size=64, lr=1e-3, conv12=(16, 32),
             conv345=(64, 64, 48), hidden=128, measured_images=500)
-QUICK = dict(train_size=256, test_size=64, epochs=1, batch_size=32, lr=0.02, conv12=(8, 8),
+QUICK = dict(train_size=256, test_size=64, epochs=1, batch_size=32, lr=1e-3, conv12=(8, 8),
              conv345=(8, 8, 8), hidden=16, measured_images=16)
 PATCH = 7          # the measured patches: 4x4 of them tile the 28x28 image
 SHOWN = 6          # test images in the occlusion and Grad-CAM figures
+#: Grad-CAM is measured on the rectified maps (after the ReLU) of conv2 (14x14) and conv5 (7x7, the
+#: last conv layer, Grad-CAM's usual choice); the figure shows conv2's.
+GRADCAM_LAYERS = {"conv2 (14x14)": 5, "conv5 (7x7)": 13}
 
 
 class SmallZFNet(nn.Module):
@@ -64,6 +72,10 @@ class SmallZFNet(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
         )
         self.classifier = fc_head(c5 * 3 * 3, hidden, num_classes, dropout)
+        for m in self.modules():                        # He initialisation, for ReLU networks
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                init.kaiming_normal_(m.weight, nonlinearity="relu")
+                init.zeros_(m.bias)
 
     @property
     def conv1(self):
@@ -89,10 +101,10 @@ def run(ctx):
               f"{initial.shape[0]} filters of 7x7) on {len(train_set)} images ({ctx.data_source}) "
               f"for {cfg['epochs']} epoch(s)")
     from ..data import DataLoader
-    from ..optim import SGD
+    from ..optim import Adam
     loader = DataLoader(train_set, batch_size=cfg["batch_size"], shuffle=True, drop_last=True, transform=transform)
     test_loader = DataLoader(test_set, batch_size=250, transform=transform)
-    opt = SGD(model.parameters(), lr=cfg["lr"], momentum=0.9)
+    opt = Adam(model.parameters(), lr=cfg["lr"])
     history = train(ctx, model, loader, test_loader, epochs=cfg["epochs"], optimizer=opt, label="zfnet",
                     verbose=not ctx.quick)
     model.eval()
@@ -120,21 +132,20 @@ def run(ctx):
     drop = backend.to_numpy(Occlusion(probability).attribute(
         x, (1, PATCH, PATCH), strides=(1, PATCH, PATCH), target=labels, perturbations_per_eval=16).data)
     patch_drop = drop[:, 0, ::PATCH, ::PATCH].reshape(n, -1)                 # (n, 16): one value per patch
-    cam = backend.to_numpy(LayerGradCam(model, model.conv5).attribute(x, target=labels,
-                                                                      upsample_to_input=True).data)
+    cams = {name: backend.to_numpy(LayerGradCam(model, model.features[i]).attribute(
+        x, target=labels, upsample_to_input=True).data)[:, 0] for name, i in GRADCAM_LAYERS.items()}
     saliency = backend.to_numpy(Saliency(model).attribute(x, target=labels).data)
     rows = np.arange(n)
-    measured = {
-        "occlusion (the largest drop)": patch_drop.max(axis=1),
-        "Grad-CAM's top patch": patch_drop[rows, _patch_sums(cam[:, 0]).argmax(axis=1)],
-        "saliency's top patch": patch_drop[rows, _patch_sums(saliency[:, 0]).argmax(axis=1)],
-        "a random patch (mean of all 16)": patch_drop.mean(axis=1),
-    }
+    measured = {"occlusion (the largest drop)": patch_drop.max(axis=1),
+                "saliency's top patch": patch_drop[rows, _patch_sums(saliency[:, 0]).argmax(axis=1)]}
+    for name, cam in cams.items():
+        measured[f"Grad-CAM of {name}: top patch"] = patch_drop[rows, _patch_sums(cam).argmax(axis=1)]
+    measured["a random patch (mean of all 16)"] = patch_drop.mean(axis=1)
     ctx.print(f"\ncovering one {PATCH}x{PATCH} patch of the 28x28 image with the mean gray, over the first "
               f"{n} test images (p(true class) uncovered: {p_true.mean():.3f} on average):")
-    ctx.print(f"{'patch covered':<34} {'drop of p(true)':>15}")
+    ctx.print(f"{'patch covered':<38} {'drop of p(true)':>15}")
     for name, values in measured.items():
-        ctx.print(f"{name:<34} {values.mean():>15.3f}")
+        ctx.print(f"{name:<38} {values.mean():>15.3f}")
 
     # 4. pictures
     shown = slice(0, min(SHOWN, n))
@@ -143,7 +154,8 @@ def run(ctx):
         acts = LayerActivation(model, model.features[1]).attribute(x[:1])      # conv1 after ReLU
     fine = backend.to_numpy(Occlusion(probability).attribute(
         x[shown], (1, PATCH, PATCH), strides=(1, 2, 2), target=labels[shown], perturbations_per_eval=64).data)
-    _pictures(ctx, weights, acts, x[shown], fine[:, 0], cam[shown, 0], titles, classes[labels[0]])
+    cam = cams["conv2 (14x14)"][shown]
+    _pictures(ctx, weights, acts, x[shown], fine[:, 0], cam, titles, classes[labels[0]])
     return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
             "parameters": model.num_parameters(), "test_acc": accuracy, "train_acc": history[-1]["train_acc"],
             "conv1_coherence": coherence, "conv1_coherence_at_init": coherence_init,
@@ -170,5 +182,5 @@ def _pictures(ctx, weights, acts, images, occlusion, cam, titles, first_label):
     ctx.save_figure(viz.examples_figure(images, list(occlusion), titles,
                                         title=f"occlusion: drop of p(true class) when a {PATCH}x{PATCH} gray "
                                               f"patch covers the pixel (red: large)"), "occlusion.png")
-    ctx.save_figure(viz.examples_figure(images, list(cam), titles, title="Grad-CAM of conv5 for the true class"),
-                    "gradcam.png")
+    ctx.save_figure(viz.examples_figure(images, list(cam), titles,
+                                        title="Grad-CAM of conv2 (after its ReLU) for the true class"), "gradcam.png")

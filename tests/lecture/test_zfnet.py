@@ -50,7 +50,7 @@ def test_quick_run_prints_and_writes_its_numbers(tmp_path, capsys):
     assert f"test accuracy {100 * result['test_acc']:.2f}%" in out
     drops = result["drop_of_p_true"]
     for name, value in drops.items():
-        assert f"{name:<34} {value:>15.3f}" in out
+        assert f"{name:<38} {value:>15.3f}" in out
     best = drops["occlusion (the largest drop)"]                 # the largest drop, by definition
     assert all(best >= v - 1e-12 for v in drops.values())
     assert 0 <= result["p_true_uncovered"] <= 1 and result["measured_images"] == zfnet.QUICK["measured_images"]
