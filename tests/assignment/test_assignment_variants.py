@@ -81,6 +81,12 @@ VARIANTS = {
     "a5-saliency-summed-over-channels": (
         variant(5, "visualize.py", "np.abs(gradient.numpy()).max(axis=1)", "np.abs(gradient.numpy()).sum(axis=1)"),
         {"q1": 15 / 3}),                                  # right on the gray network only
+    "a5-saliency-by-minicnn-interpret": (
+        variant(5, "visualize.py", "    saliency_map = np.abs(gradient.numpy()).max(axis=1)\n",
+                "    from minicnn import interpret\n"
+                "    saliency_map = interpret.Saliency(model).attribute(mc.Tensor(x), target=target)"
+                ".numpy().max(axis=1)\n"),
+        {"q1": 0}),                                       # the grader switches minicnn.interpret off
     "a5-occlusion-score-rise-not-drop": (
         variant(5, "visualize.py", "drop = score - target_scores(model(mc.Tensor(occluded)), target).numpy()",
                 "drop = target_scores(model(mc.Tensor(occluded)), target).numpy() - score"),
