@@ -126,7 +126,7 @@ def relu_values(sub):
 
 
 # --------------------------------------------------------------------------------------------
-q3 = Question("q3", "Convolution, naive", points=25)
+q3 = Question("q3", "Convolution, naive", points=20)
 
 #: The small example of questions 3 and 4: a 3x3 image 0..8, one 2x2 filter of ones, bias 1.
 SMALL_X = np.arange(9.0).reshape(1, 1, 3, 3)
@@ -177,7 +177,7 @@ def conv_naive_backward_values(sub):
 
 
 # --------------------------------------------------------------------------------------------
-q4 = Question("q4", "Convolution with im2col", points=30)
+q4 = Question("q4", "Convolution with im2col", points=25)
 
 
 @q4.public
@@ -247,7 +247,7 @@ def conv_im2col_backward_values(sub):
 
 
 # --------------------------------------------------------------------------------------------
-q5 = Question("q5", "Max pooling", points=20)
+q5 = Question("q5", "Max pooling", points=15)
 
 POOL_X = np.array([[1.0, 2.0, 5.0, 0.0],
                    [3.0, 4.0, 1.0, 1.0],
@@ -367,7 +367,76 @@ def dropout_values(sub):
 # END HIDDEN
 
 
-QUESTIONS = [q1, q2, q3, q4, q5, q6, q7]
+# --------------------------------------------------------------------------------------------
+q8 = Question("q8", "Local response normalisation", points=15)
+
+
+@q8.public
+def lrn_small_example(sub):
+    # One pixel, channels [1, 2, 3], size 3, alpha 3 (so alpha / size = 1), beta 0.5, k 1:
+    # scale = 1 + [1 + 4, 1 + 4 + 9, 4 + 9] = [6, 15, 14] (the first and last windows are cut off),
+    # out = [1, 2, 3] / sqrt(scale).
+    x = np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1)
+    out, _ = sub.layers.lrn_forward(x, 3, alpha=3.0, beta=0.5, k=1.0)
+    expected = np.array([1 / np.sqrt(6), 2 / np.sqrt(15), 3 / np.sqrt(14)]).reshape(1, 3, 1, 1)
+    expect_close(out, expected, "lrn_forward(x, 3, alpha=3, beta=0.5, k=1) on channels [1, 2, 3]")
+    return {"out": out}
+
+
+@q8.public
+def lrn_gradient_check(sub):
+    # An even size (4): the window of c is c - 2 .. c + 1, and the channels whose window holds c
+    # are c - 1 .. c + 2. The gradient must match the numerical one (gradient_check.py).
+    def forward(x):
+        return sub.layers.lrn_forward(x, 4, alpha=0.5, beta=0.75, k=1.0)
+
+    x = random(111, 2, 6, 2, 3)
+    out, cache = forward(x)
+    dout = random(112, 2, 6, 2, 3)
+    dx = sub.layers.lrn_backward(dout, cache)
+    numerical = sub.gradient_check.eval_numerical_gradient_array(lambda v: forward(v)[0], x.copy(), dout)
+    error = sub.gradient_check.rel_error(dx, numerical)
+    assert error <= 1e-7, f"dx differs from the numerical gradient (relative error {error:.1e})"
+    return {"dx": dx}
+
+
+@q8.public
+def lrn_gradients(sub):
+    layers = sub.layers
+    return layer_values(lambda x: layers.lrn_forward(x, 5, alpha=1.0, beta=0.75, k=2.0),
+                        layers.lrn_backward, [random(110, 2, 7, 2, 2)], ["dx"])
+
+
+# BEGIN HIDDEN
+def lrn_reference_cache(x, size, alpha, beta, k):
+    """The cache of a correct ``lrn_forward`` (its ``out`` is minicnn's ``LocalResponseNorm``), so
+    that the backward checks score ``lrn_backward`` alone, whatever the forward pass does."""
+    from minicnn import Tensor
+    from minicnn.nn import LocalResponseNorm
+    padded = np.pad(x * x, [(0, 0), (size // 2, (size - 1) // 2)] + [(0, 0)] * (x.ndim - 2))
+    energy = sum(padded[:, d:d + x.shape[1]] for d in range(size))   # window sums, zero-padded
+    out = LocalResponseNorm(size, alpha, beta, k)(Tensor(x)).numpy()
+    return (x, out, k + (alpha / size) * energy, size, alpha, beta)
+
+
+@q8.hidden
+def lrn_forward_values(sub):
+    alexnet, _ = sub.layers.lrn_forward(3 * random(113, 2, 8, 3, 3), 5, alpha=5e-4, beta=0.75, k=2.0)
+    wide, _ = sub.layers.lrn_forward(random(114, 2, 4, 2, 2), 6, alpha=2.0, beta=0.75, k=1.0)
+    even, _ = sub.layers.lrn_forward(random(115, 3, 5, 2, 2), 2, alpha=1.5, beta=0.6, k=1.0)
+    return {"out": alexnet, "out_size_above_channels": wide, "out_even_size": even}
+
+
+@q8.hidden
+def lrn_backward_values(sub):
+    odd = lrn_reference_cache(random(116, 2, 7, 3, 2), 5, alpha=1.0, beta=0.75, k=2.0)
+    even = lrn_reference_cache(random(118, 2, 6, 2, 2), 2, alpha=1.5, beta=0.6, k=1.0)
+    return {"dx": sub.layers.lrn_backward(random(117, 2, 7, 3, 2), odd),
+            "dx_even_size": sub.layers.lrn_backward(random(119, 2, 6, 2, 2), even)}
+# END HIDDEN
+
+
+QUESTIONS = [q1, q2, q3, q4, q5, q6, q7, q8]
 
 
 def make_references(sub):

@@ -360,7 +360,7 @@ def softmax_loss(scores, y):
     """
     N = scores.shape[0]
     loss = dscores = None
-    # BEGIN SOLUTION (hint: subtracting each row's max changes no probability; the gradient is (probabilities - one_hot(y)) / N)
+    # BEGIN SOLUTION (hint: shifting a row by its max changes no probability; derive d(-log p_y)/d(score_j) for j = y, j != y)
     shifted = scores - scores.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     loss = -log_probs[np.arange(N), y].mean()
@@ -403,5 +403,69 @@ def dropout_backward(dout, cache):
     dx = None
     # BEGIN SOLUTION (hint: the forward pass was multiplication by a constant array)
     dx = dout * mask / (1.0 - p) if train else dout
+    # END SOLUTION
+    return dx
+
+
+# ------------------------------------------------------------------------------------------------
+# Q8. Local response normalisation (AlexNet)
+# ------------------------------------------------------------------------------------------------
+
+def lrn_forward(x, size, alpha=1e-4, beta=0.75, k=2.0):
+    """Local response normalisation across channels (AlexNet, section 3.3), with the definition of
+    PyTorch's ``nn.LocalResponseNorm(size, alpha, beta, k)`` and minicnn's: every activation is
+    divided by a power of the energy of its neighbouring channels at the same pixel,
+
+        scale[n, c, i, j] = k + (alpha / size) * sum over c' in window(c) of x[n, c', i, j] ** 2
+        out[n, c, i, j]   = x[n, c, i, j] / scale[n, c, i, j] ** beta
+
+    where ``window(c)`` is the ``size`` channels ``c - size // 2, ..., c + (size - 1) // 2``,
+    without the ones that fall outside ``0 .. C - 1`` (they count as zero). For an odd ``size``
+    the window is centred on ``c``; for an even one it holds one more channel before ``c`` than
+    after. (The paper writes alpha without the division by ``size``: its layer is
+    ``lrn_forward(x, 5, alpha=5e-4, beta=0.75, k=2.0)`` here.)
+
+    Inputs:
+        x: (N, C, H, W) array.
+        size: the number of channels in a window (a positive integer).
+        alpha, beta, k: the constants of the formula.
+
+    Returns ``(out, cache)``: ``out`` shaped like ``x``, and
+    ``cache = (x, out, scale, size, alpha, beta)``, with ``scale`` the array of the first line of
+    the formula (shaped like ``x``, before the power ``beta``).
+    """
+    C = x.shape[1]
+    before, after = size // 2, (size - 1) // 2         # window(c) = c - before .. c + after
+    out = scale = None
+    # BEGIN SOLUTION (hint: for each channel c, sum the squares over window(c), clipped at 0 and C)
+    squares = x * x
+    energy = np.zeros_like(x)
+    for c in range(C):
+        energy[:, c] = squares[:, max(0, c - before):c + after + 1].sum(axis=1)
+    scale = k + (alpha / size) * energy
+    out = x * scale ** -beta
+    # END SOLUTION
+    cache = (x, out, scale, size, alpha, beta)
+    return out, cache
+
+
+def lrn_backward(dout, cache):
+    """Backward pass of :func:`lrn_forward`: returns ``dx``, shaped like ``x``.
+
+    Channel ``x[:, c]`` reaches the loss by more than one path: directly through ``out[:, c]``,
+    and through the ``scale`` of every channel whose window holds ``c``. Derive the gradient on
+    paper first (see the README), then check it numerically: for an even ``size``, the channels
+    whose window holds ``c`` are not ``window(c)`` itself.
+    """
+    x, out, scale, size, alpha, beta = cache
+    C = x.shape[1]
+    before, after = size // 2, (size - 1) // 2
+    dx = None
+    # BEGIN SOLUTION (hint: x[:, c] acts on out[:, c] directly and on each scale[:, d] whose window holds c: sum both)
+    through_scale = dout * out / scale                  # dL/dscale[:, d] = -beta * through_scale[:, d]
+    incoming = np.zeros_like(x)
+    for c in range(C):                                  # the channels d with c in window(d):
+        incoming[:, c] = through_scale[:, max(0, c - after):c + before + 1].sum(axis=1)
+    dx = dout * scale ** -beta - (2.0 * alpha * beta / size) * x * incoming
     # END SOLUTION
     return dx

@@ -34,7 +34,7 @@ class Multiply(mc.Function):
 
     def backward(self, g):
         da = db = None
-        # BEGIN SOLUTION (hint: the derivative of a * b with respect to a is b, and vice versa)
+        # BEGIN SOLUTION (hint: differentiate a * b by a with b held fixed, then by b; then the chain rule with g)
         da = g * self.b
         db = g * self.a
         # END SOLUTION
@@ -50,7 +50,7 @@ class Exp(mc.Function):
 
     def backward(self, g):
         dx = None
-        # BEGIN SOLUTION (hint: exp is its own derivative, and forward saved it)
+        # BEGIN SOLUTION (hint: what is the derivative of exp(x), and what did forward save that equals it?)
         dx = g * self.y
         # END SOLUTION
         return dx
@@ -65,7 +65,7 @@ class Log(mc.Function):
 
     def backward(self, g):
         dx = None
-        # BEGIN SOLUTION (hint: d log(x) / dx = 1 / x)
+        # BEGIN SOLUTION (hint: differentiate log(x); forward saved the x you need)
         dx = g / self.x
         # END SOLUTION
         return dx
@@ -99,7 +99,7 @@ class Sigmoid(mc.Function):
 
     def backward(self, g):
         dx = None
-        # BEGIN SOLUTION (hint: sigmoid' = y (1 - y), with y the output)
+        # BEGIN SOLUTION (hint: differentiate 1 / (1 + exp(-x)), then write it with y alone: what is exp(-x) in terms of y?)
         dx = g * self.y * (1.0 - self.y)
         # END SOLUTION
         return dx
@@ -114,7 +114,7 @@ class Tanh(mc.Function):
 
     def backward(self, g):
         dx = None
-        # BEGIN SOLUTION (hint: tanh' = 1 - y**2, with y the output)
+        # BEGIN SOLUTION (hint: differentiate sinh / cosh by the quotient rule, then write the result in terms of y = tanh(x))
         dx = g * (1.0 - self.y ** 2)
         # END SOLUTION
         return dx
@@ -175,7 +175,7 @@ class SoftmaxCrossEntropy(mc.Function):
 
     def backward(self, g):
         dscores = None
-        # BEGIN SOLUTION (hint: (probs - one_hot(labels)) / N, times the upstream g, a number)
+        # BEGIN SOLUTION (hint: derive d(-log p_y) / d s_j for one row, for j = y and j != y; then the mean over rows, times g)
         n = self.probs.shape[0]
         dscores = self.probs.copy()
         dscores[np.arange(n), self.labels] -= 1.0

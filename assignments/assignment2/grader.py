@@ -11,7 +11,7 @@ The final grade also runs *hidden* checks on other inputs; they are not in your 
 your network with minicnn's own operations in place of your Functions, so that a mistake in Q1-Q4
 costs its points once. (``mc.gradcheck`` tells you *why* a gradient is off: see the notebook.)
 
-``sub.functions``, ``sub.topo`` and ``sub.network`` are your files.
+``sub.functions``, ``sub.topo``, ``sub.network`` and ``sub.optimizers`` are your files.
 """
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from minicnn import optim
 from minicnn.assignment import Question, collect_references, substitute
 
 TITLE = "Assignment 2: Autograd"
-SUBMISSION_FILES = ["functions.py", "topo.py", "network.py"]
+SUBMISSION_FILES = ["functions.py", "topo.py", "network.py", "optimizers.py"]
 
 
 def random(seed, *shape, positive=False):
@@ -54,7 +54,7 @@ def gradients(op, arrays, upstream_seed):
 
 
 # --------------------------------------------------------------------------------------------
-q1 = Question("q1", "Elementwise: Multiply, Exp, Log", points=15)
+q1 = Question("q1", "Elementwise: Multiply, Exp, Log", points=10)
 
 
 @q1.public
@@ -88,7 +88,7 @@ def exp_log_values(sub):
 
 
 # --------------------------------------------------------------------------------------------
-q2 = Question("q2", "Activations: ReLU, Sigmoid, Tanh", points=15)
+q2 = Question("q2", "Activations: ReLU, Sigmoid, Tanh", points=10)
 
 
 def away_from_zero(x):
@@ -185,7 +185,7 @@ def cross_entropy_values(sub):
 
 
 # --------------------------------------------------------------------------------------------
-q5 = Question("q5", "Topological order", points=15)
+q5 = Question("q5", "Topological order", points=10)
 
 
 class Node:
@@ -341,7 +341,95 @@ def train_step_values(sub):
 # END HIDDEN
 
 
-QUESTIONS = [q1, q2, q3, q4, q5, q6]
+# --------------------------------------------------------------------------------------------
+q7 = Question("q7", "Optimisers from their update formulas", points=15)
+
+
+def fixed_gradient_steps(optimiser_class, gradients, **settings):
+    """Start one parameter at [1, 2] and take one step per gradient of ``gradients`` (given, not
+    computed: the numbers can be followed by hand). Returns the parameter after each step."""
+    p = tensors([1.0, 2.0])[0]
+    optimiser = optimiser_class([p], **settings)
+    after = []
+    for g in gradients:
+        p.grad = mc.Tensor(np.array(g, dtype=np.float64))
+        optimiser.step()
+        after.append(p.numpy().copy())
+    return optimiser, after
+
+
+@q7.public
+def sgd_momentum_small_example(sub):
+    # lr 0.1, momentum 0.9, gradients [1, -1] then [1, 1]:
+    # v = [1, -1], p = [0.9, 2.1]; then v = [1.9, 0.1], p = [0.71, 2.09].
+    optimiser, (p1, p2) = fixed_gradient_steps(sub.optimizers.SGDMomentum, [[1, -1], [1, 1]],
+                                               lr=0.1, momentum=0.9)
+    return {"p1": p1, "p2": p2, "velocity": optimiser.velocity[0]}
+
+
+@q7.public
+def nesterov_small_example(sub):
+    # The same with nesterov=True: the velocities are the same, the steps are not:
+    # p = [1, 2] - 0.1 * ([1, -1] + 0.9 * [1, -1]) = [0.81, 2.19], then p = [0.539, 2.081].
+    optimiser, (p1, p2) = fixed_gradient_steps(sub.optimizers.SGDMomentum, [[1, -1], [1, 1]],
+                                               lr=0.1, momentum=0.9, nesterov=True)
+    return {"p1": p1, "p2": p2, "velocity": optimiser.velocity[0]}
+
+
+@q7.public
+def adam_small_example(sub):
+    # lr 0.1, gradients of very different sizes, [0.001, -100] then [0.003, 100]. The first step
+    # moves each parameter by lr (p = [0.900001, 2.1]): the bias corrections make m_hat / sqrt(v_hat)
+    # = g / |g| at t = 1 (up to eps), whatever the size of g. After the second step
+    # m = [0.00039, 1.0], v = [9.999e-9, 19.99] and p = [0.80822, 2.09474].
+    optimiser, (p1, p2) = fixed_gradient_steps(sub.optimizers.Adam, [[1e-3, -100], [3e-3, 100]],
+                                               lr=0.1)
+    return {"p1": p1, "p2": p2, "m": optimiser.m[0], "v": optimiser.v[0]}
+
+
+# BEGIN HIDDEN
+def optimiser_trajectory(optimiser_class, seed, steps=10, **settings):
+    """Ten steps on two parameters of a noisy quadratic (each gradient depends on where the
+    parameter is): the parameters after the first step and after the last, and the state. The
+    references are the solution's, which equal minicnn's ``optim.SGD`` / ``optim.Adam``."""
+    rng = np.random.default_rng(seed)
+    params = tensors(rng.standard_normal((3, 4)), rng.standard_normal(5))
+    curvature = [rng.uniform(0.1, 3.0, p.shape) for p in params]
+    noise = [rng.standard_normal((steps, *p.shape)) for p in params]
+    optimiser = optimiser_class(params, **settings)
+    out = {}
+    for t in range(steps):
+        for p, c, n in zip(params, curvature, noise):
+            p.grad = mc.Tensor(c * p.numpy() + n[t])
+        optimiser.step()
+        if t == 0:
+            out.update({f"p{i}_step1": p.numpy().copy() for i, p in enumerate(params)})
+    out.update({f"p{i}_step{steps}": p.numpy() for i, p in enumerate(params)})
+    return optimiser, out
+
+
+@q7.hidden
+def sgd_momentum_trajectory(sub):
+    optimiser, out = optimiser_trajectory(sub.optimizers.SGDMomentum, 121, lr=0.05, momentum=0.8)
+    return {**out, "velocity0": optimiser.velocity[0], "velocity1": optimiser.velocity[1]}
+
+
+@q7.hidden
+def nesterov_trajectory(sub):
+    optimiser, out = optimiser_trajectory(sub.optimizers.SGDMomentum, 122, lr=0.05, momentum=0.9,
+                                          nesterov=True)
+    return {**out, "velocity0": optimiser.velocity[0], "velocity1": optimiser.velocity[1]}
+
+
+@q7.hidden
+def adam_trajectory(sub):
+    optimiser, out = optimiser_trajectory(sub.optimizers.Adam, 123, lr=0.02, betas=(0.8, 0.99),
+                                          eps=1e-6)
+    return {**out, "m0": optimiser.m[0], "v0": optimiser.v[0], "m1": optimiser.m[1], "v1": optimiser.v[1]}
+# END HIDDEN
+
+
+QUESTIONS = [q1, q2, q3, q4, q5, q6, q7]
 
 #: Written questions, graded by hand from ``answers.md`` (not part of the automatic total).
 WRITTEN = {"w1": ("The order of the backward walk", 10), "w2": ("Reading the gradients", 5)}

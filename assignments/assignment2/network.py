@@ -63,7 +63,7 @@ def train_step(model, optimizer, x, y):
     """One step of training on the batch ``(x, y)`` (tensors); returns the loss as a float."""
     loss = None
     # BEGIN SOLUTION (hint: clear the old gradients, compute the loss, backward, step)
-    optimizer.zero_grad()
+    optimizer.zero_grad()         # else this step's gradients add to the last step's
     loss = model.loss(x, y)
     loss.backward()
     optimizer.step()
@@ -97,9 +97,11 @@ def load_data(n_train, n_test, synthetic=False, seed=0):
 
 
 def train(model, x_train, y_train, x_test, y_test, epochs=3, batch_size=64, lr=0.05, seed=0,
-          log=print):
-    """Mini-batch SGD with momentum; returns one record per epoch."""
-    optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+          log=print, optimizer=None):
+    """Mini-batch training; returns one record per epoch. ``optimizer`` defaults to minicnn's SGD
+    with momentum 0.9 and the rate ``lr``; pass one of ``optimizers.py`` (Q7) to use yours."""
+    if optimizer is None:
+        optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     rng, history = np.random.default_rng(seed), []
     for epoch in range(1, epochs + 1):
         start, losses = time.perf_counter(), []
@@ -125,11 +127,14 @@ def main(argv=None):
     parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the initial weights and the order of the batches")
     args = parser.parse_args(argv)
     n_train, n_test = (2000, 1000) if args.quick else (20000, 5000)
     data = load_data(n_train, n_test, synthetic=args.synthetic)
-    model = TwoLayerNet(784, args.hidden, 10, activation=args.activation)
-    return train(model, *data, epochs=args.epochs or (2 if args.quick else 5), lr=args.lr)
+    model = TwoLayerNet(784, args.hidden, 10, activation=args.activation, seed=args.seed)
+    return train(model, *data, epochs=args.epochs or (2 if args.quick else 5), lr=args.lr,
+                 seed=args.seed)
 
 
 if __name__ == "__main__":
