@@ -33,6 +33,12 @@ VARIANTS = {
         variant(1, "layers.py", "    dscores /= N\n", ""),
         {"q6": 10 * (0.5 + 0.5 + 0 + 0.5) / 4}),           # loss right, dscores wrong; the
                                                           # numerical-gradient check fails
+    "a1-lrn-backward-without-the-cross-channel-term": (
+        variant(1, "layers.py",
+                "    dx = dout * scale ** -beta - (2.0 * alpha * beta / size) * x * incoming\n",
+                "    dx = dout * scale ** -beta\n"),
+        {"q8": 15 * (1 + 0 + 0.5 + 1 + 0) / 5}),          # every out passes, every dx fails;
+                                                          # the numerical-gradient check asserts
     "a2-add-bias-not-summed": (
         variant(2, "functions.py", "        db = g.sum(axis=0)\n", "        db = g\n"),
         {"q3": 20 - 2 * 5 / 2}),                          # db of both AddBias checks: half each
@@ -42,6 +48,15 @@ VARIANTS = {
     "a2-matmul-da-wrong": (
         variant(2, "functions.py", "        da = g @ self.b.T\n", "        da = 2 * g @ self.b.T\n"),
         {"q3": 20 - 2 * 5 / 2, "q6": 20}),                # costs once, in Q3 only
+    "a2-nesterov-as-plain-momentum": (
+        variant(2, "optimizers.py", "            p -= self.lr * (g + self.momentum * v)\n",
+                "            p -= self.lr * v\n"),
+        {"q7": 15 * (1 + 1 / 3 + 1 + 1 + 0 + 1) / 6}),    # its velocity right on fixed gradients only
+    "a2-adam-without-bias-correction": (
+        variant(2, "optimizers.py",
+                "        m_hat = m / (1 - self.beta1 ** t)\n        v_hat = v / (1 - self.beta2 ** t)\n",
+                "        m_hat = m\n        v_hat = v\n"),
+        {"q7": 15 * (1 + 1 + 2 / 4 + 1 + 1 + 0) / 6}),    # m and v right on fixed gradients only
     "a3-conv-params-without-bias": (
         variant(3, "counting.py", " + (out_channels if bias else 0)", ""),
         {"q1": 20 * (0 + 2 / 3 + 2 / 3 + 1) / 4}),        # Q2, Q3 and Q7 use the reference
@@ -118,7 +133,7 @@ def kits(tmp_path_factory):
 
 
 def full_marks(number):
-    return {"q1": 10, "q2": 5, "q3": 25, "q4": 30, "q5": 20, "q6": 10, "q7": 10} if number == 1 \
+    return {"q1": 10, "q2": 5, "q3": 20, "q4": 25, "q5": 15, "q6": 10, "q7": 10, "q8": 15} if number == 1 \
         else None
 
 
