@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import minicnn as mc
-from minicnn.assignment import Question, collect_references, substitute
+from minicnn.assignment import Challenge, Question, collect_references, substitute
 
 TITLE = "Assignment 4: Training tips"
 SUBMISSION_FILES = ["augment.py", "finetune.py"]
@@ -256,6 +256,11 @@ QUESTIONS = [q1, q2, q3, q4, q5]
 #: Written questions, graded by hand from ``answers.md`` (not part of the automatic total).
 WRITTEN = {"w1": ("The table of tricks, filled in and explained", 15),
            "w2": ("When to freeze, when to fine-tune", 5)}
+
+
+#: The open-ended challenge: ranked by ``grade-all --leaderboard``, no points (see README.md).
+CHALLENGE = Challenge("challenge.py", cpu_seconds=120,
+                      title="Best Fashion-MNIST test accuracy in 120 CPU seconds")
 
 
 def make_references(sub):

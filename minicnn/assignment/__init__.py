@@ -32,6 +32,7 @@ import math
 import sys
 
 from .build import BuildError, LeakError, MarkerError, build, strip_solutions
+from .challenge import Challenge
 from .classroom import FORMATS, _check_writable, _write_atomically, grade_folder
 from .grade import GradeError, GradeReport, grade, gradescope_results, printable
 from .questions import Question, collect_references, relative_error, substitute
@@ -42,7 +43,7 @@ __all__ = [
     "build", "grade", "grade_folder", "cli_build", "cli_grade", "cli_grade_all", "main",
     "Question", "collect_references", "relative_error", "substitute", "Submission", "strip_solutions",
     "BuildError", "MarkerError", "LeakError", "GradeError", "GradeReport", "Limits",
-    "EXIT_INCOMPLETE", "add_arguments", "run",
+    "EXIT_INCOMPLETE", "add_arguments", "run", "Challenge",
 ]
 
 #: Exit status of ``grade`` when the report was written but the submission could not be graded
@@ -69,7 +70,7 @@ def cli_build(src, out):
 
 
 def cli_grade(submission, references=None, json_path=None, limits=None, require_isolation=False,
-              format="report"):
+              format="report", challenge=False, data=None):
     """``minicnn assignment grade SUBMISSION [--references KIT]``: prints the report.
 
     ``json_path`` also saves the report as JSON: minicnn's (``format="report"``) or Gradescope's
@@ -78,12 +79,15 @@ def cli_grade(submission, references=None, json_path=None, limits=None, require_
     Returns 0 when every check was graded (whatever the score), :data:`EXIT_INCOMPLETE` (3) when
     the report was written but some check timed out, crashed the grading process or was not run,
     and 1 when the tooling could not grade at all (no grader, unreadable references, a JSON file
-    that cannot be written). ``json_path`` also saves the report as JSON.
+    that cannot be written). ``json_path`` also saves the report as JSON. ``challenge`` also runs
+    the kit's challenge (on the Fashion-MNIST files in ``data``, or the usual places) and prints
+    its accuracy.
     """
     try:
         if json_path:
             _check_writable(json_path, "JSON report")
-        report = grade(submission, references, limits=limits, require_isolation=require_isolation)
+        report = grade(submission, references, limits=limits, require_isolation=require_isolation,
+                       challenge=challenge, data=data)
     except GradeError as error:
         print(f"error: {printable(error)}", file=sys.stderr)
         return 1
@@ -98,19 +102,23 @@ def cli_grade(submission, references=None, json_path=None, limits=None, require_
 
 
 def cli_grade_all(submissions, references, csv_path, json_dir=None, limits=None,
-                  require_isolation=False, format="report"):
+                  require_isolation=False, format="report", leaderboard=None, data=None):
     """``minicnn assignment grade-all SUBMISSIONS --references KIT --csv FILE``: one row per student.
 
+    ``leaderboard`` also runs the kit's challenge for everyone (on ``data``) and ranks them there.
     Returns 0 when every submission was graded completely, :data:`EXIT_INCOMPLETE` (3) when some
     could not be (a timeout, a crash, a folder the grader could not run), 1 on a tooling problem.
     """
     try:
         results = grade_folder(submissions, references, csv_path, json_dir, limits,
-                               require_isolation=require_isolation, format=format)
+                               require_isolation=require_isolation, format=format,
+                               leaderboard=leaderboard, data=data)
     except (GradeError, OSError) as error:
         print(f"error: {printable(error)}", file=sys.stderr)
         return 1
     print(f"wrote {csv_path}: {len(results)} submissions")
+    if leaderboard is not None:
+        print(f"wrote {leaderboard}: the challenge's ranking")
     return 0 if all(r is not None and r.complete for _, r in results) else EXIT_INCOMPLETE
 
 
@@ -148,6 +156,13 @@ def _limit_options(parser):
                         help="refuse to grade unless bubblewrap isolates the submissions")
 
 
+def _challenge_data_option(parser):
+    parser.add_argument("--challenge-data", default=None, metavar="DIR",
+                        help="the challenge's data: a folder with Fashion-MNIST's four IDX files "
+                             "(a private test set: your own t10k-* files); default: the usual "
+                             "places (see minicnn.data.FashionMNIST)")
+
+
 def add_arguments(parser):
     """Add the ``build``/``grade``/``grade-all`` commands to ``parser`` (``minicnn assignment``)."""
     commands = parser.add_subparsers(dest="action", required=True)
@@ -163,6 +178,10 @@ def add_arguments(parser):
     p_grade.add_argument("--format", choices=FORMATS, default="report",
                          help="what --json writes: minicnn's report, or Gradescope's autograder "
                               "results.json (default %(default)s)")
+    p_grade.add_argument("--challenge", action="store_true",
+                         help="also run the kit's open-ended challenge and print its accuracy "
+                              "(needs --references)")
+    _challenge_data_option(p_grade)
     _limit_options(p_grade)
     p_all = commands.add_parser("grade-all", help="grade every submission folder in a folder; one CSV")
     p_all.add_argument("submissions", help="a folder holding one folder per student")
@@ -173,6 +192,10 @@ def add_arguments(parser):
     p_all.add_argument("--format", choices=FORMATS, default="report",
                        help="what --json-dir receives: STUDENT.json reports, or STUDENT/results.json "
                             "for Gradescope (default %(default)s)")
+    p_all.add_argument("--leaderboard", default=None, metavar="FILE.csv",
+                       help="also run the kit's open-ended challenge for every student and write "
+                            "the ranking here")
+    _challenge_data_option(p_all)
     _limit_options(p_all)
 
 
@@ -188,9 +211,10 @@ def run(args):
                   file=sys.stderr)
             return 1
         return cli_grade_all(args.submissions, args.references, args.csv_path, args.json_dir,
-                             limits, args.require_isolation, args.format)
+                             limits, args.require_isolation, args.format, args.leaderboard,
+                             args.challenge_data)
     return cli_grade(args.submission, args.references, args.json_path, limits,
-                     args.require_isolation, args.format)
+                     args.require_isolation, args.format, args.challenge, args.challenge_data)
 
 
 def main(argv=None):

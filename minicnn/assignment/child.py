@@ -95,7 +95,8 @@ def set_limits(limits):
         resource.setrlimit(kind, (value, new_hard))
 
     lower(resource.RLIMIT_CORE, 0)
-    lower(resource.RLIMIT_CPU, limits.get("cpu_seconds"), hard_extra=2)   # SIGXCPU, then SIGKILL
+    # SIGXCPU, then SIGKILL 2 s later; ``cpu_exact`` (a challenge's budget): SIGKILL at the limit.
+    lower(resource.RLIMIT_CPU, limits.get("cpu_seconds"), hard_extra=0 if limits.get("cpu_exact") else 2)
     lower(resource.RLIMIT_AS, limits.get("memory_bytes"))
     lower(resource.RLIMIT_NOFILE, limits.get("open_files"))
     lower(resource.RLIMIT_FSIZE, limits.get("file_bytes"))
@@ -249,6 +250,48 @@ def _run(job, channel):
     return 0
 
 
+def _challenge_check(settings, code):
+    """The challenge as a check (see :mod:`minicnn.assignment.challenge`): load the data, call the
+    handed-in ``train(images, labels, seconds)`` with the CPU seconds left, then the ``predict``
+    it returned on the test images; returns ``{"predictions": labels, "cpu_seconds": CPU time
+    used}`` (this process's own count: the kernel's limit is what enforces the budget)."""
+    import time
+
+    import numpy as np
+
+    def train(sub):
+        with np.load(code / settings["data"], allow_pickle=False) as data:
+            images, labels, test_images = (data[key] for key in
+                                           ("train_images", "train_labels", "test_images"))
+        module = sub.module(settings["module"])
+        function = getattr(module, "train", None)
+        if not callable(function):
+            raise TypeError(f"{settings['module']}.py must define train(images, labels, seconds)")
+        seconds = float(settings["cpu_seconds"]) - time.process_time()
+        predict = function(images, labels, seconds)
+        if not callable(predict):
+            raise TypeError(f"train must return a function predict(images) -> labels, got "
+                            f"{type(predict).__name__}")
+        predictions = np.asarray(predict(test_images))
+        return {"predictions": predictions, "cpu_seconds": time.process_time()}
+
+    return train
+
+
+def _run_challenge(job, channel):
+    """Run the challenge of the job (one "check", :data:`~minicnn.assignment.challenge.CHECK_ID`)."""
+    settings, code = job["challenge"], Path(job["code_dir"])
+    question = Question("challenge", "challenge", points=0, timeout=float(settings["wall_seconds"]))
+    question.hidden(_challenge_check(settings, code))
+    check_id = question.check_id(question.checks[0])            # "challenge.train"
+    with Submission(code) as sub:
+        channel.event("start", check=check_id)
+        status, message, arrays = run_check(question, question.checks[0], sub, question.timeout)
+        channel.result(check_id, status, message[:MAX_MESSAGE], arrays)
+    channel.event("finished")
+    return 0
+
+
 def main(argv=None):
     """Run the job file named on the command line; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -260,6 +303,8 @@ def main(argv=None):
     sys.path[:] = [p for p in sys.path if p and _inside(os.path.realpath(p), job["python_dirs"])]
     sys.dont_write_bytecode = True
     install_guard(job["readable"], job["writable"])
+    if "challenge" in job:
+        return _run_challenge(job, channel)
     return _run(job, channel)
 
 

@@ -23,6 +23,11 @@ A class run always finishes, and what it graded is never lost:
   the grading kit changed under it (then nothing graded after could be trusted);
 * cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) are escaped
   with a leading ``'``, and names are printed with control characters escaped.
+
+With ``leaderboard`` (``--leaderboard board.csv``) every submission also runs the kit's open-ended
+challenge (:mod:`~minicnn.assignment.challenge`), and the leaderboard (rank, student, accuracy,
+CPU seconds, status, details) is rewritten atomically after every student, like the marks. A kit
+without a challenge is refused before anyone is graded.
 """
 import csv
 import json
@@ -32,7 +37,9 @@ import traceback
 from pathlib import Path
 
 from . import isolation
-from .grade import GradeError, KitChanged, grade, gradescope_results, kit_questions, printable
+from .challenge import NOT_GRADED, ChallengeResult, write_leaderboard
+from .grade import (GradeError, KitChanged, challenge_data, grade, gradescope_results,
+                    kit_challenge, kit_questions, printable)
 
 __all__ = ["grade_folder", "ClassRun", "FORMATS", "MAX_ANSWER"]
 
@@ -98,13 +105,19 @@ def _write_atomically(path, write):
 class ClassRun:
     """The rows of a class run so far, saved after every student (see the module docstring)."""
 
-    def __init__(self, csv_path, questions, written):
+    def __init__(self, csv_path, questions, written, leaderboard=None):
         self.csv_path, self.questions, self.written = Path(csv_path), questions, written
+        self.leaderboard = leaderboard   # the leaderboard's CSV, or None
         self.rows = []                   # (student, report or None, why not graded)
 
     def add(self, student, report, error=""):
         self.rows.append((student, report, error))
         _write_atomically(self.csv_path, self._write)
+        if self.leaderboard is not None:
+            write_leaderboard(self.leaderboard, [
+                (name, report.challenge if report is not None and report.challenge is not None
+                 else ChallengeResult(NOT_GRADED, message=printable(why or "the challenge did not run")))
+                for name, report, why in self.rows])
 
     def _write(self, handle):
         header = (["student"] + [f"{q['name']} ({q['points']:g})" for q in self.questions]
@@ -146,11 +159,14 @@ class ClassRun:
 
 
 def grade_folder(submissions, references, csv_path, json_dir=None, limits=None, log=print,
-                 require_isolation=False, format="report"):
+                 require_isolation=False, format="report", leaderboard=None, data=None):
     """Grade every folder in ``submissions`` with the kit ``references``; write ``csv_path``.
 
     ``json_dir`` (optional) receives each student's report: ``<student>.json`` (``format``
     ``"report"``) or ``<student>/results.json`` in Gradescope's format (``"gradescope"``).
+
+    ``leaderboard`` (optional) runs the kit's challenge for everyone on ``data`` (a folder of
+    Fashion-MNIST IDX files; None: the usual places) and writes the ranking there.
 
     Returns the list of ``(student, report)`` pairs (``report`` is None where the grader could
     not run at all, with the reason in the CSV's ``complete`` column). Raises :class:`GradeError`
@@ -162,6 +178,15 @@ def grade_folder(submissions, references, csv_path, json_dir=None, limits=None, 
         raise GradeError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
     folders = _submissions(submissions)
     questions, written = kit_questions(references)
+    if leaderboard is not None:
+        challenge = kit_challenge(references)
+        if challenge is None:
+            raise GradeError(f"the grading kit {references} has no challenge (no CHALLENGE in its "
+                             f"grader.py): --leaderboard has nothing to rank")
+        _check_writable(leaderboard, "leaderboard")
+        data = challenge_data(data)
+        log(f"challenge: {challenge.title} ({challenge.cpu_seconds:g} CPU seconds each; "
+            f"data from {data.folder})")
     _check_writable(csv_path, "CSV file")
     if json_dir is not None:
         _check_writable(Path(json_dir) / ".minicnn-check", "JSON reports in")
@@ -170,7 +195,7 @@ def grade_folder(submissions, references, csv_path, json_dir=None, limits=None, 
         if require_isolation:
             raise GradeError(f"isolation is required, but {isolated.detail}")
         log(f"WARNING: the submissions will be {isolated.describe()}")
-    run = ClassRun(csv_path, questions, written)
+    run = ClassRun(csv_path, questions, written, leaderboard)
     for name, folder, refused in folders:
         if folder is None:
             log(f"{printable(name):<24} {refused}")
@@ -178,7 +203,8 @@ def grade_folder(submissions, references, csv_path, json_dir=None, limits=None, 
             continue
         try:
             report = grade(folder, references, quiet=True, limits=limits,
-                           require_isolation=require_isolation)
+                           require_isolation=require_isolation,
+                           challenge=leaderboard is not None, data=data)
         except KitChanged as error:
             run.add(name, None, f"not graded: {error}")
             raise
@@ -194,7 +220,9 @@ def grade_folder(submissions, references, csv_path, json_dir=None, limits=None, 
             run.add(name, None, why)
             continue
         log(f"{printable(name):<24} {report.earned:g} / {report.possible:g}"
-            + ("" if report.complete else "  (incomplete: see its report)"))
+            + ("" if report.complete else "  (incomplete: see its report)")
+            + (f"; challenge: {printable(report.challenge.describe())}"
+               if report.challenge is not None else ""))
         if json_dir is not None and format == "gradescope":
             (Path(json_dir) / name).mkdir(exist_ok=True)
             _write_atomically(Path(json_dir) / name / "results.json",

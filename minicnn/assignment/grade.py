@@ -36,13 +36,15 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .challenge import Challenge, ChallengeData, load_data, run_challenge
 from .files import HandInError, digest, read_regular
 from .questions import EXPECTED_FILE, Question, hidden_weight_key, relative_error
 from .sandbox import CRASHED, NOT_RUN, TIMEOUT, Limits, SandboxError, run_checks
 from .submission import CheckTimeout, Submission
 
 __all__ = ["grade", "GradeError", "GradeReport", "QuestionResult", "CheckResult", "load_grader",
-           "INCOMPLETE", "printable", "KitChanged", "gradescope_results", "written_answers"]
+           "INCOMPLETE", "printable", "KitChanged", "gradescope_results", "written_answers",
+           "kit_challenge", "challenge_data"]
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
 NOT_IMPLEMENTED, SKIPPED, PARTIAL = "not implemented", "skipped", "partial"
@@ -118,6 +120,7 @@ class GradeReport:
     missing: list = dataclasses.field(default_factory=list)   # expected files not handed in
     written: dict = dataclasses.field(default_factory=dict)   # {"w1": answer text, "" if none}
     expected: str = None         # the expected values a student's own run scored against
+    challenge: object = None     # the challenge's ChallengeResult, when it was run
 
     @property
     def complete(self):
@@ -196,6 +199,8 @@ class GradeReport:
         empty = [key for key, text in self.written.items() if not text]
         if empty:
             lines += ["", f"written answers missing: {', '.join(map(printable, empty))}"]
+        if self.challenge is not None:
+            lines += ["", f"challenge (ranked, not graded): {printable(self.challenge.describe())}"]
         if not self.complete:
             lines += ["", "NOT GRADED COMPLETELY: " + ("expected files were not handed in"
                                                       if self.missing else
@@ -424,6 +429,7 @@ class KitGrader:
     submission_files: list       # the code handed in
     written: dict                # {"w1": (title, points)}: graded by hand
     answers_file: str            # where the written answers are (None without WRITTEN)
+    challenge: Challenge = None  # the open-ended challenge (CHALLENGE), if the kit has one
 
     @property
     def expected_files(self):
@@ -441,7 +447,28 @@ def _trusted_grader(kit):
         written = {str(key): (str(title), float(points))
                    for key, (title, points) in (getattr(grader, "WRITTEN", {}) or {}).items()}
         answers = str(getattr(grader, "ANSWERS_FILE", ANSWERS_FILE)) if written else None
-    return KitGrader(questions, title, submission_files, written, answers)
+        challenge = getattr(grader, "CHALLENGE", None)
+        if challenge is not None and not isinstance(challenge, Challenge):
+            raise GradeError(f"{kit / 'grader.py'}: CHALLENGE must be a minicnn.assignment."
+                             f"Challenge, got {type(challenge).__name__}")
+    return KitGrader(questions, title, submission_files, written, answers, challenge)
+
+
+def kit_challenge(references):
+    """The kit's :class:`~minicnn.assignment.challenge.Challenge`, or None when it has none."""
+    _, kit = _locate_references(references)
+    if kit is None:
+        raise GradeError("the challenge needs the kit folder written by the build (--references)")
+    return _trusted_grader(kit).challenge
+
+
+def challenge_data(folder=None):
+    """The challenge's data set (:func:`~minicnn.assignment.challenge.load_data`), problems as
+    :class:`GradeError`."""
+    try:
+        return load_data(folder)
+    except ValueError as error:
+        raise GradeError(str(error)) from None
 
 
 def kit_questions(references):
@@ -541,8 +568,24 @@ def _run_isolated(folder, kit, submission_files, plan, limits, require_isolation
     return run
 
 
+def _run_challenge(folder, kit, declared, data, limits, require_isolation):
+    """:func:`~minicnn.assignment.challenge.run_challenge`, its refusals as :class:`GradeError`."""
+    before = digest(kit)
+    try:
+        result = run_challenge(folder, kit, declared.challenge, declared.submission_files, data,
+                               limits, require_isolation=require_isolation)
+    except HandInError as error:
+        raise GradeError(f"refused the hand-in in {folder}: {error}") from None
+    except SandboxError as error:
+        raise GradeError(str(error)) from None
+    if digest(kit) != before:
+        raise KitChanged(f"the grading kit {kit} changed while {folder.name}'s challenge ran: "
+                         f"restore it from the build before grading on")
+    return result
+
+
 def grade(submission_dir, references=None, *, quiet=False, file=None, limits=None,
-          require_isolation=False):
+          require_isolation=False, challenge=False, data=None):
     """Grade the assignment in ``submission_dir``; print and return a :class:`GradeReport`.
 
     ``references`` is the kit folder written by the build (``out/grader``) or the path of its
@@ -552,6 +595,11 @@ def grade(submission_dir, references=None, *, quiet=False, file=None, limits=Non
     (``require_isolation``: refuse where it does not), under ``limits``
     (:class:`~minicnn.assignment.sandbox.Limits`); this process compares and scores. The report is
     printed to ``file`` (standard output by default) unless ``quiet``.
+
+    ``challenge=True`` also runs the kit's open-ended challenge (:mod:`~minicnn.assignment.challenge`;
+    refused when the kit has none) on ``data``: a folder of Fashion-MNIST IDX files, a loaded
+    :class:`~minicnn.assignment.challenge.ChallengeData`, or None for the usual places. Its result
+    is ``report.challenge``; it adds no points.
     """
     folder = Path(submission_dir).resolve()
     if not folder.is_dir():
@@ -562,15 +610,25 @@ def grade(submission_dir, references=None, *, quiet=False, file=None, limits=Non
         raise GradeError(f"no grader.py in {grader_path.parent}")
     reference_values = _load_references(references_path) if references_path else None
 
-    missing, written, expected_path, hidden_weights = [], {}, None, {}
+    missing, written, expected_path, hidden_weights, ranked = [], {}, None, {}, None
+    if challenge and kit is None:
+        raise GradeError("the challenge needs the grading kit (--references)")
     if kit is not None:
         declared = _trusted_grader(kit)
+        if challenge:
+            if declared.challenge is None:
+                raise GradeError(f"the grading kit {kit} has no challenge (no CHALLENGE in its "
+                                 f"grader.py)")
+            if not isinstance(data, ChallengeData):
+                data = challenge_data(data)
         questions, title = declared.questions, declared.title
         missing = _missing_files(folder, declared.expected_files)
         written = _collect_written(folder, kit, declared, limits)
         plan = [f"{q['name']}.{c['name']}" for q in questions for c in q["checks"]]
         run = _run_isolated(folder, kit, declared.submission_files, plan, limits,
                             require_isolation, questions=questions)
+        if challenge:
+            ranked = _run_challenge(folder, kit, declared, data, limits, require_isolation)
     else:
         run = _run_isolated(folder, None, (), None, limits, require_isolation, kinds=("public",))
         if run.manifest is None:
@@ -593,7 +651,8 @@ def grade(submission_dir, references=None, *, quiet=False, file=None, limits=Non
                          references=str(references_path) if references_path else None,
                          questions=results, output=run.output,
                          isolation=run.isolation.describe(), isolated=run.isolation.isolated,
-                         missing=missing, written=written, expected=expected_path)
+                         missing=missing, written=written, expected=expected_path,
+                         challenge=ranked)
     if not quiet:
         print(report.format(), file=file or sys.stdout)
     return report

@@ -28,6 +28,7 @@ Only POSIX systems (Linux, macOS) have the resource limits; elsewhere :func:`run
 """
 import dataclasses
 import json
+import math
 import os
 import selectors
 import signal
@@ -36,6 +37,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
+
+import numpy as np
 
 from . import isolation as _isolation
 from .channel import ProtocolError, Reader
@@ -77,7 +80,9 @@ class Limits:
     ``open_files``, ``file_bytes`` (largest file the child may write) and ``processes``
     (RLIMIT_NPROC; 0: no new processes) the other limits. ``scratch_bytes`` is the size of each of
     the child's two writable tmpfs (its working folder and ``/tmp``; isolated runs only).
-    ``read_paths`` are extra folders the child may read (a data set, say). ``output_bytes`` caps
+    ``read_paths`` are extra folders the child may read (a data set, say). ``cpu_seconds`` (None:
+    the time budget's) caps the child's CPU time below that, exactly (a challenge's budget: the
+    kernel kills the child at that many seconds, rounded up; no grace). ``output_bytes`` caps
     the total size of the arrays read back; ``handin_bytes`` each handed-in file and
     ``handin_total`` a whole folder copied for a student's own run.
     """
@@ -94,10 +99,15 @@ class Limits:
     scratch_bytes: int = 256 * 1024 ** 2
     handin_bytes: int = 16 * 1024 ** 2
     handin_total: int = 64 * 1024 ** 2
+    cpu_seconds: float = None
 
     def child_limits(self, seconds_left):
         """The numbers the child passes to ``setrlimit``."""
-        return {"cpu_seconds": max(1, int(seconds_left) + 1), "memory_bytes": self.memory_bytes,
+        cpu = max(1, int(seconds_left) + 1)
+        if self.cpu_seconds is not None:
+            cpu = min(cpu, max(1, math.ceil(self.cpu_seconds)))
+        return {"cpu_seconds": cpu, "cpu_exact": self.cpu_seconds is not None,
+                "memory_bytes": self.memory_bytes,
                 "open_files": self.open_files, "file_bytes": self.file_bytes,
                 "processes": self.processes}
 
@@ -273,8 +283,9 @@ class _Child:
 class _Run:
     """One submission's grading: starts children until every planned check has a result."""
 
-    def __init__(self, root, plan, kinds, limits, isolation, hidden, questions=None):
+    def __init__(self, root, plan, kinds, limits, isolation, hidden, questions=None, job=None):
         self.root, self.plan, self.kinds, self.limits = root, plan, kinds, limits
+        self.extra_job = dict(job or {})
         self.isolation, self.hidden = isolation, hidden
         self.questions = questions    # the kit's questions (trusted), else the child's manifest
         self.found = {}
@@ -303,7 +314,7 @@ class _Run:
                "check_seconds": self.limits.check_seconds,
                "import_seconds": self.limits.startup_seconds,
                "limits": self.limits.child_limits(left), "python_dirs": _isolation.python_dirs(),
-               **self.guard}
+               **self.guard, **self.extra_job}
         path = self.root / "job.json"
         path.write_text(json.dumps(job), encoding="utf-8")
         return path
@@ -499,15 +510,34 @@ def _seconds(value):
     return seconds
 
 
+def _write_data(code_dir, data):
+    """Write each ``{name: arrays}`` of ``data`` as ``code_dir/name`` (a new file: a handed-in or
+    kit file of that name is refused, never replaced)."""
+    for name, arrays in data.items():
+        if "/" in name or not name.endswith(".npz"):
+            raise SandboxError(f"data file {name!r}: expected a plain name ending in .npz")
+        try:
+            descriptor = os.open(code_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                 0o644)
+        except FileExistsError:
+            raise SandboxError(f"the data file {name} clashes with a file of the submission or "
+                               f"the kit of the same name") from None
+        with os.fdopen(descriptor, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
 def run_checks(submission, kit, submission_files, plan, limits=None, kinds=("public", "hidden"),
-               require_isolation=False, hidden=(), questions=None):
+               require_isolation=False, hidden=(), questions=None, data=None, job=None):
     """Run checks of ``submission`` in an isolated child process; see the module docstring.
 
     ``kit`` is the grading kit folder (None: use the submission's own grader and files), ``plan``
     the check ids to run, in order (``"q1.relu_values"``; None: every check of the ``kinds`` that
     the child's grader lists). ``questions`` are the kit's questions as data (their time limits
-    are then taken from there, not from the child). ``hidden`` are more folders the child must not see (the kit, the
-    submission and the checkout always are). ``require_isolation`` raises
+    are then taken from there, not from the child). ``hidden`` are more folders the child must not
+    see (the kit, the submission and the checkout always are). ``data`` (``{file name: {name:
+    array}}``) are ``.npz`` files this process writes into ``code/`` before the child starts (a
+    challenge's data set); ``job`` adds entries to the child's job (a challenge's settings; see
+    :mod:`minicnn.assignment.challenge`). ``require_isolation`` raises
     :class:`IsolationRequired` where bubblewrap cannot run. Returns a :class:`SandboxRun`;
     a handed-in file that is not a plain file raises
     :class:`~minicnn.assignment.files.HandInError`.
@@ -532,8 +562,9 @@ def run_checks(submission, kit, submission_files, plan, limits=None, kinds=("pub
             raise
         except OSError as error:
             raise SandboxError(f"could not copy the submission into the sandbox: {error}") from None
+        _write_data(root / "code", data or {})
         run = _Run(root, list(plan) if plan is not None else None, tuple(kinds), limits,
-                   isolation, sorted(hidden), questions)
+                   isolation, sorted(hidden), questions, job)
         found, manifest = run.run()
         return SandboxRun(found, manifest, run.output.decode("utf-8", errors="replace"),
                           run.failure, isolation)

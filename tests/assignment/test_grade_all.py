@@ -1,4 +1,6 @@
-"""Grading a whole class: one folder per student, one CSV of marks (``grade-all``)."""
+"""Grading a whole class: one folder per student, one CSV of marks (``grade-all``). The challenge's
+leaderboard (``grade-all --leaderboard``) is tested in test_challenge.py."""
+import ast
 import csv
 import json
 import shutil
@@ -10,7 +12,17 @@ from minicnn import cli
 from minicnn.assignment import EXIT_INCOMPLETE, build, cli_grade_all
 
 A2 = Path(__file__).resolve().parents[2] / "assignments" / "assignment2"
-HANDED_IN = ("functions.py", "topo.py", "network.py", "answers.md")
+
+def _submission_files(grader):
+    """The ``SUBMISSION_FILES`` a grader.py lists (read, not imported)."""
+    for node in ast.parse(grader.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "SUBMISSION_FILES"
+                                                for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    raise AssertionError(f"{grader} lists no SUBMISSION_FILES")
+
+
+HANDED_IN = _submission_files(A2 / "grader.py") + ("answers.md",)    # functions.py first
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +88,7 @@ def test_written_answers_complete_hand_ins_and_gradescope_results(kit, tmp_path)
     assert rows["dana"]["w1 answer"] == "(a) The loss comes first: =SUM(A1) is no formula here."
     assert rows["dana"]["w2 answer"] == "MISSING" and rows["dana"]["complete"] == "yes", rows["dana"]
     assert rows["erin"]["complete"] == "no"
-    assert rows["erin"]["not handed in"] == "topo.py network.py answers.md"
+    assert rows["erin"]["not handed in"] == " ".join(HANDED_IN[1:])
     # Gradescope's autograder format, one results.json per student.
     dana = json.loads((results / "dana" / "results.json").read_text())
     assert dana["score"] == dana["max_score"] == 100
@@ -87,7 +99,7 @@ def test_written_answers_complete_hand_ins_and_gradescope_results(kit, tmp_path)
     assert "written answers missing: w2" in dana["output"]
     erin = json.loads((results / "erin" / "results.json").read_text())
     assert erin["score"] < erin["max_score"] == 100
-    assert "not handed in: topo.py, network.py, answers.md" in erin["output"]
+    assert f"not handed in: {', '.join(HANDED_IN[1:])}" in erin["output"]
     failed = [t for t in erin["tests"] if t["name"].startswith("q5.")]
     assert failed and all(t["score"] == 0 and "topo.py was not handed in" in t["output"]
                           for t in failed)
