@@ -148,7 +148,7 @@ def explain(args, out=print):
             written.append(os.path.join(out_dir, f"{method}.png"))
             fig.savefig(written[-1], dpi=90)
             out(f"wrote {written[-1]}")
-    write_json({"checkpoint": os.path.abspath(path), "dataset": config["dataset"], "layer": layer_name,
+    write_json({"checkpoint": os.path.realpath(path), "dataset": config["dataset"], "layer": layer_name,
                 "images": [{"test_index": int(pool[k]), "true": names[labels[i]], "predicted": names[preds[i]],
                             "p_predicted": float(p[i, preds[i]]), "p_true": float(p[i, labels[i]])}
                            for i, k in enumerate(picks)],

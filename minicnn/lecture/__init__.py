@@ -54,6 +54,7 @@ FULL_RUN_TIME = {
     "degradation": "17 to 30 minutes",
     "fine-tune": "about 5 minutes",
     "relu-vs-tanh": "about 3 minutes",
+    "zfnet": "2 to 3 minutes",
 }
 
 #: Printed after every quick run (and stored in its JSON as ``note``).

@@ -42,7 +42,7 @@ QUICK = dict(train_size=256, test_size=64, epochs=1, batch_size=32, lr=1e-3, con
 PATCH = 7          # the measured patches: 4x4 of them tile the 28x28 image
 SHOWN = 6          # test images in the occlusion and Grad-CAM figures
 #: Grad-CAM is measured on the rectified maps (after the ReLU) of conv2 (14x14) and conv5 (7x7, the
-#: last conv layer, Grad-CAM's usual choice); the figure shows conv2's.
+#: last conv layer, Grad-CAM's usual choice); the figure shows conv5's.
 GRADCAM_LAYERS = {"conv2 (14x14)": 5, "conv5 (7x7)": 13}
 
 
@@ -154,7 +154,7 @@ def run(ctx):
         acts = LayerActivation(model, model.features[1]).attribute(x[:1])      # conv1 after ReLU
     fine = backend.to_numpy(Occlusion(probability).attribute(
         x[shown], (1, PATCH, PATCH), strides=(1, 2, 2), target=labels[shown], perturbations_per_eval=64).data)
-    cam = cams["conv2 (14x14)"][shown]
+    cam = cams["conv5 (7x7)"][shown]
     _pictures(ctx, weights, acts, x[shown], fine[:, 0], cam, titles, classes[labels[0]])
     return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
             "parameters": model.num_parameters(), "test_acc": accuracy, "train_acc": history[-1]["train_acc"],
@@ -183,4 +183,4 @@ def _pictures(ctx, weights, acts, images, occlusion, cam, titles, first_label):
                                         title=f"occlusion: drop of p(true class) when a {PATCH}x{PATCH} gray "
                                               f"patch covers the pixel (red: large)"), "occlusion.png")
     ctx.save_figure(viz.examples_figure(images, list(cam), titles,
-                                        title="Grad-CAM of conv2 (after its ReLU) for the true class"), "gradcam.png")
+                                        title="Grad-CAM of conv5 (after its ReLU) for the true class"), "gradcam.png")

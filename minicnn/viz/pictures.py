@@ -29,7 +29,8 @@ def _grid_figure(images, nrow, title):
     """A batch ``(B, C, h, w)``, each image scaled to [0, 1], tiled and shown."""
     grid = _host(make_grid(Tensor(images), nrow=nrow, padding=1, normalize=True, scale_each=True, pad_value=1.0))
     rows, cols = grid.shape[1:]
-    fig = _figure(min(12.0, 1.0 + cols / 8), min(12.0, 1.0 + rows / 8))
+    inch = min(1 / 8, 11 / cols, 11 / rows)             # per pixel: at most 11 inches either way
+    fig = _figure(0.4 + cols * inch, (0.8 if title else 0.4) + rows * inch)
     ax = fig.subplots()
     ax.imshow(grid.transpose(1, 2, 0), interpolation="nearest")
     ax.set_axis_off()
