@@ -1,5 +1,6 @@
 """``minicnn explain`` on a tiny run (lenet5, one epoch on a 64-image Fashion-MNIST look-alike),
 and the attribution methods on a model wrapped in ``DistributedDataParallel``."""
+import argparse
 import json
 import os
 import sys
@@ -170,3 +171,22 @@ def test_attributions_of_a_ddp_wrapped_model_are_the_inner_models(monkeypatch):
     assert all(p.grad is None for p in bare.parameters())   # no gradient averaging ran
     with pytest.raises(ValueError, match="layer Linear is not part of the model"):
         interpret.LayerGradCam(ddp, nn.Linear(2, 2))
+
+
+def test_the_standin_device_explains_the_same_images(run, tmp_path, capsys):
+    """The CUDA code path (arrays on a device, moved back for the pictures) on the CPU stand-in."""
+    pytest.importorskip("matplotlib")
+    import minicnn.testing  # noqa: F401  (registers the stand-in device)
+    data, folder = run
+    facts = {}
+    for device in ("cpu", "standin"):
+        args = explain_cli.add_explain_arguments(argparse.ArgumentParser()).parse_args(
+            [str(folder), "--data-root", str(data), "--images", "2", "--methods", "saliency", "gradcam",
+             "--out", str(tmp_path / device)])
+        args.device = device                      # not a choice on the command line: a test device
+        assert explain_cli.explain_main(args) == 0
+        facts[device] = json.loads((tmp_path / device / "explain.json").read_text())["images"]
+    assert [i["test_index"] for i in facts["cpu"]] == [i["test_index"] for i in facts["standin"]]
+    assert np.allclose([i["p_predicted"] for i in facts["cpu"]], [i["p_predicted"] for i in facts["standin"]],
+                       atol=1e-5)
+    assert sorted(os.listdir(tmp_path / "standin")) == ["explain.json", "gradcam.png", "saliency.png"]
