@@ -78,7 +78,7 @@ def test_written_answers_complete_hand_ins_and_gradescope_results(kit, tmp_path)
     _hand_in(submissions / "dana", A2)
     answers = (kit.student_dir / "answers.md").read_text()
     (submissions / "dana" / "answers.md").write_text(
-        answers.replace("(a)\n", "(a) The loss comes first: =SUM(A1) is no formula here.\n"))
+        answers.replace("(a)\n", "(a) The loss comes first: =SUM(A1) is no formula here.\n", 1))
     _hand_in(submissions / "erin", A2, names=("functions.py",))      # 1 of 4 files
     marks, results = tmp_path / "marks.csv", tmp_path / "gradescope"
     status = cli_grade_all(submissions, kit.grader_dir, marks, json_dir=results,
