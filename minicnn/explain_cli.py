@@ -131,7 +131,10 @@ def explain(args, out=print):
     names = list(classes) if classes else [str(k) for k in range(config["num_classes"])]
     layer_name, layer = choose_layer(model, args.layer, config["model"], x[:1])
     out_dir = args.out if args.out is not None else os.path.join(os.path.dirname(path), "explain")
-    check_out_dir(out_dir)
+    try:
+        check_out_dir(out_dir)
+    except UsageError as err:            # its message names --out, which may not have been given
+        raise UsageError(str(err) if args.out is not None else str(err).replace("--out ", "", 1)) from None
 
     out(f"explaining {config['model']} ({path}) on {len(picks)} {config['dataset']} test images; "
         f"layer {layer_name} for activations and Grad-CAM")

@@ -10,7 +10,9 @@ class with its paper's formula in the docstring:
     attribution.py  what they share: the target score, a layer's output, hooks always removed
 
 Every method works in ``eval()`` mode, with frozen parameters and under ``no_grad`` (it turns on
-what it needs), on every device, and leaves no hook behind. docs/see-inside.md explains them.
+what it needs), on every device, and leaves no hook behind. A model wrapped in
+``nn.parallel.DistributedDataParallel`` is explained through the model it wraps (``attribution.unwrap``).
+docs/see-inside.md explains them; ``minicnn explain`` draws them for a trained run.
 """
 from .gradient import GuidedBackprop, InputXGradient, Saliency
 from .layer import LayerActivation, LayerAttribution, LayerGradCam
