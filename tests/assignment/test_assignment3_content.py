@@ -120,15 +120,25 @@ def test_batchnorm_names_bad_input():
         blocks.batchnorm(np.ones((2, 3, 4)), gamma, beta, mean, var, False)
 
 
-def test_the_experiments_seed_changes_the_run_and_repeats_it(tmp_path, monkeypatch):
+def test_the_experiments_seed_changes_the_run_and_repeats_it_and_the_refresh_changes_no_weight(
+        tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "blocks", blocks)          # experiment.py: from blocks import ...
     experiment = load("experiment")
     runs = {}
-    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+    for name, flags in (("a", ["--seed", "1"]), ("b", ["--seed", "1"]), ("c", ["--seed", "2"]),
+                        ("d", ["--seed", "1", "--no-refresh"])):
         out = tmp_path / name
         out.mkdir()
-        experiment.main(["--quick", "--synthetic", "--steps", "2", "--seed", str(seed), "--out", str(out)])
-        results = json.loads((out / "degradation.json").read_text())
-        runs[name] = [point for r in results.values() for point in r["curve"]]
-    assert runs["a"] == runs["b"]
-    assert runs["a"] != runs["c"]
+        experiment.main(["--quick", "--synthetic", "--steps", "2", "--out", str(out)] + flags)
+        runs[name] = json.loads((out / "degradation.json").read_text())
+
+    def curves(name):
+        return [r["curve"] for r in runs[name].values()]
+    for name in ("a", "b"):
+        for results in runs[name].values():
+            del results["seconds"]                              # wall time: the only difference
+    assert runs["a"] == runs["b"]                               # the same seed: the same run
+    assert curves("a") != curves("c")                           # another seed: another run
+    assert curves("a") == curves("d")                           # the refresh trains nothing
+    assert {r["refreshed_batch_norm"] for r in runs["a"].values()} == {True}
+    assert {r["refreshed_batch_norm"] for r in runs["d"].values()} == {False}
