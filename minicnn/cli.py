@@ -152,7 +152,7 @@ def build_parser():
     p = sub.add_parser("gradcheck", help="finite-difference gradient check of every op")
     p.add_argument("targets", nargs="*", metavar="OP|FILE.py:Class",
                    help="registered op names, or a Function subclass in a file (default: all ops)")
-    p.add_argument("--device", default="cpu", help="cpu, standin or cuda")
+    p.add_argument("--device", default="cpu", choices=backend.device_names(), help="where the check runs")
     p.add_argument("--shape", type=_parse_shape, default=(3, 4),
                    help="input shape for a student Function without gradcheck_inputs() (default 3,4)")
     p.set_defaults(func=cmd_gradcheck)

@@ -65,7 +65,7 @@ def add_explain_arguments(parser):
                         help="the layer for activations and Grad-CAM (default: the last conv layer)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="where the PNGs go (default: the run folder's explain/)")
-    parser.add_argument("--device", default=None, choices=["cpu", "cuda"],
+    parser.add_argument("--device", default=None, choices=backend.device_names(),
                         help="where to run the model (default: cpu)")
     return parser
 

@@ -29,7 +29,7 @@ import importlib
 import os
 import sys
 
-from .. import rng
+from .. import backend, rng
 from ..data import DatasetNotFoundError
 from ..fast.host_memory import keep_freed_memory
 from ..train.args import positive_int
@@ -93,7 +93,7 @@ def add_lecture_arguments(parser):
                         help="override the experiment's number of training epochs")
     parser.add_argument("--subset", type=positive_int, default=None, metavar="N",
                         help="override the number of training images the experiment uses")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "standin"],
+    parser.add_argument("--device", default="cpu", choices=backend.device_names(),
                         help="where to train (default: cpu)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--synthetic", action="store_true",
