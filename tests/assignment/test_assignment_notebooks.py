@@ -55,15 +55,18 @@ def needs_what_the_notebook_uses(number):
 
 
 def run_cells(folder, notebook):
-    """Run the code cells; returns ``(cells run, the exception that stopped them or None)``."""
+    """Run the code cells; returns ``(cells run, the exception that stopped them or None, what
+    the last cell run printed)``."""
     namespace = {"__name__": "__main__"}
-    with inside(folder), contextlib.redirect_stdout(io.StringIO()):
+    with inside(folder):
         for index, source in enumerate(code_cells(notebook)):
+            printed = io.StringIO()
             try:
-                exec(compile(source, f"{notebook.name}[cell {index}]", "exec"), namespace)
+                with contextlib.redirect_stdout(printed):
+                    exec(compile(source, f"{notebook.name}[cell {index}]", "exec"), namespace)
             except Exception as error:          # noqa: BLE001 - what stopped the notebook
-                return index, error
-    return len(code_cells(notebook)), None
+                return index, error, printed.getvalue()
+    return len(code_cells(notebook)), None, printed.getvalue()
 
 
 @pytest.mark.parametrize("number", [1, 2, 3, 4, 5], ids=lambda n: f"assignment{n}")
@@ -71,8 +74,9 @@ def test_the_solution_notebook_runs_to_the_end(number, tmp_path):
     needs_what_the_notebook_uses(number)
     folder = tmp_path / f"assignment{number}"
     shutil.copytree(ROOT / folder.name, folder)
-    ran, error = run_cells(folder, folder / f"{folder.name}.ipynb")
+    ran, error, printed = run_cells(folder, folder / f"{folder.name}.ipynb")
     assert error is None, f"cell {ran}: {type(error).__name__}: {error}"
+    assert "100.0%" in printed, f"the last cell's public checks did not all pass:\n{printed}"
 
 
 @pytest.mark.parametrize("number", [1, 2, 3, 4, 5], ids=lambda n: f"assignment{n}")
@@ -80,6 +84,6 @@ def test_the_student_notebook_stops_at_the_first_todo(number, tmp_path):
     needs_what_the_notebook_uses(number)
     built = build(ROOT / f"assignment{number}", tmp_path / "out")
     notebook = built.student_dir / f"assignment{number}.ipynb"
-    ran, error = run_cells(built.student_dir, notebook)
+    ran, error, _ = run_cells(built.student_dir, notebook)
     assert isinstance(error, NotImplementedError), f"cell {ran}: {error!r}"
     assert ran >= 1                           # the setup cell ran before the first TODO
