@@ -33,8 +33,9 @@ import sys
 
 from .build import BuildError, LeakError, MarkerError, build, strip_solutions
 from .challenge import Challenge
-from .classroom import FORMATS, _check_writable, _write_atomically, grade_folder
-from .grade import GradeError, GradeReport, grade, gradescope_results, printable
+from .classroom import FORMATS, _check_writable, grade_folder
+from .grade import GradeError, GradeReport, grade, gradescope_results
+from .output import printable, write_atomically
 from .questions import Question, collect_references, relative_error, substitute
 from .sandbox import Limits
 from .submission import Submission
@@ -94,7 +95,7 @@ def cli_grade(submission, references=None, json_path=None, limits=None, require_
     if json_path:
         data = gradescope_results(report) if format == "gradescope" else report.to_dict()
         try:
-            _write_atomically(json_path, lambda handle: json.dump(data, handle, indent=2))
+            write_atomically(json_path, lambda handle: json.dump(data, handle, indent=2))
         except OSError as error:
             print(f"error: could not write the JSON report {json_path}: {error}", file=sys.stderr)
             return 1

@@ -39,6 +39,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .output import printable, spreadsheet_safe, write_atomically
+from .sandbox import TIMEOUT, Limits, run_checks
+
 __all__ = ["Challenge", "ChallengeData", "ChallengeResult", "load_data", "run_challenge",
            "leaderboard_rows", "write_leaderboard", "data_folders", "LEADERBOARD_COLUMNS", "OK", "OVER_TIME",
            "CRASHED", "NOT_HANDED_IN", "NOT_IMPLEMENTED", "INVALID", "NOT_GRADED", "DATA_FILE",
@@ -156,8 +159,6 @@ def _reported_cpu(outputs):
 
 def _score(raw, data, challenge):
     """Decide the result from what came back (``raw``, untrusted)."""
-    from .grade import printable
-    from .sandbox import TIMEOUT
     budget = challenge.cpu_seconds
     if raw is None:
         return ChallengeResult(CRASHED, None, None, budget, "no result came back")
@@ -202,7 +203,6 @@ def run_challenge(folder, kit, challenge, submission_files, data, limits=None,
     :class:`ChallengeResult`. Raises :class:`~minicnn.assignment.files.HandInError` for a
     handed-in file the grader refuses to copy, and :class:`~.sandbox.SandboxError` when the
     sandbox cannot be set up."""
-    from .sandbox import Limits, run_checks
     if not os.path.lexists(Path(folder) / PurePosixPath(challenge.file)):
         return ChallengeResult(NOT_HANDED_IN, budget=challenge.cpu_seconds,
                                message=f"{challenge.file} was not handed in")
@@ -249,7 +249,6 @@ def write_leaderboard(path, results):
     """Write the leaderboard CSV atomically; every text cell spreadsheet-safe."""
     import csv
 
-    from .classroom import _write_atomically, spreadsheet_safe
 
     def write(handle):
         writer = csv.writer(handle)
@@ -257,4 +256,4 @@ def write_leaderboard(path, results):
         for row in leaderboard_rows(results):
             writer.writerow([spreadsheet_safe(row[column]) for column in LEADERBOARD_COLUMNS])
 
-    _write_atomically(path, write)
+    write_atomically(path, write)

@@ -38,8 +38,8 @@ from pathlib import Path
 
 from . import isolation
 from .challenge import NOT_GRADED, ChallengeResult, write_leaderboard
-from .grade import (GradeError, KitChanged, challenge_data, grade, gradescope_results,
-                    kit_challenge, kit_questions, printable)
+from .grade import GradeError, KitChanged, challenge_data, grade, gradescope_results, kit_challenge, kit_questions
+from .output import printable, spreadsheet_safe, write_atomically
 
 __all__ = ["grade_folder", "ClassRun", "FORMATS", "MAX_ANSWER"]
 
@@ -68,12 +68,6 @@ def _submissions(folder):
     return found
 
 
-def spreadsheet_safe(cell):
-    """A text cell that no spreadsheet runs as a formula: ``'`` before ``= + - @`` and controls."""
-    cell = str(cell)
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r", "\n") else cell
-
-
 def _check_writable(path, what):
     """Fail now, before any grading, when ``path`` (a file to write later) cannot be written."""
     path = Path(path)
@@ -87,21 +81,6 @@ def _check_writable(path, what):
         raise GradeError(f"cannot write the {what} {path}: {error}") from None
 
 
-def _write_atomically(path, write):
-    """Write ``path`` through a temporary file in its folder, then replace it in one step."""
-    path = Path(path)
-    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".part", delete=False, newline="",
-                                         encoding="utf-8")
-    try:
-        with handle:
-            write(handle)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-
-
 class ClassRun:
     """The rows of a class run so far, saved after every student (see the module docstring)."""
 
@@ -112,7 +91,7 @@ class ClassRun:
 
     def add(self, student, report, error=""):
         self.rows.append((student, report, error))
-        _write_atomically(self.csv_path, self._write)
+        write_atomically(self.csv_path, self._write)
         if self.leaderboard is not None:
             write_leaderboard(self.leaderboard, [
                 (name, report.challenge if report is not None and report.challenge is not None
@@ -225,11 +204,11 @@ def grade_folder(submissions, references, csv_path, json_dir=None, limits=None, 
                if report.challenge is not None else ""))
         if json_dir is not None and format == "gradescope":
             (Path(json_dir) / name).mkdir(exist_ok=True)
-            _write_atomically(Path(json_dir) / name / "results.json",
+            write_atomically(Path(json_dir) / name / "results.json",
                               lambda handle: json.dump(gradescope_results(report), handle,
                                                        indent=2))
         elif json_dir is not None:
-            _write_atomically(Path(json_dir) / f"{name}.json",
+            write_atomically(Path(json_dir) / f"{name}.json",
                               lambda handle: json.dump(report.to_dict(), handle, indent=2))
         run.add(name, report)
     for line in run.summary():

@@ -38,6 +38,7 @@ import numpy as np
 
 from .challenge import Challenge, ChallengeData, load_data, run_challenge
 from .files import HandInError, digest, read_regular
+from .output import printable
 from .questions import EXPECTED_FILE, Question, hidden_weight_key, relative_error
 from .sandbox import CRASHED, NOT_RUN, TIMEOUT, Limits, SandboxError, run_checks
 from .submission import CheckTimeout, Submission
@@ -56,22 +57,6 @@ _CHILD_FAILURES = (FAILED, ERROR, NOT_IMPLEMENTED, TIMEOUT, CRASHED, NOT_RUN)
 class GradeError(Exception):
     """The grader could not run: a problem with the tooling or the kit, or a submission it refuses
     to run at all (a handed-in file that is a link, a device, too large)."""
-
-
-# Control characters (but newline and tab; ESC starts every terminal escape code), the Unicode
-# line separators and the controls that reorder text on screen: shown as escapes, never printed.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e"
-                      "\u2028\u2029\u2066-\u2069]")
-
-
-def printable(text, one_line=True):
-    """``text`` (from a submission) made safe to print: escape codes and control characters shown
-    as ``\\x1b``-style escapes; with ``one_line``, line breaks shown as ``\\n`` too, so that a
-    message cannot start a line of its own (a fake "total")."""
-    text = str(text)
-    if one_line:
-        text = text.replace("\n", "\\n").replace("\t", " ")
-    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 @dataclasses.dataclass

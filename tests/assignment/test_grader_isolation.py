@@ -21,7 +21,7 @@ import pytest
 
 from minicnn.assignment import Limits, cli_grade, cli_grade_all, grade, isolation
 from minicnn.assignment.channel import ProtocolError, Reader, Writer
-from minicnn.assignment.classroom import spreadsheet_safe
+from minicnn.assignment.output import spreadsheet_safe
 from minicnn.assignment.files import HandInError, copy_regular, digest, remove_tree
 from minicnn.assignment.grade import GradeError, printable
 
