@@ -34,11 +34,9 @@ from .interpret import LayerActivation, LayerGradCam, Occlusion, Saliency
 from .nn import Conv2d
 from .tensor import Tensor
 from .train.args import positive_int
-from .train.config import (UsageError, build_model, build_transforms, check_device, check_input_size,
-                           check_num_classes, check_out_dir, load_datasets)
-from .train.finetune import check_weights, read_state_dict
+from .train.config import UsageError, build_transforms, check_device, check_out_dir
 from .train.metrics import write_json
-from .train.run import describe_os_error, saved_model_config
+from .train.run import describe_os_error, load_saved_model
 
 METHODS = ("filters", "activations", "occlusion", "saliency", "gradcam")
 #: How many test images (the first ones) are classified to choose the examples from.
@@ -84,27 +82,6 @@ def explain_main(args, out=print):
     return 1
 
 
-def load_checkpoint_model(args):
-    """``(model, config, path, test_set, classes)``, loaded as ``minicnn evaluate`` loads them."""
-    path, config, _ = saved_model_config(args)
-    if args.data_root is not None:
-        config["data_root"] = args.data_root
-    _, test_set, classes = load_datasets(config, train=False)
-    check_num_classes(config, test_set)
-    model = build_model(config)
-    try:
-        weights = read_state_dict(path, model)
-    except ValueError as err:  # the message names the file
-        raise UsageError(str(err)) from None
-    try:
-        check_weights(model, weights, path)
-        model.load_state_dict(weights)
-    except ValueError as err:
-        raise UsageError(f"{path}: {err}") from None
-    check_input_size(model, config)
-    return model, config, path, test_set, classes
-
-
 def explain(args, out=print):
     """``minicnn explain`` itself; raises :class:`UsageError` on bad input."""
     if importlib.util.find_spec("matplotlib") is None:
@@ -115,7 +92,7 @@ def explain(args, out=print):
     if args.run is not None and args.checkpoint is not None and args.run != args.checkpoint:
         raise UsageError(f"RUN {args.run} and --checkpoint {args.checkpoint} name two checkpoints; give one")
     args.checkpoint = args.run if args.run is not None else args.checkpoint
-    model, config, path, test_set, classes = load_checkpoint_model(args)
+    model, config, path, test_set, classes = load_saved_model(args)
     device = args.device or "cpu"
     check_device(device)
     model.to(device).eval()

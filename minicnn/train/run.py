@@ -383,16 +383,15 @@ def saved_model_config(args):
     return path, config, checkpoint
 
 
-def evaluate_checkpoint(args):
-    """``minicnn evaluate`` itself: rebuild the model, load the weights, test it."""
-    path, config, checkpoint = saved_model_config(args)
+def load_saved_model(args):
+    """A saved run's model with its weights: ``(model, config, path, test set, classes)``, each
+    checked (the run's files, the data, the weights' names, shapes and values, the input size),
+    as ``minicnn evaluate`` and ``minicnn explain`` need them; raises :class:`UsageError`."""
+    path, config, _ = saved_model_config(args)
     if args.data_root is not None:
         config["data_root"] = args.data_root
     _, test_set, classes = load_datasets(config, train=False)
     check_num_classes(config, test_set)
-    test_set = random_subset(test_set, args.subset, 1)
-    loader = DataLoader(test_set, batch_size=args.batch_size or 256, shuffle=False,
-                        transform=build_transforms(config, train=False))
     model = build_model(config)
     try:
         weights = read_state_dict(path, model)
@@ -404,6 +403,15 @@ def evaluate_checkpoint(args):
     except ValueError as err:
         raise UsageError(f"{path}: {err}") from None
     check_input_size(model, config)
+    return model, config, path, test_set, classes
+
+
+def evaluate_checkpoint(args):
+    """``minicnn evaluate`` itself: rebuild the model, load the weights, test it."""
+    model, config, path, test_set, classes = load_saved_model(args)
+    test_set = random_subset(test_set, args.subset, 1)
+    loader = DataLoader(test_set, batch_size=args.batch_size or 256, shuffle=False,
+                        transform=build_transforms(config, train=False))
     device = args.device or "cpu"
     check_device(device)
     model.to(device)
