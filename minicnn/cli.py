@@ -31,7 +31,8 @@ from .lecture import add_lecture_arguments, run_lecture
 from .models.convert import convert_torch
 from .summary import summary
 from .tensor import Tensor
-from .train.args import ArgumentParser, add_evaluate_arguments, add_train_arguments
+from .argparsing import ArgumentParser
+from .train.args import add_evaluate_arguments, add_train_arguments
 from .train.config import MAX_IMAGE_SIZE
 from .train.run import evaluate_main, train_main
 

@@ -31,6 +31,7 @@ import json
 import math
 import sys
 
+from ..argparsing import ArgumentParser
 from .build import BuildError, LeakError, MarkerError, build, strip_solutions
 from .challenge import Challenge
 from .classroom import FORMATS, _check_writable, grade_folder
@@ -220,7 +221,7 @@ def run(args):
 
 def main(argv=None):
     """The ``build``/``grade``/``grade-all`` command line; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m minicnn.assignment",
-                                     description="Build and grade minicnn assignments.")
+    parser = ArgumentParser(prog="python -m minicnn.assignment",
+                            description="Build and grade minicnn assignments.")
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -11,22 +11,8 @@ import argparse
 import math
 
 from .. import backend, models
-from .config import DATASETS, DEFAULT_EPOCHS, MAX_IMAGE_SIZE, SCHEDULES, dataset_name, did_you_mean
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser, with its errors made short: the one line that matters (a mistyped
-    choice gets "did you mean ...?") and where the options are listed, instead of the usage
-    block first. Every ``minicnn`` parser is one: sub-parsers take their parent's class."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help' for the options)\n")
-
-    def _check_value(self, action, value):  # argparse's check of choices=, plus the suggestion
-        if action.choices is not None and value not in action.choices:
-            choices = ", ".join(map(str, action.choices))
-            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from {choices})"
-                                                 f"{did_you_mean(value, action.choices)}")
+from ..argparsing import ArgumentParser
+from .config import DATASETS, DEFAULT_EPOCHS, MAX_IMAGE_SIZE, SCHEDULES, dataset_name
 
 
 # -- value types: each raises ArgumentTypeError, which argparse reports with the option's name -----

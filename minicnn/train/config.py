@@ -6,7 +6,6 @@ line (:func:`resolve_config`), or, for ``--resume``, the config stored in the ch
 The config is saved as ``config.json`` and inside every checkpoint, so :func:`check_saved_config`
 checks one read back from a file field by field before anything is built from it.
 """
-import difflib
 import math
 import os
 import time
@@ -14,6 +13,7 @@ import time
 import numpy as np
 
 from .. import backend, models, optim
+from ..argparsing import did_you_mean
 from ..data import CIFAR10, MNIST, DataLoader, DatasetNotFoundError, FashionMNIST, Subset
 from ..data.transforms import Compose, Grayscale, Normalize, Resize, parse_augment
 from ..function import no_grad
@@ -76,13 +76,6 @@ RESUME_FIELDS = ("model", "dataset", "num_classes", "in_channels", "epochs", "ba
 
 class UsageError(ValueError):
     """A bad option, combination of options or input file (reported without a traceback)."""
-
-
-def did_you_mean(value, choices):
-    """``"; did you mean 'resnet18'?"`` for the choice closest to a mistyped ``value`` (difflib),
-    or ``""`` when none is close."""
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def dataset_name(text):

@@ -381,3 +381,15 @@ def test_a_check_must_return_arrays(tmp_path):
         collect_references([q], None)
     with pytest.raises(ValueError, match="named function"):
         q.public(lambda sub: {"y": 1})
+
+
+def test_the_command_line_without_minicnn_s_gives_one_line_errors(capsys):
+    from minicnn.assignment import main
+    for argv, line in ([["grde", "x"], "python -m minicnn.assignment: error: argument action: invalid choice: "
+                                       "'grde' (choose from build, grade, grade-all); did you mean 'grade'?"],
+                       [["grade"], "python -m minicnn.assignment grade: error: the following arguments are "
+                                   "required: submission"]):
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        assert caught.value.code == 2
+        assert capsys.readouterr().err.splitlines()[0] == line
