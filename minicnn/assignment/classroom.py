@@ -36,6 +36,8 @@ import tempfile
 import traceback
 from pathlib import Path
 
+import numpy
+
 from . import isolation
 from .challenge import NOT_GRADED, ChallengeResult, write_leaderboard
 from .grade import GradeError, KitChanged, challenge_data, grade, gradescope_results, kit_challenge, kit_questions
@@ -103,14 +105,14 @@ class ClassRun:
                   + ["automatic total", "automatic possible", "complete", "isolated"]
                   + [cell for key, (title, points) in self.written.items()
                      for cell in (f"{key} answer", f"{key} {title} ({points:g}, by hand)")]
-                  + ["not handed in"])
+                  + (["hours spent"] if self.written else []) + ["not handed in"])
         writer = csv.writer(handle)
         writer.writerow([spreadsheet_safe(cell) for cell in header])
         for name, report, error in self.rows:
             if report is None:
                 writer.writerow([spreadsheet_safe(name)] + [""] * len(self.questions)
                                 + ["", "", spreadsheet_safe(error), ""]
-                                + [""] * (2 * len(self.written)) + [""])
+                                + [""] * (2 * len(self.written) + bool(self.written)) + [""])
                 continue
             earned = {q.name: q.earned for q in report.questions}
             answers = []
@@ -122,6 +124,7 @@ class ClassRun:
                             + [f"{report.earned:g}", f"{report.possible:g}",
                                "yes" if report.complete else "no",
                                "yes" if report.isolated else "NO"] + answers
+                            + ([f"{report.hours:g}" if report.hours is not None else ""] if self.written else [])
                             + [spreadsheet_safe(" ".join(report.missing))])
 
     def summary(self):
@@ -134,6 +137,12 @@ class ClassRun:
                  + (f"; {len(incomplete)} not completely (a check timed out, crashed or did not "
                     f"run): {', '.join(map(printable, incomplete))}" if incomplete else "")]
         lines += [f"  not graded: {printable(name)}: {printable(error)}" for name, error in failed]
+        hours = sorted(report.hours for _, report, _ in self.rows
+                       if report is not None and report.hours is not None)
+        if hours:
+            low, median, high = (float(numpy.percentile(hours, q)) for q in (25, 50, 75))
+            lines.append(f"hours spent, as {len(hours)} of {len(self.rows)} students said: median "
+                         f"{median:.3g} (middle half {low:.3g} to {high:.3g})")
         return lines
 
 

@@ -106,6 +106,7 @@ class GradeReport:
     written: dict = dataclasses.field(default_factory=dict)   # {"w1": answer text, "" if none}
     expected: str = None         # the expected values a student's own run scored against
     challenge: object = None     # the challenge's ChallengeResult, when it was run
+    hours: float = None          # the hours the student says the assignment took (answers file)
 
     @property
     def complete(self):
@@ -494,10 +495,28 @@ def written_answers(answers_text, template_text, keys):
     return result
 
 
+#: ``Hours spent: 7.5`` in an answers file: what the assignment took the student (not graded).
+_HOURS = re.compile(r"^\s*hours spent\s*:\s*(?P<hours>\d+(?:[.,]\d+)?)\s*(?:h|hours?)?\s*$",
+                    re.IGNORECASE | re.MULTILINE)
+#: Fewer hours than this, or more, is not a number of hours that an assignment took.
+HOURS_RANGE = (0.25, 200.0)
+
+
+def hours_spent(answers_text):
+    """The number on the answers file's ``Hours spent:`` line (``7``, ``7.5``, ``7,5 h``), or None
+    when there is no such number, or it is not a plausible time for an assignment."""
+    found = _HOURS.search(answers_text or "")
+    if found is None:
+        return None
+    hours = float(found["hours"].replace(",", "."))
+    return hours if HOURS_RANGE[0] <= hours <= HOURS_RANGE[1] else None
+
+
 def _collect_written(folder, kit, declared, limits):
-    """The written answers of a submission (``{key: text}``), ``""`` for each missing one."""
+    """The written answers of a submission (``{key: text}``, ``""`` for each missing one) and the
+    hours it says it took (None when it does not say)."""
     if not declared.written:
-        return {}
+        return {}, None
     max_bytes = (limits or Limits()).handin_bytes
     try:
         data = read_regular(folder, PurePosixPath(declared.answers_file), max_bytes)
@@ -506,7 +525,7 @@ def _collect_written(folder, kit, declared, limits):
     template_path = kit / declared.answers_file
     template = template_path.read_text(encoding="utf-8") if template_path.is_file() else ""
     text = "" if data is None else data.decode("utf-8", errors="replace")
-    return written_answers(text, template, list(declared.written))
+    return written_answers(text, template, list(declared.written)), hours_spent(text)
 
 
 def _missing_files(folder, names):
@@ -595,7 +614,7 @@ def grade(submission_dir, references=None, *, quiet=False, file=None, limits=Non
         raise GradeError(f"no grader.py in {grader_path.parent}")
     reference_values = _load_references(references_path) if references_path else None
 
-    missing, written, expected_path, hidden_weights, ranked = [], {}, None, {}, None
+    missing, written, hours, expected_path, hidden_weights, ranked = [], {}, None, None, {}, None
     if challenge and kit is None:
         raise GradeError("the challenge needs the grading kit (--references)")
     if kit is not None:
@@ -608,7 +627,7 @@ def grade(submission_dir, references=None, *, quiet=False, file=None, limits=Non
                 data = challenge_data(data)
         questions, title = declared.questions, declared.title
         missing = _missing_files(folder, declared.expected_files)
-        written = _collect_written(folder, kit, declared, limits)
+        written, hours = _collect_written(folder, kit, declared, limits)
         plan = [f"{q['name']}.{c['name']}" for q in questions for c in q["checks"]]
         run = _run_isolated(folder, kit, declared.submission_files, plan, limits,
                             require_isolation, questions=questions)
@@ -637,7 +656,7 @@ def grade(submission_dir, references=None, *, quiet=False, file=None, limits=Non
                          questions=results, output=run.output,
                          isolation=run.isolation.describe(), isolated=run.isolation.isolated,
                          missing=missing, written=written, expected=expected_path,
-                         challenge=ranked)
+                         challenge=ranked, hours=hours)
     if not quiet:
         print(report.format(), file=file or sys.stdout)
     return report

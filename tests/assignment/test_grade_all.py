@@ -43,6 +43,9 @@ def test_a_class_is_graded_into_one_csv(kit, tmp_path, capsys):
     _hand_in(submissions / "carol", A2)
     crash = submissions / "carol" / "topo.py"
     crash.write_text("import os\nos._exit(0)\n" + crash.read_text())   # dies at import
+    for name, said in (("alice", "Hours spent: 6.5"), ("carol", "hours spent: 9 h")):
+        answers = submissions / name / "answers.md"
+        answers.write_text(answers.read_text().replace("Hours spent: ", said, 1))
     marks = tmp_path / "marks.csv"
     status = cli_grade_all(submissions, kit.grader_dir, marks, json_dir=tmp_path / "reports")
     assert status == EXIT_INCOMPLETE                          # carol could not be graded completely
@@ -57,7 +60,11 @@ def test_a_class_is_graded_into_one_csv(kit, tmp_path, capsys):
     # The handout's answers.md, untouched: every written answer is flagged as missing.
     assert rows["bob"]["w1 answer"] == rows["bob"]["w2 answer"] == "MISSING"
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["alice.json", "bob.json", "carol.json"]
-    assert "alice" in capsys.readouterr().out
+    # What the assignment took, as the students said (the handout's line, untouched: nothing).
+    assert [rows[name]["hours spent"] for name in ("alice", "bob", "carol")] == ["6.5", "", "9"]
+    printed = capsys.readouterr().out
+    assert "alice" in printed
+    assert "hours spent, as 2 of 3 students said: median 7.75 (middle half 7.12 to 8.38)" in printed
 
 
 def test_the_command_line_and_its_errors(kit, tmp_path, capsys):
@@ -112,3 +119,12 @@ def test_gradescope_needs_a_folder(kit, tmp_path, capsys):
                      str(kit.grader_dir), "--csv", str(tmp_path / "m.csv"),
                      "--format", "gradescope"]) == 1
     assert "--format gradescope writes into --json-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, hours", [
+    ("Hours spent: 7.5", 7.5), ("hours spent:7,5 h", 7.5), ("Name: x\nHours spent: 12 hours\n", 12.0),
+    ("Hours spent: ", None), ("Hours spent: about 7", None), ("Hours spent: 0", None),
+    ("Hours spent: 9000", None), ("", None)])
+def test_hours_spent_is_a_plausible_number_or_nothing(text, hours):
+    from minicnn.assignment.grade import hours_spent
+    assert hours_spent(text) == hours
