@@ -27,7 +27,8 @@ order, found iteratively (no recursion: a ResNet-152 graph is thousands of nodes
     4. the graph is freed: each function drops its inputs and saved arrays -- unless
        ``backward(retain_graph=True)`` asked to keep it for another backward pass;
     5. the callbacks that a ``backward`` queued during the walk (:func:`queue_callback`) run, in
-       order: ``DistributedDataParallel`` averages the gradients over the processes there.
+       order: ``DistributedDataParallel`` averages the gradients over the processes there (after a
+       walk that accumulates ``.grad``: :func:`accumulates_into_leaves`).
 
 ``autograd.grad(outputs, inputs)`` runs the same walk (:func:`run_backward` with ``inputs``) over
 only the functions between the outputs and the inputs, and returns the inputs' gradients instead
@@ -229,6 +230,12 @@ def queue_callback(callback):
     callbacks.append(callback)
 
 
+def accumulates_into_leaves():
+    """True inside a backward walk that accumulates into the leaves' ``.grad`` (``backward()``);
+    False inside ``autograd.grad``, which returns gradients and leaves every ``.grad`` alone."""
+    return getattr(_state, "accumulating", False)
+
+
 def backward(tensor, grad, retain_graph=False):
     """Reverse-mode autodiff from ``tensor`` with upstream gradient ``grad`` (a backend array);
     every leaf reached accumulates its gradient into ``.grad``.
@@ -256,6 +263,7 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
         order = _leading_to(order, inputs)
         captured = {id(t): None for t in inputs}
     outer_callbacks, _state.callbacks = getattr(_state, "callbacks", None), []
+    outer_accumulating, _state.accumulating = accumulates_into_leaves(), inputs is None
     try:
         for fn in reversed(order):
             grad_outputs = []
@@ -296,6 +304,7 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
                 captured[id(t)] = _gradient_complete(t, pending.pop(id(t)))
     finally:
         callbacks, _state.callbacks = _state.callbacks, outer_callbacks
+        _state.accumulating = outer_accumulating
         if not retain_graph:
             _free_graph(order)
     for callback in callbacks:

@@ -11,7 +11,8 @@ class with its paper's formula in the docstring:
 
 Every method works in ``eval()`` mode, with frozen parameters and under ``no_grad`` (it turns on
 what it needs), on every device, and leaves no hook behind. A model wrapped in
-``nn.parallel.DistributedDataParallel`` is explained through the model it wraps (``attribution.unwrap``).
+``nn.parallel.DistributedDataParallel`` gives its inner model's attributions (its backward averages
+gradients only after ``backward()``, not after the ``autograd.grad`` the methods use).
 docs/see-inside.md explains them; ``minicnn explain`` draws them for a trained run.
 """
 from .gradient import GuidedBackprop, InputXGradient, Saliency

@@ -5,27 +5,12 @@ captum's vocabulary: ``forward_func`` is the model (any callable from a batch to
 a batch ``(N, ...)``, ``target`` the class whose score is explained: one int for every example, or
 one per example (a list, array or Tensor of N ints). ``None`` is allowed only for a model with one
 score per example (captum then sums all the scores; minicnn asks for a target instead).
-
-A model wrapped for data-parallel training (``nn.parallel.DistributedDataParallel``) is explained
-through the model it wraps (:func:`unwrap`): the wrapper's forward pass is the same, but its
-backward would average the parameters' gradients over the ranks -- gradients an attribution never
-computes (it asks only for the input's or a layer's), so the wrapper would stop with "parameter
-gradient(s) missing". Layers are then given as the inner model's (``ddp.module.features[3]``).
 """
 import numpy
 
 from .. import backend
 from ..nn import Module
-from ..nn.parallel import DistributedDataParallel
 from ..tensor import Tensor
-
-
-def unwrap(forward_func):
-    """The model inside a ``DistributedDataParallel`` wrapper (the same function of the input,
-    without the gradient averaging after backward), else ``forward_func`` itself."""
-    while isinstance(forward_func, DistributedDataParallel):
-        forward_func = forward_func.module
-    return forward_func
 
 
 def as_inputs(inputs, method):

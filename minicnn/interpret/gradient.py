@@ -5,7 +5,7 @@ from ..backend import get_array_module
 from ..function import enable_grad
 from ..nn import ReLU
 from ..tensor import Tensor
-from .attribution import as_inputs, target_scores, unwrap
+from .attribution import as_inputs, target_scores
 
 
 def input_gradient(forward_func, inputs, target, method):
@@ -30,7 +30,7 @@ class Saliency:
     """
 
     def __init__(self, forward_func):
-        self.forward_func = unwrap(forward_func)
+        self.forward_func = forward_func
 
     def attribute(self, inputs, target=None, abs=True):
         grad = input_gradient(self.forward_func, inputs, target, "Saliency")
@@ -42,7 +42,7 @@ class InputXGradient:
     linear model it is exactly each input's contribution to the score."""
 
     def __init__(self, forward_func):
-        self.forward_func = unwrap(forward_func)
+        self.forward_func = forward_func
 
     def attribute(self, inputs, target=None):
         inputs = as_inputs(inputs, "InputXGradient")
@@ -63,7 +63,7 @@ class GuidedBackprop:
     """
 
     def __init__(self, model):
-        self.model = unwrap(model)
+        self.model = model
 
     def attribute(self, inputs, target=None):
         handles = [m.register_forward_hook(self._clamp_gradient)

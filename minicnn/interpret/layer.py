@@ -5,14 +5,13 @@ from .. import autograd
 from ..backend import get_array_module
 from ..function import enable_grad, no_grad
 from ..tensor import Tensor
-from .attribution import LayerCapture, as_inputs, check_layer, target_scores, unwrap
+from .attribution import LayerCapture, as_inputs, check_layer, target_scores
 
 
 class LayerAttribution:
     """What layer methods share (captum's base class of the same name)."""
 
     def __init__(self, forward_func, layer):
-        forward_func = unwrap(forward_func)
         check_layer(forward_func, layer, type(self).__name__)
         self.forward_func, self.layer = forward_func, layer
 

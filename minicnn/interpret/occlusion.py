@@ -6,7 +6,7 @@ import numpy
 from ..backend import get_array_module
 from ..function import no_grad
 from ..tensor import Tensor
-from .attribution import as_inputs, target_scores, unwrap
+from .attribution import as_inputs, target_scores
 
 
 def _per_dim(value, ndim, name):
@@ -32,7 +32,7 @@ class Occlusion:
     """
 
     def __init__(self, forward_func):
-        self.forward_func = unwrap(forward_func)
+        self.forward_func = forward_func
 
     def attribute(self, inputs, sliding_window_shapes, strides=None, baselines=0, target=None,
                   perturbations_per_eval=1):

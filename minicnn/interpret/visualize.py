@@ -9,7 +9,7 @@ from ..factories import randn
 from ..function import enable_grad
 from ..rng import generator
 from ..tensor import Tensor
-from .attribution import as_inputs, target_scores, unwrap
+from .attribution import as_inputs, target_scores
 
 
 def _ascent_step(model, image, target, l2_reg=0.0):
@@ -31,7 +31,6 @@ def make_fooling_image(model, image, target, learning_rate=1.0, max_iterations=1
 
     Returns the new image (a Tensor); ``image`` is unchanged. Raises ``RuntimeError`` if
     ``max_iterations`` steps do not fool the model."""
-    model = unwrap(model)
     x = as_inputs(image, "make_fooling_image").data.copy()
     if x.shape[0] != 1:
         raise ValueError(f"make_fooling_image: expected one image (1, C, H, W), got shape {x.shape}")
@@ -54,7 +53,6 @@ def class_visualization(model, target, input_shape, l2_reg=1e-3, learning_rate=2
     ``blur_every`` steps a Gaussian blur (sigma 0.5) removes the high frequencies the ascent
     favours; ``value_range=(low, high)`` clips the pixels after each step. ``input_shape`` is
     ``(C, H, W)``. Starts from ``mc.randn`` (seed it with ``mc.manual_seed``). Returns ``(1, C, H, W)``."""
-    model = unwrap(model)
     weight = next(iter(model.parameters()))                         # the model's device and dtype
     image = randn(1, *input_shape, dtype=weight.dtype, device=weight.device).data
     xp = get_array_module(image)

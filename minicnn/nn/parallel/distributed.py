@@ -15,7 +15,10 @@ about ``bucket_cap_mb`` MB, in a fixed order (the parameters in reverse, roughly
 backward produces them), and each bucket is one ``all_reduce``: a few large messages instead of
 one per parameter. The averaging runs when the backward walk has finished: the wrapper passes
 the model's outputs through an identity ``Function`` whose backward -- the first of the walk --
-queues it (:func:`minicnn.function.queue_callback`).
+queues it (:func:`minicnn.function.queue_callback`). Only a walk that accumulates into the
+parameters' ``.grad`` (``backward()``) does: ``autograd.grad`` through the wrapper (an attribution,
+say) computes no parameter gradient, so there is nothing to average -- as in PyTorch, whose DDP
+hooks the parameters' gradient accumulation.
 """
 import contextlib
 
@@ -23,7 +26,7 @@ import numpy
 
 from ... import backend
 from ... import distributed as dist
-from ...function import Function, is_grad_enabled, no_grad, queue_callback
+from ...function import Function, accumulates_into_leaves, is_grad_enabled, no_grad, queue_callback
 from ...tensor import Tensor
 from ..module import Module
 
@@ -112,7 +115,8 @@ class _AverageGradientsAfterBackward(Function):
         return outputs if len(outputs) > 1 else outputs[0]
 
     def backward(self, *grads):
-        queue_callback(self.ddp._average_gradients)
+        if accumulates_into_leaves():           # not for autograd.grad: no .grad is written
+            queue_callback(self.ddp._average_gradients)
         return grads if len(grads) > 1 else grads[0]
 
 
